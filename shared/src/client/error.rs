@@ -1,0 +1,71 @@
+//! Errors a terminal sees.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::error::ProtoError;
+use crate::msg::{ErrorInfo, Refusal};
+
+/// Why a client call failed. Each message is one plain sentence for the operator.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The server could not be reached.
+    #[error("cannot reach the image server at {server}: {source}")]
+    Connect {
+        /// The address dialled.
+        server: String,
+        /// The network's reason.
+        source: std::io::Error,
+    },
+    /// The server refused this terminal at the handshake.
+    #[error("the image server refused this terminal: {}", .0.message)]
+    Refused(Refusal),
+    /// The server answered a request with an error.
+    #[error("{0}")]
+    Server(ErrorInfo),
+    /// The connection is gone.
+    #[error("the connection to the image server was lost: {0}")]
+    Closed(String),
+    /// The server did not answer in time.
+    #[error("the image server did not answer {0} in time")]
+    Timeout(&'static str),
+    /// The server answered with a message that does not fit the request.
+    #[error("the image server answered {0} with an unexpected message")]
+    Unexpected(&'static str),
+    /// A local page file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        source: std::io::Error,
+    },
+    /// A page is unusable before anything is sent (empty name, changed while sending...).
+    #[error("{0}")]
+    BadPage(String),
+    /// Framing or decoding failed.
+    #[error(transparent)]
+    Protocol(#[from] ProtoError),
+}
+
+impl ClientError {
+    /// The server's error details, when the server refused the request.
+    pub fn server_error(&self) -> Option<&ErrorInfo> {
+        match self {
+            ClientError::Server(info) => Some(info),
+            _ => None,
+        }
+    }
+
+    /// True when the connection must be re-established before trying again.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Closed(_)
+                | ClientError::Timeout(_)
+                | ClientError::Protocol(_)
+        )
+    }
+}

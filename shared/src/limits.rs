@@ -1,0 +1,27 @@
+//! Numbers both sides agree on. Changing any of them is a protocol change.
+
+/// The protocol version sent in [`crate::msg::Hello`]; the server refuses any other.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The first four bytes of every hello, so a stray client is recognised at once.
+pub const MAGIC: [u8; 4] = *b"ICST";
+
+/// Largest frame body after the handshake, in bytes (1 MiB). Images travel in
+/// [`CHUNK_SIZE`] pieces, so no frame ever needs more.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Largest frame body before the handshake has succeeded (16 KiB): an unauthenticated peer
+/// cannot make the server allocate more than this.
+pub const MAX_HELLO_FRAME: usize = 16 * 1024;
+
+/// Size of the page-data pieces in which images travel (256 KiB).
+pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Longest device domain, group name, destination name, user ID or page name, in bytes.
+pub const MAX_NAME: usize = 255;
+
+/// Most pages in one distribution.
+pub const MAX_PAGES: usize = 10_000;
+
+/// Largest single page, in bytes (4 GiB).
+pub const MAX_PAGE_BYTES: u64 = 4 << 30;

@@ -1,0 +1,603 @@
+//! Every message of the protocol: the handshake, then one enum per direction.
+//!
+//! Variants are encoded by index: never reorder or remove one, only append. Each variant's
+//! number is written beside it and pinned by golden-byte tests.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeliveryId, DistributionId, RequestId};
+use crate::limits::{MAGIC, PROTOCOL_VERSION};
+
+/// The first frame a terminal sends. The server reads `magic` and `version` before anything
+/// else, so a version mismatch is refused clearly even if later fields changed shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The client's [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// The terminal's identity: its network domain name (or IP address) as in `all.rec`.
+    pub device: String,
+    /// The device's secret token, issued by `imagecast-server device add`.
+    pub token: String,
+    /// Software name and version, for the server's log.
+    pub software: String,
+    /// True when this connection takes the deliveries pushed to the device (a panel or a
+    /// receiving PC); false for a connection that only sends or asks.
+    pub receive: bool,
+}
+
+impl Hello {
+    /// A hello for this protocol version.
+    pub fn new(device: &str, token: &str, software: &str, receive: bool) -> Self {
+        Self {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            device: device.to_owned(),
+            token: token.to_owned(),
+            software: software.to_owned(),
+            receive,
+        }
+    }
+}
+
+/// The leading fields of [`Hello`], decoded first to check the version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HelloPrefix {
+    /// See [`Hello::magic`].
+    pub magic: [u8; 4],
+    /// See [`Hello::version`].
+    pub version: u16,
+}
+
+/// The server's answer to [`Hello`]. Its shape is frozen across versions so that any client
+/// can read a refusal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// 0: the terminal is in.
+    Welcome(Welcome),
+    /// 1: the terminal is refused; the connection closes after this frame.
+    Refused(Refusal),
+}
+
+/// What a terminal learns when it is let in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The server's protocol version.
+    pub version: u16,
+    /// Server software name and version.
+    pub server: String,
+    /// This terminal's destination name (from `all.rec`, else from its device record).
+    pub device_name: String,
+    /// This terminal's kind.
+    pub kind: DeviceKind,
+    /// The terminal sends [`ClientMsg::Heartbeat`] at this interval; the server drops a
+    /// connection silent for two intervals.
+    pub heartbeat_ms: u32,
+    /// Largest frame body the server accepts now.
+    pub max_frame: u32,
+    /// Size of the page-data pieces.
+    pub chunk_size: u32,
+}
+
+/// Why a terminal was refused at the handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// Machine-readable reason.
+    pub code: RefusalCode,
+    /// One plain sentence for a person.
+    pub message: String,
+}
+
+/// Reasons for refusing a handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalCode {
+    /// 0: the first frame was not a hello.
+    NotHello,
+    /// 1: the client speaks another protocol version.
+    VersionMismatch,
+    /// 2: no device of that name is known to the server.
+    UnknownDevice,
+    /// 3: the token does not match the device.
+    BadToken,
+    /// 4: the device's token was revoked.
+    Revoked,
+    /// 5: the server is shutting down or over its connection limit.
+    Unavailable,
+}
+
+/// The kind of a terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    /// 0: a digital multifunction apparatus (MFP) with a control panel.
+    Mfp,
+    /// 1: a personal computer with the printer driver and receiving software.
+    Pc,
+    /// 2: a network printer (receives only).
+    Printer,
+    /// 3: a fax gateway (later phase).
+    FaxGateway,
+}
+
+impl DeviceKind {
+    /// The name used on the command line and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Mfp => "mfp",
+            DeviceKind::Pc => "pc",
+            DeviceKind::Printer => "printer",
+            DeviceKind::FaxGateway => "fax-gateway",
+        }
+    }
+
+    /// Parses [`DeviceKind::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "mfp" => DeviceKind::Mfp,
+            "pc" => DeviceKind::Pc,
+            "printer" => DeviceKind::Printer,
+            "fax-gateway" => DeviceKind::FaxGateway,
+            _ => return None,
+        })
+    }
+}
+
+/// A user's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// 0: distributes and registers the own terminal.
+    Operator,
+    /// 1: also manages groups, devices and users.
+    Admin,
+}
+
+impl Role {
+    /// The name used on the command line and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses [`Role::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// One page of an image: its file name and exact size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageInfo {
+    /// The page's original file name (no directories).
+    pub name: String,
+    /// Size in bytes; the page travels byte for byte.
+    pub size: u64,
+}
+
+/// A destination: network domain name and destination name, as in a `.rec` line.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Destination {
+    /// Network domain name or IP address.
+    pub domain: String,
+    /// Destination name.
+    pub name: String,
+}
+
+/// A row of the table of group names and file names (FIG. 18).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    /// Group name, from the file's first comment line.
+    pub name: String,
+    /// The `.rec` file's name.
+    pub file: String,
+    /// Number of members.
+    pub members: u32,
+}
+
+/// Where one destination of a distribution stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryState {
+    /// 0: waiting: the terminal is offline, or its turn has not come.
+    Queued,
+    /// 1: being sent now.
+    Sending,
+    /// 2: the terminal stored the image.
+    Delivered,
+    /// 3: the terminal printed the image.
+    Printed,
+    /// 4: it will not arrive; the reason says why.
+    Failed(String),
+}
+
+impl DeliveryState {
+    /// True when nothing more will happen to this delivery.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Delivered | DeliveryState::Printed | DeliveryState::Failed(_)
+        )
+    }
+}
+
+/// One destination's state within a distribution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationStatus {
+    /// The destination.
+    pub destination: Destination,
+    /// Its state.
+    pub state: DeliveryState,
+}
+
+/// What a terminal says once it has handled a pushed delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryOutcome {
+    /// 0: stored durably (the receiving software's "received").
+    Stored,
+    /// 1: printed (written to the output tray).
+    Printed,
+    /// 2: the terminal cannot take it (for example its disk is full); final.
+    Refused(String),
+}
+
+/// Outcome of a registration request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegisterOutcome {
+    /// 0: the terminal's line was appended to the group file.
+    Added,
+    /// 1: the terminal was already a member; nothing changed.
+    AlreadyMember,
+}
+
+/// Outcome of a withdrawal request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WithdrawOutcome {
+    /// 0: the terminal's line was removed from the group file.
+    Removed,
+    /// 1: the terminal was not a member; nothing changed.
+    NotMember,
+}
+
+/// Machine-readable error kinds in [`ServerMsg::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// 0: a field is invalid; [`ErrorInfo::field`] names it.
+    BadRequest,
+    /// 1: the request needs a logged-in user.
+    NotLoggedIn,
+    /// 2: wrong user ID or password.
+    BadLogin,
+    /// 3: the user's role does not allow this.
+    Forbidden,
+    /// 4: no group of that name.
+    UnknownGroup,
+    /// 5: no destination of that domain in `all.rec`.
+    UnknownDomain,
+    /// 6: "all distribution destinations" takes no registrations.
+    NotRegistrable,
+    /// 7: the group's file cannot be used; the message names file and line.
+    GroupFileBroken,
+    /// 8: a size or count is over its limit.
+    TooLarge,
+    /// 9: no distribution or upload of that ID.
+    UnknownDistribution,
+    /// 10: the request came at the wrong moment (for example page data without an upload).
+    OutOfOrder,
+    /// 11: the frame could not be decoded.
+    Malformed,
+    /// 12: the server could not store something; nothing was accepted.
+    Storage,
+    /// 13: the distribution resolves to no destination.
+    NoDestinations,
+    /// 14: the server is shutting down.
+    ShuttingDown,
+    /// 15: anything else.
+    Internal,
+}
+
+/// An error reply: a code, the field at fault if any, and one plain sentence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Machine-readable kind.
+    pub code: ErrorCode,
+    /// The request field at fault, when one is.
+    pub field: Option<String>,
+    /// One plain sentence for a person.
+    pub message: String,
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A distribution request: the image's pages and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeginDistribution {
+    /// Chosen by the client; a retry with the same ID is recognised.
+    pub dist: DistributionId,
+    /// Group names, as listed by [`ClientMsg::ListGroups`].
+    pub groups: Vec<String>,
+    /// Individual destinations by domain, as listed by [`ClientMsg::ListDestinations`].
+    pub destinations: Vec<String>,
+    /// The pages, in order; their bytes follow as [`ClientMsg::PageData`].
+    pub pages: Vec<PageInfo>,
+}
+
+/// A distribution the server has stored durably.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The distribution's ID.
+    pub dist: DistributionId,
+    /// Every destination it goes to, each once.
+    pub destinations: Vec<Destination>,
+    /// True when this ID had been accepted before (a retry); nothing new was made.
+    pub duplicate: bool,
+}
+
+/// A delivery pushed to a terminal: the header; the pages follow as
+/// [`ServerMsg::DeliverData`] and end with [`ServerMsg::DeliverEnd`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deliver {
+    /// The delivery's ID, to acknowledge.
+    pub delivery: DeliveryId,
+    /// The distribution it belongs to: the same ID on a redelivery.
+    pub dist: DistributionId,
+    /// The sending terminal.
+    pub sender: Destination,
+    /// The user who sent it.
+    pub user: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub accepted_at_ms: u64,
+    /// The pages, in order.
+    pub pages: Vec<PageInfo>,
+    /// The print request of FIG. 4 S44: true when the terminal should print it.
+    pub print: bool,
+}
+
+/// Messages from a terminal to the server, after the handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// 0: keep-alive.
+    Heartbeat,
+    /// 1: log a user in on this connection (FIG. 6).
+    Login {
+        /// Request ID.
+        id: RequestId,
+        /// User ID.
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// 2: log the user out.
+    Logout {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 3: the destination group names (FIG. 9; FIG. 12 when `for_registration`).
+    ListGroups {
+        /// Request ID.
+        id: RequestId,
+        /// Leave out "all distribution destinations".
+        for_registration: bool,
+    },
+    /// 4: every destination in `all.rec` (FIG. 10).
+    ListDestinations {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 5: start uploading a distribution.
+    BeginDistribution {
+        /// Request ID; page data and the commit name it.
+        id: RequestId,
+        /// What and where.
+        request: BeginDistribution,
+    },
+    /// 6: a piece of a page; pieces come in order, page by page.
+    PageData {
+        /// The `BeginDistribution` request's ID.
+        upload: RequestId,
+        /// Page index from 0.
+        page: u32,
+        /// Byte offset within the page.
+        offset: u64,
+        /// The bytes, at most [`crate::limits::CHUNK_SIZE`].
+        data: Bytes,
+    },
+    /// 7: every byte is sent; store it and answer [`ServerMsg::Accepted`].
+    CommitDistribution {
+        /// Request ID.
+        id: RequestId,
+        /// The `BeginDistribution` request's ID.
+        upload: RequestId,
+    },
+    /// 8: forget an unfinished upload.
+    AbortDistribution {
+        /// The `BeginDistribution` request's ID.
+        upload: RequestId,
+    },
+    /// 9: a pushed delivery was handled.
+    DeliveryAck {
+        /// Which delivery.
+        delivery: DeliveryId,
+        /// What became of it.
+        outcome: DeliveryOutcome,
+    },
+    /// 10: register this terminal with a group (section 2.3).
+    Register {
+        /// Request ID.
+        id: RequestId,
+        /// Group name.
+        group: String,
+    },
+    /// 11: withdraw this terminal from a group.
+    Withdraw {
+        /// Request ID.
+        id: RequestId,
+        /// Group name.
+        group: String,
+    },
+    /// 12: the problems found in the group files, as `FILE:LINE: reason`.
+    GroupProblems {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 13: the state of a distribution, then its progress events on this connection.
+    WatchDistribution {
+        /// Request ID.
+        id: RequestId,
+        /// Which distribution.
+        dist: DistributionId,
+    },
+}
+
+/// Messages from the server to a terminal, after the handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// 0: keep-alive.
+    Heartbeat,
+    /// 1: the request succeeded and has nothing to return.
+    Ok {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 2: the request failed; `id` is absent for faults not tied to a request.
+    Error {
+        /// Request ID, if the fault belongs to one.
+        id: Option<RequestId>,
+        /// What went wrong.
+        error: ErrorInfo,
+    },
+    /// 3: the user is logged in.
+    LoggedIn {
+        /// Request ID.
+        id: RequestId,
+        /// User ID.
+        user: String,
+        /// Role.
+        role: Role,
+    },
+    /// 4: group names, in the order to number them from 1.
+    Groups {
+        /// Request ID.
+        id: RequestId,
+        /// The groups.
+        groups: Vec<GroupEntry>,
+    },
+    /// 5: all destinations.
+    Destinations {
+        /// Request ID.
+        id: RequestId,
+        /// The destinations, in `all.rec` order.
+        destinations: Vec<Destination>,
+    },
+    /// 6: send the pages now.
+    UploadReady {
+        /// The `BeginDistribution` request's ID.
+        id: RequestId,
+    },
+    /// 7: the distribution is on disk; delivery has begun.
+    Accepted {
+        /// Request ID (of the commit, or of the begin for a duplicate).
+        id: RequestId,
+        /// The accepted distribution.
+        accepted: Accepted,
+    },
+    /// 8: registration done.
+    Registered {
+        /// Request ID.
+        id: RequestId,
+        /// Group name.
+        group: String,
+        /// What happened.
+        outcome: RegisterOutcome,
+    },
+    /// 9: withdrawal done.
+    Withdrawn {
+        /// Request ID.
+        id: RequestId,
+        /// Group name.
+        group: String,
+        /// What happened.
+        outcome: WithdrawOutcome,
+    },
+    /// 10: group-file problems.
+    Problems {
+        /// Request ID.
+        id: RequestId,
+        /// `FILE:LINE: reason` lines.
+        problems: Vec<String>,
+    },
+    /// 11: a distribution's state.
+    DistributionStatus {
+        /// Request ID.
+        id: RequestId,
+        /// The distribution.
+        dist: DistributionId,
+        /// Every destination's state.
+        destinations: Vec<DestinationStatus>,
+    },
+    /// 12: event: one destination's state changed.
+    Progress {
+        /// The distribution.
+        dist: DistributionId,
+        /// The destination and its new state.
+        status: DestinationStatus,
+    },
+    /// 13: event: every destination is done; the final results.
+    DistributionDone {
+        /// The distribution.
+        dist: DistributionId,
+        /// Every destination's final state.
+        results: Vec<DestinationStatus>,
+    },
+    /// 14: event: a delivery begins.
+    Deliver(Deliver),
+    /// 15: event: a piece of a delivered page.
+    DeliverData {
+        /// Which delivery.
+        delivery: DeliveryId,
+        /// Page index from 0.
+        page: u32,
+        /// Byte offset within the page.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// 16: event: the delivery's last byte was sent; store it and acknowledge.
+    DeliverEnd {
+        /// Which delivery.
+        delivery: DeliveryId,
+    },
+    /// 17: event: something the operator should read (for example a server shutdown).
+    Notice {
+        /// One plain sentence.
+        text: String,
+    },
+}
+
+impl ServerMsg {
+    /// The request this message answers, if it is a reply.
+    pub fn reply_to(&self) -> Option<RequestId> {
+        match self {
+            ServerMsg::Ok { id }
+            | ServerMsg::LoggedIn { id, .. }
+            | ServerMsg::Groups { id, .. }
+            | ServerMsg::Destinations { id, .. }
+            | ServerMsg::UploadReady { id }
+            | ServerMsg::Accepted { id, .. }
+            | ServerMsg::Registered { id, .. }
+            | ServerMsg::Withdrawn { id, .. }
+            | ServerMsg::Problems { id, .. }
+            | ServerMsg::DistributionStatus { id, .. } => Some(*id),
+            ServerMsg::Error { id, .. } => *id,
+            _ => None,
+        }
+    }
+}
