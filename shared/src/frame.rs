@@ -274,7 +274,10 @@ mod tests {
         let mut r = FrameReader::new(b, 1024);
         let err = r.read_msg::<ClientMsg>("client message").await.unwrap_err();
         assert!(!err.is_fatal());
-        assert!(err.to_string().starts_with("malformed client message"), "{err}");
+        assert!(
+            err.to_string().starts_with("malformed client message"),
+            "{err}"
+        );
     }
 
     #[test]

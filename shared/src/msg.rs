@@ -601,3 +601,29 @@ impl ServerMsg {
         }
     }
 }
+
+/// What the first frame of a connection turned out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HelloCheck {
+    /// A hello of this protocol version.
+    Hello(Hello),
+    /// Not an imagecast hello at all.
+    NotHello,
+    /// A hello of another protocol version.
+    OtherVersion(u16),
+    /// A hello of this version whose fields do not decode.
+    Malformed(String),
+}
+
+/// Reads the first frame: magic and version first, then the rest of the hello.
+pub fn parse_hello(body: &[u8]) -> HelloCheck {
+    match postcard::take_from_bytes::<HelloPrefix>(body) {
+        Err(_) => HelloCheck::NotHello,
+        Ok((p, _)) if p.magic != MAGIC => HelloCheck::NotHello,
+        Ok((p, _)) if p.version != PROTOCOL_VERSION => HelloCheck::OtherVersion(p.version),
+        Ok(_) => match postcard::from_bytes::<Hello>(body) {
+            Ok(h) => HelloCheck::Hello(h),
+            Err(e) => HelloCheck::Malformed(e.to_string()),
+        },
+    }
+}

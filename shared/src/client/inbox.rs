@@ -237,9 +237,9 @@ impl Inbox {
             inc.page += 1;
             inc.offset = 0;
         }
-        let info = pages
-            .get(page as usize)
-            .ok_or_else(|| inconsistent(format!("data for page {} of {}", page + 1, pages.len())))?;
+        let info = pages.get(page as usize).ok_or_else(|| {
+            inconsistent(format!("data for page {} of {}", page + 1, pages.len()))
+        })?;
         if page != inc.page || offset != inc.offset {
             return Err(inconsistent(format!(
                 "data for page {} at byte {offset}, expected page {} at byte {}",
@@ -280,15 +280,16 @@ impl Inbox {
         let last_ok = if pages.is_empty() {
             true
         } else {
-            inc.page as usize == pages.len() - 1
-                && inc.offset == pages[pages.len() - 1].size
+            inc.page as usize == pages.len() - 1 && inc.offset == pages[pages.len() - 1].size
         };
         // Pages of zero bytes carry no data frames: they may legitimately remain.
         let trailing_empty = pages
             .iter()
             .skip(inc.page as usize + 1)
             .all(|p| p.size == 0)
-            && pages.get(inc.page as usize).is_none_or(|p| p.size == inc.offset);
+            && pages
+                .get(inc.page as usize)
+                .is_none_or(|p| p.size == inc.offset);
         if !last_ok && !trailing_empty {
             let _ = std::fs::remove_dir_all(&inc.dir);
             return Err(InboxError::Inconsistent {
@@ -502,7 +503,11 @@ mod tests {
     fn interrupted_move_is_finished_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let dist = DistributionId::new_random();
-        let incoming = dir.path().join(STATE_DIR).join(INCOMING).join(dist.to_string());
+        let incoming = dir
+            .path()
+            .join(STATE_DIR)
+            .join(INCOMING)
+            .join(dist.to_string());
         std::fs::create_dir_all(&incoming).unwrap();
         std::fs::write(incoming.join("0"), b"page").unwrap();
         std::fs::write(
@@ -511,7 +516,11 @@ mod tests {
         )
         .unwrap();
         let partial = DistributionId::new_random();
-        let junk = dir.path().join(STATE_DIR).join(INCOMING).join(partial.to_string());
+        let junk = dir
+            .path()
+            .join(STATE_DIR)
+            .join(INCOMING)
+            .join(partial.to_string());
         std::fs::create_dir_all(&junk).unwrap();
         let inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
         assert_eq!(std::fs::read(dir.path().join("doc.png")).unwrap(), b"page");
@@ -527,10 +536,16 @@ mod tests {
         let mut events = header(dist, 1, &[("a", b"abcdef")]);
         events.swap(1, 2);
         let err = run(&mut inbox, &events).unwrap_err();
-        assert!(err.to_string().contains("expected page 1 at byte 0"), "{err}");
+        assert!(
+            err.to_string().contains("expected page 1 at byte 0"),
+            "{err}"
+        );
         let short = header(dist, 2, &[("a", b"abcdef")]);
-        let err = run(&mut inbox, &[short[0].clone(), short[1].clone(), short[3].clone()])
-            .unwrap_err();
+        let err = run(
+            &mut inbox,
+            &[short[0].clone(), short[1].clone(), short[3].clone()],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("ended at page 1 byte 3"), "{err}");
     }
 }

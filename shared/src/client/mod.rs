@@ -225,6 +225,7 @@ pub struct Client {
     cancel: CancellationToken,
     _guard: Arc<DropGuard>,
     request_timeout: Duration,
+    writer: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 struct DropGuard(CancellationToken);
@@ -261,7 +262,10 @@ impl Client {
     }
 
     /// Performs the handshake over an established byte stream (TCP, TLS, or a test pipe).
-    pub async fn handshake<S>(stream: S, cfg: &ClientConfig) -> Result<(Client, Events), ClientError>
+    pub async fn handshake<S>(
+        stream: S,
+        cfg: &ClientConfig,
+    ) -> Result<(Client, Events), ClientError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -294,7 +298,7 @@ impl Client {
         let (out_tx, out_rx) = mpsc::channel::<OutFrame>(16);
         let (ev_tx, ev_rx) = mpsc::channel::<Event>(256);
         let heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_ms.max(100)));
-        tokio::spawn(write_loop(
+        let writer = tokio::spawn(write_loop(
             wr,
             out_rx,
             heartbeat,
@@ -315,6 +319,7 @@ impl Client {
             _guard: Arc::new(DropGuard(cancel.clone())),
             cancel,
             request_timeout: cfg.request_timeout,
+            writer: Arc::new(Mutex::new(Some(writer))),
         };
         Ok((client, Events { rx: ev_rx }))
     }
@@ -330,9 +335,16 @@ impl Client {
     }
 
     /// Closes the connection.
-    pub fn close(&self) {
+    ///
+    /// What was queued before (an acknowledgement, say) is still sent; this returns once it
+    /// was, or after two seconds.
+    pub async fn close(&self) {
         self.shared.close("closed by this terminal");
         self.cancel.cancel();
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = writer {
+            let _ = tokio::time::timeout(Duration::from_secs(3), w).await;
+        }
     }
 
     async fn send(&self, msg: &ClientMsg) -> Result<(), ClientError> {
@@ -402,7 +414,10 @@ impl Client {
 
     /// Logs the user out.
     pub async fn logout(&self) -> Result<(), ClientError> {
-        match self.request("the logout", |id| ClientMsg::Logout { id }).await? {
+        match self
+            .request("the logout", |id| ClientMsg::Logout { id })
+            .await?
+        {
             ServerMsg::Ok { .. } => Ok(()),
             _ => Err(ClientError::Unexpected("the logout")),
         }
@@ -475,10 +490,7 @@ impl Client {
     }
 
     /// A distribution's current state; its later progress then arrives as events.
-    pub async fn watch(
-        &self,
-        dist: DistributionId,
-    ) -> Result<Vec<DestinationStatus>, ClientError> {
+    pub async fn watch(&self, dist: DistributionId) -> Result<Vec<DestinationStatus>, ClientError> {
         let reply = self
             .request("the status request", |id| ClientMsg::WatchDistribution {
                 id,
@@ -670,7 +682,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             return;
         }
     }
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
+    // Closing: what was queued before (an acknowledgement, say) still goes out.
+    let flush = async {
+        while let Ok(frame) = rx.try_recv() {
+            if frame.write_to(&mut wr).await.is_err() {
+                return;
+            }
+        }
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(

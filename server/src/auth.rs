@@ -1,0 +1,299 @@
+//! Devices and users: who may connect, and who may act.
+//!
+//! A device is a terminal allowed to connect: its network domain name, a destination name, a
+//! kind, and a random token of which only a SHA-256 digest is stored (a 256-bit random token
+//! needs no slow hash; the digest comparison runs in constant time). A user has an ID, a role
+//! and an argon2 password hash; hashing runs off the async threads.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use imagecast_shared::msg::{DeviceKind, Role};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::db::{DbError, now_ms};
+
+/// A device as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Network domain name (or IP address), as in `all.rec`.
+    pub domain: String,
+    /// Destination name.
+    pub name: String,
+    /// Kind of terminal.
+    pub kind: DeviceKind,
+    /// True once the token was revoked.
+    pub revoked: bool,
+}
+
+/// A user as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// User ID.
+    pub user: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Why an account operation failed.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A device or user of that name exists already.
+    #[error("{0} exists already")]
+    Exists(String),
+    /// No device or user of that name.
+    #[error("{0} does not exist")]
+    Missing(String),
+    /// A value is unusable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<rusqlite::Error> for AuthError {
+    fn from(e: rusqlite::Error) -> Self {
+        AuthError::Db(DbError::Sqlite(e))
+    }
+}
+
+/// A fresh device token: 32 random bytes in hex.
+pub fn new_token() -> Result<String, AuthError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AuthError::Invalid(format!("no random numbers available: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Adds a device and returns its new token.
+pub fn add_device(
+    conn: &Connection,
+    domain: &str,
+    name: &str,
+    kind: DeviceKind,
+) -> Result<String, AuthError> {
+    let token = new_token()?;
+    let inserted = conn.execute(
+        "INSERT OR IGNORE INTO devices (domain, name, kind, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![domain, name, kind.as_str(), &token_digest(&token)[..], now_ms()],
+    )?;
+    if inserted == 0 {
+        return Err(AuthError::Exists(format!("device {domain}")));
+    }
+    Ok(token)
+}
+
+/// Replaces a device's token (un-revoking it) and returns the new one.
+pub fn reissue_token(conn: &Connection, domain: &str) -> Result<String, AuthError> {
+    let token = new_token()?;
+    let n = conn.execute(
+        "UPDATE devices SET token_hash = ?2, revoked = 0 WHERE domain = ?1",
+        params![domain, &token_digest(&token)[..]],
+    )?;
+    if n == 0 {
+        return Err(AuthError::Missing(format!("device {domain}")));
+    }
+    Ok(token)
+}
+
+/// Looks a device up by domain (case-insensitive).
+pub fn device(conn: &Connection, domain: &str) -> Result<Option<Device>, AuthError> {
+    Ok(conn
+        .query_row(
+            "SELECT domain, name, kind, revoked FROM devices WHERE domain = ?1",
+            [domain],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            },
+        )
+        .optional()?
+        .map(|(domain, name, kind, revoked)| Device {
+            domain,
+            name,
+            kind: DeviceKind::parse(&kind).unwrap_or(DeviceKind::Pc),
+            revoked,
+        }))
+}
+
+/// Every device, by domain.
+pub fn devices(conn: &Connection) -> Result<Vec<Device>, AuthError> {
+    let mut stmt = conn.prepare("SELECT domain FROM devices ORDER BY domain")?;
+    let domains: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(domains.len());
+    for d in domains {
+        if let Some(dev) = device(conn, &d)? {
+            out.push(dev);
+        }
+    }
+    Ok(out)
+}
+
+/// What a token check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// The token is right.
+    Valid(Device),
+    /// No such device.
+    UnknownDevice,
+    /// The token is wrong.
+    BadToken,
+    /// The device's token was revoked.
+    Revoked,
+}
+
+/// Checks a device's token in constant time.
+pub fn check_token(conn: &Connection, domain: &str, token: &str) -> Result<TokenCheck, AuthError> {
+    let row: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT token_hash FROM devices WHERE domain = ?1",
+            [domain],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(stored) = row else {
+        return Ok(TokenCheck::UnknownDevice);
+    };
+    let good: bool = token_digest(token)[..].ct_eq(&stored[..]).into();
+    if !good {
+        return Ok(TokenCheck::BadToken);
+    }
+    match device(conn, domain)? {
+        Some(d) if d.revoked => Ok(TokenCheck::Revoked),
+        Some(d) => Ok(TokenCheck::Valid(d)),
+        None => Ok(TokenCheck::UnknownDevice),
+    }
+}
+
+/// Hashes a password with argon2 (slow on purpose: call it off the async threads).
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)
+        .map_err(|e| AuthError::Invalid(format!("no random numbers available: {e}")))?;
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| AuthError::Invalid(format!("cannot encode a salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Invalid(format!("cannot hash the password: {e}")))
+}
+
+/// Checks a password against a stored argon2 hash.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Checks a user ID: printable, no spaces, at most 64 characters.
+pub fn validate_user_id(user: &str) -> Result<(), AuthError> {
+    if user.is_empty()
+        || user.len() > 64
+        || user.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(AuthError::Invalid(format!(
+            "user ID {user:?} must be 1 to 64 printable characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds a user with an already hashed password.
+pub fn add_user(conn: &Connection, user: &str, role: Role, hash: &str) -> Result<(), AuthError> {
+    validate_user_id(user)?;
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO users (user, role, password, created_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![user, role.as_str(), hash, now_ms()],
+    )?;
+    if n == 0 {
+        return Err(AuthError::Exists(format!("user {user}")));
+    }
+    Ok(())
+}
+
+/// A user's role and password hash.
+pub fn user_secret(conn: &Connection, user: &str) -> Result<Option<(User, String)>, AuthError> {
+    Ok(conn
+        .query_row(
+            "SELECT role, password FROM users WHERE user = ?1",
+            [user],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?
+        .map(|(role, hash)| {
+            (
+                User {
+                    user: user.to_owned(),
+                    role: Role::parse(&role).unwrap_or(Role::Operator),
+                },
+                hash,
+            )
+        }))
+}
+
+/// Every user, by ID.
+pub fn users(conn: &Connection) -> Result<Vec<User>, AuthError> {
+    let mut stmt = conn.prepare("SELECT user, role FROM users ORDER BY user")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(User {
+                user: r.get(0)?,
+                role: Role::parse(&r.get::<_, String>(1)?).unwrap_or(Role::Operator),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_passwords_check_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_connection(&dir.path().join("t.db")).unwrap();
+        let token = add_device(&conn, "Pc1.Example", "PC one", DeviceKind::Pc).unwrap();
+        assert_eq!(token.len(), 64);
+        assert!(matches!(
+            check_token(&conn, "pc1.example", &token).unwrap(),
+            TokenCheck::Valid(d) if d.name == "PC one"
+        ));
+        assert_eq!(
+            check_token(&conn, "pc1.example", "nope").unwrap(),
+            TokenCheck::BadToken
+        );
+        assert_eq!(
+            check_token(&conn, "pc2.example", &token).unwrap(),
+            TokenCheck::UnknownDevice
+        );
+        assert!(matches!(
+            add_device(&conn, "pc1.example", "again", DeviceKind::Pc),
+            Err(AuthError::Exists(_))
+        ));
+        let hash = hash_password("1234").unwrap();
+        add_user(&conn, "1001", Role::Operator, &hash).unwrap();
+        let (user, stored) = user_secret(&conn, "1001").unwrap().unwrap();
+        assert_eq!(user.role, Role::Operator);
+        assert!(verify_password("1234", &stored));
+        assert!(!verify_password("1235", &stored));
+        assert!(validate_user_id("bad id").is_err());
+    }
+}

@@ -1,0 +1,411 @@
+//! FIG. 3 and 4: a terminal uploads an image with its destination information; the server
+//! stores it durably, resolves the destinations and answers "accepted".
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use imagecast_shared::limits::{MAX_PAGE_BYTES, MAX_PAGES};
+use imagecast_shared::msg::{
+    Accepted, BeginDistribution, Destination, ErrorCode, ErrorInfo, ServerMsg,
+};
+use imagecast_shared::{DistributionId, RequestId};
+
+use super::{Session, check_name, error};
+use crate::groups::{GroupSnapshot, domain_key};
+use crate::queue::{self, NewDistribution};
+use crate::spool::{Upload, UploadError};
+
+/// Most uploads one connection may have open at once.
+const MAX_OPEN_UPLOADS: usize = 4;
+
+/// An upload in progress on a connection. Dropping it unfinished removes its spooled pages.
+pub struct UploadState {
+    request: BeginDistribution,
+    destinations: Vec<Destination>,
+    upload: Option<Upload>,
+    failed: Option<ErrorInfo>,
+}
+
+impl UploadState {
+    /// The distribution being uploaded.
+    pub fn dist(&self) -> DistributionId {
+        self.request.dist
+    }
+}
+
+/// Resolves groups and individual destinations to destinations, each once (FIG. 4, S42–S43).
+/// Group members equal to the sender are left out; the sender is included only when picked
+/// individually. Names come from `all.rec` where the domain is listed there.
+pub fn resolve_destinations(
+    snap: &GroupSnapshot,
+    sender: &str,
+    groups: &[String],
+    individuals: &[String],
+) -> Result<Vec<Destination>, ErrorInfo> {
+    let sender_key = domain_key(sender).into_owned();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        let file = snap.group(g).ok_or_else(|| {
+            error(
+                ErrorCode::UnknownGroup,
+                Some(&format!("groups[{i}]")),
+                format!("unknown destination group {g:?}"),
+            )
+        })?;
+        for m in file.members() {
+            let key = domain_key(&m.domain).into_owned();
+            if key == sender_key || !seen.insert(key) {
+                continue;
+            }
+            let name = snap
+                .destination_name(&m.domain)
+                .unwrap_or(&m.name)
+                .to_owned();
+            out.push(Destination {
+                domain: m.domain.clone(),
+                name,
+            });
+        }
+    }
+    for (i, d) in individuals.iter().enumerate() {
+        let member = snap.all().and_then(|all| all.find(d)).ok_or_else(|| {
+            error(
+                ErrorCode::UnknownDomain,
+                Some(&format!("destinations[{i}]")),
+                format!("{d:?} is not listed in all.rec (all distribution destinations)"),
+            )
+        })?;
+        if seen.insert(domain_key(&member.domain).into_owned()) {
+            out.push(Destination {
+                domain: member.domain.clone(),
+                name: member.name.clone(),
+            });
+        }
+    }
+    if out.is_empty() {
+        return Err(error(
+            ErrorCode::NoDestinations,
+            None,
+            "the chosen groups and destinations contain no destination other than this terminal",
+        ));
+    }
+    Ok(out)
+}
+
+fn check_page_name(i: usize, name: &str) -> Result<(), ErrorInfo> {
+    let field = format!("pages[{i}].name");
+    check_name(&field, name)?;
+    if name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(error(
+            ErrorCode::BadRequest,
+            Some(&field),
+            format!("page name {name:?} must be a plain file name without directories"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate(req: &BeginDistribution) -> Result<(), ErrorInfo> {
+    if req.pages.is_empty() {
+        return Err(error(
+            ErrorCode::BadRequest,
+            Some("pages"),
+            "an image needs at least one page",
+        ));
+    }
+    if req.pages.len() > MAX_PAGES {
+        return Err(error(
+            ErrorCode::TooLarge,
+            Some("pages"),
+            format!("{} pages; the limit is {MAX_PAGES}", req.pages.len()),
+        ));
+    }
+    for (i, p) in req.pages.iter().enumerate() {
+        check_page_name(i, &p.name)?;
+        if p.size > MAX_PAGE_BYTES {
+            return Err(error(
+                ErrorCode::TooLarge,
+                Some(&format!("pages[{i}].size")),
+                format!(
+                    "page {} is {} bytes; the limit is {MAX_PAGE_BYTES}",
+                    i + 1,
+                    p.size
+                ),
+            ));
+        }
+    }
+    for (i, g) in req.groups.iter().enumerate() {
+        check_name(&format!("groups[{i}]"), g)?;
+    }
+    for (i, d) in req.destinations.iter().enumerate() {
+        check_name(&format!("destinations[{i}]"), d)?;
+    }
+    if req.groups.is_empty() && req.destinations.is_empty() {
+        return Err(error(
+            ErrorCode::NoDestinations,
+            Some("groups"),
+            "name at least one group or destination",
+        ));
+    }
+    Ok(())
+}
+
+fn storage_error(e: impl std::fmt::Display) -> ErrorInfo {
+    tracing::error!(error = %e, "cannot store an upload");
+    error(
+        ErrorCode::Storage,
+        None,
+        "the server could not store the image; nothing was accepted",
+    )
+}
+
+impl Session {
+    pub(super) async fn begin(
+        &mut self,
+        id: RequestId,
+        req: BeginDistribution,
+    ) -> Result<ServerMsg, ErrorInfo> {
+        self.require_user("distributing an image")?;
+        validate(&req)?;
+        if self.uploads.contains_key(&id) {
+            return Err(error(
+                ErrorCode::OutOfOrder,
+                None,
+                format!("request ID {id} already names an upload on this connection"),
+            ));
+        }
+        if self.uploads.len() >= MAX_OPEN_UPLOADS {
+            return Err(error(
+                ErrorCode::TooLarge,
+                None,
+                format!("at most {MAX_OPEN_UPLOADS} uploads may be open on one connection"),
+            ));
+        }
+        let dist = req.dist;
+        let previous = self
+            .state
+            .db
+            .call(move |c| queue::accepted(c, &dist))
+            .await
+            .map_err(storage_error)?;
+        if let Some((sender, destinations)) = previous {
+            if domain_key(&sender) != domain_key(&self.device.domain) {
+                return Err(error(
+                    ErrorCode::BadRequest,
+                    Some("dist"),
+                    format!("distribution ID {dist} belongs to another terminal"),
+                ));
+            }
+            self.watch_dist(dist);
+            return Ok(ServerMsg::Accepted {
+                id,
+                accepted: Accepted {
+                    dist,
+                    destinations,
+                    duplicate: true,
+                },
+            });
+        }
+        let snap = self.snapshot()?;
+        let destinations =
+            resolve_destinations(&snap, &self.device.domain, &req.groups, &req.destinations)?;
+        if !self.state.claim_upload(dist) {
+            return Err(error(
+                ErrorCode::OutOfOrder,
+                Some("dist"),
+                format!("distribution {dist} is being uploaded on another connection"),
+            ));
+        }
+        let sizes: Vec<u64> = req.pages.iter().map(|p| p.size).collect();
+        let upload = match self.state.spool.begin(dist, &sizes) {
+            Ok(u) => u,
+            Err(e) => {
+                self.state.release_upload(&dist);
+                return Err(storage_error(e));
+            }
+        };
+        self.uploads.insert(
+            id,
+            UploadState {
+                request: req,
+                destinations,
+                upload: Some(upload),
+                failed: None,
+            },
+        );
+        Ok(ServerMsg::UploadReady { id })
+    }
+
+    pub(super) fn page_data(
+        &mut self,
+        upload: RequestId,
+        page: u32,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<(), ErrorInfo> {
+        let Some(state) = self.uploads.get_mut(&upload) else {
+            return Err(error(
+                ErrorCode::OutOfOrder,
+                Some("upload"),
+                format!("page data for upload {upload}, which is not open"),
+            ));
+        };
+        if state.failed.is_some() {
+            return Ok(());
+        }
+        let Some(up) = state.upload.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = up.write(page, offset, data) {
+            let info = match e {
+                UploadError::OutOfOrder(m) => error(ErrorCode::OutOfOrder, Some("offset"), m),
+                UploadError::TooLong(m) => error(ErrorCode::TooLarge, Some("data"), m),
+                UploadError::Spool(e) => storage_error(e),
+            };
+            state.failed = Some(info.clone());
+            state.upload = None;
+            return Err(info);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn commit(
+        &mut self,
+        id: RequestId,
+        upload: RequestId,
+    ) -> Result<ServerMsg, ErrorInfo> {
+        let Some(mut st) = self.uploads.remove(&upload) else {
+            return Err(error(
+                ErrorCode::OutOfOrder,
+                Some("upload"),
+                format!("commit of upload {upload}, which is not open"),
+            ));
+        };
+        let dist = st.request.dist;
+        let result = self.commit_upload(&mut st).await;
+        self.state.release_upload(&dist);
+        let destinations = result?;
+        tracing::info!(
+            %dist,
+            sender = %self.device.domain,
+            destinations = destinations.len(),
+            "distribution accepted"
+        );
+        Ok(ServerMsg::Accepted {
+            id,
+            accepted: Accepted {
+                dist,
+                destinations,
+                duplicate: false,
+            },
+        })
+    }
+
+    async fn commit_upload(&mut self, st: &mut UploadState) -> Result<Vec<Destination>, ErrorInfo> {
+        if let Some(e) = st.failed.take() {
+            return Err(e);
+        }
+        let Some(upload) = st.upload.take() else {
+            return Err(error(
+                ErrorCode::OutOfOrder,
+                None,
+                "the upload was already closed",
+            ));
+        };
+        if !upload.complete() {
+            return Err(error(
+                ErrorCode::OutOfOrder,
+                Some("upload"),
+                format!(
+                    "the upload is incomplete: {} bytes are missing",
+                    upload.remaining()
+                ),
+            ));
+        }
+        let image = tokio::task::spawn_blocking(move || upload.finish())
+            .await
+            .map_err(storage_error)?
+            .map_err(storage_error)?;
+        let dist = st.request.dist;
+        let user = self.user.as_ref().map(|u| u.0.clone()).unwrap_or_default();
+        let new = NewDistribution {
+            dist,
+            sender: Destination {
+                domain: self.device.domain.clone(),
+                name: self.device_name(),
+            },
+            user,
+            pages: st.request.pages.clone(),
+            destinations: st.destinations.clone(),
+        };
+        if let Err(e) = self.state.db.call(move |c| queue::insert(c, &new)).await {
+            let _ = self.state.spool.remove(&dist);
+            return Err(storage_error(e));
+        }
+        self.state.images.insert(dist, image);
+        self.watch_dist(dist);
+        self.state
+            .hub
+            .wake(st.destinations.iter().map(|d| d.domain.as_str()));
+        Ok(std::mem::take(&mut st.destinations))
+    }
+
+    fn watch_dist(&mut self, dist: DistributionId) {
+        self.state.hub.watch(dist, self.conn.clone());
+        if !self.watching.contains(&dist) {
+            self.watching.push(dist);
+        }
+    }
+
+    /// This terminal's destination name, from `all.rec` when listed there.
+    pub fn device_name(&self) -> String {
+        self.state
+            .groups
+            .snapshot()
+            .ok()
+            .and_then(|s| s.destination_name(&self.device.domain).map(str::to_owned))
+            .unwrap_or_else(|| self.device.name.clone())
+    }
+
+    pub(super) async fn watch(
+        &mut self,
+        id: RequestId,
+        dist: DistributionId,
+    ) -> Result<ServerMsg, ErrorInfo> {
+        let found = self
+            .state
+            .db
+            .call(move |c| queue::accepted(c, &dist))
+            .await
+            .map_err(storage_error)?;
+        let Some((sender, _)) = found else {
+            return Err(error(
+                ErrorCode::UnknownDistribution,
+                Some("dist"),
+                format!("no distribution {dist} on this server"),
+            ));
+        };
+        if domain_key(&sender) != domain_key(&self.device.domain)
+            && !matches!(self.user, Some((_, imagecast_shared::msg::Role::Admin)))
+        {
+            return Err(error(
+                ErrorCode::Forbidden,
+                Some("dist"),
+                "only the sending terminal or an administrator may follow this distribution",
+            ));
+        }
+        self.watch_dist(dist);
+        let destinations = self
+            .state
+            .db
+            .call(move |c| queue::status(c, &dist))
+            .await
+            .map_err(storage_error)?;
+        Ok(ServerMsg::DistributionStatus {
+            id,
+            dist,
+            destinations,
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! FIG. 6: a user logs in with a user ID and password.
+
+use imagecast_shared::RequestId;
+use imagecast_shared::msg::{ErrorCode, ErrorInfo, ServerMsg};
+
+use super::{Session, check_name, error};
+use crate::auth;
+
+impl Session {
+    pub(super) async fn login(
+        &mut self,
+        id: RequestId,
+        user: String,
+        password: String,
+    ) -> Result<ServerMsg, ErrorInfo> {
+        check_name("user", &user)?;
+        let lookup = user.clone();
+        let found = self
+            .state
+            .db
+            .call(move |c| {
+                auth::user_secret(c, &lookup).map_err(|e| match e {
+                    auth::AuthError::Db(d) => d,
+                    other => crate::db::DbError::Corrupt(other.to_string()),
+                })
+            })
+            .await
+            .map_err(|e| error(ErrorCode::Internal, None, e.to_string()))?;
+        // Verify against a dummy hash for unknown users too, so timing says nothing.
+        let (account, hash) = match found {
+            Some((u, h)) => (Some(u), h),
+            None => (None, self.state.dummy_hash.clone()),
+        };
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        match account {
+            Some(account) if ok => {
+                tracing::info!(user = %account.user, device = %self.device.domain, "login");
+                self.user = Some((account.user.clone(), account.role));
+                Ok(ServerMsg::LoggedIn {
+                    id,
+                    user: account.user,
+                    role: account.role,
+                })
+            }
+            _ => {
+                tracing::warn!(%user, device = %self.device.domain, "failed login");
+                self.user = None;
+                Err(error(
+                    ErrorCode::BadLogin,
+                    None,
+                    "wrong user ID or password",
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Requests after the handshake: one module per concern, one `match` that routes to them.
+
+mod distribution;
+mod groups;
+mod login;
+mod registration;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use imagecast_shared::RequestId;
+use imagecast_shared::msg::{ClientMsg, ErrorCode, ErrorInfo, Role, ServerMsg};
+
+pub use distribution::resolve_destinations;
+
+use crate::ServerState;
+use crate::auth::Device;
+use crate::hub::ConnHandle;
+
+/// The state of one terminal's connection that requests read and change.
+pub struct Session {
+    /// The server.
+    pub state: Arc<ServerState>,
+    /// The terminal.
+    pub device: Device,
+    /// This connection.
+    pub conn: ConnHandle,
+    /// The logged-in user and role.
+    pub user: Option<(String, Role)>,
+    /// Uploads in progress, by their `BeginDistribution` request ID.
+    pub uploads: HashMap<RequestId, distribution::UploadState>,
+    /// Distributions whose events go to this connection.
+    pub watching: Vec<imagecast_shared::DistributionId>,
+}
+
+/// An error reply body.
+pub fn error(code: ErrorCode, field: Option<&str>, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo {
+        code,
+        field: field.map(str::to_owned),
+        message: message.into(),
+    }
+}
+
+/// Checks a name field: non-empty, at most [`imagecast_shared::limits::MAX_NAME`] bytes, no
+/// control characters.
+pub fn check_name(field: &str, value: &str) -> Result<(), ErrorInfo> {
+    use imagecast_shared::limits::MAX_NAME;
+    if value.trim().is_empty() {
+        return Err(error(
+            ErrorCode::BadRequest,
+            Some(field),
+            format!("{field} is empty"),
+        ));
+    }
+    if value.len() > MAX_NAME {
+        return Err(error(
+            ErrorCode::TooLarge,
+            Some(field),
+            format!(
+                "{field} is {} bytes long; the limit is {MAX_NAME}",
+                value.len()
+            ),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(error(
+            ErrorCode::BadRequest,
+            Some(field),
+            format!("{field} contains control characters"),
+        ));
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Forgets every open upload (the connection is closing).
+    pub fn close(&mut self) {
+        for (_, st) in self.uploads.drain() {
+            self.state.release_upload(&st.dist());
+        }
+        self.state.hub.unwatch_all(self.conn.id, &self.watching);
+    }
+
+    /// The logged-in user, or the error for a request that needs one.
+    pub fn require_user(&self, what: &str) -> Result<&str, ErrorInfo> {
+        self.user.as_ref().map(|(u, _)| u.as_str()).ok_or_else(|| {
+            error(
+                ErrorCode::NotLoggedIn,
+                None,
+                format!("{what} needs a logged-in user: log in first"),
+            )
+        })
+    }
+
+    /// Handles one request. Returns the reply, if the request has one now.
+    pub async fn handle(&mut self, msg: ClientMsg) -> Option<ServerMsg> {
+        let (id, result) = match msg {
+            ClientMsg::Heartbeat => return None,
+            ClientMsg::DeliveryAck { delivery, outcome } => {
+                if !self.state.hub.ack(delivery, self.conn.id, outcome) {
+                    tracing::debug!(%delivery, "acknowledgement nobody waits for");
+                }
+                return None;
+            }
+            ClientMsg::Login { id, user, password } => (id, self.login(id, user, password).await),
+            ClientMsg::Logout { id } => {
+                self.user = None;
+                (id, Ok(ServerMsg::Ok { id }))
+            }
+            ClientMsg::ListGroups {
+                id,
+                for_registration,
+            } => (id, self.list_groups(id, for_registration)),
+            ClientMsg::ListDestinations { id } => (id, self.list_destinations(id)),
+            ClientMsg::GroupProblems { id } => (id, self.problems(id)),
+            ClientMsg::Register { id, group } => (id, self.register(id, group).await),
+            ClientMsg::Withdraw { id, group } => (id, self.withdraw(id, group).await),
+            ClientMsg::BeginDistribution { id, request } => (id, self.begin(id, request).await),
+            ClientMsg::PageData {
+                upload,
+                page,
+                offset,
+                data,
+            } => match self.page_data(upload, page, offset, data) {
+                Ok(()) => return None,
+                Err(e) => (upload, Err(e)),
+            },
+            ClientMsg::CommitDistribution { id, upload } => (id, self.commit(id, upload).await),
+            ClientMsg::AbortDistribution { upload } => {
+                if let Some(st) = self.uploads.remove(&upload) {
+                    self.state.release_upload(&st.dist());
+                }
+                return None;
+            }
+            ClientMsg::WatchDistribution { id, dist } => (id, self.watch(id, dist).await),
+        };
+        Some(match result {
+            Ok(reply) => reply,
+            Err(error) => ServerMsg::Error {
+                id: Some(id),
+                error,
+            },
+        })
+    }
+}

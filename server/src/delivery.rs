@@ -1,0 +1,266 @@
+//! Delivery: pushing accepted images to terminals over their own connections (FIG. 4, S44),
+//! store and forward for terminals that are offline, and recording each result.
+//!
+//! Each receiving connection runs one worker. The worker takes the device's oldest queued
+//! delivery from the database, pushes the header, the pages and the end marker through the
+//! connection's bounded data queue (a slow terminal slows only its own worker), and waits for
+//! the terminal's acknowledgement, which it records in the queue and journal. A connection
+//! that drops leaves the delivery queued; it is pushed again when the terminal comes back, with
+//! the same delivery and distribution IDs, so the terminal can recognise it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use imagecast_shared::frame::OutFrame;
+use imagecast_shared::msg::{
+    Deliver, DeliveryOutcome, DeliveryState, DestinationStatus, ServerMsg,
+};
+use imagecast_shared::{DeliveryId, DistributionId};
+use tokio::sync::{Notify, mpsc};
+
+use crate::ServerState;
+use crate::hub::ConnHandle;
+use crate::queue::{self, PendingDelivery};
+
+/// Tries before a delivery the terminal never acknowledges is given up as failed.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Why a worker stops.
+enum Stop {
+    /// The connection is gone.
+    Disconnected,
+}
+
+/// Runs the delivery worker of one receiving connection until it closes.
+pub async fn run_worker(
+    state: Arc<ServerState>,
+    domain: String,
+    conn: ConnHandle,
+    data: mpsc::Sender<OutFrame>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let d = domain.clone();
+        let next = state.db.call(move |c| queue::next_pending(c, &d)).await;
+        match next {
+            Ok(Some(delivery)) => {
+                if let Err(Stop::Disconnected) = deliver_one(&state, &conn, &data, delivery).await {
+                    return;
+                }
+            }
+            Ok(None) => {
+                tokio::select! {
+                    _ = conn.cancel.cancelled() => return,
+                    _ = &mut notified => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(domain, error = %e, "cannot read the delivery queue");
+                tokio::select! {
+                    _ = conn.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn deliver_one(
+    state: &Arc<ServerState>,
+    conn: &ConnHandle,
+    data: &mpsc::Sender<OutFrame>,
+    d: PendingDelivery,
+) -> Result<(), Stop> {
+    if d.attempts >= MAX_ATTEMPTS {
+        let reason =
+            format!("the terminal did not acknowledge the image after {MAX_ATTEMPTS} attempts");
+        finish(state, d.id, DeliveryState::Failed(reason)).await;
+        return Ok(());
+    }
+    let sizes: Vec<u64> = d.pages.iter().map(|p| p.size).collect();
+    let image = match state.images.get(&state.spool, d.dist, &sizes).await {
+        Ok(image) => image,
+        Err(e) => {
+            tracing::error!(dist = %d.dist, error = %e, "spooled image unreadable");
+            let reason = format!("the server cannot read the spooled image: {}", e.source);
+            finish(state, d.id, DeliveryState::Failed(reason)).await;
+            return Ok(());
+        }
+    };
+    publish_sending(state, &d);
+    let ack = state.hub.expect_ack(d.id, conn.id);
+    let header = ServerMsg::Deliver(Deliver {
+        delivery: d.id,
+        dist: d.dist,
+        sender: d.sender.clone(),
+        user: d.user.clone(),
+        accepted_at_ms: d.accepted_ms.max(0) as u64,
+        pages: d.pages.clone(),
+        print: true,
+    });
+    let pushed = async {
+        push(conn, data, OutFrame::encode(&header)).await?;
+        for page in 0..image.page_count() {
+            let mut chunks = match image.chunks(page).await {
+                Ok(c) => c,
+                Err(e) => return Err(Err(e)),
+            };
+            loop {
+                match chunks.next().await {
+                    Ok(Some((offset, bytes))) => {
+                        let frame = data_frame(d.id, page as u32, offset, bytes);
+                        push(conn, data, frame).await?;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(Err(e)),
+                }
+            }
+        }
+        push(
+            conn,
+            data,
+            OutFrame::encode(&ServerMsg::DeliverEnd { delivery: d.id }),
+        )
+        .await
+    };
+    match pushed.await {
+        Ok(()) => {}
+        Err(Ok(Stop::Disconnected)) => {
+            state.hub.forget_ack(d.id);
+            return Err(Stop::Disconnected);
+        }
+        Err(Err(e)) => {
+            state.hub.forget_ack(d.id);
+            tracing::error!(dist = %d.dist, error = %e, "spooled image unreadable");
+            // The terminal holds a half delivery: drop the connection so it discards it.
+            conn.cancel.cancel();
+            let reason = format!("the server cannot read the spooled image: {}", e.source);
+            finish(state, d.id, DeliveryState::Failed(reason)).await;
+            return Err(Stop::Disconnected);
+        }
+    }
+    let outcome = tokio::select! {
+        _ = conn.cancel.cancelled() => {
+            state.hub.forget_ack(d.id);
+            return Err(Stop::Disconnected);
+        }
+        r = tokio::time::timeout(state.config.ack_timeout, ack) => r,
+    };
+    let outcome = match outcome {
+        Ok(Ok(o)) => o,
+        Ok(Err(_)) => return Err(Stop::Disconnected),
+        Err(_) => {
+            state.hub.forget_ack(d.id);
+            tracing::warn!(delivery = %d.id, "no acknowledgement in time; dropping the connection");
+            conn.cancel.cancel();
+            return Err(Stop::Disconnected);
+        }
+    };
+    let result = match outcome {
+        DeliveryOutcome::Stored => DeliveryState::Delivered,
+        DeliveryOutcome::Printed => DeliveryState::Printed,
+        DeliveryOutcome::Refused(reason) => {
+            DeliveryState::Failed(format!("the terminal refused it: {reason}"))
+        }
+    };
+    finish(state, d.id, result).await;
+    Ok(())
+}
+
+fn data_frame(
+    delivery: DeliveryId,
+    page: u32,
+    offset: u64,
+    bytes: Bytes,
+) -> Result<OutFrame, imagecast_shared::ProtoError> {
+    OutFrame::encode_with_data(
+        &ServerMsg::DeliverData {
+            delivery,
+            page,
+            offset,
+            data: Bytes::new(),
+        },
+        bytes,
+    )
+}
+
+async fn push(
+    conn: &ConnHandle,
+    data: &mpsc::Sender<OutFrame>,
+    frame: Result<OutFrame, imagecast_shared::ProtoError>,
+) -> Result<(), Result<Stop, crate::spool::SpoolError>> {
+    let frame = match frame {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a delivery frame");
+            conn.cancel.cancel();
+            return Err(Ok(Stop::Disconnected));
+        }
+    };
+    tokio::select! {
+        _ = conn.cancel.cancelled() => Err(Ok(Stop::Disconnected)),
+        r = data.send(frame) => r.map_err(|_| Ok(Stop::Disconnected)),
+    }
+}
+
+fn publish_sending(state: &ServerState, d: &PendingDelivery) {
+    state.hub.publish(
+        d.dist,
+        &ServerMsg::Progress {
+            dist: d.dist,
+            status: DestinationStatus {
+                destination: d.destination.clone(),
+                state: DeliveryState::Sending,
+            },
+        },
+        false,
+    );
+}
+
+/// Records a delivery's result and tells the watchers; when it was the distribution's last,
+/// sends the final results and erases the spooled image (FIG. 4, S45).
+pub async fn finish(state: &ServerState, delivery: DeliveryId, result: DeliveryState) {
+    let recorded = state
+        .db
+        .call(move |c| queue::record(c, delivery, &result))
+        .await;
+    let recorded = match recorded {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(%delivery, error = %e, "cannot record a delivery result");
+            return;
+        }
+    };
+    tracing::info!(
+        dist = %recorded.dist,
+        destination = %recorded.status.destination.domain,
+        state = ?recorded.status.state,
+        "delivery finished"
+    );
+    state.hub.publish(
+        recorded.dist,
+        &ServerMsg::Progress {
+            dist: recorded.dist,
+            status: recorded.status.clone(),
+        },
+        false,
+    );
+    if let Some(results) = recorded.done {
+        finish_distribution(state, recorded.dist, results);
+    }
+}
+
+fn finish_distribution(state: &ServerState, dist: DistributionId, results: Vec<DestinationStatus>) {
+    state
+        .hub
+        .publish(dist, &ServerMsg::DistributionDone { dist, results }, true);
+    state.images.remove(&dist);
+    if let Err(e) = state.spool.remove(&dist) {
+        tracing::error!(%dist, error = %e, "cannot erase a finished image");
+    }
+}

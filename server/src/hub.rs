@@ -1,0 +1,206 @@
+//! Who is connected: the receiving connection of each device, the connections watching each
+//! distribution, and the acknowledgements on their way to delivery workers.
+//!
+//! Everything here is a short, non-blocking map operation; messages to connections go through
+//! their bounded control queues with `try_send`, so one terminal that reads nothing can never
+//! hold up the others (its connection is closed instead).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use imagecast_shared::frame::OutFrame;
+use imagecast_shared::msg::{DeliveryOutcome, ServerMsg};
+use imagecast_shared::{DeliveryId, DistributionId};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Identifies one connection for the life of the server.
+pub type ConnId = u64;
+
+/// A connection's outbound control queue and its off switch.
+#[derive(Clone, Debug)]
+pub struct ConnHandle {
+    /// The connection.
+    pub id: ConnId,
+    /// Replies and events.
+    pub control: mpsc::Sender<OutFrame>,
+    /// Cancelled to drop the connection.
+    pub cancel: CancellationToken,
+}
+
+impl ConnHandle {
+    /// Queues a frame; a full queue means the peer reads nothing, so it is dropped.
+    pub fn push(&self, frame: OutFrame) -> bool {
+        match self.control.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    conn = self.id,
+                    "peer does not read its messages; dropping it"
+                );
+                self.cancel.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+struct Receiver {
+    conn: ConnHandle,
+    wake: std::sync::Arc<Notify>,
+}
+
+/// The registry of connections. One per server.
+#[derive(Default)]
+pub struct Hub {
+    next_conn: AtomicU64,
+    receivers: Mutex<HashMap<String, Receiver>>,
+    watchers: Mutex<HashMap<DistributionId, Vec<ConnHandle>>>,
+    acks: Mutex<HashMap<DeliveryId, (ConnId, oneshot::Sender<DeliveryOutcome>)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The key a domain is filed under (domains compare case-insensitively).
+pub fn domain_key(domain: &str) -> String {
+    domain.to_ascii_lowercase()
+}
+
+impl Hub {
+    /// A fresh connection ID.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Makes `conn` the device's receiving connection, replacing (and dropping) an older one.
+    /// Returns the notifier its delivery worker waits on.
+    pub fn attach_receiver(&self, domain: &str, conn: ConnHandle) -> std::sync::Arc<Notify> {
+        let wake = std::sync::Arc::new(Notify::new());
+        let old = lock(&self.receivers).insert(
+            domain_key(domain),
+            Receiver {
+                conn,
+                wake: wake.clone(),
+            },
+        );
+        if let Some(old) = old {
+            tracing::info!(
+                domain,
+                conn = old.conn.id,
+                "a newer connection takes over receiving"
+            );
+            old.conn.cancel.cancel();
+        }
+        wake
+    }
+
+    /// Forgets `conn` as the device's receiving connection, if it still is.
+    pub fn detach_receiver(&self, domain: &str, conn: ConnId) {
+        let mut map = lock(&self.receivers);
+        if map
+            .get(&domain_key(domain))
+            .is_some_and(|r| r.conn.id == conn)
+        {
+            map.remove(&domain_key(domain));
+        }
+    }
+
+    /// True when the device has a receiving connection.
+    pub fn is_online(&self, domain: &str) -> bool {
+        lock(&self.receivers).contains_key(&domain_key(domain))
+    }
+
+    /// Wakes the delivery workers of these domains (those that are online).
+    pub fn wake<'a>(&self, domains: impl IntoIterator<Item = &'a str>) {
+        let map = lock(&self.receivers);
+        for d in domains {
+            if let Some(r) = map.get(&domain_key(d)) {
+                r.wake.notify_one();
+            }
+        }
+    }
+
+    /// Drops the device's live connections (after its token was revoked).
+    pub fn drop_device(&self, domain: &str) {
+        if let Some(r) = lock(&self.receivers).remove(&domain_key(domain)) {
+            r.conn.cancel.cancel();
+        }
+    }
+
+    /// Sends `dist`'s progress events to `conn` from now on.
+    pub fn watch(&self, dist: DistributionId, conn: ConnHandle) {
+        let mut map = lock(&self.watchers);
+        let list = map.entry(dist).or_default();
+        if !list.iter().any(|c| c.id == conn.id) {
+            list.push(conn);
+        }
+    }
+
+    /// Stops sending events to a closed connection.
+    pub fn unwatch_all(&self, conn: ConnId, dists: &[DistributionId]) {
+        let mut map = lock(&self.watchers);
+        for d in dists {
+            if let Some(list) = map.get_mut(d) {
+                list.retain(|c| c.id != conn);
+                if list.is_empty() {
+                    map.remove(d);
+                }
+            }
+        }
+    }
+
+    /// Sends an event to everyone watching `dist`; `last` forgets the watchers afterwards.
+    pub fn publish(&self, dist: DistributionId, msg: &ServerMsg, last: bool) {
+        let watchers = if last {
+            lock(&self.watchers).remove(&dist).unwrap_or_default()
+        } else {
+            lock(&self.watchers).get(&dist).cloned().unwrap_or_default()
+        };
+        if watchers.is_empty() {
+            return;
+        }
+        match OutFrame::encode(msg) {
+            Ok(frame) => {
+                for w in watchers {
+                    w.push(frame.clone());
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode an event"),
+        }
+    }
+
+    /// Waits for the acknowledgement of `delivery` from connection `conn`.
+    pub fn expect_ack(
+        &self,
+        delivery: DeliveryId,
+        conn: ConnId,
+    ) -> oneshot::Receiver<DeliveryOutcome> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.acks).insert(delivery, (conn, tx));
+        rx
+    }
+
+    /// Hands an acknowledgement to the worker waiting for it. False when none waits on
+    /// that connection (a stray or repeated acknowledgement).
+    pub fn ack(&self, delivery: DeliveryId, conn: ConnId, outcome: DeliveryOutcome) -> bool {
+        let mut map = lock(&self.acks);
+        match map.get(&delivery) {
+            Some((c, _)) if *c == conn => {
+                if let Some((_, tx)) = map.remove(&delivery) {
+                    return tx.send(outcome).is_ok();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets an acknowledgement no longer awaited.
+    pub fn forget_ack(&self, delivery: DeliveryId) {
+        lock(&self.acks).remove(&delivery);
+    }
+}

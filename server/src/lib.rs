@@ -1,0 +1,193 @@
+//! The imagecast image server (image server 110 of the seed): destination groups kept as
+//! `.rec` files, registration of terminals with groups, and durable distribution of images to
+//! every member over the members' own connections.
+//!
+//! # Layout
+//! - [`datadir`]: the data directory, `init` (and the seed's demo network), `check`.
+//! - [`groups`]: `.rec` files, the group table (FIG. 18), registration and withdrawal edits.
+//! - [`db`]: the embedded database thread; [`queue`]: distributions, deliveries, journal.
+//! - [`auth`]: devices (tokens) and users (passwords, roles).
+//! - [`spool`]: accepted images on disk, and held once in memory while delivered.
+//! - [`conn`]: one connection: handshake, request loop, writer; [`cmd`]: the requests.
+//! - [`delivery`]: pushing images to terminals, store and forward, results.
+//! - [`hub`]: who is connected, who watches what.
+//!
+//! [`run`] serves a bound listener until the shutdown token is cancelled; `main.rs` only
+//! parses arguments, sets up logging and calls it.
+
+pub mod auth;
+pub mod cmd;
+pub mod conn;
+pub mod datadir;
+pub mod db;
+pub mod delivery;
+pub mod groups;
+pub mod hub;
+pub mod queue;
+pub mod spool;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use imagecast_shared::DistributionId;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::datadir::DataDir;
+use crate::db::Db;
+use crate::groups::{GroupDir, RecWriter};
+use crate::hub::Hub;
+use crate::spool::{ImageCache, Spool};
+
+/// Settings of a running server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Interval at which terminals send heartbeats; silence for two drops a connection.
+    pub heartbeat: Duration,
+    /// How long a new connection may take to send its hello.
+    pub handshake_timeout: Duration,
+    /// How long a terminal may take to acknowledge a pushed image.
+    pub ack_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(120),
+            max_connections: 20_000,
+        }
+    }
+}
+
+/// Everything the connections share.
+pub struct ServerState {
+    /// Settings.
+    pub config: ServerConfig,
+    /// The data directory.
+    pub data: DataDir,
+    /// The database.
+    pub db: Db,
+    /// The group files.
+    pub groups: Arc<GroupDir>,
+    /// Registration and withdrawal edits.
+    pub rec_writer: RecWriter,
+    /// Accepted images on disk.
+    pub spool: Spool,
+    /// Images being delivered, held once.
+    pub images: ImageCache,
+    /// Who is connected.
+    pub hub: Hub,
+    /// Cancelled when the server stops.
+    pub shutdown: CancellationToken,
+    /// A password hash checked for unknown users, so a login's timing reveals nothing.
+    pub dummy_hash: String,
+    uploading: Mutex<HashSet<DistributionId>>,
+}
+
+impl ServerState {
+    /// Opens the data directory's state: database, groups, spool; cleans what a crash left.
+    pub async fn open(
+        data: DataDir,
+        config: ServerConfig,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<Self>> {
+        data.check_exists()?;
+        let db = Db::open(&data.db_path())
+            .with_context(|| format!("cannot open the database {}", data.db_path().display()))?;
+        let groups = Arc::new(GroupDir::new(data.groups_dir()));
+        match groups.snapshot() {
+            Ok(snap) => {
+                for p in snap.problems() {
+                    tracing::warn!("{p}");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the group files"),
+        }
+        let rec_writer = RecWriter::new(groups.clone());
+        let spool = Spool::open(data.spool_dir())?;
+        let live = db.call(|c| queue::live(c)).await?;
+        let removed = spool.clean(&|d| live.contains(d))?;
+        if removed > 0 {
+            tracing::info!(removed, "erased spooled images of finished distributions");
+        }
+        let dummy_hash =
+            tokio::task::spawn_blocking(|| auth::hash_password("not a password")).await??;
+        Ok(Arc::new(Self {
+            config,
+            data,
+            db,
+            groups,
+            rec_writer,
+            spool,
+            images: ImageCache::default(),
+            hub: Hub::default(),
+            shutdown,
+            dummy_hash,
+            uploading: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Marks `dist` as being uploaded; false if another connection is uploading it.
+    pub fn claim_upload(&self, dist: DistributionId) -> bool {
+        self.uploading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dist)
+    }
+
+    /// Ends [`ServerState::claim_upload`].
+    pub fn release_upload(&self, dist: &DistributionId) {
+        self.uploading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(dist);
+    }
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then closes every connection.
+pub async fn run(listener: TcpListener, state: Arc<ServerState>) -> anyhow::Result<()> {
+    let tracker = TaskTracker::new();
+    let limit = Arc::new(Semaphore::new(state.config.max_connections));
+    let shutdown = state.shutdown.clone();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = limit.clone().acquire_owned() => p?,
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tracker.spawn(async move {
+            conn::serve(state, stream, peer.to_string()).await;
+            drop(permit);
+        });
+    }
+    tracing::info!("shutting down");
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    Ok(())
+}

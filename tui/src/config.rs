@@ -1,0 +1,134 @@
+//! Terminal settings: flags first, then `IMAGECAST_*` environment variables (both handled by
+//! clap), then the config file `config.toml` in the platform config folder (or `--config`).
+//!
+//! ```toml
+//! server = "127.0.0.1:7410"
+//! device = "plan1.hqs.mei.co.jp"
+//! token = "…"
+//! user = "1001"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The address used when none is given anywhere.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:7410";
+
+/// Values read from the config file; every one is optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `HOST:PORT` of the image server.
+    pub server: Option<String>,
+    /// This terminal's network domain name.
+    pub device: Option<String>,
+    /// This terminal's device token.
+    pub token: Option<String>,
+    /// The user ID to log in with.
+    pub user: Option<String>,
+    /// The password (prefer `--password-stdin` or `IMAGECAST_PASSWORD`).
+    pub password: Option<String>,
+}
+
+/// The platform's config file path (`~/.config/imagecast/config.toml` on Linux).
+pub fn default_config_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "imagecast").map(|d| d.config_dir().join("config.toml"))
+}
+
+impl FileConfig {
+    /// Reads `path`; a missing file is an empty config unless it was named explicitly.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_owned(), true),
+            None => match default_config_path() {
+                Some(p) => (p, false),
+                None => return Ok(Self::default()),
+            },
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Self::default());
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid config file", path.display()))
+    }
+}
+
+/// Everything needed to connect, resolved.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `HOST:PORT`.
+    pub server: String,
+    /// Device domain.
+    pub device: String,
+    /// Device token.
+    pub token: String,
+    /// User ID, if any.
+    pub user: Option<String>,
+    /// Password, if any.
+    pub password: Option<String>,
+}
+
+impl Settings {
+    /// Merges flag/environment values (`Some` wins) over the file's.
+    pub fn resolve(
+        server: Option<String>,
+        device: Option<String>,
+        token: Option<String>,
+        user: Option<String>,
+        password: Option<String>,
+        file: FileConfig,
+    ) -> anyhow::Result<Self> {
+        let device = device.or(file.device);
+        let token = token.or(file.token);
+        let Some(device) = device else {
+            bail!(
+                "no device given: use --device DOMAIN, IMAGECAST_DEVICE or `device` in the config file"
+            );
+        };
+        let Some(token) = token else {
+            bail!(
+                "no device token given: use --token TOKEN, IMAGECAST_TOKEN or `token` in the config file"
+            );
+        };
+        Ok(Self {
+            server: server
+                .or(file.server)
+                .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+            device,
+            token,
+            user: user.or(file.user),
+            password: password.or(file.password),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_missing_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "server = \"h:1\"\ndevice = \"d.example\"\ntoken = \"t\"\n",
+        )
+        .unwrap();
+        let file = FileConfig::load(Some(&path)).unwrap();
+        let s = Settings::resolve(Some("x:2".into()), None, None, None, None, file).unwrap();
+        assert_eq!((s.server.as_str(), s.device.as_str()), ("x:2", "d.example"));
+        let err =
+            Settings::resolve(None, None, None, None, None, FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("no device given"), "{err}");
+        std::fs::write(&path, "sever = \"typo\"\n").unwrap();
+        let err = FileConfig::load(Some(&path)).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The imagecast terminal: the MFP control-panel emulator and the scriptable PC client.
+//!
+//! # Layout
+//! - [`config`]: settings from flags, then `IMAGECAST_*` variables, then the config file.
+//! - [`pc`]: the PC client's subcommands (the seed's printer driver and receiving software).
+//! - [`paper`]: paper emulated as folders: the ADF, the output tray, removable media.
+//! - [`store`]: the image store (memory means 128) with the attribute table of FIG. 19.
+//! - [`marksheet`]: mark sheets (FIG. 20): a QR code of the image ID stamped on page one.
+
+pub mod config;
+pub mod marksheet;
+pub mod paper;
+pub mod pc;
+pub mod store;
