@@ -250,7 +250,7 @@ impl DataDir {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let file = RecFile::parse(ALL_FILE, &bytes).map_err(|p| GroupError::Malformed(p))?;
+        let file = RecFile::parse(ALL_FILE, &bytes).map_err(GroupError::Malformed)?;
         let (new, changed) = file.with_member_added(domain, name)?;
         if changed {
             write_atomic(&path, &new.to_bytes())?;

@@ -113,7 +113,7 @@ impl ServerState {
         }
         let rec_writer = RecWriter::new(groups.clone());
         let spool = Spool::open(data.spool_dir())?;
-        let live = db.call(|c| queue::live(c)).await?;
+        let live = db.call(queue::live).await?;
         let removed = spool.clean(&|d| live.contains(d))?;
         if removed > 0 {
             tracing::info!(removed, "erased spooled images of finished distributions");

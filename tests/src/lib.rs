@@ -1,1 +1,379 @@
-//! stub
+//! Harness for end-to-end tests and the load generator: starts the real `imagecast-server`
+//! binary on an ephemeral loopback port with a fresh data directory, and connects real
+//! clients to it.
+//!
+//! The binaries are looked up next to the running test executable (`target/<profile>/`);
+//! `cargo test --workspace` builds them because the server and terminal packages have
+//! integration tests of their own.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use imagecast_shared::client::{Client, ClientConfig, Events};
+
+/// Where cargo put the workspace's binaries for this build.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The path of a workspace binary, failing clearly when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --workspace --bins` (cargo test --workspace does)",
+        path.display()
+    );
+    path
+}
+
+/// The demo user that may send and register.
+pub const USER: &str = "1001";
+/// Its password.
+pub const PASSWORD: &str = "1234";
+
+/// A running `imagecast-server` on its own data directory.
+pub struct TestServer {
+    /// The data directory (removed when the server is dropped).
+    pub dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Device tokens by domain.
+    pub tokens: HashMap<String, String>,
+    /// Extra `run` arguments kept for restarts.
+    pub run_args: Vec<String>,
+    child: Option<Child>,
+    /// The server's stderr log.
+    pub log: PathBuf,
+}
+
+impl TestServer {
+    /// `init --demo`, then `run` on port 0 with a short heartbeat.
+    pub fn start_demo() -> anyhow::Result<Self> {
+        Self::start_demo_with(&["--heartbeat-ms", "1000"])
+    }
+
+    /// Like [`TestServer::start_demo`], with extra `run` arguments.
+    pub fn start_demo_with(run_args: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let out = Command::new(bin("imagecast-server"))
+            .args(["init", "--demo", "--data-dir"])
+            .arg(&data)
+            .output()?;
+        if !out.status.success() {
+            bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let tokens = std::fs::read_to_string(data.join("demo-tokens.txt"))?
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(d, t)| (d.to_owned(), t.to_owned()))
+            .collect();
+        let log = dir.path().join("server.log");
+        let mut server = Self {
+            dir,
+            addr: String::new(),
+            tokens,
+            run_args: run_args.iter().map(|s| (*s).to_owned()).collect(),
+            child: None,
+            log,
+        };
+        server.start("127.0.0.1:0")?;
+        Ok(server)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A group file's path.
+    pub fn group_file(&self, name: &str) -> PathBuf {
+        self.data_dir().join("groups").join(name)
+    }
+
+    /// Starts `run` listening on `listen`; waits for "listening on".
+    pub fn start(&mut self, listen: &str) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut child = Command::new(bin("imagecast-server"))
+            .arg("run")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--listen", listen])
+            .args(&self.run_args)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .context("the server did not say it was listening within 30 s")?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .with_context(|| format!("unexpected first line {line:?}; log: {}", self.log_text()))?;
+        self.addr = addr.to_owned();
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the server with SIGKILL and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits for it; returns its exit status success.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// Restarts on the same port after [`TestServer::kill9`] or [`TestServer::terminate`].
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let addr = self.addr.clone();
+        // The port may linger briefly in TIME_WAIT for the listener; retry.
+        for _ in 0..50 {
+            match self.start(&addr) {
+                Ok(()) => return Ok(()),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        self.start(&addr)
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A client configuration for a demo device.
+    pub fn config(&self, domain: &str, receive: bool) -> ClientConfig {
+        let token = self.tokens.get(domain).cloned().unwrap_or_default();
+        let mut cfg = ClientConfig::new(&self.addr, domain, &token, receive);
+        cfg.request_timeout = Duration::from_secs(30);
+        cfg
+    }
+
+    /// Connects a demo device with the real client.
+    pub async fn connect(&self, domain: &str, receive: bool) -> anyhow::Result<(Client, Events)> {
+        Ok(Client::connect(&self.config(domain, receive)).await?)
+    }
+
+    /// The `imagecast` binary, set up as a demo device with the demo user.
+    pub fn imagecast(&self, domain: &str) -> Command {
+        let mut c = Command::new(bin("imagecast"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("IMAGECAST_SERVER", &self.addr)
+            .env("IMAGECAST_DEVICE", domain)
+            .env(
+                "IMAGECAST_TOKEN",
+                self.tokens.get(domain).cloned().unwrap_or_default(),
+            )
+            .env("IMAGECAST_USER", USER)
+            .env("IMAGECAST_PASSWORD", PASSWORD);
+        c
+    }
+
+    /// The `imagecast-server` binary.
+    pub fn admin(&self) -> Command {
+        Command::new(bin("imagecast-server"))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Output of a finished command.
+pub struct Output {
+    /// Exit code (-1 when killed).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs a command to completion within `limit`, killing it after.
+pub fn run(cmd: &mut Command, limit: Duration) -> anyhow::Result<Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output()?;
+    Ok(Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// A terminal receiving with the real client and [`Inbox`], in this process.
+///
+/// [`Inbox`]: imagecast_shared::client::Inbox
+pub struct Receiver {
+    /// Where deliveries land.
+    pub dir: PathBuf,
+    /// What arrived, in order (duplicates included, flagged).
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<imagecast_shared::client::Received>>>,
+    /// True once the connection ended.
+    pub closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The client, to close it.
+    pub client: Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Connects `domain` as a receiving terminal storing into `dir`. With `ack` false the
+    /// terminal stores but never acknowledges (a terminal that dies right after storing).
+    pub async fn start(
+        server: &TestServer,
+        domain: &str,
+        dir: &Path,
+        ack: bool,
+    ) -> anyhow::Result<Self> {
+        use imagecast_shared::client::{Event, Inbox, InboxMode};
+        use imagecast_shared::msg::DeliveryOutcome;
+        let mut inbox = Inbox::open(dir, InboxMode::Store)?;
+        let (client, mut events) = server.connect(domain, true).await?;
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, c, cl) = (received.clone(), closed.clone(), client.clone());
+        let task = tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if matches!(ev, Event::Closed(_)) {
+                    break;
+                }
+                match inbox.handle(&ev) {
+                    Ok(Some(got)) => {
+                        let delivery = got.delivery;
+                        r.lock().unwrap_or_else(|e| e.into_inner()).push(got);
+                        if ack {
+                            let _ = cl.ack(delivery, DeliveryOutcome::Printed).await;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => panic!("inbox error: {e}"),
+                }
+            }
+            c.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        Ok(Self {
+            dir: dir.to_owned(),
+            received,
+            closed,
+            client,
+            task,
+        })
+    }
+
+    /// Number of deliveries taken (duplicates included).
+    pub fn count(&self) -> usize {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Waits until `n` deliveries were taken, at most `limit`.
+    pub async fn wait_for(&self, n: usize, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.count() < n {
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Closes the connection and ends the task.
+    pub async fn stop(self) {
+        self.client.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+
+    /// Files in the folder (hidden state excluded), sorted.
+    pub fn files(&self) -> Vec<String> {
+        list_files(&self.dir)
+    }
+}
+
+/// Non-hidden file names in `dir`, sorted.
+pub fn list_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Writes a multi-page grayscale TIFF (each page a different pattern) and returns its bytes.
+pub fn multipage_tiff(path: &Path, pages: u32, width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
+    use tiff::encoder::{TiffEncoder, colortype::Gray8};
+    let file = std::fs::File::create(path)?;
+    let mut enc = TiffEncoder::new(std::io::BufWriter::new(file))?;
+    for p in 0..pages {
+        let data: Vec<u8> = (0..width * height)
+            .map(|i| ((i % width) * (p + 1) + (i / width) * 7) as u8)
+            .collect();
+        enc.write_image::<Gray8>(width, height, &data)?;
+    }
+    drop(enc);
+    Ok(std::fs::read(path)?)
+}

@@ -1,0 +1,300 @@
+//! Group files: registration and withdrawal (section 2.3), edits on disk, malformed files.
+
+use imagecast_tests::{Receiver, TestServer, run};
+
+use crate::LIMIT;
+
+const DEVELOP: &str = "product development-related places";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_and_withdraw_edit_the_file_and_keep_its_comments() {
+    let server = TestServer::start_demo().unwrap();
+    let path = server.group_file("develop.rec");
+    // The operator's own touches: a comment, a blank line, CRLF endings.
+    let original = "# product development-related places\r\n# develop.rec\r\n# the head office first\r\ndevl1.hqs.mei.co.jp;development department of the head office\r\n\r\n";
+    std::fs::write(&path, original).unwrap();
+
+    let groups = run(
+        server
+            .imagecast("devl1.osk.mei.co.jp")
+            .args(["groups", "--for-registration"]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(groups.code, 0, "{}", groups.stderr);
+    assert!(!groups.stdout.contains("all distribution destinations"));
+    assert!(
+        groups
+            .stdout
+            .lines()
+            .any(|l| l.ends_with(&format!(": {DEVELOP}"))),
+        "{}",
+        groups.stdout
+    );
+
+    let reg = run(
+        server
+            .imagecast("devl1.osk.mei.co.jp")
+            .args(["register", "--group", DEVELOP]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(reg.code, 0, "{}", reg.stderr);
+    let after = std::fs::read_to_string(&path).unwrap();
+    // Appended after the last member (before the trailing blank line), in the file's CRLF.
+    assert_eq!(
+        after,
+        original.replace(
+            "head office\r\n\r\n",
+            "head office\r\ndevl1.osk.mei.co.jp;development department, the Osaka branch\r\n\r\n"
+        )
+    );
+    // Twice is harmless.
+    let again = run(
+        server
+            .imagecast("devl1.osk.mei.co.jp")
+            .args(["register", "--group", DEVELOP]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(again.code, 0);
+    assert!(
+        again.stdout.contains("already a member"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+
+    // The new member receives what is sent to the group.
+    let work = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(
+        &server,
+        "devl1.osk.mei.co.jp",
+        &work.path().join("rx"),
+        true,
+    )
+    .await
+    .unwrap();
+    let page = work.path().join("spec.tif");
+    std::fs::write(&page, b"II*\0spec").unwrap();
+    let sent = run(
+        server
+            .imagecast("sale1.hqs.mei.co.jp")
+            .args(["send", "--group", DEVELOP])
+            .arg(&page),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    assert!(rx.wait_for(1, LIMIT).await);
+    rx.stop().await;
+
+    let wd = run(
+        server
+            .imagecast("devl1.osk.mei.co.jp")
+            .args(["withdraw", "--group", DEVELOP]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(wd.code, 0, "{}", wd.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_refusals_are_clear() {
+    let server = TestServer::start_demo().unwrap();
+    // A device that is not listed in all.rec.
+    let token = run(
+        server
+            .admin()
+            .args(["device", "add", "--data-dir"])
+            .arg(server.data_dir())
+            .args(["guest.example.org", "--name", "guest PC"]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(token.code, 0, "{}", token.stderr);
+    let token = token.stdout.trim().to_owned();
+    assert_eq!(token.len(), 64);
+    // device add lists it in all.rec; take it out again to test the refusal.
+    let all = server.group_file("all.rec");
+    let text = std::fs::read_to_string(&all).unwrap();
+    assert!(text.contains("guest.example.org;guest PC\n"), "{text}");
+    std::fs::write(&all, text.replace("guest.example.org;guest PC\n", "")).unwrap();
+
+    let mut cmd = server.imagecast("guest.example.org");
+    cmd.env("IMAGECAST_TOKEN", &token)
+        .args(["register", "--group", DEVELOP]);
+    let out = run(&mut cmd, LIMIT).unwrap();
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("is not listed in all.rec"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(
+        server
+            .imagecast("devl1.osk.mei.co.jp")
+            .args(["register", "--group", "no such group"]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("unknown destination group \"no such group\""),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(
+        server.imagecast("devl1.osk.mei.co.jp").args([
+            "register",
+            "--group",
+            "all distribution destinations",
+        ]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("cannot be registered with"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(
+        server
+            .imagecast("devl1.osk.mei.co.jp")
+            .env_remove("IMAGECAST_USER")
+            .args(["register", "--group", DEVELOP]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("logged-in user"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_edited_added_and_removed_on_disk_take_effect_without_restart() {
+    let server = TestServer::start_demo().unwrap();
+    let list = || {
+        run(server.imagecast("plan1.hqs.mei.co.jp").arg("groups"), LIMIT)
+            .unwrap()
+            .stdout
+    };
+    assert!(!list().contains("quality assurance"));
+    std::fs::write(
+        server.group_file("qa.rec"),
+        "# quality assurance\n# qa.rec\nsale1.fko.mei.co.jp;sales office, the Fukuoka branch\n",
+    )
+    .unwrap();
+    assert!(list().contains("5: quality assurance"), "{}", list());
+
+    let work = tempfile::tempdir().unwrap();
+    let fko = Receiver::start(
+        &server,
+        "sale1.fko.mei.co.jp",
+        &work.path().join("fko"),
+        true,
+    )
+    .await
+    .unwrap();
+    let page = work.path().join("qa.png");
+    std::fs::write(&page, b"qa").unwrap();
+    let out = run(
+        server
+            .imagecast("plan1.hqs.mei.co.jp")
+            .args([
+                "send",
+                "--group",
+                "quality assurance",
+                "--wait",
+                "--timeout",
+                "20",
+            ])
+            .arg(&page),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("sale1.fko.mei.co.jp: printed"));
+    fko.stop().await;
+
+    // Renaming the group in its first line, then deleting the file.
+    std::fs::write(
+        server.group_file("qa.rec"),
+        "# quality assurance (all sites)\n# qa.rec\nsale1.fko.mei.co.jp;sales office, the Fukuoka branch\n",
+    )
+    .unwrap();
+    assert!(
+        list().contains("5: quality assurance (all sites)"),
+        "{}",
+        list()
+    );
+    std::fs::remove_file(server.group_file("qa.rec")).unwrap();
+    assert!(!list().contains("quality assurance"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_file_is_reported_with_file_and_line_and_hides_nothing_else() {
+    let server = TestServer::start_demo().unwrap();
+    std::fs::write(
+        server.group_file("broken.rec"),
+        "# broken group\n# broken.rec\nsale1.osk.mei.co.jp;ok\nthis line has no separator\n",
+    )
+    .unwrap();
+    std::fs::write(
+        server.group_file("headless.rec"),
+        "sale1.osk.mei.co.jp;no header\n",
+    )
+    .unwrap();
+
+    let check = run(
+        server
+            .admin()
+            .args(["check", "--data-dir"])
+            .arg(server.data_dir()),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(check.code, 1, "{}", check.stdout);
+    assert!(check.stdout.contains("broken.rec:4: "), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("headless.rec:1: "),
+        "{}",
+        check.stdout
+    );
+
+    let (client, _events) = server.connect("plan1.hqs.mei.co.jp", false).await.unwrap();
+    let problems = client.group_problems().await.unwrap();
+    assert!(
+        problems.iter().any(|p| p.starts_with("broken.rec:4: ")),
+        "{problems:?}"
+    );
+    let groups = client.groups(false).await.unwrap();
+    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    for g in [
+        "all distribution destinations",
+        "all sales-related places",
+        "all sales offices",
+        DEVELOP,
+    ] {
+        assert!(names.contains(&g), "{g} missing from {names:?}");
+    }
+    client.close().await;
+
+    // Removing the broken files makes check pass.
+    std::fs::remove_file(server.group_file("broken.rec")).unwrap();
+    std::fs::remove_file(server.group_file("headless.rec")).unwrap();
+    let check = run(
+        server
+            .admin()
+            .args(["check", "--data-dir"])
+            .arg(server.data_dir()),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+}

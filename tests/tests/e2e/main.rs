@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `imagecast-server` binary on an ephemeral loopback port, driven
+//! by the real client library and the real `imagecast` binary. One module per area.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod distribution;
+mod faults;
+mod groups;
+mod recovery;
+
+use std::time::Duration;
+
+/// The upper bound for any single wait in these tests.
+pub const LIMIT: Duration = Duration::from_secs(30);
