@@ -58,9 +58,7 @@ pub enum MarkSheetError {
     #[error("the mark sheet code holds no valid 8-digit image ID (it reads {0:?})")]
     BadId(String),
     /// The code comes from a newer payload version than this program reads.
-    #[error(
-        "the mark sheet was printed by a newer imagecast (code {0:?}); this one reads {PAYLOAD_PREFIX:?} codes"
-    )]
+    #[error("the mark sheet comes from a newer imagecast (code {0:?}); this one reads IC1 codes")]
     UnsupportedVersion(String),
     /// The sheet's file could not be read or decoded.
     #[error("cannot read the mark sheet: {0}")]

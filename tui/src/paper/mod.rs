@@ -69,8 +69,8 @@ pub const MAX_FILE_NAME_BYTES: usize = 200;
 /// Turns an untrusted name into a plain file name that stays inside its folder.
 ///
 /// Path separators become `_`, control characters are dropped, runs of dots shrink to one and
-/// leading dots are removed (no hidden files, no `.` or `..` anywhere), the result is cut to [`MAX_FILE_NAME_BYTES`] keeping the
-/// extension, and an empty result becomes `page`.
+/// leading dots are removed (no hidden files, no `.` or `..` anywhere), the result is cut to
+/// [`MAX_FILE_NAME_BYTES`] keeping the extension, and an empty result becomes `page`.
 pub fn sanitize_file_name(name: &str) -> String {
     let mut cleaned = String::with_capacity(name.len());
     for c in name.chars().filter(|c| !c.is_control()) {

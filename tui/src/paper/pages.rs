@@ -749,8 +749,7 @@ mod tests {
                 .expect("page");
         }
         let mut bytes = out.into_inner();
-        // Patch ImageWidth (tag 256) to 19000 and ImageLength (257) to 19000: 8-bit grey would
-        // fit, so make it claim RGB16 size by patching width/height beyond the limit instead.
+        // Claim a width of 50000 pixels: refused from the header, before any pixel is read.
         let patched = patch_tiff_dimension(&mut bytes, 256, 50_000);
         assert!(patched, "found the width tag");
         let err = decode_pages_from_bytes(&bytes).expect_err("too large");

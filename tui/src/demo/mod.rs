@@ -1,0 +1,402 @@
+//! `imagecast demo`: the seed's network in one process, with no set-up.
+//!
+//! [`DemoNetwork::start`] creates (or reuses) a data directory with the seed's head office and
+//! Osaka office and the groups of FIG. 14–17, serves it on a loopback port from a task of this
+//! process, switches on a [`SimulatedTerminal`] for every other office, and places sample
+//! documents in the ADF of MFP 120, whose panel the caller then opens with
+//! [`DemoNetwork::panel_client_config`] and the demo login ([`DEMO_USER`] / [`DEMO_PASSWORD`]).
+//! MFP 320 ([`OFFLINE_DOMAIN`]) stays offline, so the demo also shows store and forward: its
+//! images wait at the server, queued, until [`DemoNetwork::switch_on`] connects it.
+//!
+//! # Layout of the root folder
+//! ```text
+//! ROOT/
+//!   server/                        the server's data directory (groups/*.rec, imagecast.db,
+//!                                  spool/) and demo-tokens.txt ("domain token" a line)
+//!   mfp120/adf/                    the panel's document feeder, with the sample documents
+//!   mfp120/output-tray/            where the panel prints
+//!   mfp120/removable/              the removable-media folder
+//!   mfp120/store/                  the image store (memory means 128)
+//!   mfp120/state/                  anything else the panel keeps
+//!   terminals/DOMAIN/output-tray/  each simulated terminal's tray
+//! ```
+//! Nothing is written outside the root. Starting again on the same root reuses the data
+//! directory (groups edited, images still queued) and issues fresh device tokens.
+//!
+//! # Modules
+//! - [`samples`]: the sample documents.
+//! - [`terminal`]: the simulated terminals.
+
+pub mod samples;
+pub mod terminal;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use imagecast_server::datadir::{DEMO_DEVICES, DEMO_USERS, DataDir, DemoDevice};
+use imagecast_server::{ServerConfig, ServerState, auth};
+use imagecast_shared::client::ClientConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use samples::{SAMPLE_NAMES, write_samples};
+pub use terminal::{SimulatedTerminal, device_label};
+
+use crate::paper::Adf;
+
+/// The panel's device: MFP 120 of the seed.
+pub const PANEL_DOMAIN: &str = "sale1.hqs.mei.co.jp";
+/// The terminal left offline at start: MFP 320, the Osaka development department.
+pub const OFFLINE_DOMAIN: &str = "devl1.osk.mei.co.jp";
+/// The demo login's user ID (FIG. 6).
+pub const DEMO_USER: &str = "1001";
+/// The demo login's password.
+pub const DEMO_PASSWORD: &str = "1234";
+
+/// How long [`DemoNetwork::start`] waits for the simulated terminals to connect.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// How long [`DemoNetwork::shutdown`] waits for the terminals, then for the server.
+const STOP_WAIT: Duration = Duration::from_secs(3);
+
+/// Where the demo goes and what it listens on.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// The folder everything goes under (a temporary folder, or `--dir`).
+    pub root: PathBuf,
+    /// The address the server listens on, normally `127.0.0.1:0` (a free port).
+    pub listen: String,
+}
+
+impl DemoOptions {
+    /// Everything under `root`, the server on a free loopback port.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            listen: "127.0.0.1:0".to_owned(),
+        }
+    }
+}
+
+/// MFP 120's folders: the panel's standard folders under `ROOT/mfp120/`.
+pub use crate::panel::PanelDirs;
+
+/// The folder of MFP 120 under the demo's root.
+pub fn panel_root(root: &Path) -> PathBuf {
+    root.join("mfp120")
+}
+
+/// A simulated terminal's output tray under the demo's root.
+fn terminal_tray(root: &Path, domain: &str) -> PathBuf {
+    root.join("terminals").join(domain).join("output-tray")
+}
+
+/// The seed's network, running: the server and the simulated terminals.
+pub struct DemoNetwork {
+    root: PathBuf,
+    data: DataDir,
+    addr: String,
+    state: Arc<ServerState>,
+    panel: DemoDevice,
+    panel_token: String,
+    terminals: Vec<SimulatedTerminal>,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    stop_terminals: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for DemoNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoNetwork")
+            .field("root", &self.root)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DemoNetwork {
+    /// Prepares the root, starts the server and switches on every terminal but the panel's
+    /// and [`OFFLINE_DOMAIN`]; waits (a few seconds at most) until they are connected.
+    pub async fn start(opts: DemoOptions) -> anyhow::Result<DemoNetwork> {
+        let root = opts.root.clone();
+        let data = DataDir::new(root.join("server"));
+        let dirs = PanelDirs::under(&panel_root(&root));
+        let devices = {
+            let (data, root, dirs) = (data.clone(), root.clone(), dirs.clone());
+            tokio::task::spawn_blocking(move || prepare(&data, &root, &dirs))
+                .await
+                .context("demo set-up was interrupted")??
+        };
+        let shutdown = CancellationToken::new();
+        let state =
+            ServerState::open(data.clone(), ServerConfig::default(), shutdown.clone()).await?;
+        let listener = TcpListener::bind(&opts.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", opts.listen))?;
+        let addr = listener.local_addr()?.to_string();
+        let server = tokio::spawn(imagecast_server::run(listener, state.clone()));
+
+        let mut panel = None;
+        let mut terminals = Vec::new();
+        for (d, token) in devices {
+            if d.domain == PANEL_DOMAIN {
+                panel = Some((d, token));
+            } else {
+                let tray = terminal_tray(&root, d.domain);
+                terminals.push(SimulatedTerminal::new(d, token, tray));
+            }
+        }
+        let Some((panel, panel_token)) = panel else {
+            anyhow::bail!("the demo network has no device {PANEL_DOMAIN}");
+        };
+        let net = DemoNetwork {
+            root,
+            data,
+            addr,
+            state,
+            panel,
+            panel_token,
+            terminals,
+            shutdown,
+            server: Some(server),
+            stop_terminals: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        for t in &net.terminals {
+            if t.domain() != OFFLINE_DOMAIN {
+                net.switch_on(t.domain())?;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+        loop {
+            let waiting: Vec<&str> = net
+                .terminals
+                .iter()
+                .filter(|t| {
+                    t.is_online() && !(t.is_connected() && net.state.hub.is_online(t.domain()))
+                })
+                .map(|t| t.domain())
+                .collect();
+            if waiting.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(?waiting, "some simulated terminals are not connected yet");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(net)
+    }
+
+    /// The folder everything is under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.root().to_owned()
+    }
+
+    /// `HOST:PORT` of the server.
+    pub fn server_addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The running server's state (who is online, for instance).
+    pub fn server_state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    /// MFP 120, whose panel the demo opens.
+    pub fn panel_device(&self) -> &DemoDevice {
+        &self.panel
+    }
+
+    /// MFP 120's device token.
+    pub fn panel_token(&self) -> &str {
+        &self.panel_token
+    }
+
+    /// How the panel connects: as MFP 120, receiving.
+    pub fn panel_client_config(&self) -> ClientConfig {
+        ClientConfig::new(&self.addr, self.panel.domain, &self.panel_token, true)
+    }
+
+    /// MFP 120's folders.
+    pub fn panel_dirs(&self) -> PanelDirs {
+        PanelDirs::under(&panel_root(&self.root))
+    }
+
+    /// The other devices, in the order of the seed's network (the offline one included).
+    pub fn terminals(&self) -> &[SimulatedTerminal] {
+        &self.terminals
+    }
+
+    /// One simulated terminal by domain.
+    pub fn terminal(&self, domain: &str) -> Option<&SimulatedTerminal> {
+        self.terminals.iter().find(|t| t.domain() == domain)
+    }
+
+    /// Switches a terminal on; harmless if it is on already.
+    pub fn switch_on(&self, domain: &str) -> anyhow::Result<()> {
+        let t = self
+            .terminal(domain)
+            .with_context(|| format!("the demo has no simulated terminal {domain}"))?;
+        if let Some(task) = t.switch_on(&self.addr, self.stop_terminals.clone()) {
+            self.tasks.spawn(task);
+        }
+        Ok(())
+    }
+
+    /// Where every tray is, and what each terminal received.
+    pub fn tray_summary(&self) -> String {
+        let dirs = self.panel_dirs();
+        let mut out = format!(
+            "{} {} ({}), this panel:
+  ADF (place documents here): {}
+  output tray: {}
+  removable media: {}
+  image store: {}
+",
+            device_label(&self.panel),
+            self.panel.domain,
+            self.panel.name,
+            dirs.adf.display(),
+            dirs.output_tray.display(),
+            dirs.removable.display(),
+            dirs.store.display(),
+        );
+        out.push_str(
+            "Other terminals:
+",
+        );
+        for t in &self.terminals {
+            let state = if t.is_online() {
+                let (n, p) = (t.received(), t.pages_received());
+                format!(
+                    "online, received {n} image{} ({p} page{})",
+                    if n == 1 { "" } else { "s" },
+                    if p == 1 { "" } else { "s" }
+                )
+            } else {
+                "offline: gets its images when it connects".to_owned()
+            };
+            out.push_str(&format!(
+                "  {} {} ({}): {state}
+    tray: {}
+",
+                t.label(),
+                t.domain(),
+                t.name(),
+                t.tray().display()
+            ));
+        }
+        out.push_str(&format!(
+            "Server data directory: {}
+",
+            self.data.root().display()
+        ));
+        out
+    }
+
+    /// Stops the terminals, then the server.
+    pub async fn shutdown(mut self) {
+        self.stop_terminals.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(STOP_WAIT, self.tasks.wait()).await;
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(STOP_WAIT * 2, server).await;
+        }
+    }
+}
+
+impl Drop for DemoNetwork {
+    fn drop(&mut self) {
+        self.stop_terminals.cancel();
+        self.shutdown.cancel();
+    }
+}
+
+/// Creates or reuses the data directory and returns every demo device with a usable token;
+/// creates the panel's and terminals' folders, fills an empty ADF with the samples, and
+/// writes `demo-tokens.txt`. Blocking (password hashing, files).
+fn prepare(
+    data: &DataDir,
+    root: &Path,
+    dirs: &PanelDirs,
+) -> anyhow::Result<Vec<(DemoDevice, String)>> {
+    std::fs::create_dir_all(data.root())
+        .with_context(|| format!("cannot create {}", data.root().display()))?;
+    let devices = if data.db_path().exists() {
+        reuse(data)?
+    } else {
+        data.init(true)?.devices
+    };
+    let tokens: String = devices
+        .iter()
+        .map(|(d, t)| format!("{} {t}\n", d.domain))
+        .collect();
+    let tokens_path = data.root().join("demo-tokens.txt");
+    write_private(&tokens_path, tokens.as_bytes())
+        .with_context(|| format!("cannot write {}", tokens_path.display()))?;
+
+    for dir in dirs.all() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if Adf::new(&dirs.adf).documents()?.is_empty() {
+        write_samples(&dirs.adf)?;
+    }
+    for (d, _) in &devices {
+        if d.domain != PANEL_DOMAIN {
+            let tray = terminal_tray(root, d.domain);
+            std::fs::create_dir_all(&tray)
+                .with_context(|| format!("cannot create {}", tray.display()))?;
+        }
+    }
+    Ok(devices)
+}
+
+/// An existing data directory: issues fresh tokens for the demo devices (adding any that
+/// are missing) and adds missing demo users; groups and queued images stay as they are.
+fn reuse(data: &DataDir) -> anyhow::Result<Vec<(DemoDevice, String)>> {
+    let conn = data.connect()?;
+    let mut devices = Vec::with_capacity(DEMO_DEVICES.len());
+    for d in DEMO_DEVICES {
+        let token = if auth::device(&conn, d.domain)?.is_some() {
+            auth::reissue_token(&conn, d.domain)?
+        } else {
+            data.add_to_all(d.domain, d.name)?;
+            auth::add_device(&conn, d.domain, d.name, d.kind)?
+        };
+        devices.push((*d, token));
+    }
+    for (user, password, role) in DEMO_USERS {
+        if auth::user_secret(&conn, user)?.is_none() {
+            auth::add_user(&conn, user, *role, &auth::hash_password(password)?)?;
+        }
+    }
+    Ok(devices)
+}
+
+/// Writes a file only its owner can read (it holds device tokens).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests;

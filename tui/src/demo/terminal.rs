@@ -1,0 +1,314 @@
+//! Simulated terminals: the demo's other offices, each a task that holds a receiving
+//! connection to the image server, stores every delivery in its own output tray with the
+//! client library's [`Inbox`] and acknowledges it (`Printed` for MFPs and printers, `Stored`
+//! for PCs), and reconnects with back-off when the connection drops.
+//!
+//! They log through `tracing` only: the panel owns the terminal's screen.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use imagecast_server::datadir::DemoDevice;
+use imagecast_shared::client::{Client, ClientConfig, Event, Inbox, InboxMode, Received};
+use imagecast_shared::msg::{DeliveryOutcome, DeviceKind};
+use tokio_util::sync::CancellationToken;
+
+/// The first pause before reconnecting; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest pause between connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What a simulated terminal has done, shared between its task and the demo's readers.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Images (deliveries) stored this session; redeliveries are not counted twice.
+    images: AtomicUsize,
+    /// Pages (files) stored this session.
+    pages: AtomicUsize,
+    /// True while the terminal holds a connection.
+    connected: AtomicBool,
+    /// True once the terminal was switched on (its task runs).
+    online: AtomicBool,
+    /// The files of the latest delivery, for a status line.
+    last: Mutex<Vec<PathBuf>>,
+}
+
+/// One simulated terminal of the demo network: a device of [`DEMO_DEVICES`] other than the
+/// panel's, with its output tray and what it received this session.
+///
+/// [`DEMO_DEVICES`]: imagecast_server::datadir::DEMO_DEVICES
+#[derive(Debug)]
+pub struct SimulatedTerminal {
+    device: DemoDevice,
+    token: String,
+    tray: PathBuf,
+    counters: Arc<Counters>,
+}
+
+impl SimulatedTerminal {
+    pub(super) fn new(device: DemoDevice, token: String, tray: PathBuf) -> Self {
+        Self {
+            device,
+            token,
+            tray,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The device as the seed's network lists it.
+    pub fn device(&self) -> &DemoDevice {
+        &self.device
+    }
+
+    /// Network domain name, e.g. `sale1.osk.mei.co.jp`.
+    pub fn domain(&self) -> &str {
+        self.device.domain
+    }
+
+    /// Destination name, e.g. `sales office, the Osaka branch`.
+    pub fn name(&self) -> &str {
+        self.device.name
+    }
+
+    /// MFP, PC, printer or fax gateway.
+    pub fn kind(&self) -> DeviceKind {
+        self.device.kind
+    }
+
+    /// The device token it connects with.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The folder its received images land in.
+    pub fn tray(&self) -> &Path {
+        &self.tray
+    }
+
+    /// Images received (stored) this session.
+    pub fn received(&self) -> usize {
+        self.counters.images.load(Ordering::Relaxed)
+    }
+
+    /// Pages (files) received this session.
+    pub fn pages_received(&self) -> usize {
+        self.counters.pages.load(Ordering::Relaxed)
+    }
+
+    /// The files of the latest image received, if any.
+    pub fn last_received(&self) -> Vec<PathBuf> {
+        self.counters
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// True once the terminal is switched on; an offline terminal's images wait at the server.
+    pub fn is_online(&self) -> bool {
+        self.counters.online.load(Ordering::Relaxed)
+    }
+
+    /// True while it holds a connection to the server.
+    pub fn is_connected(&self) -> bool {
+        self.counters.connected.load(Ordering::Relaxed)
+    }
+
+    /// A short label such as `MFP 310` (`MFP` alone for offices without a numeral).
+    pub fn label(&self) -> String {
+        device_label(&self.device)
+    }
+
+    /// The outcome it acknowledges deliveries with: MFPs and printers print, PCs store.
+    pub fn outcome(&self) -> DeliveryOutcome {
+        match self.device.kind {
+            DeviceKind::Mfp | DeviceKind::Printer => DeliveryOutcome::Printed,
+            DeviceKind::Pc | DeviceKind::FaxGateway => DeliveryOutcome::Stored,
+        }
+    }
+
+    /// Switches the terminal on: marks it online and returns the task that keeps it
+    /// connected until `cancel` fires. Returns `None` if it was on already.
+    pub(super) fn switch_on(
+        &self,
+        server: &str,
+        cancel: CancellationToken,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+        if self.counters.online.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let mut cfg = ClientConfig::new(server, self.device.domain, &self.token, true);
+        cfg.connect_timeout = Duration::from_secs(5);
+        let runner = Runner {
+            cfg,
+            tray: self.tray.clone(),
+            outcome: self.outcome(),
+            counters: self.counters.clone(),
+            cancel,
+        };
+        Some(runner.run())
+    }
+}
+
+/// The label of a demo device: its kind and the seed's reference numeral.
+pub fn device_label(d: &DemoDevice) -> String {
+    let kind = match d.kind {
+        DeviceKind::Mfp => "MFP",
+        DeviceKind::Pc => "PC",
+        DeviceKind::Printer => "printer",
+        DeviceKind::FaxGateway => "fax gateway",
+    };
+    if d.numeral == 0 {
+        kind.to_owned()
+    } else {
+        format!("{kind} {}", d.numeral)
+    }
+}
+
+/// The task of one switched-on terminal.
+struct Runner {
+    cfg: ClientConfig,
+    tray: PathBuf,
+    outcome: DeliveryOutcome,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+}
+
+/// Why a connection's event loop ended.
+enum Ended {
+    /// The demo is stopping.
+    Cancelled,
+    /// The connection dropped (or was dropped for a clean redelivery): reconnect.
+    Lost,
+}
+
+impl Runner {
+    async fn run(self) {
+        let domain = self.cfg.device.clone();
+        let tray = self.tray.clone();
+        let opened = tokio::task::spawn_blocking(move || Inbox::open(tray, InboxMode::Store)).await;
+        let inbox = match opened {
+            Ok(Ok(inbox)) => Arc::new(Mutex::new(inbox)),
+            Ok(Err(e)) => {
+                tracing::error!(%domain, error = %e, "simulated terminal cannot open its tray");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(%domain, error = %e, "simulated terminal cannot open its tray");
+                return;
+            }
+        };
+        let mut delay = MIN_BACKOFF;
+        loop {
+            let connected = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = Client::connect(&self.cfg) => r,
+            };
+            match connected {
+                Ok((client, mut events)) => {
+                    tracing::debug!(%domain, "simulated terminal connected");
+                    self.counters.connected.store(true, Ordering::Relaxed);
+                    delay = MIN_BACKOFF;
+                    let ended = self.serve(&domain, &client, &mut events, &inbox).await;
+                    self.counters.connected.store(false, Ordering::Relaxed);
+                    client.close().await;
+                    if matches!(ended, Ended::Cancelled) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%domain, error = %e, "simulated terminal cannot connect; retrying");
+                }
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Takes one connection's events until it ends.
+    async fn serve(
+        &self,
+        domain: &str,
+        client: &Client,
+        events: &mut imagecast_shared::client::Events,
+        inbox: &Arc<Mutex<Inbox>>,
+    ) -> Ended {
+        loop {
+            let event = tokio::select! {
+                _ = self.cancel.cancelled() => return Ended::Cancelled,
+                e = events.recv() => e,
+            };
+            let event = match event {
+                None => return Ended::Lost,
+                Some(Event::Closed(reason)) => {
+                    tracing::info!(%domain, %reason, "simulated terminal lost its connection");
+                    return Ended::Lost;
+                }
+                Some(Event::Notice(text)) => {
+                    tracing::info!(%domain, "server: {text}");
+                    continue;
+                }
+                Some(
+                    e @ (Event::Deliver(_) | Event::DeliverData { .. } | Event::DeliverEnd { .. }),
+                ) => e,
+                Some(_) => continue,
+            };
+            let end = match &event {
+                Event::DeliverEnd { delivery } => Some(*delivery),
+                _ => None,
+            };
+            // The inbox writes and fsyncs files: keep that off the async workers.
+            let inbox = inbox.clone();
+            let handled = tokio::task::spawn_blocking(move || {
+                inbox
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .handle(&event)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the tray task failed: {e}")));
+            match handled {
+                Ok(None) => {}
+                Ok(Some(r)) => {
+                    self.count(domain, &r);
+                    let _ = client.ack(r.delivery, self.outcome.clone()).await;
+                }
+                Err(reason) => {
+                    tracing::warn!(%domain, %reason, "simulated terminal cannot store a delivery");
+                    match end {
+                        Some(delivery) => {
+                            let _ = client.ack(delivery, DeliveryOutcome::Refused(reason)).await;
+                        }
+                        // Out of step with the server: reconnect for a clean redelivery.
+                        None => return Ended::Lost,
+                    }
+                }
+            }
+        }
+    }
+
+    fn count(&self, domain: &str, r: &Received) {
+        if r.duplicate {
+            tracing::info!(%domain, dist = %r.dist, "redelivery of an image already received");
+            return;
+        }
+        tracing::info!(
+            %domain,
+            dist = %r.dist,
+            from = %r.sender.domain,
+            user = %r.user,
+            pages = r.pages,
+            bytes = r.bytes,
+            "simulated terminal received an image"
+        );
+        self.counters.images.fetch_add(1, Ordering::Relaxed);
+        self.counters.pages.fetch_add(r.pages, Ordering::Relaxed);
+        *self.counters.last.lock().unwrap_or_else(|e| e.into_inner()) = r.files.clone();
+    }
+}

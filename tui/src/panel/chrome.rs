@@ -1,0 +1,201 @@
+//! The panel around the dialogs: the status line (server and connection, this terminal's
+//! destination name, the user), the LCD frame, the ten-key pad with Start, Reset and Stop,
+//! the incoming deliveries, and the key legend. Works from 80×24 up; narrower or lower
+//! terminals get a plain message instead of a broken layout.
+
+use std::cell::RefCell;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::app::{App, ReceivedEntry};
+use super::keys::{self, Key};
+use super::screens::received::describe;
+use super::theme::Theme;
+
+/// Smallest size the full panel is drawn at.
+pub const MIN_WIDTH: u16 = 60;
+/// Smallest height.
+pub const MIN_HEIGHT: u16 = 16;
+
+/// Where the parts went.
+pub struct Areas {
+    /// Inside the LCD frame: the dialog.
+    pub lcd: Rect,
+    /// The key pad.
+    pub keypad: Rect,
+}
+
+/// Draws status line, frames, received list and legend; returns the areas to fill.
+pub fn draw(f: &mut Frame, app: &App, received: &[ReceivedEntry]) -> Areas {
+    let area = f.area();
+    let theme = app.theme;
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "The panel needs at least {MIN_WIDTH}x{MIN_HEIGHT} characters; this terminal is {}x{}. Enlarge it, or press Ctrl-Q to quit.",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return Areas {
+            lcd: Rect::default(),
+            keypad: Rect::default(),
+        };
+    }
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(1),
+            Constraint::Min(10),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    // Status line.
+    let user = app.user.as_ref().map_or_else(
+        || "not logged in".to_owned(),
+        |(u, r, _)| format!("user {u} ({})", r.as_str()),
+    );
+    let busy = app
+        .busy
+        .as_ref()
+        .map(|b| format!(" | {b}..."))
+        .unwrap_or_default();
+    let status = Line::from(vec![
+        Span::styled(format!(" {} ", app.device_name), theme.title()),
+        Span::raw(format!("| {user} | ")),
+        Span::styled(
+            app.conn_text(),
+            if matches!(app.conn, super::app::Conn::Connected) {
+                theme.ok()
+            } else {
+                theme.error()
+            },
+        ),
+        Span::raw(busy),
+    ]);
+    f.render_widget(Paragraph::new(status), rows[0]);
+    // Legend, or a passing note.
+    let legend = match &app.note {
+        Some((text, _)) => Line::styled(format!(" {text}"), theme.ok()),
+        None if rows[2].width >= keys::LEGEND.chars().count() as u16 + 1 => {
+            Line::styled(format!(" {}", keys::LEGEND), theme.dim())
+        }
+        None => Line::styled(format!(" {}", keys::LEGEND_SHORT), theme.dim()),
+    };
+    f.render_widget(Paragraph::new(legend), rows[2]);
+
+    let right_w = 24.min(rows[1].width / 3);
+    let cols = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints([Constraint::Min(30), Constraint::Length(right_w)])
+        .split(rows[1]);
+    let title = if app.info.kiosk {
+        " LCD (kiosk) "
+    } else {
+        " LCD "
+    };
+    let lcd_block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.lcd())
+        .title(title);
+    let lcd = lcd_block.inner(cols[0]);
+    f.render_widget(lcd_block, cols[0]);
+    let keypad_h = 11.min(cols[1].height);
+    let keypad = Rect {
+        height: keypad_h,
+        ..cols[1]
+    };
+    let inbox = Rect {
+        y: cols[1].y + keypad_h,
+        height: cols[1].height - keypad_h,
+        ..cols[1]
+    };
+    draw_inbox(f, inbox, &theme, received);
+    Areas { lcd, keypad }
+}
+
+fn draw_inbox(f: &mut Frame, area: Rect, theme: &Theme, received: &[ReceivedEntry]) {
+    if area.height < 3 {
+        return;
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.lcd())
+        .title(format!(" Received {} ", received.len()));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let lines: Vec<Line> = received
+        .iter()
+        .rev()
+        .take(inner.height as usize)
+        .map(|e| Line::raw(describe(e)))
+        .collect();
+    let text = if lines.is_empty() {
+        vec![Line::styled("(F3 lists them)", theme.dim())]
+    } else {
+        lines
+    };
+    f.render_widget(Paragraph::new(text), inner);
+}
+
+/// The ten-key pad: each key a touch area.
+pub fn draw_keypad(f: &mut Frame, area: Rect, theme: &Theme, hits: &RefCell<Vec<(Rect, Key)>>) {
+    if area.height < 5 || area.width < 15 {
+        return;
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.lcd())
+        .title(" Keys ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let grid: [[(&str, Key); 3]; 4] = [
+        [
+            ("1", Key::Digit(1)),
+            ("2", Key::Digit(2)),
+            ("3", Key::Digit(3)),
+        ],
+        [
+            ("4", Key::Digit(4)),
+            ("5", Key::Digit(5)),
+            ("6", Key::Digit(6)),
+        ],
+        [
+            ("7", Key::Digit(7)),
+            ("8", Key::Digit(8)),
+            ("9", Key::Digit(9)),
+        ],
+        [("*", Key::Star), ("0", Key::Digit(0)), ("#", Key::Hash)],
+    ];
+    let cell_w = (inner.width / 3).max(3);
+    let mut y = inner.y;
+    for row in grid {
+        if y >= inner.y + inner.height {
+            return;
+        }
+        for (i, (label, key)) in row.iter().enumerate() {
+            let r = Rect::new(inner.x + i as u16 * cell_w, y, cell_w, 1);
+            f.render_widget(
+                Paragraph::new(Span::styled(format!("[{label}]"), theme.key())),
+                r,
+            );
+            hits.borrow_mut().push((r, *key));
+        }
+        y += 1;
+    }
+    y += 1;
+    for (label, key) in [
+        ("[ Start ]", Key::Start),
+        ("[ Reset ]", Key::Reset),
+        ("[ Stop  ]", Key::Stop),
+    ] {
+        if y >= inner.y + inner.height {
+            return;
+        }
+        let r = Rect::new(inner.x, y, inner.width, 1);
+        f.render_widget(Paragraph::new(Span::styled(label, theme.key())), r);
+        hits.borrow_mut().push((r, key));
+        y += 1;
+    }
+}

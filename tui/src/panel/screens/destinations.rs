@@ -1,0 +1,227 @@
+//! FIG. 9: destination selection. "0: To specify individual destinations" is drawn by the
+//! panel itself; the server's groups follow, numbered from 1. Several numbers may be entered;
+//! Start scans and distributes.
+
+use std::collections::BTreeSet;
+
+use imagecast_shared::msg::GroupEntry;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph};
+
+use super::{chrome, hit_rows};
+use crate::panel::app::{Action, Ctx, ImageSource};
+use crate::panel::jobs::Job;
+use crate::panel::keys::Key;
+use crate::panel::strings;
+
+/// FIG. 9's state.
+#[derive(Debug)]
+pub struct Destinations {
+    /// The image to distribute.
+    pub source: ImageSource,
+    /// The server's groups, numbered from 1.
+    pub groups: Vec<GroupEntry>,
+    /// Chosen groups (indices into `groups`).
+    pub chosen: BTreeSet<usize>,
+    /// Individual destinations ticked on FIG. 10.
+    pub individuals: Vec<String>,
+    /// Keep the scan in memory and print a mark sheet.
+    pub keep: bool,
+    /// Row 0 is the individual entry, row `i + 1` group `i`.
+    pub list: ListState,
+    /// Digits typed so far of a number that may grow.
+    pub typed: Option<usize>,
+    /// The last complaint.
+    pub error: Option<String>,
+}
+
+impl Destinations {
+    /// The dialog for `source` with the server's `groups`.
+    pub fn new(source: ImageSource, groups: Vec<GroupEntry>) -> Self {
+        let mut list = ListState::default();
+        list.select(Some(0));
+        Self {
+            source,
+            groups,
+            chosen: BTreeSet::new(),
+            individuals: Vec::new(),
+            keep: false,
+            list,
+            typed: None,
+            error: None,
+        }
+    }
+
+    fn toggle(&mut self, group: usize) {
+        if !self.chosen.remove(&group) {
+            self.chosen.insert(group);
+        }
+        self.list.select(Some(group + 1));
+        self.error = None;
+    }
+
+    fn individual(&self) -> Action {
+        Action::Run(Job::FetchDestinations { client: None })
+    }
+
+    /// Start: distribute to what was chosen.
+    pub fn start(&mut self) -> Action {
+        if self.chosen.is_empty() && self.individuals.is_empty() {
+            self.error = Some(
+                "Choose at least one group with its number, or individual destinations with 0."
+                    .into(),
+            );
+            return Action::None;
+        }
+        Action::Run(Job::Distribute {
+            client: None,
+            source: self.source.clone(),
+            groups: self
+                .chosen
+                .iter()
+                .filter_map(|&i| self.groups.get(i).map(|g| g.name.clone()))
+                .collect(),
+            destinations: self.individuals.clone(),
+            keep: self.keep && self.source == ImageSource::Adf,
+            user: String::new(),
+        })
+    }
+
+    /// Handles a key.
+    pub fn key(&mut self, key: Key) -> Action {
+        let n = self.groups.len();
+        match key {
+            Key::Digit(d) => {
+                let value = self.typed.unwrap_or(0) * 10 + d as usize;
+                if self.typed.is_none() && value == 0 {
+                    return self.individual();
+                }
+                if value == 0 || value > n {
+                    self.typed = None;
+                    self.error = Some(format!("There is no group {value}."));
+                } else if value * 10 > n {
+                    self.typed = None;
+                    self.toggle(value - 1);
+                } else {
+                    self.typed = Some(value);
+                    self.list.select(Some(value));
+                }
+            }
+            Key::Up => {
+                self.typed = None;
+                self.list.select_previous();
+            }
+            Key::Down => {
+                self.typed = None;
+                if self.list.selected().is_some_and(|i| i < n) {
+                    self.list.select_next();
+                }
+            }
+            Key::Space | Key::Pick(_) => {
+                let row = match key {
+                    Key::Pick(i) => Some(i),
+                    _ => self.typed.take().or(self.list.selected()),
+                };
+                match row {
+                    Some(0) => return self.individual(),
+                    Some(r) if r <= n => self.toggle(r - 1),
+                    _ => {}
+                }
+            }
+            Key::Star => {
+                if self.source == ImageSource::Adf {
+                    self.keep = !self.keep;
+                }
+            }
+            Key::Backspace => self.typed = None,
+            Key::Start => {
+                if let Some(v) = self.typed.take() {
+                    self.toggle(v - 1);
+                    return Action::None;
+                }
+                return self.start();
+            }
+            Key::Reset => return Action::Back,
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// Draws the dialog.
+    pub fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        let title = match &self.source {
+            ImageSource::Adf => strings::DEST_TITLE.to_owned(),
+            ImageSource::Stored(id) => format!("{} for image {id}", strings::DEST_TITLE),
+        };
+        let body = chrome(
+            f,
+            area,
+            ctx,
+            &title,
+            "Numbers tick groups, 0 picks destinations, * keeps a copy, Start sends.",
+        );
+        let footer_h = 2.min(body.height);
+        let list_area = Rect {
+            height: body.height - footer_h,
+            ..body
+        };
+        let mut items = vec![ListItem::new(format!(
+            "{}{}",
+            strings::INDIVIDUAL_ENTRY,
+            if self.individuals.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} ticked)", self.individuals.len())
+            }
+        ))];
+        for (i, g) in self.groups.iter().enumerate() {
+            let mark = if self.chosen.contains(&i) {
+                "[x]"
+            } else {
+                "[ ]"
+            };
+            items.push(ListItem::new(Line::from(vec![
+                Span::raw(format!("{mark} {}: {}", i + 1, g.name)),
+                Span::styled(format!(" ({})", g.members), ctx.theme.dim()),
+            ])));
+        }
+        let total = items.len();
+        f.render_stateful_widget(
+            List::new(items).highlight_style(ctx.theme.focus()),
+            list_area,
+            &mut self.list,
+        );
+        hit_rows(ctx, list_area, self.list.offset(), total);
+        let mut footer = Vec::new();
+        if let Some(t) = self.typed {
+            footer.push(Line::raw(format!("Number: {t}_  (next digit, or Space)")));
+        } else if let Some(e) = &self.error {
+            footer.push(Line::styled(e.clone(), ctx.theme.error()));
+        } else {
+            footer.push(Line::raw(""));
+        }
+        if self.source == ImageSource::Adf {
+            let mark = if self.keep { "[x]" } else { "[ ]" };
+            footer.push(Line::raw(format!("{mark} {}", strings::KEEP_COPY)));
+        }
+        let footer_area = Rect {
+            y: body.y + list_area.height,
+            height: footer_h,
+            ..body
+        };
+        if footer_h == 2 {
+            super::hit(
+                ctx,
+                Rect {
+                    y: footer_area.y + 1,
+                    height: 1,
+                    ..footer_area
+                },
+                Key::Star,
+            );
+        }
+        f.render_widget(Paragraph::new(footer), footer_area);
+    }
+}

@@ -1,0 +1,123 @@
+//! FIG. 12: the groups from the server without "all distribution destinations", numbered from
+//! 1; the number key picks one, Start registers this terminal with it (or withdraws from it).
+
+use imagecast_shared::msg::GroupEntry;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+
+use super::{chrome, hit_rows};
+use crate::panel::app::{Action, Ctx};
+use crate::panel::jobs::Job;
+use crate::panel::keys::Key;
+use crate::panel::menu::{Menu, MenuKey};
+use crate::panel::strings;
+
+/// Register or withdraw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Register with the group.
+    Register,
+    /// Withdraw from the group.
+    Withdraw,
+}
+
+/// FIG. 12's state.
+#[derive(Debug)]
+pub struct GroupSelect {
+    /// Register or withdraw.
+    pub mode: Mode,
+    /// The groups.
+    pub groups: Vec<GroupEntry>,
+    /// The numbered list.
+    pub menu: Menu,
+    /// The number picked, shown until Start.
+    pub picked: Option<usize>,
+}
+
+impl GroupSelect {
+    /// The dialog.
+    pub fn new(mode: Mode, groups: Vec<GroupEntry>) -> Self {
+        let menu = Menu::new(groups.iter().map(|g| g.name.clone()).collect());
+        Self {
+            mode,
+            groups,
+            menu,
+            picked: None,
+        }
+    }
+
+    /// Handles a key.
+    pub fn key(&mut self, key: Key) -> Action {
+        match key {
+            Key::Reset => return Action::Back,
+            Key::Start => {
+                let Some(i) = self.picked.or(self.menu.selected()) else {
+                    return Action::None;
+                };
+                let group = self.groups[i].name.clone();
+                return Action::Run(match self.mode {
+                    Mode::Register => Job::Register {
+                        client: None,
+                        group,
+                    },
+                    Mode::Withdraw => Job::Withdraw {
+                        client: None,
+                        group,
+                    },
+                });
+            }
+            Key::Pick(i) if i < self.groups.len() => {
+                self.menu.state.select(Some(i));
+                self.picked = Some(i);
+            }
+            k => match self.menu.key(k) {
+                MenuKey::Chosen(i) => self.picked = Some(i),
+                MenuKey::Moved => self.picked = None,
+                MenuKey::Ignored => {}
+            },
+        }
+        Action::None
+    }
+
+    /// Draws the dialog.
+    pub fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        let (title, verb) = match self.mode {
+            Mode::Register => (strings::REGISTER_TITLE, "register with"),
+            Mode::Withdraw => (strings::WITHDRAW_TITLE, "withdraw from"),
+        };
+        let body = chrome(
+            f,
+            area,
+            ctx,
+            title,
+            "Number key picks a group, Start confirms, Reset goes back.",
+        );
+        if self.groups.is_empty() {
+            f.render_widget(
+                Paragraph::new("The server has no group besides all destinations."),
+                body,
+            );
+            return;
+        }
+        let list_h = body.height.saturating_sub(2);
+        let list_area = Rect {
+            height: list_h,
+            ..body
+        };
+        hit_rows(ctx, list_area, self.menu.state.offset(), self.groups.len());
+        self.menu.draw(f, list_area, &ctx.theme);
+        if let Some(i) = self.picked {
+            let line = Line::raw(format!("Start: {verb} \"{}\"", self.groups[i].name));
+            f.render_widget(
+                Paragraph::new(line),
+                Rect {
+                    y: body.y + list_h + 1,
+                    height: 1,
+                    ..body
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! After Start: pages scanned, then each destination's state as results come back, then the
+//! summary the operator dismisses. Delivery goes on after the view is dismissed.
+
+use imagecast_shared::DistributionId;
+use imagecast_shared::client::Event;
+use imagecast_shared::msg::{Accepted, DeliveryState, DestinationStatus};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+
+use super::chrome;
+use crate::panel::app::{Action, Ctx};
+use crate::panel::keys::Key;
+use crate::panel::strings;
+use crate::store::ImageId;
+
+/// Where the distribution stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the ADF (or the store).
+    Scanning,
+    /// Sending to the server.
+    Uploading,
+    /// Accepted; results coming in.
+    Delivering,
+    /// Every destination is done.
+    Done,
+    /// Not accepted.
+    Failed(String),
+}
+
+/// The progress view's state.
+#[derive(Debug)]
+pub struct Progress {
+    /// Where it stands.
+    pub phase: Phase,
+    /// Files scanned.
+    pub files: usize,
+    /// Pages in them.
+    pub pages: usize,
+    /// Bytes.
+    pub bytes: u64,
+    /// Files refused by the scanner.
+    pub refused: Vec<String>,
+    /// The image ID if a copy was kept (mark sheet printed).
+    pub kept: Option<ImageId>,
+    /// The distribution, once accepted.
+    pub dist: Option<DistributionId>,
+    /// Each destination's state.
+    pub rows: Vec<DestinationStatus>,
+    /// Scroll position.
+    pub list: ListState,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress {
+    /// Scanning.
+    pub fn new() -> Self {
+        Self {
+            phase: Phase::Scanning,
+            files: 0,
+            pages: 0,
+            bytes: 0,
+            refused: Vec::new(),
+            kept: None,
+            dist: None,
+            rows: Vec::new(),
+            list: ListState::default(),
+        }
+    }
+
+    /// The scan is done; sending begins.
+    pub fn scanned(
+        &mut self,
+        files: usize,
+        pages: usize,
+        bytes: u64,
+        refused: Vec<String>,
+        kept: Option<ImageId>,
+    ) {
+        self.files = files;
+        self.pages = pages;
+        self.bytes = bytes;
+        self.refused = refused;
+        self.kept = kept;
+        self.phase = Phase::Uploading;
+    }
+
+    /// The server accepted it.
+    pub fn accepted(&mut self, a: &Accepted) {
+        if self.dist.is_some() {
+            return;
+        }
+        self.dist = Some(a.dist);
+        // Results may have arrived before the job's answer: keep them.
+        let mut rows: Vec<DestinationStatus> = a
+            .destinations
+            .iter()
+            .map(|d| DestinationStatus {
+                destination: d.clone(),
+                state: DeliveryState::Queued,
+            })
+            .collect();
+        for early in self.rows.drain(..) {
+            if let Some(r) = rows
+                .iter_mut()
+                .find(|r| r.destination.domain == early.destination.domain)
+            {
+                r.state = early.state;
+            }
+        }
+        self.rows = rows;
+        self.phase = if self.rows.iter().all(|r| r.state.is_final()) {
+            Phase::Done
+        } else {
+            Phase::Delivering
+        };
+    }
+
+    /// Not accepted.
+    pub fn failed(&mut self, msg: String) {
+        self.phase = Phase::Failed(msg);
+    }
+
+    /// A progress event from the server.
+    pub fn server_event(&mut self, ev: &Event) {
+        match ev {
+            Event::Progress { dist, status } if self.dist.is_none_or(|d| d == *dist) => {
+                match self
+                    .rows
+                    .iter_mut()
+                    .find(|r| r.destination.domain == status.destination.domain)
+                {
+                    Some(r) => {
+                        if !r.state.is_final() {
+                            r.state = status.state.clone();
+                        }
+                    }
+                    None => self.rows.push(status.clone()),
+                }
+                if self.dist.is_some() && self.rows.iter().all(|r| r.state.is_final()) {
+                    self.phase = Phase::Done;
+                }
+            }
+            Event::Done { dist, results } if self.dist == Some(*dist) => {
+                self.rows = results.clone();
+                self.phase = Phase::Done;
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles a key.
+    pub fn key(&mut self, key: Key) -> Action {
+        match key {
+            Key::Up => self.list.select_previous(),
+            Key::Down => self.list.select_next(),
+            Key::Start | Key::Reset | Key::Pick(_) => match self.phase {
+                Phase::Scanning | Phase::Uploading => {}
+                Phase::Failed(_) => return Action::Back,
+                Phase::Delivering | Phase::Done => return Action::Home,
+            },
+            _ => {}
+        }
+        Action::None
+    }
+
+    fn counts(&self) -> (usize, usize, usize, usize) {
+        let mut c = (0, 0, 0, 0);
+        for r in &self.rows {
+            match r.state {
+                DeliveryState::Printed => c.0 += 1,
+                DeliveryState::Delivered => c.1 += 1,
+                DeliveryState::Failed(_) => c.2 += 1,
+                _ => c.3 += 1,
+            }
+        }
+        c
+    }
+
+    /// Draws the view.
+    pub fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        let (status, hint) = match &self.phase {
+            Phase::Scanning => ("scanning", "Stop (x) cancels."),
+            Phase::Uploading => ("sending to the image server", "Stop (x) cancels."),
+            Phase::Delivering => ("accepted, delivering", "Start: OK (delivery goes on)."),
+            Phase::Done => ("finished", "Start: OK."),
+            Phase::Failed(_) => ("not sent", "Start: OK."),
+        };
+        let body = chrome(
+            f,
+            area,
+            ctx,
+            &format!("{}: {status}", strings::PROGRESS_TITLE),
+            hint,
+        );
+        let mut head = Vec::new();
+        if self.files > 0 {
+            head.push(Line::raw(format!(
+                "Scanned {} page(s) in {} file(s), {}",
+                self.pages,
+                self.files,
+                human_bytes(self.bytes)
+            )));
+        }
+        for r in &self.refused {
+            head.push(Line::styled(r.clone(), ctx.theme.error()));
+        }
+        if let Some(id) = self.kept {
+            head.push(Line::raw(format!(
+                "Kept as image {id}; its mark sheet is in the output tray"
+            )));
+        }
+        match &self.phase {
+            Phase::Failed(msg) => head.push(Line::styled(msg.clone(), ctx.theme.error())),
+            Phase::Done | Phase::Delivering => {
+                let (printed, delivered, failed, waiting) = self.counts();
+                let mut s = format!(
+                    "{} destination(s): {printed} printed, {delivered} delivered, {failed} failed",
+                    self.rows.len()
+                );
+                if waiting > 0 {
+                    s.push_str(&format!(
+                        ", {waiting} waiting (offline ones get it when they connect)"
+                    ));
+                }
+                head.push(Line::styled(
+                    s,
+                    if failed > 0 {
+                        ctx.theme.error()
+                    } else {
+                        ctx.theme.ok()
+                    },
+                ));
+            }
+            _ => {}
+        }
+        let head_h = (head.len() as u16).min(body.height);
+        f.render_widget(
+            Paragraph::new(head).wrap(Wrap { trim: true }),
+            Rect {
+                height: head_h,
+                ..body
+            },
+        );
+        let rows_area = Rect {
+            y: body.y + head_h,
+            height: body.height - head_h,
+            ..body
+        };
+        let items: Vec<ListItem> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let (word, style) = match &r.state {
+                    DeliveryState::Queued => ("queued   ".to_owned(), ctx.theme.dim()),
+                    DeliveryState::Sending => ("sending  ".to_owned(), ctx.theme.text()),
+                    DeliveryState::Delivered => ("delivered".to_owned(), ctx.theme.ok()),
+                    DeliveryState::Printed => ("printed  ".to_owned(), ctx.theme.ok()),
+                    DeliveryState::Failed(why) => (format!("failed: {why}"), ctx.theme.error()),
+                };
+                ListItem::new(Line::from(vec![
+                    Span::styled(word, style),
+                    Span::raw(format!(" {}", r.destination.name)),
+                ]))
+            })
+            .collect();
+        f.render_stateful_widget(List::new(items), rows_area, &mut self.list);
+        super::hit(ctx, area, Key::Start);
+    }
+}
+
+/// Bytes as a person reads them.
+pub fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 10 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}

@@ -1,0 +1,98 @@
+//! Images received and printed to the output tray, newest first, with sender, pages and time.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph};
+
+use super::{chrome, hit_rows};
+use crate::panel::app::{Action, Ctx, ReceivedEntry};
+use crate::panel::jobs::Job;
+use crate::panel::keys::Key;
+use crate::panel::strings;
+
+/// The received list's state.
+#[derive(Debug, Default)]
+pub struct ReceivedList {
+    /// The highlighted row (0 = newest).
+    pub list: ListState,
+}
+
+/// One line describing a received image.
+pub fn describe(e: &ReceivedEntry) -> String {
+    let t = humantime::format_rfc3339_seconds(e.at).to_string();
+    let time = t.get(11..19).unwrap_or(&t).to_owned();
+    format!(
+        "{time} {} ({} file{})",
+        e.received.sender.name,
+        e.received.pages,
+        if e.received.pages == 1 { "" } else { "s" }
+    )
+}
+
+impl ReceivedList {
+    /// The list, newest highlighted.
+    pub fn new() -> Self {
+        let mut list = ListState::default();
+        list.select(Some(0));
+        Self { list }
+    }
+
+    /// Handles a key.
+    pub fn key(&mut self, key: Key, ctx: &Ctx) -> Action {
+        let n = ctx.received.len();
+        match key {
+            Key::Up => self.list.select_previous(),
+            Key::Down => {
+                if self.list.selected().is_some_and(|i| i + 1 < n) {
+                    self.list.select_next();
+                }
+            }
+            Key::Pick(i) => self.list.select(Some(i)),
+            Key::Start | Key::Preview => {
+                let Some(e) = self
+                    .list
+                    .selected()
+                    .and_then(|i| ctx.received.iter().rev().nth(i))
+                else {
+                    return Action::None;
+                };
+                return Action::Run(Job::LoadPreview {
+                    title: format!("From {}", e.received.sender.name),
+                    files: e.received.files.clone(),
+                });
+            }
+            Key::Reset => return Action::Back,
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// Draws the list.
+    pub fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        let title = format!("{} ({})", strings::RECEIVED_TITLE, ctx.received.len());
+        let body = chrome(f, area, ctx, &title, "Start/p preview, Reset back.");
+        if ctx.received.is_empty() {
+            f.render_widget(Paragraph::new("Nothing received yet."), body);
+            return;
+        }
+        let items: Vec<ListItem> = ctx
+            .received
+            .iter()
+            .rev()
+            .map(|e| {
+                ListItem::new(Line::from(vec![
+                    Span::raw(describe(e)),
+                    Span::styled(format!("  by {}", e.received.user), ctx.theme.dim()),
+                ]))
+            })
+            .collect();
+        let total = items.len();
+        f.render_stateful_widget(
+            List::new(items).highlight_style(ctx.theme.focus()),
+            body,
+            &mut self.list,
+        );
+        hit_rows(ctx, body, self.list.offset(), total);
+    }
+}

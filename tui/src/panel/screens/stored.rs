@@ -1,0 +1,190 @@
+//! The image store (memory means 128) with the attribute table of FIG. 19: image ID, number of
+//! pages, image size, when and by whom stored. Preview or delete an image.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Row, Table, TableState};
+
+use super::{chrome, hit_rows};
+use crate::panel::app::{Action, Ctx};
+use crate::panel::jobs::Job;
+use crate::panel::keys::Key;
+use crate::panel::screens::progress::human_bytes;
+use crate::panel::strings;
+use crate::store::{ImageId, Listing};
+
+/// The image store view's state.
+#[derive(Debug)]
+pub struct Stored {
+    /// What the store holds.
+    pub listing: Listing,
+    /// The highlighted row.
+    pub table: TableState,
+    /// Delete was pressed once for this image; again deletes it.
+    pub confirm: Option<ImageId>,
+}
+
+impl Stored {
+    /// The view of `listing`.
+    pub fn new(listing: Listing) -> Self {
+        let mut s = Self {
+            listing,
+            table: TableState::default(),
+            confirm: None,
+        };
+        s.clamp();
+        s
+    }
+
+    /// Shows a fresh listing.
+    pub fn set(&mut self, listing: Listing) {
+        self.listing = listing;
+        self.confirm = None;
+        self.clamp();
+    }
+
+    fn clamp(&mut self) {
+        let n = self.listing.images.len();
+        match self.table.selected() {
+            _ if n == 0 => self.table.select(None),
+            Some(i) if i >= n => self.table.select(Some(n - 1)),
+            None => self.table.select(Some(0)),
+            _ => {}
+        }
+    }
+
+    fn selected(&self) -> Option<ImageId> {
+        self.table
+            .selected()
+            .and_then(|i| self.listing.images.get(i))
+            .map(|a| a.id)
+    }
+
+    /// Handles a key.
+    pub fn key(&mut self, key: Key) -> Action {
+        match key {
+            Key::Up => {
+                self.confirm = None;
+                self.table.select_previous();
+            }
+            Key::Down => {
+                self.confirm = None;
+                if self
+                    .table
+                    .selected()
+                    .is_some_and(|i| i + 1 < self.listing.images.len())
+                {
+                    self.table.select_next();
+                }
+            }
+            Key::Pick(i) => {
+                self.confirm = None;
+                self.table.select(Some(i));
+            }
+            Key::Delete => {
+                let Some(id) = self.selected() else {
+                    return Action::None;
+                };
+                if self.confirm == Some(id) {
+                    self.confirm = None;
+                    return Action::Run(Job::DeleteStored(id));
+                }
+                self.confirm = Some(id);
+            }
+            Key::Start | Key::Preview => {
+                if let Some(id) = self.selected() {
+                    return Action::Run(Job::PreviewStored(id));
+                }
+            }
+            Key::Reset => return Action::Back,
+            _ => {}
+        }
+        Action::None
+    }
+
+    /// Draws the view.
+    pub fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        let title = format!("{} ({})", strings::STORED_TITLE, self.listing.images.len());
+        let body = chrome(
+            f,
+            area,
+            ctx,
+            &title,
+            "Start/p preview, Delete twice deletes, Reset back.",
+        );
+        if self.listing.images.is_empty() {
+            f.render_widget(
+                Paragraph::new(
+                    "No image is stored. Distribute a document with * (keep) to store one.",
+                ),
+                body,
+            );
+            return;
+        }
+        let foot_h = u16::from(self.confirm.is_some() || !self.listing.damaged.is_empty());
+        let table_area = Rect {
+            height: body.height.saturating_sub(foot_h),
+            ..body
+        };
+        let rows: Vec<Row> = self
+            .listing
+            .images
+            .iter()
+            .map(|a| {
+                let at = humantime::format_rfc3339_seconds(a.stored_at).to_string();
+                Row::new(vec![
+                    a.id.to_string(),
+                    a.pages.to_string(),
+                    human_bytes(a.size),
+                    at.replace('T', " ").trim_end_matches('Z').to_owned(),
+                    a.stored_by.clone(),
+                ])
+            })
+            .collect();
+        let total = rows.len();
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Length(8),
+                Constraint::Length(5),
+                Constraint::Length(9),
+                Constraint::Length(19),
+                Constraint::Min(4),
+            ],
+        )
+        .header(
+            Row::new(vec!["Image ID", "Pages", "Size", "Stored at (UTC)", "By"])
+                .style(ctx.theme.title()),
+        )
+        .row_highlight_style(ctx.theme.focus());
+        f.render_stateful_widget(table, table_area, &mut self.table);
+        let rows_area = Rect {
+            y: table_area.y + 1,
+            height: table_area.height.saturating_sub(1),
+            ..table_area
+        };
+        hit_rows(ctx, rows_area, self.table.offset(), total);
+        let foot = if let Some(id) = self.confirm {
+            Line::styled(
+                format!("Press Delete again to delete image {id}."),
+                ctx.theme.error(),
+            )
+        } else if let Some(d) = self.listing.damaged.first() {
+            Line::styled(
+                format!("Damaged entry {}: {}", d.entry, d.reason),
+                ctx.theme.error(),
+            )
+        } else {
+            Line::raw("")
+        };
+        f.render_widget(
+            Paragraph::new(foot),
+            Rect {
+                y: body.y + table_area.height,
+                height: foot_h,
+                ..body
+            },
+        );
+    }
+}

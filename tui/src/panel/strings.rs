@@ -1,0 +1,71 @@
+//! Every text the panel shows; the seed's dialog texts live here, once.
+
+/// FIG. 6.
+pub const LOGIN_TITLE: &str = "Enter your user ID and password";
+/// FIG. 6 field.
+pub const USER_ID: &str = "User ID";
+/// FIG. 6 field.
+pub const PASSWORD: &str = "Password";
+/// FIG. 6 hint.
+pub const LOGIN_HINT: &str = "Type with the ten keys, Tab to change box, Start to log in.";
+/// Shown on FIG. 6 in the demo.
+pub const DEMO_LOGIN: &str = "Demo login: user ID 1001, password 1234";
+
+/// FIG. 7 title.
+pub const MODE_TITLE: &str = "Select a mode";
+/// FIG. 7 entries, numbered from 1.
+pub const MODES: [&str; 6] = [
+    "Copy",
+    "Facsimile transmission",
+    "Take out image",
+    "Fax stored image",
+    "Process stored image",
+    "Others",
+];
+
+/// FIG. 8 title.
+pub const DIST_MODE_TITLE: &str = "Select a distribution mode";
+/// FIG. 8 entries, numbered from 1.
+pub const DIST_MODES: [&str; 4] = [
+    "Distribute document",
+    "Distribute file",
+    "Register with destination group",
+    "Withdraw from destination group",
+];
+
+/// FIG. 9 title.
+pub const DEST_TITLE: &str = "Select destinations";
+/// FIG. 9: the entry the panel draws itself, not from the server.
+pub const INDIVIDUAL_ENTRY: &str = "0: To specify individual destinations";
+/// FIG. 9: the "keep a copy" switch.
+pub const KEEP_COPY: &str = "* Keep in memory and print a mark sheet";
+
+/// FIG. 10 title.
+pub const INDIVIDUAL_TITLE: &str = "Select individual destinations";
+
+/// FIG. 11 title.
+pub const SPECIFY_TITLE: &str = "Select the way of specifying images";
+/// FIG. 11 entries.
+pub const SPECIFY_WAYS: [&str; 2] = ["Mark sheet", "Entering image ID"];
+/// FIG. 11 box.
+pub const IMAGE_ID: &str = "Image ID";
+
+/// FIG. 12 title.
+pub const REGISTER_TITLE: &str = "Select a group to register with";
+/// FIG. 12, withdrawal.
+pub const WITHDRAW_TITLE: &str = "Select a group to withdraw from";
+
+/// The fax modes until a gateway exists.
+pub const NO_FAX_GATEWAY: &str = "No fax gateway is configured on this image server, so facsimile modes are not available yet. They arrive with the network-fax release.";
+
+/// Image store title (FIG. 19).
+pub const STORED_TITLE: &str = "Stored images (memory means)";
+/// Received list title.
+pub const RECEIVED_TITLE: &str = "Received images";
+/// Progress view title.
+pub const PROGRESS_TITLE: &str = "Distribution";
+
+/// Connection states.
+pub const CONNECTED: &str = "connected";
+/// Connection states.
+pub const CONNECTING: &str = "connecting";
