@@ -1,5 +1,5 @@
-//! `imagecast`: the terminal side of imagecast: the PC client's subcommands (and, with the
-//! panel, the MFP control-panel emulator).
+//! `imagecast`: the terminal side of imagecast: the MFP control-panel emulator, the demo, mark
+//! sheets, and the PC client's subcommands.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -9,7 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use imagecast::config::{FileConfig, Settings};
+use imagecast::demo::{DemoNetwork, DemoOptions};
+use imagecast::panel::{PanelDirs, PanelOptions, Script, Theme};
 use imagecast::pc;
+use imagecast::store::ImageId;
 
 /// imagecast terminal: send scanned images to destination groups, receive them, register.
 #[derive(Parser)]
@@ -86,23 +89,122 @@ enum Command {
         #[arg(long)]
         group: String,
     },
+    /// The MFP control panel (FIG. 6-12), connected as this device.
+    Panel {
+        #[command(flatten)]
+        panel: PanelArgs,
+        /// The ADF / input tray folder.
+        #[arg(long)]
+        adf: Option<PathBuf>,
+        /// The output tray folder.
+        #[arg(long)]
+        output_tray: Option<PathBuf>,
+        /// The removable-media folder.
+        #[arg(long)]
+        removable: Option<PathBuf>,
+        /// The image store folder.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// The folder for logs and state.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// One command, no set-up: the seed's network with an embedded server, simulated
+    /// terminals, and this panel as MFP 120.
+    Demo {
+        #[command(flatten)]
+        panel: PanelArgs,
+        /// Where to put everything (default: a new folder in the temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Mark sheets (FIG. 20): print one, or read the image ID from a scan.
+    #[command(subcommand)]
+    Marksheet(MarksheetCmd),
+}
+
+/// Options shared by `panel` and `demo`.
+#[derive(clap::Args)]
+struct PanelArgs {
+    /// Replay a walkthrough script (see docs/walkthroughs/).
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Draw into memory and print each screen as text (needs --script).
+    #[arg(long, requires = "script")]
+    headless: bool,
+    /// Terminal size when headless, as COLSxROWS.
+    #[arg(long, default_value = "80x24", value_parser = parse_size)]
+    size: (u16, u16),
+    /// Kiosk: quitting needs an administrator's login.
+    #[arg(long)]
+    kiosk: bool,
+}
+
+#[derive(Subcommand)]
+enum MarksheetCmd {
+    /// Stamp the QR code of IMAGE_ID on a page image.
+    Print {
+        /// The 8-digit image ID.
+        image_id: String,
+        /// The page to stamp (PNG, JPEG or TIFF; its first page).
+        #[arg(long)]
+        page: PathBuf,
+        /// Where to write the sheet (PNG).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the image ID found on a scanned mark sheet.
+    Decode {
+        /// The scan (PNG, JPEG or TIFF).
+        file: PathBuf,
+    },
+}
+
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not COLSxROWS, like 80x24"))?;
+    let w: u16 = w
+        .parse()
+        .map_err(|_| format!("{w:?} is not a number of columns"))?;
+    let h: u16 = h
+        .parse()
+        .map_err(|_| format!("{h:?} is not a number of rows"))?;
+    if w < 20 || h < 5 {
+        return Err(format!("{w}x{h} is too small"));
+    }
+    Ok((w, h))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("IMAGECAST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("imagecast: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr, or to a file while the panel owns the terminal.
+fn init_logging(file: Option<&std::path::Path>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGECAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file.and_then(|p| {
+        std::fs::create_dir_all(p.parent()?).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    }) {
+        Some(f) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
+        None => builder.with_writer(std::io::stderr).init(),
     }
 }
 
@@ -122,20 +224,123 @@ fn password(cli: &Cli) -> anyhow::Result<Option<String>> {
     Ok(std::env::var("IMAGECAST_PASSWORD").ok())
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     let file = FileConfig::load(cli.config.as_deref())?;
-    let settings = Settings::resolve(
+    Settings::resolve(
         cli.server.clone(),
         cli.device.clone(),
         cli.token.clone(),
         cli.user.clone(),
-        password(&cli)?,
+        password(cli)?,
         file,
-    )?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    )
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
+        .build()?)
+}
+
+fn panel_options(
+    args: &PanelArgs,
+    client: imagecast_shared::client::ClientConfig,
+    dirs: PanelDirs,
+    demo: bool,
+) -> anyhow::Result<PanelOptions> {
+    let script = match &args.script {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the script {}", path.display()))?;
+            Some(Script::parse(&text).with_context(|| format!("{}", path.display()))?)
+        }
+    };
+    Ok(PanelOptions {
+        client,
+        dirs,
+        demo,
+        kiosk: args.kiosk,
+        script,
+        headless: args.headless,
+        size: args.size,
+        theme: if args.headless {
+            Theme::plain()
+        } else {
+            Theme::from_env()
+        },
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Marksheet(cmd) => {
+            init_logging(None);
+            return marksheet(cmd);
+        }
+        Command::Demo { panel, dir } => {
+            let root = match dir {
+                Some(d) => d.clone(),
+                None => std::env::temp_dir().join(format!(
+                    "imagecast-demo-{}-{}",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs())
+                )),
+            };
+            init_logging((!panel.headless).then(|| root.join("demo.log")).as_deref());
+            return runtime()?.block_on(async {
+                let net = DemoNetwork::start(DemoOptions::new(&root)).await?;
+                let opts = panel_options(panel, net.panel_client_config(), net.panel_dirs(), true)?;
+                let result = imagecast::panel::run(opts).await;
+                let summary = net.tray_summary();
+                net.shutdown().await;
+                println!("{summary}");
+                result.map(|()| ExitCode::SUCCESS)
+            });
+        }
+        _ => {}
+    }
+    let settings = settings(&cli)?;
+    if let Command::Panel {
+        panel,
+        adf,
+        output_tray,
+        removable,
+        store,
+        state,
+    } = &cli.command
+    {
+        let base = directories::ProjectDirs::from("", "", "imagecast")
+            .map(|d| d.data_dir().join("panel").join(&settings.device))
+            .unwrap_or_else(|| PathBuf::from("imagecast-panel"));
+        let std_dirs = PanelDirs::under(&base);
+        let dirs = PanelDirs {
+            adf: adf.clone().unwrap_or(std_dirs.adf),
+            output_tray: output_tray.clone().unwrap_or(std_dirs.output_tray),
+            removable: removable.clone().unwrap_or(std_dirs.removable),
+            store: store.clone().unwrap_or(std_dirs.store),
+            state: state.clone().unwrap_or(std_dirs.state),
+        };
+        init_logging(
+            (!panel.headless)
+                .then(|| dirs.state.join("panel.log"))
+                .as_deref(),
+        );
+        let client = imagecast_shared::client::ClientConfig::new(
+            &settings.server,
+            &settings.device,
+            &settings.token,
+            true,
+        );
+        let opts = panel_options(panel, client, dirs, false)?;
+        runtime()?.block_on(imagecast::panel::run(opts))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_logging(None);
+    let rt = runtime()?;
     let mut out = std::io::stdout().lock();
     rt.block_on(async {
         match cli.command {
@@ -166,7 +371,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
+            Command::Panel { .. } | Command::Demo { .. } | Command::Marksheet(_) => {}
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn marksheet(cmd: &MarksheetCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        MarksheetCmd::Print {
+            image_id,
+            page,
+            out,
+        } => {
+            let id: ImageId = image_id.parse()?;
+            let first = imagecast::paper::decode_first_page(page)?;
+            let sheet = imagecast::marksheet::print_sheet(id, &first);
+            sheet
+                .save_with_format(out, image::ImageFormat::Png)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("mark sheet for image {id} written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        MarksheetCmd::Decode { file } => match imagecast::marksheet::decode_file(file) {
+            Ok(id) => {
+                println!("{id}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("imagecast: {}: {e}", file.display());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
 }

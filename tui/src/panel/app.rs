@@ -16,7 +16,6 @@ use super::chrome;
 use super::jobs::{Job, JobResult, Purpose};
 use super::keys::Key;
 use super::screens::{self, Screen};
-use super::strings;
 use super::theme::Theme;
 use crate::store::ImageId;
 
@@ -583,31 +582,23 @@ impl App {
         chrome::draw_keypad(f, areas.keypad, &self.theme, &self.hits);
     }
 
-    /// The status line's text for the connection.
-    pub fn conn_text(&self) -> String {
+    /// The status line's short word for the connection.
+    pub fn conn_short(&self) -> String {
         match &self.conn {
-            Conn::Connected => format!("{} {}", self.info.server, strings::CONNECTED),
+            Conn::Connected => format!("online {}", self.info.server),
             Conn::Connecting {
-                attempt,
-                retry_at,
-                last_error,
+                attempt, retry_at, ..
             } => {
                 let wait = retry_at
                     .map(|t| t.saturating_duration_since(Instant::now()).as_secs())
-                    .filter(|s| *s > 0)
-                    .map(|s| format!(", retry in {s} s"))
-                    .unwrap_or_default();
-                let why = last_error
-                    .as_ref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default();
-                format!(
-                    "{} {} (attempt {attempt}{wait}){why}",
-                    self.info.server,
-                    strings::CONNECTING
-                )
+                    .unwrap_or(0);
+                if wait > 0 {
+                    format!("OFFLINE, retry in {wait} s (#{attempt})")
+                } else {
+                    format!("connecting to {} (#{attempt})", self.info.server)
+                }
             }
-            Conn::Refused(r) => format!("{} refused: {r}", self.info.server),
+            Conn::Refused(_) => "REFUSED by the server".to_owned(),
         }
     }
 }

@@ -51,27 +51,36 @@ pub fn draw(f: &mut Frame, app: &App, received: &[ReceivedEntry]) -> Areas {
             Constraint::Length(1),
         ])
         .split(area);
-    // Status line.
+    // Status line: connection first (it matters most), then the user, then this terminal.
     let user = app.user.as_ref().map_or_else(
         || "not logged in".to_owned(),
-        |(u, r, _)| format!("user {u} ({})", r.as_str()),
+        |(u, r, _)| format!("{u} ({})", r.as_str()),
     );
+    let conn = app.conn_short();
     let busy = app
         .busy
         .as_ref()
         .map(|b| format!(" | {b}..."))
         .unwrap_or_default();
+    let fixed = conn.chars().count() + user.chars().count() + busy.chars().count() + 8;
+    let room = (rows[0].width as usize).saturating_sub(fixed).max(8);
+    let name: String = if app.device_name.chars().count() > room {
+        let cut: String = app.device_name.chars().take(room - 1).collect();
+        format!("{cut}…")
+    } else {
+        app.device_name.clone()
+    };
     let status = Line::from(vec![
-        Span::styled(format!(" {} ", app.device_name), theme.title()),
-        Span::raw(format!("| {user} | ")),
         Span::styled(
-            app.conn_text(),
+            format!(" {conn} "),
             if matches!(app.conn, super::app::Conn::Connected) {
                 theme.ok()
             } else {
                 theme.error()
             },
         ),
+        Span::raw(format!("| {user} | ")),
+        Span::styled(name, theme.title()),
         Span::raw(busy),
     ]);
     f.render_widget(Paragraph::new(status), rows[0]);

@@ -460,13 +460,17 @@ async fn run(job: Job, paper: &Paper, send: &(impl Fn(JobResult) + Sync)) -> Opt
             {
                 Ok(RegisterOutcome::Added) => JobResult::DoneHome {
                     title: "Registered".into(),
-                    lines: vec![format!("This terminal is now a member of \"{group}\".")],
+                    lines: vec![
+                        "This terminal is now a member of".into(),
+                        format!("\"{group}\"."),
+                    ],
                 },
                 Ok(RegisterOutcome::AlreadyMember) => JobResult::DoneHome {
                     title: "Already registered".into(),
-                    lines: vec![format!(
-                        "This terminal was already a member of \"{group}\"; nothing changed."
-                    )],
+                    lines: vec![
+                        "This terminal was already a member of".into(),
+                        format!("\"{group}\"; nothing changed."),
+                    ],
                 },
                 Err(e) => JobResult::failed("Registration refused", e),
             }
@@ -482,15 +486,17 @@ async fn run(job: Job, paper: &Paper, send: &(impl Fn(JobResult) + Sync)) -> Opt
             {
                 Ok(WithdrawOutcome::Removed) => JobResult::DoneHome {
                     title: "Withdrawn".into(),
-                    lines: vec![format!(
-                        "This terminal is no longer a member of \"{group}\"."
-                    )],
+                    lines: vec![
+                        "This terminal is no longer a member of".into(),
+                        format!("\"{group}\"."),
+                    ],
                 },
                 Ok(WithdrawOutcome::NotMember) => JobResult::DoneHome {
                     title: "Not a member".into(),
-                    lines: vec![format!(
-                        "This terminal was not a member of \"{group}\"; nothing changed."
-                    )],
+                    lines: vec![
+                        "This terminal was not a member of".into(),
+                        format!("\"{group}\"; nothing changed."),
+                    ],
                 },
                 Err(e) => JobResult::failed("Withdrawal refused", e),
             }

@@ -150,6 +150,10 @@ impl Core {
     fn idle(&self) -> bool {
         self.app.busy.is_none()
     }
+
+    fn ready(&self) -> bool {
+        !matches!(self.app.conn, super::app::Conn::Connecting { .. })
+    }
 }
 
 impl Drop for Core {
@@ -179,12 +183,17 @@ enum Poll {
     Click(u16, u16),
     Resize(u16, u16),
     Print(String),
+    MoveToAdf(String),
     Done,
     Fail(String),
 }
 
+/// How long a script waits for the first connection before it starts anyway.
+const CONNECT_GRACE: Duration = Duration::from_secs(10);
+
 struct Driver {
     script: Script,
+    started: Instant,
     pos: usize,
     keys: VecDeque<Key>,
     deadline: Option<Instant>,
@@ -196,6 +205,7 @@ impl Driver {
     fn new(script: Script) -> Self {
         Self {
             script,
+            started: Instant::now(),
             pos: 0,
             keys: VecDeque::new(),
             deadline: None,
@@ -215,8 +225,13 @@ impl Driver {
         Poll::Idle
     }
 
-    fn poll(&mut self, screen: &str, idle: bool) -> Poll {
+    /// The next thing to do. A script starts once the panel has connected (or was refused,
+    /// or after [`CONNECT_GRACE`]), so its first keys do not race the connection.
+    fn poll(&mut self, screen: &str, idle: bool, ready: bool) -> Poll {
         let now = Instant::now();
+        if self.pos == 0 && !ready && now.duration_since(self.started) < CONNECT_GRACE {
+            return Poll::Idle;
+        }
         // Let the panel settle after keys: no job in flight, and a moment for events.
         if let Some(t) = self.settle {
             if now < t || !idle {
@@ -237,7 +252,7 @@ impl Driver {
         match step {
             Step::Keys(keys) => {
                 self.keys = keys.into();
-                self.poll(screen, idle)
+                self.poll(screen, idle, true)
             }
             Step::Wait(d) => match self.deadline {
                 None => {
@@ -292,8 +307,33 @@ impl Driver {
                 self.printed = screen.to_owned();
                 Poll::Print(format!("screen at line {line}"))
             }
+            Step::MoveToAdf(prefix) => {
+                self.pos += 1;
+                Poll::MoveToAdf(prefix)
+            }
         }
     }
+}
+
+/// Moves the newest output-tray file named `prefix…` into the ADF; returns its new path.
+fn move_to_adf(dirs: &PanelDirs, prefix: &str) -> anyhow::Result<PathBuf> {
+    let newest = std::fs::read_dir(&dirs.output_tray)
+        .with_context(|| format!("cannot read {}", dirs.output_tray.display()))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max();
+    let Some((_, from)) = newest else {
+        bail!(
+            "no file starting with {prefix:?} in the output tray {}",
+            dirs.output_tray.display()
+        );
+    };
+    let to = dirs.adf.join(from.file_name().unwrap_or_default());
+    std::fs::rename(&from, &to)
+        .or_else(|_| std::fs::copy(&from, &to).and_then(|_| std::fs::remove_file(&from)))
+        .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+    Ok(to)
 }
 
 /// Runs the panel until it quits (or its script ends).
@@ -319,7 +359,7 @@ pub async fn run_headless(opts: PanelOptions, out: &mut dyn Write) -> anyhow::Re
     loop {
         core.spawn_jobs();
         let screen = buffer_text(terminal.draw(|f| core.app.draw(f))?.buffer);
-        match driver.poll(&screen, core.idle()) {
+        match driver.poll(&screen, core.idle(), core.ready()) {
             Poll::Idle => {}
             Poll::Key(k) => {
                 core.app.key(k);
@@ -337,6 +377,11 @@ pub async fn run_headless(opts: PanelOptions, out: &mut dyn Write) -> anyhow::Re
             Poll::Print(label) => {
                 writeln!(out, "─── {label} ───")?;
                 write!(out, "{screen}")?;
+                continue;
+            }
+            Poll::MoveToAdf(prefix) => {
+                let moved = move_to_adf(&opts.dirs, &prefix)?;
+                writeln!(out, "─── moved {} to the ADF ───", moved.display())?;
                 continue;
             }
             Poll::Done => return Ok(screen),
@@ -417,7 +462,7 @@ async fn run_terminal(opts: PanelOptions) -> anyhow::Result<()> {
         core.spawn_jobs();
         let screen = buffer_text(terminal.draw(|f| core.app.draw(f))?.buffer);
         if let Some(d) = driver.as_mut() {
-            match d.poll(&screen, core.idle()) {
+            match d.poll(&screen, core.idle(), core.ready()) {
                 Poll::Key(k) => {
                     core.app.key(k);
                     continue;
@@ -431,6 +476,10 @@ async fn run_terminal(opts: PanelOptions) -> anyhow::Result<()> {
                     drop(terminal);
                     restore_terminal();
                     bail!("{msg}");
+                }
+                Poll::MoveToAdf(prefix) => {
+                    move_to_adf(&opts.dirs, &prefix)?;
+                    continue;
                 }
                 Poll::Idle | Poll::Resize(..) | Poll::Print(_) => {}
             }

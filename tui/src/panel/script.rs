@@ -15,6 +15,7 @@
 //! click 12 5                       # a touch at column 12, row 5
 //! resize 100 30                    # the terminal changes size
 //! screen                           # print the screen now (headless)
+//! move-to-adf "marksheet-"         # carry the newest such file from the output tray to the ADF
 //! ```
 //!
 //! After each key the script waits until the panel is idle (no job in flight), so an
@@ -58,6 +59,9 @@ pub enum Step {
     Resize(u16, u16),
     /// Print the screen.
     Screen,
+    /// The operator carries the newest output-tray file whose name starts with the text to
+    /// the ADF (a printed mark sheet, say).
+    MoveToAdf(String),
 }
 
 /// A parsed script: steps with their line numbers.
@@ -84,11 +88,37 @@ fn duration(s: &str) -> Option<Duration> {
     None
 }
 
+/// A double-quoted text (`\"` and `\\` escape a quote and a backslash) and what follows it.
 fn quoted(rest: &str) -> Option<(String, &str)> {
-    let rest = rest.trim_start();
-    let body = rest.strip_prefix('"')?;
-    let end = body.find('"')?;
-    Some((body[..end].to_owned(), body[end + 1..].trim()))
+    let body = rest.trim_start().strip_prefix('"')?;
+    let mut text = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => text.push(chars.next()?.1),
+            '"' => return Some((text, body[i + 1..].trim())),
+            c => text.push(c),
+        }
+    }
+    None
+}
+
+/// Cuts a trailing ` # comment` that is not inside quotes.
+fn strip_comment(raw: &str) -> &str {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    let mut prev_space = true;
+    for (i, c) in raw.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '#' if !in_quotes && prev_space => return &raw[..i],
+            _ => {}
+        }
+        prev_space = c.is_whitespace();
+    }
+    raw
 }
 
 impl Script {
@@ -98,13 +128,7 @@ impl Script {
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let err = |reason: String| ScriptError { line, reason };
-            let content = match raw.find(" #") {
-                Some(p) if !raw[..p].contains('"') || raw[..p].matches('"').count() % 2 == 0 => {
-                    &raw[..p]
-                }
-                _ => raw,
-            };
-            let content = content.trim();
+            let content = strip_comment(raw).trim();
             if content.is_empty() || content.starts_with('#') {
                 continue;
             }
@@ -173,9 +197,17 @@ impl Script {
                     }
                 }
                 "screen" => Step::Screen,
+                "move-to-adf" => {
+                    let (prefix, tail) = quoted(rest)
+                        .ok_or_else(|| err("move-to-adf needs a quoted file-name prefix".into()))?;
+                    if !tail.is_empty() {
+                        return Err(err(format!("unexpected {tail:?} after the prefix")));
+                    }
+                    Step::MoveToAdf(prefix)
+                }
                 other => {
                     return Err(err(format!(
-                        "unknown command {other:?} (press, type, wait, expect, expect-not, click, resize, screen)"
+                        "unknown command {other:?} (press, type, wait, expect, expect-not, click, resize, screen, move-to-adf)"
                     )));
                 }
             };
@@ -222,5 +254,9 @@ mod tests {
         assert!(Script::parse("type abc").is_err());
         assert!(Script::parse("wait forever").is_err());
         assert!(Script::parse("expect unquoted").is_err());
+        let q = Script::parse(r#"expect "say \"hi\" # not a comment" # comment"#).unwrap();
+        assert!(
+            matches!(&q.steps[0].1, Step::Expect { text, .. } if text == r#"say "hi" # not a comment"#)
+        );
     }
 }

@@ -7,7 +7,7 @@ pub const USER_ID: &str = "User ID";
 /// FIG. 6 field.
 pub const PASSWORD: &str = "Password";
 /// FIG. 6 hint.
-pub const LOGIN_HINT: &str = "Type with the ten keys, Tab to change box, Start to log in.";
+pub const LOGIN_HINT: &str = "Ten keys type, Tab changes box, Start logs in.";
 /// Shown on FIG. 6 in the demo.
 pub const DEMO_LOGIN: &str = "Demo login: user ID 1001, password 1234";
 
@@ -64,8 +64,3 @@ pub const STORED_TITLE: &str = "Stored images (memory means)";
 pub const RECEIVED_TITLE: &str = "Received images";
 /// Progress view title.
 pub const PROGRESS_TITLE: &str = "Distribution";
-
-/// Connection states.
-pub const CONNECTED: &str = "connected";
-/// Connection states.
-pub const CONNECTING: &str = "connecting";

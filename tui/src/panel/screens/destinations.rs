@@ -160,7 +160,7 @@ impl Destinations {
             area,
             ctx,
             &title,
-            "Numbers tick groups, 0 picks destinations, * keeps a copy, Start sends.",
+            "Numbers tick, 0 individual, * keep, Start sends.",
         );
         let footer_h = 2.min(body.height);
         let list_area = Rect {

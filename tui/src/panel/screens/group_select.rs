@@ -84,15 +84,21 @@ impl GroupSelect {
     /// Draws the dialog.
     pub fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
         let (title, verb) = match self.mode {
-            Mode::Register => (strings::REGISTER_TITLE, "register with"),
-            Mode::Withdraw => (strings::WITHDRAW_TITLE, "withdraw from"),
+            Mode::Register => (
+                strings::REGISTER_TITLE,
+                "Start registers this terminal with:",
+            ),
+            Mode::Withdraw => (
+                strings::WITHDRAW_TITLE,
+                "Start withdraws this terminal from:",
+            ),
         };
         let body = chrome(
             f,
             area,
             ctx,
             title,
-            "Number key picks a group, Start confirms, Reset goes back.",
+            "Number picks, Start confirms, Reset goes back.",
         );
         if self.groups.is_empty() {
             f.render_widget(
@@ -101,7 +107,7 @@ impl GroupSelect {
             );
             return;
         }
-        let list_h = body.height.saturating_sub(2);
+        let list_h = body.height.saturating_sub(3);
         let list_area = Rect {
             height: list_h,
             ..body
@@ -109,15 +115,17 @@ impl GroupSelect {
         hit_rows(ctx, list_area, self.menu.state.offset(), self.groups.len());
         self.menu.draw(f, list_area, &ctx.theme);
         if let Some(i) = self.picked {
-            let line = Line::raw(format!("Start: {verb} \"{}\"", self.groups[i].name));
-            f.render_widget(
-                Paragraph::new(line),
-                Rect {
-                    y: body.y + list_h + 1,
-                    height: 1,
-                    ..body
-                },
-            );
+            let lines = vec![
+                Line::raw(verb),
+                Line::styled(format!("  {}", self.groups[i].name), ctx.theme.title()),
+            ];
+            let y = body.y + list_h + 1;
+            let area = Rect {
+                y,
+                height: (body.y + body.height).saturating_sub(y).min(2),
+                ..body
+            };
+            f.render_widget(Paragraph::new(lines), area);
         }
     }
 }

@@ -114,7 +114,7 @@ impl Individual {
             area,
             ctx,
             &title,
-            "Space ticks, arrows scroll, Start sends, Reset keeps ticks and goes back.",
+            "Space ticks, Start sends, Reset goes back.",
         );
         let items: Vec<ListItem> = self
             .destinations

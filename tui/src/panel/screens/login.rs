@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::chrome;
-use crate::panel::app::{Action, Ctx};
+use crate::panel::app::{Action, Conn, Ctx};
 use crate::panel::jobs::Job;
 use crate::panel::keys::Key;
 use crate::panel::strings;
@@ -156,6 +156,20 @@ impl Login {
         ];
         if let Some(e) = &self.error {
             lines.push(Line::styled(e.clone(), ctx.theme.error()));
+        } else if let Conn::Connecting {
+            last_error: Some(why),
+            ..
+        } = ctx.conn
+        {
+            lines.push(Line::styled(
+                format!("Not connected to the image server: {why}"),
+                ctx.theme.error(),
+            ));
+        } else if let Conn::Refused(why) = ctx.conn {
+            lines.push(Line::styled(
+                format!("The image server refused this terminal: {why}"),
+                ctx.theme.error(),
+            ));
         } else if ctx.demo && self.purpose == LoginPurpose::Session {
             lines.push(Line::styled(strings::DEMO_LOGIN, ctx.theme.ok()));
         }

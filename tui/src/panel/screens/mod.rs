@@ -18,7 +18,7 @@ pub mod stored;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 use super::app::{Action, Ctx, ImageSource, Returned};
 use super::keys::Key;
@@ -142,7 +142,7 @@ pub fn chrome(f: &mut Frame, area: Rect, ctx: &Ctx, title: &str, hint: &str) -> 
         t,
     );
     f.render_widget(
-        Paragraph::new(Line::styled(hint.to_owned(), ctx.theme.dim())).wrap(Wrap { trim: true }),
+        Paragraph::new(Line::styled(hint.to_owned(), ctx.theme.dim())),
         h,
     );
     body

@@ -7,7 +7,7 @@ use imagecast_shared::msg::{Accepted, DeliveryState, DestinationStatus};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
 use super::chrome;
 use crate::panel::app::{Action, Ctx};
@@ -214,7 +214,7 @@ impl Progress {
         }
         if let Some(id) = self.kept {
             head.push(Line::raw(format!(
-                "Kept as image {id}; its mark sheet is in the output tray"
+                "Kept as image {id} (mark sheet in the output tray)"
             )));
         }
         match &self.phase {
@@ -243,7 +243,7 @@ impl Progress {
         }
         let head_h = (head.len() as u16).min(body.height);
         f.render_widget(
-            Paragraph::new(head).wrap(Wrap { trim: true }),
+            Paragraph::new(head),
             Rect {
                 height: head_h,
                 ..body

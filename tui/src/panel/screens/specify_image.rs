@@ -80,9 +80,9 @@ impl SpecifyImage {
             ),
         };
         let hint = if self.way == 0 {
-            "Place the mark sheet in the ADF and press Start. 2: type the ID."
+            "Mark sheet in the ADF, then Start. 2: type an ID."
         } else {
-            "Type the 8-digit image ID, then Start. Up: use a mark sheet."
+            "Type the 8-digit ID, then Start. Up: mark sheet."
         };
         let body = chrome(f, area, ctx, &title, hint);
         let row = |i: usize, text: String| {

@@ -1,0 +1,139 @@
+//! Every walkthrough in `docs/walkthroughs/` replayed headless against the demo network by
+//! the real `imagecast demo --script FILE --headless`, then what it left on disk checked.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn walkthroughs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/walkthroughs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs one walkthrough in `root`; returns stdout, failing with the screens on error.
+fn replay(script: &Path, root: &Path) -> String {
+    let child = Command::new(env!("CARGO_BIN_EXE_imagecast"))
+        .args(["demo", "--headless", "--dir"])
+        .arg(root)
+        .arg("--script")
+        .arg(script)
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Both pipes are drained while it runs (the screens are long); a watchdog ends a hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(180)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{} did not finish within 180 s", script.display());
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}\n{stdout}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_walkthrough_passes_headless() {
+    let scripts = walkthroughs();
+    assert!(scripts.len() >= 3, "walkthroughs missing: {scripts:?}");
+    for script in scripts {
+        let root = tempfile::tempdir().unwrap();
+        let out = replay(&script, root.path());
+        assert!(out.contains("─── after line"), "screens are printed");
+        assert!(
+            out.contains("output tray:"),
+            "the tray summary is printed on exit"
+        );
+        let name = script.file_name().unwrap().to_string_lossy().into_owned();
+        let tray = |domain: &str| {
+            root.path()
+                .join("terminals")
+                .join(domain)
+                .join("output-tray")
+        };
+        let samples = ["01-sales-report.png", "02-price-list.tif", "03-memo.jpg"];
+        if name.starts_with("01-") {
+            // Groups 2 and 4: all sales offices and product development-related places.
+            for d in [
+                "sale1.osk.mei.co.jp",
+                "sale1.ngy.mei.co.jp",
+                "sale1.fko.mei.co.jp",
+                "devl1.hqs.mei.co.jp",
+            ] {
+                assert_eq!(files(&tray(d)), samples, "{d}");
+                for s in samples {
+                    assert!(
+                        std::fs::metadata(tray(d).join(s)).unwrap().len() > 1000,
+                        "{d}/{s}"
+                    );
+                }
+            }
+            for d in [
+                "sale2.hqs.mei.co.jp",
+                "plan1.hqs.mei.co.jp",
+                "plan1.osk.mei.co.jp",
+            ] {
+                assert!(files(&tray(d)).is_empty(), "{d} is in neither group");
+            }
+            assert!(
+                files(&root.path().join("mfp120/adf")).is_empty(),
+                "the ADF was emptied"
+            );
+        }
+        if name.starts_with("02-") {
+            // Kept once (image store), then sent again by its mark sheet to group 4.
+            let store = files(&root.path().join("mfp120/image-store"));
+            assert_eq!(store.len(), 1, "{store:?}");
+            assert_eq!(files(&tray("devl1.hqs.mei.co.jp")), samples);
+            assert_eq!(files(&tray("sale1.osk.mei.co.jp")), samples);
+            assert!(
+                files(&root.path().join("mfp120/adf")).is_empty(),
+                "the sheet left the feeder"
+            );
+        }
+        if name.starts_with("03-") {
+            let develop =
+                std::fs::read_to_string(root.path().join("server/groups/develop.rec")).unwrap();
+            assert_eq!(
+                develop,
+                "# product development-related places\n# develop.rec\ndevl1.hqs.mei.co.jp;development department of the head office\n",
+                "withdrawal restored the file"
+            );
+        }
+    }
+}
