@@ -332,7 +332,7 @@ impl App {
             self.notify(text);
             return;
         }
-        if job.needs_connection() && self.client.is_none() {
+        if job.needs_connection() && self.conn != Conn::Connected {
             let text = match &self.conn {
                 Conn::Refused(r) => format!("The image server refused this terminal: {r}"),
                 _ => "Not connected to the image server; the panel keeps trying. Please try again in a moment.".to_owned(),

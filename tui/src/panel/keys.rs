@@ -124,7 +124,7 @@ impl Key {
 }
 
 /// The key legend, one line per width class.
-pub const LEGEND: &str = "0-9 ten keys  Enter Start  Esc Reset/back  x Stop  ↑↓ Space select  Tab field  F2 stored  F3 received  p preview  Ctrl-Q quit";
+pub const LEGEND: &str = "0-9 ten keys  Enter Start  Esc Reset  x Stop  ↑↓ Space select  Tab field  F2 stored  F3 received  Ctrl-Q quit";
 
 /// The legend for narrow terminals.
 pub const LEGEND_SHORT: &str =

@@ -21,6 +21,9 @@ pub mod script;
 pub mod strings;
 pub mod theme;
 
+#[cfg(test)]
+mod tests;
+
 pub use app::{App, PanelInfo};
 pub use runner::{PanelDirs, PanelOptions, buffer_text, run, run_headless};
 pub use script::Script;

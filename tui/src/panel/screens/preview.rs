@@ -141,11 +141,12 @@ pub fn render(gray: &image::GrayImage, area: Rect, buf: &mut Buffer, color: bool
                 );
             } else {
                 let ink = 255 - ((u16::from(top) + u16::from(bottom)) / 2) as u8;
+                // Scaled-down text is grey, not black: shade generously.
                 let sym = match ink {
-                    0..=40 => " ",
-                    41..=100 => "░",
-                    101..=160 => "▒",
-                    161..=220 => "▓",
+                    0..=20 => " ",
+                    21..=60 => "░",
+                    61..=110 => "▒",
+                    111..=170 => "▓",
                     _ => "█",
                 };
                 cell.set_symbol(sym);

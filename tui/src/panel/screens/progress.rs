@@ -258,17 +258,21 @@ impl Progress {
             .rows
             .iter()
             .map(|r| {
-                let (word, style) = match &r.state {
-                    DeliveryState::Queued => ("queued   ".to_owned(), ctx.theme.dim()),
-                    DeliveryState::Sending => ("sending  ".to_owned(), ctx.theme.text()),
-                    DeliveryState::Delivered => ("delivered".to_owned(), ctx.theme.ok()),
-                    DeliveryState::Printed => ("printed  ".to_owned(), ctx.theme.ok()),
-                    DeliveryState::Failed(why) => (format!("failed: {why}"), ctx.theme.error()),
+                let (word, style, why) = match &r.state {
+                    DeliveryState::Queued => ("queued   ", ctx.theme.dim(), None),
+                    DeliveryState::Sending => ("sending  ", ctx.theme.text(), None),
+                    DeliveryState::Delivered => ("delivered", ctx.theme.ok(), None),
+                    DeliveryState::Printed => ("printed  ", ctx.theme.ok(), None),
+                    DeliveryState::Failed(why) => ("failed   ", ctx.theme.error(), Some(why)),
                 };
-                ListItem::new(Line::from(vec![
+                let mut lines = vec![Line::from(vec![
                     Span::styled(word, style),
                     Span::raw(format!(" {}", r.destination.name)),
-                ]))
+                ])];
+                if let Some(why) = why {
+                    lines.push(Line::styled(format!("          {why}"), ctx.theme.error()));
+                }
+                ListItem::new(lines)
             })
             .collect();
         f.render_stateful_widget(List::new(items), rows_area, &mut self.list);
