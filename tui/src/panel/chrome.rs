@@ -87,7 +87,7 @@ pub fn draw(f: &mut Frame, app: &App, received: &[ReceivedEntry]) -> Areas {
     // Legend, or a passing note.
     let legend = match &app.note {
         Some((text, _)) => Line::styled(format!(" {text}"), theme.ok()),
-        None if rows[2].width >= keys::LEGEND.chars().count() as u16 + 1 => {
+        None if rows[2].width > keys::LEGEND.chars().count() as u16 => {
             Line::styled(format!(" {}", keys::LEGEND), theme.dim())
         }
         None => Line::styled(format!(" {}", keys::LEGEND_SHORT), theme.dim()),

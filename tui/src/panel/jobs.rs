@@ -186,10 +186,10 @@ impl Job {
             | Job::FetchGroups { client, .. }
             | Job::FetchDestinations { client }
             | Job::Register { client, .. }
-            | Job::Withdraw { client, .. } => {
-                if client.is_none() {
-                    *client = current;
-                }
+            | Job::Withdraw { client, .. }
+                if client.is_none() =>
+            {
+                *client = current;
             }
             Job::Distribute { client, user, .. } => {
                 if client.is_none() {

@@ -130,10 +130,8 @@ impl Destinations {
                     _ => {}
                 }
             }
-            Key::Star => {
-                if self.source == ImageSource::Adf {
-                    self.keep = !self.keep;
-                }
+            Key::Star if self.source == ImageSource::Adf => {
+                self.keep = !self.keep;
             }
             Key::Backspace => self.typed = None,
             Key::Start => {

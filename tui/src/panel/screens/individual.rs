@@ -62,10 +62,8 @@ impl Individual {
         let n = self.destinations.len();
         match key {
             Key::Up => self.list.select_previous(),
-            Key::Down => {
-                if self.list.selected().is_some_and(|i| i + 1 < n) {
-                    self.list.select_next();
-                }
+            Key::Down if self.list.selected().is_some_and(|i| i + 1 < n) => {
+                self.list.select_next();
             }
             Key::PageUp => self.list.scroll_up_by(8),
             Key::PageDown => {

@@ -54,10 +54,8 @@ impl Preview {
     pub fn key(&mut self, key: Key) -> Action {
         let n = self.data.pages.len();
         match key {
-            Key::Right | Key::Down | Key::PageDown | Key::Space => {
-                if self.page + 1 < n {
-                    self.page += 1;
-                }
+            Key::Right | Key::Down | Key::PageDown | Key::Space if self.page + 1 < n => {
+                self.page += 1;
             }
             Key::Left | Key::Up | Key::PageUp => self.page = self.page.saturating_sub(1),
             Key::Start | Key::Reset | Key::Pick(_) => return Action::Back,

@@ -43,10 +43,8 @@ impl ReceivedList {
         let n = ctx.received.len();
         match key {
             Key::Up => self.list.select_previous(),
-            Key::Down => {
-                if self.list.selected().is_some_and(|i| i + 1 < n) {
-                    self.list.select_next();
-                }
+            Key::Down if self.list.selected().is_some_and(|i| i + 1 < n) => {
+                self.list.select_next();
             }
             Key::Pick(i) => self.list.select(Some(i)),
             Key::Start | Key::Preview => {
