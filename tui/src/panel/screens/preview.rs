@@ -71,12 +71,7 @@ impl Preview {
             .pages
             .get(self.page)
             .map_or_else(String::new, |(l, _)| l.clone());
-        let title = format!(
-            "{}: {label} ({}/{})",
-            self.data.title,
-            self.page + 1,
-            self.data.pages.len()
-        );
+        let title = format!("{label} ({}/{})", self.page + 1, self.data.pages.len());
         let body = chrome(
             f,
             area,
@@ -84,6 +79,21 @@ impl Preview {
             &title,
             "Arrows turn pages, Start/Reset close.",
         );
+        if body.height < 2 {
+            return;
+        }
+        f.render_widget(
+            ratatui::widgets::Paragraph::new(ratatui::text::Line::styled(
+                self.data.title.clone(),
+                ctx.theme.dim(),
+            )),
+            Rect { height: 1, ..body },
+        );
+        let body = Rect {
+            y: body.y + 1,
+            height: body.height - 1,
+            ..body
+        };
         let Some((_, img)) = self.data.pages.get(self.page) else {
             return;
         };

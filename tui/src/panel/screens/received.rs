@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
-use super::{chrome, hit_rows};
+use super::chrome;
 use crate::panel::app::{Action, Ctx, ReceivedEntry};
 use crate::panel::jobs::Job;
 use crate::panel::keys::Key;
@@ -79,10 +79,21 @@ impl ReceivedList {
             .iter()
             .rev()
             .map(|e| {
-                ListItem::new(Line::from(vec![
-                    Span::raw(describe(e)),
-                    Span::styled(format!("  by {}", e.received.user), ctx.theme.dim()),
-                ]))
+                let r = &e.received;
+                let t = humantime::format_rfc3339_seconds(e.at).to_string();
+                ListItem::new(vec![
+                    Line::from(vec![
+                        Span::raw(t.get(11..19).unwrap_or(&t).to_owned()),
+                        Span::raw(format!(
+                            "  {} file{}, {}, by {}",
+                            r.pages,
+                            if r.pages == 1 { "" } else { "s" },
+                            crate::panel::screens::progress::human_bytes(r.bytes),
+                            r.user
+                        )),
+                    ]),
+                    Line::styled(format!("  from {}", r.sender.name), ctx.theme.dim()),
+                ])
             })
             .collect();
         let total = items.len();
@@ -91,6 +102,18 @@ impl ReceivedList {
             body,
             &mut self.list,
         );
-        hit_rows(ctx, body, self.list.offset(), total);
+        // Two rows per entry: a touch on either picks it.
+        for i in 0..(body.height as usize / 2) {
+            let entry = self.list.offset() + i;
+            if entry >= total {
+                break;
+            }
+            let row = Rect {
+                y: body.y + 2 * i as u16,
+                height: 2,
+                ..body
+            };
+            super::hit(ctx, row, Key::Pick(entry));
+        }
     }
 }
