@@ -37,3 +37,80 @@ fn missing_settings_and_unreachable_servers_are_one_sentence_errors() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn marksheet_print_then_decode_even_after_a_rough_rescan() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.png");
+    // An A4 page at 150 dpi with some "text".
+    let img = image::GrayImage::from_fn(1240, 1754, |x, y| {
+        image::Luma([if y % 40 < 6 && (100..1100).contains(&x) {
+            20
+        } else {
+            250
+        }])
+    });
+    img.save(&page).unwrap();
+    let sheet = dir.path().join("sheet.png");
+    let out = imagecast()
+        .args(["marksheet", "print", "01234567", "--page"])
+        .arg(&page)
+        .arg("--out")
+        .arg(&sheet)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Rescanned: half resolution, saved as a JPEG.
+    let rescan = dir.path().join("rescan.jpg");
+    let printed = image::open(&sheet).unwrap();
+    printed
+        .resize(
+            printed.width() / 2,
+            printed.height() / 2,
+            image::imageops::FilterType::Triangle,
+        )
+        .to_luma8()
+        .save(&rescan)
+        .unwrap();
+    let out = imagecast()
+        .args(["marksheet", "decode"])
+        .arg(&rescan)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "01234567\n");
+
+    let out = imagecast()
+        .args(["marksheet", "decode"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("page.png"));
+
+    let out = imagecast()
+        .args(["marksheet", "print", "1234", "--page"])
+        .arg(&page)
+        .args(["--out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8 digits"));
+
+    let missing = dir.path().join("nope.png");
+    let out = imagecast()
+        .args(["marksheet", "decode"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.png"));
+}
