@@ -103,6 +103,93 @@ pub fn reissue_token(conn: &Connection, domain: &str) -> Result<String, AuthErro
     Ok(token)
 }
 
+/// Revokes a device's token: it can no longer connect, and the running server drops its
+/// connections within a second (through the account events it watches).
+pub fn revoke_device(conn: &Connection, domain: &str) -> Result<(), AuthError> {
+    let n = conn.execute(
+        "UPDATE devices SET revoked = 1, revoked_ms = ?2 WHERE domain = ?1",
+        params![domain, now_ms()],
+    )?;
+    if n == 0 {
+        return Err(AuthError::Missing(format!("device {domain}")));
+    }
+    account_event(conn, EVENT_DEVICE_REVOKED, domain)
+}
+
+/// Account event: a device's token was revoked.
+pub const EVENT_DEVICE_REVOKED: &str = "device-revoked";
+/// Account event: a user was removed.
+pub const EVENT_USER_REMOVED: &str = "user-removed";
+/// Account event: a user's password changed.
+pub const EVENT_USER_PASSWORD: &str = "user-password";
+
+fn account_event(conn: &Connection, kind: &str, name: &str) -> Result<(), AuthError> {
+    conn.execute(
+        "INSERT INTO account_events (at_ms, kind, name) VALUES (?1, ?2, ?3)",
+        params![now_ms(), kind, name],
+    )?;
+    Ok(())
+}
+
+/// Account events after `seq`: (seq, kind, name), oldest first.
+pub fn account_events_after(
+    conn: &Connection,
+    seq: i64,
+) -> Result<Vec<(i64, String, String)>, AuthError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, kind, name FROM account_events WHERE seq > ?1 ORDER BY seq LIMIT 1000",
+    )?;
+    let rows = stmt
+        .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The newest account event's number (0 when there is none).
+pub fn last_account_event(conn: &Connection) -> Result<i64, AuthError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM account_events",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Records a failed login.
+pub fn record_failed_login(
+    conn: &Connection,
+    device: &str,
+    user: &str,
+    peer: &str,
+) -> Result<(), AuthError> {
+    conn.execute(
+        "INSERT INTO login_failures (at_ms, device, user, peer) VALUES (?1, ?2, ?3, ?4)",
+        params![now_ms(), device, user, peer],
+    )?;
+    Ok(())
+}
+
+/// The last `n` failed logins, oldest first.
+pub fn failed_logins(
+    conn: &Connection,
+    n: u32,
+) -> Result<Vec<imagecast_shared::msg::FailedLogin>, AuthError> {
+    let mut stmt = conn.prepare(
+        "SELECT at_ms, device, user, peer FROM
+         (SELECT * FROM login_failures ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
+    )?;
+    let rows = stmt
+        .query_map([i64::from(n)], |r| {
+            Ok(imagecast_shared::msg::FailedLogin {
+                at_ms: r.get::<_, i64>(0)?.max(0) as u64,
+                device: r.get(1)?,
+                user: r.get(2)?,
+                peer: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Looks a device up by domain (case-insensitive).
 pub fn device(conn: &Connection, domain: &str) -> Result<Option<Device>, AuthError> {
     Ok(conn
@@ -228,6 +315,27 @@ pub fn add_user(conn: &Connection, user: &str, role: Role, hash: &str) -> Result
     Ok(())
 }
 
+/// Sets a user's password (already hashed); the user's sessions are ended.
+pub fn set_password(conn: &Connection, user: &str, hash: &str) -> Result<(), AuthError> {
+    let n = conn.execute(
+        "UPDATE users SET password = ?2 WHERE user = ?1",
+        params![user, hash],
+    )?;
+    if n == 0 {
+        return Err(AuthError::Missing(format!("user {user}")));
+    }
+    account_event(conn, EVENT_USER_PASSWORD, user)
+}
+
+/// Removes a user; the user's sessions are ended.
+pub fn remove_user(conn: &Connection, user: &str) -> Result<(), AuthError> {
+    let n = conn.execute("DELETE FROM users WHERE user = ?1", [user])?;
+    if n == 0 {
+        return Err(AuthError::Missing(format!("user {user}")));
+    }
+    account_event(conn, EVENT_USER_REMOVED, user)
+}
+
 /// A user's role and password hash.
 pub fn user_secret(conn: &Connection, user: &str) -> Result<Option<(User, String)>, AuthError> {
     Ok(conn
@@ -295,5 +403,43 @@ mod tests {
         assert!(verify_password("1234", &stored));
         assert!(!verify_password("1235", &stored));
         assert!(validate_user_id("bad id").is_err());
+        revoke_device(&conn, "PC1.example").unwrap();
+        assert_eq!(
+            check_token(&conn, "pc1.example", &token).unwrap(),
+            TokenCheck::Revoked
+        );
+        let fresh = reissue_token(&conn, "pc1.example").unwrap();
+        assert!(matches!(
+            check_token(&conn, "pc1.example", &fresh).unwrap(),
+            TokenCheck::Valid(_)
+        ));
+        assert_eq!(
+            check_token(&conn, "pc1.example", &token).unwrap(),
+            TokenCheck::BadToken
+        );
+        set_password(&conn, "1001", &hash_password("9999").unwrap()).unwrap();
+        assert!(verify_password(
+            "9999",
+            &user_secret(&conn, "1001").unwrap().unwrap().1
+        ));
+        remove_user(&conn, "1001").unwrap();
+        assert!(user_secret(&conn, "1001").unwrap().is_none());
+        assert!(matches!(
+            remove_user(&conn, "1001"),
+            Err(AuthError::Missing(_))
+        ));
+        let events = account_events_after(&conn, 0).unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                EVENT_DEVICE_REVOKED,
+                EVENT_USER_PASSWORD,
+                EVENT_USER_REMOVED
+            ]
+        );
+        assert_eq!(last_account_event(&conn).unwrap(), events[2].0);
+        record_failed_login(&conn, "pc1.example", "1001", "127.0.0.1:5").unwrap();
+        assert_eq!(failed_logins(&conn, 10).unwrap()[0].user, "1001");
     }
 }

@@ -57,6 +57,7 @@ where
         cancel: cancel.clone(),
     };
     tracing::info!(conn = conn.id, %peer, device = %device.domain, receive, "terminal connected");
+    state.hub.attach(&conn, &device.domain);
     let writer = tokio::spawn(write_loop(
         wr,
         control_rx,
@@ -80,6 +81,7 @@ where
 
     let mut session = Session {
         state: state.clone(),
+        peer: peer.clone(),
         device,
         conn: conn.clone(),
         user: None,
@@ -121,6 +123,7 @@ where
     };
     tracing::info!(conn = conn.id, device = %session.device.domain, %reason, "terminal disconnected");
     session.close();
+    state.hub.detach(conn.id);
     if receive {
         state.hub.detach_receiver(&session.device.domain, conn.id);
     }

@@ -44,7 +44,8 @@ pub struct Db {
 }
 
 /// The schema, applied in order; `user_version` counts the steps applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE devices (
     domain      TEXT PRIMARY KEY COLLATE NOCASE,
     name        TEXT NOT NULL,
@@ -100,7 +101,24 @@ CREATE TABLE journal (
     result      TEXT NOT NULL,
     reason      TEXT
 );
-"#];
+"#,
+    r#"
+ALTER TABLE devices ADD COLUMN revoked_ms INTEGER;
+CREATE TABLE login_failures (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms       INTEGER NOT NULL,
+    device      TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    peer        TEXT NOT NULL
+);
+CREATE TABLE account_events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    name        TEXT NOT NULL
+);
+"#,
+];
 
 /// Opens the database file with the settings every user of it needs, and migrates it.
 pub fn open_connection(path: &Path) -> Result<Connection, DbError> {

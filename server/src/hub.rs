@@ -52,10 +52,18 @@ struct Receiver {
     wake: std::sync::Arc<Notify>,
 }
 
+/// Who a connection is: its device and its logged-in user.
+struct ConnEntry {
+    domain: String,
+    user: Option<String>,
+    cancel: CancellationToken,
+}
+
 /// The registry of connections. One per server.
 #[derive(Default)]
 pub struct Hub {
     next_conn: AtomicU64,
+    conns: Mutex<HashMap<ConnId, ConnEntry>>,
     receivers: Mutex<HashMap<String, Receiver>>,
     watchers: Mutex<HashMap<DistributionId, Vec<ConnHandle>>>,
     acks: Mutex<HashMap<DeliveryId, (ConnId, oneshot::Sender<DeliveryOutcome>)>>,
@@ -74,6 +82,55 @@ impl Hub {
     /// A fresh connection ID.
     pub fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Files a new authenticated connection under its device.
+    pub fn attach(&self, conn: &ConnHandle, domain: &str) {
+        lock(&self.conns).insert(
+            conn.id,
+            ConnEntry {
+                domain: domain_key(domain),
+                user: None,
+                cancel: conn.cancel.clone(),
+            },
+        );
+    }
+
+    /// Forgets a closed connection.
+    pub fn detach(&self, conn: ConnId) {
+        lock(&self.conns).remove(&conn);
+    }
+
+    /// Notes who is logged in on a connection.
+    pub fn set_user(&self, conn: ConnId, user: Option<&str>) {
+        if let Some(e) = lock(&self.conns).get_mut(&conn) {
+            e.user = user.map(str::to_owned);
+        }
+    }
+
+    /// Drops every connection of a device (its token was revoked). Returns how many.
+    pub fn drop_device(&self, domain: &str) -> usize {
+        let key = domain_key(domain);
+        let mut n = 0;
+        for e in lock(&self.conns).values() {
+            if e.domain == key {
+                e.cancel.cancel();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drops every connection where this user is logged in (removed, or password changed).
+    pub fn drop_user(&self, user: &str) -> usize {
+        let mut n = 0;
+        for e in lock(&self.conns).values() {
+            if e.user.as_deref() == Some(user) {
+                e.cancel.cancel();
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Makes `conn` the device's receiving connection, replacing (and dropping) an older one.
@@ -121,13 +178,6 @@ impl Hub {
             if let Some(r) = map.get(&domain_key(d)) {
                 r.wake.notify_one();
             }
-        }
-    }
-
-    /// Drops the device's live connections (after its token was revoked).
-    pub fn drop_device(&self, domain: &str) {
-        if let Some(r) = lock(&self.receivers).remove(&domain_key(domain)) {
-            r.conn.cancel.cancel();
         }
     }
 

@@ -10,7 +10,7 @@
 //! - [`spool`]: accepted images on disk, and held once in memory while delivered.
 //! - [`conn`]: one connection: handshake, request loop, writer; [`cmd`]: the requests.
 //! - [`delivery`]: pushing images to terminals, store and forward, results.
-//! - [`hub`]: who is connected, who watches what.
+//! - [`hub`]: who is connected, who watches what; [`throttle`]: failed-login delays.
 //!
 //! [`run`] serves a bound listener until the shutdown token is cancelled; `main.rs` only
 //! parses arguments, sets up logging and calls it.
@@ -25,6 +25,7 @@ pub mod groups;
 pub mod hub;
 pub mod queue;
 pub mod spool;
+pub mod throttle;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,8 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// A password hash checked for unknown users, so a login's timing reveals nothing.
     pub dummy_hash: String,
+    /// Failed-login delays per device and per user.
+    pub throttle: throttle::LoginThrottle,
     uploading: Mutex<HashSet<DistributionId>>,
 }
 
@@ -131,6 +134,7 @@ impl ServerState {
             hub: Hub::default(),
             shutdown,
             dummy_hash,
+            throttle: throttle::LoginThrottle::default(),
             uploading: Mutex::new(HashSet::new()),
         }))
     }
@@ -155,6 +159,7 @@ impl ServerState {
 /// Serves `listener` until `shutdown` is cancelled, then closes every connection.
 pub async fn run(listener: TcpListener, state: Arc<ServerState>) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
+    tracker.spawn(watch_accounts(state.clone()));
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let shutdown = state.shutdown.clone();
     loop {
@@ -190,4 +195,54 @@ pub async fn run(listener: TcpListener, state: Arc<ServerState>) -> anyhow::Resu
         tracing::warn!("some connections did not close in time");
     }
     Ok(())
+}
+
+/// Applies account changes made by `imagecast-server device revoke`, `user remove` and
+/// `user passwd` (other processes) within a second: the connections concerned are dropped.
+async fn watch_accounts(state: Arc<ServerState>) {
+    let map = |e: auth::AuthError| match e {
+        auth::AuthError::Db(d) => d,
+        other => db::DbError::Corrupt(other.to_string()),
+    };
+    let mut last = match state
+        .db
+        .call(move |c| auth::last_account_event(c).map_err(map))
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch account changes");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let since = last;
+        let events = match state
+            .db
+            .call(move |c| auth::account_events_after(c, since).map_err(map))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read account changes");
+                continue;
+            }
+        };
+        for (seq, kind, name) in events {
+            last = seq;
+            let dropped = match kind.as_str() {
+                auth::EVENT_DEVICE_REVOKED => state.hub.drop_device(&name),
+                auth::EVENT_USER_REMOVED | auth::EVENT_USER_PASSWORD => state.hub.drop_user(&name),
+                _ => 0,
+            };
+            if dropped > 0 {
+                tracing::warn!(%kind, %name, dropped, "connections dropped after an account change");
+            }
+        }
+    }
 }

@@ -62,6 +62,15 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCmd),
+    /// Print the recent failed logins (time, device, user, peer).
+    Logins {
+        /// The data directory.
+        #[arg(long, env = "IMAGECAST_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Only the last N.
+        #[arg(long, default_value_t = 50)]
+        last: u32,
+    },
     /// Print the communication records: one line per destination result.
     Journal {
         /// The data directory.
@@ -95,7 +104,15 @@ enum DeviceCmd {
         #[arg(long, env = "IMAGECAST_DATA_DIR")]
         data_dir: PathBuf,
     },
-    /// Issue a new token for a device (the old one stops working).
+    /// Revoke a device's token: it can no longer connect; its live connections are dropped.
+    Revoke {
+        /// The data directory.
+        #[arg(long, env = "IMAGECAST_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The device's domain.
+        domain: String,
+    },
+    /// Issue a new token for a device (the old one stops working; a revoked device is back).
     Token {
         /// The data directory.
         #[arg(long, env = "IMAGECAST_DATA_DIR")]
@@ -126,6 +143,25 @@ enum UserCmd {
         /// The data directory.
         #[arg(long, env = "IMAGECAST_DATA_DIR")]
         data_dir: PathBuf,
+    },
+    /// Change a user's password (read from standard input); the user's sessions end.
+    Passwd {
+        /// The data directory.
+        #[arg(long, env = "IMAGECAST_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The user ID.
+        user: String,
+        /// Read the new password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user; the user's sessions end.
+    Remove {
+        /// The data directory.
+        #[arg(long, env = "IMAGECAST_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The user ID.
+        user: String,
     },
 }
 
@@ -221,6 +257,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let revoked = if d.revoked { "  (revoked)" } else { "" };
                 println!("{}\t{}\t{}{revoked}", d.domain, d.kind.as_str(), d.name);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device(DeviceCmd::Revoke { data_dir, domain }) => {
+            let conn = DataDir::new(data_dir).connect()?;
+            auth::revoke_device(&conn, &domain)?;
+            eprintln!("revoked {domain}; a running server drops its connections within a second");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logins { data_dir, last } => {
+            let conn = DataDir::new(data_dir).connect()?;
+            for f in auth::failed_logins(&conn, last)? {
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(f.at_ms);
+                println!(
+                    "{} {} {} {}",
+                    humantime::format_rfc3339_seconds(at),
+                    f.device,
+                    f.user,
+                    f.peer
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCmd::Passwd {
+            data_dir,
+            user,
+            password_stdin,
+        }) => {
+            if !password_stdin {
+                bail!("give the new password on standard input with --password-stdin");
+            }
+            let password = read_password()?;
+            let conn = DataDir::new(data_dir).connect()?;
+            auth::set_password(&conn, &user, &auth::hash_password(&password)?)?;
+            eprintln!("changed the password of {user}; their sessions end");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCmd::Remove { data_dir, user }) => {
+            let conn = DataDir::new(data_dir).connect()?;
+            auth::remove_user(&conn, &user)?;
+            eprintln!("removed user {user}; their sessions end");
             Ok(ExitCode::SUCCESS)
         }
         Command::Device(DeviceCmd::Token { data_dir, domain }) => {

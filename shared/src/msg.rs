@@ -455,6 +455,71 @@ pub enum ClientMsg {
         /// Which distribution.
         dist: DistributionId,
     },
+    /// 14: admin: register another terminal with a group.
+    AdminRegister {
+        /// Request ID.
+        id: RequestId,
+        /// Group name.
+        group: String,
+        /// The terminal's domain.
+        domain: String,
+    },
+    /// 15: admin: withdraw another terminal from a group.
+    AdminWithdraw {
+        /// Request ID.
+        id: RequestId,
+        /// Group name.
+        group: String,
+        /// The terminal's domain.
+        domain: String,
+    },
+    /// 16: admin: every device.
+    ListDevices {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 17: admin: revoke a device's token and drop its connections.
+    RevokeDevice {
+        /// Request ID.
+        id: RequestId,
+        /// The device's domain.
+        domain: String,
+    },
+    /// 18: admin: the most recent failed logins.
+    FailedLogins {
+        /// Request ID.
+        id: RequestId,
+        /// How many, newest last.
+        last: u32,
+    },
+}
+
+/// A device as an administrator sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Network domain name.
+    pub domain: String,
+    /// Destination name.
+    pub name: String,
+    /// Kind.
+    pub kind: DeviceKind,
+    /// True once revoked.
+    pub revoked: bool,
+    /// True while it has a receiving connection.
+    pub online: bool,
+}
+
+/// One failed login.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedLogin {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The device it came from.
+    pub device: String,
+    /// The user ID tried.
+    pub user: String,
+    /// The network peer.
+    pub peer: String,
 }
 
 /// Messages from the server to a terminal, after the handshake.
@@ -580,6 +645,20 @@ pub enum ServerMsg {
         /// One plain sentence.
         text: String,
     },
+    /// 18: every device (admin).
+    Devices {
+        /// Request ID.
+        id: RequestId,
+        /// The devices.
+        devices: Vec<DeviceInfo>,
+    },
+    /// 19: recent failed logins (admin).
+    FailedLogins {
+        /// Request ID.
+        id: RequestId,
+        /// Oldest first.
+        entries: Vec<FailedLogin>,
+    },
 }
 
 impl ServerMsg {
@@ -595,7 +674,9 @@ impl ServerMsg {
             | ServerMsg::Registered { id, .. }
             | ServerMsg::Withdrawn { id, .. }
             | ServerMsg::Problems { id, .. }
-            | ServerMsg::DistributionStatus { id, .. } => Some(*id),
+            | ServerMsg::DistributionStatus { id, .. }
+            | ServerMsg::Devices { id, .. }
+            | ServerMsg::FailedLogins { id, .. } => Some(*id),
             ServerMsg::Error { id, .. } => *id,
             _ => None,
         }

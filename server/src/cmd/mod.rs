@@ -1,5 +1,6 @@
 //! Requests after the handshake: one module per concern, one `match` that routes to them.
 
+mod admin;
 mod distribution;
 mod groups;
 mod login;
@@ -21,6 +22,8 @@ use crate::hub::ConnHandle;
 pub struct Session {
     /// The server.
     pub state: Arc<ServerState>,
+    /// The network peer, for the log.
+    pub peer: String,
     /// The terminal.
     pub device: Device,
     /// This connection.
@@ -82,6 +85,26 @@ impl Session {
         self.state.hub.unwatch_all(self.conn.id, &self.watching);
     }
 
+    /// The error for a request only an administrator may make, if this user is not one.
+    pub fn require_admin(&self, what: &str) -> Result<(), ErrorInfo> {
+        match &self.user {
+            None => Err(error(
+                ErrorCode::NotLoggedIn,
+                None,
+                format!("{what} needs an administrator: log in first"),
+            )),
+            Some((_, Role::Admin)) => Ok(()),
+            Some((user, role)) => Err(error(
+                ErrorCode::Forbidden,
+                None,
+                format!(
+                    "{what} needs an administrator; user {user} is an {}",
+                    role.as_str()
+                ),
+            )),
+        }
+    }
+
     /// The logged-in user, or the error for a request that needs one.
     pub fn require_user(&self, what: &str) -> Result<&str, ErrorInfo> {
         self.user.as_ref().map(|(u, _)| u.as_str()).ok_or_else(|| {
@@ -106,6 +129,7 @@ impl Session {
             ClientMsg::Login { id, user, password } => (id, self.login(id, user, password).await),
             ClientMsg::Logout { id } => {
                 self.user = None;
+                self.state.hub.set_user(self.conn.id, None);
                 (id, Ok(ServerMsg::Ok { id }))
             }
             ClientMsg::ListGroups {
@@ -134,6 +158,15 @@ impl Session {
                 return None;
             }
             ClientMsg::WatchDistribution { id, dist } => (id, self.watch(id, dist).await),
+            ClientMsg::AdminRegister { id, group, domain } => {
+                (id, self.admin_register(id, group, domain).await)
+            }
+            ClientMsg::AdminWithdraw { id, group, domain } => {
+                (id, self.admin_withdraw(id, group, domain).await)
+            }
+            ClientMsg::ListDevices { id } => (id, self.list_devices(id).await),
+            ClientMsg::RevokeDevice { id, domain } => (id, self.revoke(id, domain).await),
+            ClientMsg::FailedLogins { id, last } => (id, self.failed_logins(id, last).await),
         };
         Some(match result {
             Ok(reply) => reply,

@@ -29,8 +29,8 @@ use crate::ids::{DeliveryId, DistributionId, RequestId};
 use crate::limits::{CHUNK_SIZE, MAX_FRAME, MAX_HELLO_FRAME};
 use crate::msg::{
     Accepted, BeginDistribution, ClientMsg, Deliver, DeliveryOutcome, Destination,
-    DestinationStatus, GroupEntry, Hello, HelloReply, PageInfo, RegisterOutcome, Role, ServerMsg,
-    Welcome, WithdrawOutcome,
+    DestinationStatus, DeviceInfo, FailedLogin, GroupEntry, Hello, HelloReply, PageInfo,
+    RegisterOutcome, Role, ServerMsg, Welcome, WithdrawOutcome,
 };
 
 /// How to reach the server and who this terminal is.
@@ -500,6 +500,83 @@ impl Client {
         match reply {
             ServerMsg::DistributionStatus { destinations, .. } => Ok(destinations),
             _ => Err(ClientError::Unexpected("the status request")),
+        }
+    }
+
+    /// Admin: registers another terminal with a group.
+    pub async fn admin_register(
+        &self,
+        group: &str,
+        domain: &str,
+    ) -> Result<RegisterOutcome, ClientError> {
+        let reply = self
+            .request("the registration", |id| ClientMsg::AdminRegister {
+                id,
+                group: group.to_owned(),
+                domain: domain.to_owned(),
+            })
+            .await?;
+        match reply {
+            ServerMsg::Registered { outcome, .. } => Ok(outcome),
+            _ => Err(ClientError::Unexpected("the registration")),
+        }
+    }
+
+    /// Admin: withdraws another terminal from a group.
+    pub async fn admin_withdraw(
+        &self,
+        group: &str,
+        domain: &str,
+    ) -> Result<WithdrawOutcome, ClientError> {
+        let reply = self
+            .request("the withdrawal", |id| ClientMsg::AdminWithdraw {
+                id,
+                group: group.to_owned(),
+                domain: domain.to_owned(),
+            })
+            .await?;
+        match reply {
+            ServerMsg::Withdrawn { outcome, .. } => Ok(outcome),
+            _ => Err(ClientError::Unexpected("the withdrawal")),
+        }
+    }
+
+    /// Admin: every device.
+    pub async fn devices(&self) -> Result<Vec<DeviceInfo>, ClientError> {
+        match self
+            .request("the device list", |id| ClientMsg::ListDevices { id })
+            .await?
+        {
+            ServerMsg::Devices { devices, .. } => Ok(devices),
+            _ => Err(ClientError::Unexpected("the device list")),
+        }
+    }
+
+    /// Admin: revokes a device's token and drops its connections.
+    pub async fn revoke_device(&self, domain: &str) -> Result<(), ClientError> {
+        match self
+            .request("the revocation", |id| ClientMsg::RevokeDevice {
+                id,
+                domain: domain.to_owned(),
+            })
+            .await?
+        {
+            ServerMsg::Ok { .. } => Ok(()),
+            _ => Err(ClientError::Unexpected("the revocation")),
+        }
+    }
+
+    /// Admin: the most recent failed logins, oldest first.
+    pub async fn failed_logins(&self, last: u32) -> Result<Vec<FailedLogin>, ClientError> {
+        match self
+            .request("the failed-login list", |id| ClientMsg::FailedLogins {
+                id,
+                last,
+            })
+            .await?
+        {
+            ServerMsg::FailedLogins { entries, .. } => Ok(entries),
+            _ => Err(ClientError::Unexpected("the failed-login list")),
         }
     }
 
