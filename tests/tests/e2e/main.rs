@@ -2,6 +2,7 @@
 //! by the real client library and the real `imagecast` binary. One module per area.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod auth;
 mod distribution;
 mod faults;
 mod groups;
