@@ -139,6 +139,8 @@ pub const ALL_GROUP_NAME: &str = "all distribution destinations";
 pub struct InitReport {
     /// Devices added, with their tokens.
     pub devices: Vec<(DemoDevice, String)>,
+    /// The fingerprint of the server's TLS certificate.
+    pub fingerprint: String,
     /// Users added, with their passwords.
     pub users: Vec<(String, String, Role)>,
 }
@@ -162,6 +164,11 @@ impl DataDir {
     /// `imagecast.db`.
     pub fn db_path(&self) -> PathBuf {
         self.root.join("imagecast.db")
+    }
+
+    /// `tls/`: the server's key and certificate.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
     }
 
     /// `spool/`.
@@ -201,7 +208,10 @@ impl DataDir {
         std::fs::create_dir_all(self.spool_dir())
             .with_context(|| format!("cannot create {}", self.spool_dir().display()))?;
         let all = self.groups_dir().join(ALL_FILE);
-        let mut report = InitReport::default();
+        let mut report = InitReport {
+            fingerprint: crate::tls::create(&self.tls_dir(), &[])?,
+            ..InitReport::default()
+        };
         let conn = crate::db::open_connection(&self.db_path())?;
         if !all.exists() {
             let mut text = format!("# {ALL_GROUP_NAME}\n# {ALL_FILE}\n");

@@ -8,6 +8,7 @@
 //! - [`db`]: the embedded database thread; [`queue`]: distributions, deliveries, journal.
 //! - [`auth`]: devices (tokens) and users (passwords, roles).
 //! - [`spool`]: accepted images on disk, and held once in memory while delivered.
+//! - [`tls`]: the server's TLS identity (key and self-signed certificate in `DATA/tls/`).
 //! - [`conn`]: one connection: handshake, request loop, writer; [`cmd`]: the requests.
 //! - [`delivery`]: pushing images to terminals, store and forward, results.
 //! - [`hub`]: who is connected, who watches what; [`throttle`]: failed-login delays.
@@ -26,6 +27,7 @@ pub mod hub;
 pub mod queue;
 pub mod spool;
 pub mod throttle;
+pub mod tls;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -156,8 +158,13 @@ impl ServerState {
     }
 }
 
-/// Serves `listener` until `shutdown` is cancelled, then closes every connection.
-pub async fn run(listener: TcpListener, state: Arc<ServerState>) -> anyhow::Result<()> {
+/// Serves `listener` until `shutdown` is cancelled, then closes every connection. With `tls`,
+/// every connection starts with a TLS handshake (within the handshake timeout).
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     tracker.spawn(watch_accounts(state.clone()));
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
@@ -181,8 +188,19 @@ pub async fn run(listener: TcpListener, state: Arc<ServerState>) -> anyhow::Resu
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            conn::serve(state, stream, peer.to_string()).await;
+            match tls {
+                None => conn::serve(state, stream, peer.to_string()).await,
+                Some(acceptor) => {
+                    let limit = state.config.handshake_timeout;
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => conn::serve(state, stream, peer.to_string()).await,
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::info!(%peer, "no TLS handshake in time"),
+                    }
+                }
+            }
             drop(permit);
         });
     }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use imagecast_server::datadir::DataDir;
 use imagecast_server::groups::GroupDir;
-use imagecast_server::{ServerConfig, ServerState, auth, queue};
+use imagecast_server::{ServerConfig, ServerState, auth, queue, tls};
 use imagecast_shared::msg::{DeviceKind, Role};
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +31,12 @@ enum Command {
         /// Add the seed's demo network (FIG. 2, FIG. 14-17) and print its tokens and users.
         #[arg(long)]
         demo: bool,
+        /// Use this PEM certificate instead of making a self-signed one (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Serve terminals.
     Run {
@@ -49,7 +55,19 @@ enum Command {
         /// Most connections served at once.
         #[arg(long, default_value_t = 20_000)]
         max_connections: usize,
+        /// Serve plain TCP instead of TLS (only on a network you trust).
+        #[arg(long)]
+        plain: bool,
     },
+    /// Print the fingerprint of the server's TLS certificate, to hand to terminals.
+    Fingerprint {
+        /// The data directory.
+        #[arg(long, env = "IMAGECAST_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Manage the server's TLS identity.
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Check every group file; print each problem as FILE:LINE: reason.
     Check {
         /// The data directory.
@@ -79,6 +97,32 @@ enum Command {
         /// Only the last N lines.
         #[arg(long, default_value_t = 100)]
         last: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCmd {
+    /// Make a new key and self-signed certificate (terminals that pinned the old one refuse
+    /// it until told the new fingerprint).
+    Create {
+        /// The data directory.
+        #[arg(long, env = "IMAGECAST_DATA_DIR")]
+        data_dir: PathBuf,
+        /// A host name or address to name in the certificate (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+    /// Install an administrator's PEM certificate and key.
+    Install {
+        /// The data directory.
+        #[arg(long, env = "IMAGECAST_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// The private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
     },
 }
 
@@ -185,10 +229,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Init { data_dir, demo } => {
+        Command::Init {
+            data_dir,
+            demo,
+            tls_cert,
+            tls_key,
+        } => {
             let data = DataDir::new(&data_dir);
-            let report = data.init(demo)?;
+            let mut report = data.init(demo)?;
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                report.fingerprint = tls::install(&data.tls_dir(), &cert, &key)?;
+            }
             println!("initialised {}", data_dir.display());
+            println!("server certificate fingerprint {}", report.fingerprint);
             if demo {
                 println!("demo devices (domain, kind, name, token):");
                 for (d, token) in &report.devices {
@@ -215,12 +268,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fingerprint { data_dir } => {
+            println!("{}", tls::fingerprint(&DataDir::new(data_dir).tls_dir())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tls(TlsCmd::Create { data_dir, names }) => {
+            let fp = tls::create(&DataDir::new(data_dir).tls_dir(), &names)?;
+            println!("{fp}");
+            eprintln!(
+                "new certificate made; terminals must be given this fingerprint (restart the server to use it)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tls(TlsCmd::Install {
+            data_dir,
+            cert,
+            key,
+        }) => {
+            let fp = tls::install(&DataDir::new(data_dir).tls_dir(), &cert, &key)?;
+            println!("{fp}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             data_dir,
             listen,
             heartbeat_ms,
             handshake_timeout,
             max_connections,
+            plain,
         } => {
             let config = ServerConfig {
                 heartbeat: Duration::from_millis(heartbeat_ms.max(100)),
@@ -229,7 +304,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..ServerConfig::default()
             };
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(serve(DataDir::new(data_dir), listen, config))?;
+            rt.block_on(serve(DataDir::new(data_dir), listen, config, plain))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { data_dir } => check(&DataDir::new(data_dir)),
@@ -389,7 +464,21 @@ fn check(data: &DataDir) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(data: DataDir, listen: String, config: ServerConfig) -> anyhow::Result<()> {
+async fn serve(
+    data: DataDir,
+    listen: String,
+    config: ServerConfig,
+    plain: bool,
+) -> anyhow::Result<()> {
+    let tls = if plain {
+        tracing::warn!("serving plain TCP: traffic is not encrypted");
+        None
+    } else {
+        data.check_exists()?;
+        let (acceptor, fp) = tls::load(&data.tls_dir())?;
+        tracing::info!(fingerprint = %fp, "serving TLS");
+        Some(acceptor)
+    };
     let shutdown = CancellationToken::new();
     let state = ServerState::open(data, config, shutdown.clone()).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -403,7 +492,7 @@ async fn serve(data: DataDir, listen: String, config: ServerConfig) -> anyhow::R
         wait_for_signal().await;
         shutdown.cancel();
     });
-    imagecast_server::run(listener, state).await
+    imagecast_server::run(listener, state, tls).await
 }
 
 async fn wait_for_signal() {

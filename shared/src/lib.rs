@@ -9,6 +9,8 @@
 //! - [`frame`]: length-prefixed frames (`u32` big-endian length, then a postcard body), the
 //!   reader and writer halves, and the zero-copy encoding of page data.
 //! - [`error`]: [`ProtoError`] for framing and decoding faults.
+//! - [`tls`]: TLS with the server's certificate pinned on first use (fingerprints, the
+//!   known-servers file).
 //! - [`client`]: [`client::Client`], a connected, authenticated terminal; [`client::Inbox`],
 //!   which stores pushed deliveries durably and recognises redeliveries.
 //!
@@ -23,6 +25,7 @@ pub mod frame;
 pub mod ids;
 pub mod limits;
 pub mod msg;
+pub mod tls;
 
 pub use error::ProtoError;
 pub use ids::{DeliveryId, DistributionId, RequestId};

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientConfig, Events};
+use imagecast_shared::tls::TlsSettings;
 
 /// Where cargo put the workspace's binaries for this build.
 pub fn bin_dir() -> PathBuf {
@@ -51,13 +52,15 @@ pub struct TestServer {
     pub tokens: HashMap<String, String>,
     /// Extra `run` arguments kept for restarts.
     pub run_args: Vec<String>,
+    /// The server certificate's fingerprint; `None` when it runs `--plain`.
+    pub fingerprint: Option<String>,
     child: Option<Child>,
     /// The server's stderr log.
     pub log: PathBuf,
 }
 
 impl TestServer {
-    /// `init --demo`, then `run` on port 0 with a short heartbeat.
+    /// `init --demo`, then `run` (over TLS) on port 0 with a short heartbeat.
     pub fn start_demo() -> anyhow::Result<Self> {
         Self::start_demo_with(&["--heartbeat-ms", "1000"])
     }
@@ -79,10 +82,21 @@ impl TestServer {
             .map(|(d, t)| (d.to_owned(), t.to_owned()))
             .collect();
         let log = dir.path().join("server.log");
+        let plain = run_args.contains(&"--plain");
+        let fingerprint = if plain {
+            None
+        } else {
+            let out = Command::new(bin("imagecast-server"))
+                .args(["fingerprint", "--data-dir"])
+                .arg(&data)
+                .output()?;
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
         let mut server = Self {
             dir,
             addr: String::new(),
             tokens,
+            fingerprint,
             run_args: run_args.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
             log,
@@ -185,6 +199,7 @@ impl TestServer {
         let token = self.tokens.get(domain).cloned().unwrap_or_default();
         let mut cfg = ClientConfig::new(&self.addr, domain, &token, receive);
         cfg.request_timeout = Duration::from_secs(30);
+        cfg.tls = self.fingerprint.as_deref().map(TlsSettings::pinned);
         cfg
     }
 
@@ -207,7 +222,29 @@ impl TestServer {
             )
             .env("IMAGECAST_USER", USER)
             .env("IMAGECAST_PASSWORD", PASSWORD);
+        match &self.fingerprint {
+            Some(fp) => c.env("IMAGECAST_SERVER_FINGERPRINT", fp),
+            None => c.env("IMAGECAST_PLAIN", "1"),
+        };
         c
+    }
+
+    /// A raw byte stream to the server as a terminal would open it (TLS unless the server
+    /// runs `--plain`), for tests that write frames by hand.
+    pub async fn raw(&self) -> anyhow::Result<RawStream> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await?;
+        Ok(match &self.fingerprint {
+            None => Box::new(tcp),
+            Some(fp) => Box::new(
+                imagecast_shared::tls::connect(
+                    tcp,
+                    &self.addr,
+                    &TlsSettings::pinned(fp),
+                    Duration::from_secs(10),
+                )
+                .await?,
+            ),
+        })
     }
 
     /// The `imagecast-server` binary.
@@ -221,6 +258,13 @@ impl Drop for TestServer {
         self.kill9();
     }
 }
+
+/// A byte stream to the server (TCP or TLS).
+pub trait ByteStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ByteStream for T {}
+
+/// A boxed [`ByteStream`].
+pub type RawStream = Box<dyn ByteStream>;
 
 /// Output of a finished command.
 pub struct Output {

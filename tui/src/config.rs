@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use imagecast_shared::tls::{TlsSettings, normalize_fingerprint};
 use serde::Deserialize;
 
 /// The address used when none is given anywhere.
@@ -30,6 +31,29 @@ pub struct FileConfig {
     pub user: Option<String>,
     /// The password (prefer `--password-stdin` or `IMAGECAST_PASSWORD`).
     pub password: Option<String>,
+    /// Connect without TLS (only to a server run with `--plain`).
+    pub plain: Option<bool>,
+    /// The server certificate's fingerprint, as printed by `imagecast-server fingerprint`.
+    pub server_fingerprint: Option<String>,
+    /// The file of remembered server fingerprints.
+    pub known_servers: Option<PathBuf>,
+}
+
+/// The platform's known-servers file (`~/.config/imagecast/known_servers` on Linux).
+pub fn default_known_servers() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "imagecast")
+        .map(|d| d.config_dir().join("known_servers"))
+}
+
+/// TLS choices from the command line or the environment.
+#[derive(Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// `--plain`.
+    pub plain: bool,
+    /// `--server-fingerprint`.
+    pub fingerprint: Option<String>,
+    /// `--known-servers`.
+    pub known_servers: Option<PathBuf>,
 }
 
 /// The platform's config file path (`~/.config/imagecast/config.toml` on Linux).
@@ -72,6 +96,8 @@ pub struct Settings {
     pub user: Option<String>,
     /// Password, if any.
     pub password: Option<String>,
+    /// TLS and how to trust the server; `None` for plain TCP.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Settings {
@@ -82,8 +108,28 @@ impl Settings {
         token: Option<String>,
         user: Option<String>,
         password: Option<String>,
+        tls: TlsArgs,
         file: FileConfig,
     ) -> anyhow::Result<Self> {
+        let tls = if tls.plain || file.plain.unwrap_or(false) {
+            None
+        } else {
+            let fingerprint = match tls.fingerprint.or(file.server_fingerprint) {
+                None => None,
+                Some(fp) => Some(normalize_fingerprint(&fp).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{fp:?} is not a server fingerprint (SHA256: and 64 hex digits, as `imagecast-server fingerprint` prints it)"
+                    )
+                })?),
+            };
+            Some(TlsSettings {
+                fingerprint,
+                known_servers: tls
+                    .known_servers
+                    .or(file.known_servers)
+                    .or_else(default_known_servers),
+            })
+        };
         let device = device.or(file.device);
         let token = token.or(file.token);
         let Some(device) = device else {
@@ -104,6 +150,7 @@ impl Settings {
             token,
             user: user.or(file.user),
             password: password.or(file.password),
+            tls,
         })
     }
 }
@@ -122,10 +169,36 @@ mod tests {
         )
         .unwrap();
         let file = FileConfig::load(Some(&path)).unwrap();
-        let s = Settings::resolve(Some("x:2".into()), None, None, None, None, file).unwrap();
+        let none = TlsArgs::default;
+        let s = Settings::resolve(
+            Some("x:2".into()),
+            None,
+            None,
+            None,
+            None,
+            none(),
+            file.clone(),
+        )
+        .unwrap();
         assert_eq!((s.server.as_str(), s.device.as_str()), ("x:2", "d.example"));
-        let err =
-            Settings::resolve(None, None, None, None, None, FileConfig::default()).unwrap_err();
+        assert!(s.tls.is_some(), "TLS unless asked otherwise");
+        let plain = TlsArgs {
+            plain: true,
+            ..none()
+        };
+        let s = Settings::resolve(None, None, None, None, None, plain, file.clone()).unwrap();
+        assert!(s.tls.is_none());
+        let bad = TlsArgs {
+            fingerprint: Some("abc".into()),
+            ..none()
+        };
+        let err = Settings::resolve(None, None, None, None, None, bad, file).unwrap_err();
+        assert!(
+            err.to_string().contains("not a server fingerprint"),
+            "{err}"
+        );
+        let err = Settings::resolve(None, None, None, None, None, none(), FileConfig::default())
+            .unwrap_err();
         assert!(err.to_string().contains("no device given"), "{err}");
         std::fs::write(&path, "sever = \"typo\"\n").unwrap();
         let err = FileConfig::load(Some(&path)).unwrap_err();

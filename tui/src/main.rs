@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use imagecast::config::{FileConfig, Settings};
+use imagecast::config::{FileConfig, Settings, TlsArgs};
 use imagecast::demo::{DemoNetwork, DemoOptions};
 use imagecast::panel::{PanelDirs, PanelOptions, Script, Theme};
 use imagecast::pc;
@@ -33,6 +33,16 @@ struct Cli {
     /// Read the password from standard input (else IMAGECAST_PASSWORD).
     #[arg(long, global = true)]
     password_stdin: bool,
+    /// Connect without TLS (only to a server run with --plain).
+    #[arg(long, global = true, env = "IMAGECAST_PLAIN", value_parser = clap::builder::BoolishValueParser::new())]
+    plain: bool,
+    /// The server certificate's fingerprint (from `imagecast-server fingerprint`); without it
+    /// the first one seen is trusted and remembered.
+    #[arg(long, global = true, env = "IMAGECAST_SERVER_FINGERPRINT")]
+    server_fingerprint: Option<String>,
+    /// The file of remembered server fingerprints (default: the config folder's known_servers).
+    #[arg(long, global = true, env = "IMAGECAST_KNOWN_SERVERS")]
+    known_servers: Option<PathBuf>,
     /// Config file (default: the platform config folder's imagecast/config.toml).
     #[arg(long, global = true, env = "IMAGECAST_CONFIG")]
     config: Option<PathBuf>,
@@ -232,6 +242,11 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
         cli.token.clone(),
         cli.user.clone(),
         password(cli)?,
+        TlsArgs {
+            plain: cli.plain,
+            fingerprint: cli.server_fingerprint.clone(),
+            known_servers: cli.known_servers.clone(),
+        },
         file,
     )
 }
@@ -329,12 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .then(|| dirs.state.join("panel.log"))
                 .as_deref(),
         );
-        let client = imagecast_shared::client::ClientConfig::new(
-            &settings.server,
-            &settings.device,
-            &settings.token,
-            true,
-        );
+        let client = pc::client_config(&settings, true);
         let opts = panel_options(panel, client, dirs, false)?;
         runtime()?.block_on(imagecast::panel::run(opts))?;
         return Ok(ExitCode::SUCCESS);

@@ -23,8 +23,11 @@ use crate::config::Settings;
 /// so the server never makes two distributions of one send).
 const SEND_ATTEMPTS: u32 = 3;
 
-fn client_config(s: &Settings, receive: bool) -> ClientConfig {
-    ClientConfig::new(&s.server, &s.device, &s.token, receive)
+/// The client configuration for these settings.
+pub fn client_config(s: &Settings, receive: bool) -> ClientConfig {
+    let mut cfg = ClientConfig::new(&s.server, &s.device, &s.token, receive);
+    cfg.tls = s.tls.clone();
+    cfg
 }
 
 async fn connect(s: &Settings, receive: bool) -> Result<(Client, Events), ClientError> {

@@ -9,7 +9,7 @@ use imagecast::demo::{DemoNetwork, DemoOptions};
 use imagecast::panel::{PanelOptions, Script, Theme, run_headless};
 use imagecast::store::ImageStore;
 use imagecast_shared::DistributionId;
-use imagecast_shared::client::{Client, ClientConfig, DistributionRequest, OutgoingPage};
+use imagecast_shared::client::{Client, DistributionRequest, OutgoingPage};
 
 const LOGIN: &str = "type 1001\npress tab\ntype 1234\npress start\nexpect \"Select a mode\"\n";
 
@@ -44,7 +44,7 @@ async fn the_panel_prints_what_it_receives_and_previews_it() {
     let opts = options(&net, &script);
     // PC 160 sends a page to MFP 120 while the panel runs.
     let pc = net.terminal("plan1.hqs.mei.co.jp").unwrap();
-    let cfg = ClientConfig::new(net.server_addr(), pc.domain(), pc.token(), false);
+    let cfg = net.client_config(pc.domain(), pc.token(), false);
     let mut png = Vec::new();
     image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(64, 90, |x, y| {
         image::Luma([if (x / 8 + y / 8) % 2 == 0 { 0 } else { 255 }])

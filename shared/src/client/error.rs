@@ -44,6 +44,21 @@ pub enum ClientError {
     /// A page is unusable before anything is sent (empty name, changed while sending...).
     #[error("{0}")]
     BadPage(String),
+    /// The TLS handshake failed.
+    #[error("{0}")]
+    Tls(String),
+    /// The server's certificate is not the one pinned for it.
+    #[error("the image server at {server} presented certificate {seen}, but {expected} is pinned for it{}; if its certificate was replaced on purpose, remove the old line{} or give the new fingerprint with --server-fingerprint", known_servers.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default(), known_servers.as_ref().map(|_| " from that file").unwrap_or_default())]
+    ServerChanged {
+        /// The address.
+        server: String,
+        /// The pinned fingerprint.
+        expected: String,
+        /// The fingerprint presented.
+        seen: String,
+        /// Where the pin was remembered.
+        known_servers: Option<PathBuf>,
+    },
     /// Framing or decoding failed.
     #[error(transparent)]
     Protocol(#[from] ProtoError),
@@ -63,6 +78,7 @@ impl ClientError {
         matches!(
             self,
             ClientError::Connect { .. }
+                | ClientError::Tls(_)
                 | ClientError::Closed(_)
                 | ClientError::Timeout(_)
                 | ClientError::Protocol(_)

@@ -32,6 +32,7 @@ use crate::msg::{
     DestinationStatus, DeviceInfo, FailedLogin, GroupEntry, Hello, HelloReply, PageInfo,
     RegisterOutcome, Role, ServerMsg, Welcome, WithdrawOutcome,
 };
+use crate::tls::TlsSettings;
 
 /// How to reach the server and who this terminal is.
 #[derive(Clone, Debug)]
@@ -50,6 +51,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// How long to wait for a reply to a request.
     pub request_timeout: Duration,
+    /// TLS and how to trust the server; `None` for plain TCP.
+    pub tls: Option<TlsSettings>,
 }
 
 impl ClientConfig {
@@ -63,6 +66,7 @@ impl ClientConfig {
             receive,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -258,7 +262,14 @@ impl Client {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        Self::handshake(stream, cfg).await
+        match &cfg.tls {
+            None => Self::handshake(stream, cfg).await,
+            Some(tls) => {
+                let stream =
+                    crate::tls::connect(stream, &cfg.server, tls, cfg.connect_timeout).await?;
+                Self::handshake(stream, cfg).await
+            }
+        }
     }
 
     /// Performs the handshake over an established byte stream (TCP, TLS, or a test pipe).

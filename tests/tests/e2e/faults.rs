@@ -6,17 +6,17 @@ use bytes::Bytes;
 use imagecast_shared::frame::{FrameReader, OutFrame};
 use imagecast_shared::limits::{MAX_FRAME, MAX_HELLO_FRAME};
 use imagecast_shared::msg::{ClientMsg, ErrorCode, Hello, HelloReply, RefusalCode, ServerMsg};
-use imagecast_tests::{Receiver, TestServer, run};
+use imagecast_tests::{RawStream, Receiver, TestServer, run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::LIMIT;
 
-async fn raw(server: &TestServer) -> TcpStream {
-    TcpStream::connect(&server.addr).await.unwrap()
+async fn raw(server: &TestServer) -> RawStream {
+    server.raw().await.unwrap()
 }
 
-async fn read_reply(stream: &mut TcpStream) -> HelloReply {
+async fn read_reply(stream: &mut RawStream) -> HelloReply {
     let mut r = FrameReader::new(stream, MAX_HELLO_FRAME);
     tokio::time::timeout(LIMIT, r.read_msg::<HelloReply>("reply"))
         .await
@@ -33,7 +33,7 @@ fn refusal(reply: HelloReply) -> (RefusalCode, String) {
 }
 
 /// Reads until the server closes the connection; true if it did within the limit.
-async fn closed_by_server(stream: &mut TcpStream, limit: Duration) -> bool {
+async fn closed_by_server(stream: &mut RawStream, limit: Duration) -> bool {
     let mut buf = [0u8; 4096];
     tokio::time::timeout(limit, async {
         loop {
@@ -47,7 +47,7 @@ async fn closed_by_server(stream: &mut TcpStream, limit: Duration) -> bool {
     .is_ok()
 }
 
-async fn logged_in_raw(server: &TestServer, domain: &str) -> TcpStream {
+async fn logged_in_raw(server: &TestServer, domain: &str) -> RawStream {
     let mut s = raw(server).await;
     let hello = Hello::new(domain, &server.tokens[domain], "raw test", false);
     OutFrame::encode(&hello)
@@ -152,7 +152,24 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
         out.stderr
     );
 
-    // Garbage bytes before the handshake: HTTP, say.
+    // Plain bytes on the TLS port: the TLS handshake fails and the connection closes.
+    let mut s = TcpStream::connect(&server.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(LIMIT, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a plain client is turned away");
+
+    // Garbage bytes inside TLS, before the hello: HTTP, say.
     let mut s = raw(&server).await;
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await

@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod auth;
+mod crash;
 mod distribution;
 mod faults;
 mod groups;
 mod recovery;
+mod tls;
 
 use std::time::Duration;
 

@@ -107,6 +107,7 @@ pub struct DemoNetwork {
     server: Option<JoinHandle<anyhow::Result<()>>>,
     stop_terminals: CancellationToken,
     tasks: TaskTracker,
+    tls: imagecast_shared::tls::TlsSettings,
 }
 
 impl std::fmt::Debug for DemoNetwork {
@@ -131,6 +132,11 @@ impl DemoNetwork {
                 .await
                 .context("demo set-up was interrupted")??
         };
+        let tls_dir = data.tls_dir();
+        if !imagecast_server::tls::files(&tls_dir).0.exists() {
+            imagecast_server::tls::create(&tls_dir, &[])?;
+        }
+        let (acceptor, fingerprint) = imagecast_server::tls::load(&tls_dir)?;
         let shutdown = CancellationToken::new();
         let state =
             ServerState::open(data.clone(), ServerConfig::default(), shutdown.clone()).await?;
@@ -138,7 +144,11 @@ impl DemoNetwork {
             .await
             .with_context(|| format!("cannot listen on {}", opts.listen))?;
         let addr = listener.local_addr()?.to_string();
-        let server = tokio::spawn(imagecast_server::run(listener, state.clone()));
+        let server = tokio::spawn(imagecast_server::run(
+            listener,
+            state.clone(),
+            Some(acceptor),
+        ));
 
         let mut panel = None;
         let mut terminals = Vec::new();
@@ -165,6 +175,7 @@ impl DemoNetwork {
             server: Some(server),
             stop_terminals: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            tls: imagecast_shared::tls::TlsSettings::pinned(&fingerprint),
         };
         for t in &net.terminals {
             if t.domain() != OFFLINE_DOMAIN {
@@ -225,7 +236,19 @@ impl DemoNetwork {
 
     /// How the panel connects: as MFP 120, receiving.
     pub fn panel_client_config(&self) -> ClientConfig {
-        ClientConfig::new(&self.addr, self.panel.domain, &self.panel_token, true)
+        self.client_config(self.panel.domain, &self.panel_token, true)
+    }
+
+    /// How a device connects to the demo's server (over TLS, the certificate pinned).
+    pub fn client_config(&self, domain: &str, token: &str, receive: bool) -> ClientConfig {
+        let mut cfg = ClientConfig::new(&self.addr, domain, token, receive);
+        cfg.tls = Some(self.tls.clone());
+        cfg
+    }
+
+    /// The fingerprint of the demo server's certificate.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.tls.fingerprint.as_deref()
     }
 
     /// MFP 120's folders.
@@ -248,7 +271,11 @@ impl DemoNetwork {
         let t = self
             .terminal(domain)
             .with_context(|| format!("the demo has no simulated terminal {domain}"))?;
-        if let Some(task) = t.switch_on(&self.addr, self.stop_terminals.clone()) {
+        if let Some(task) = t.switch_on(
+            &self.addr,
+            Some(self.tls.clone()),
+            self.stop_terminals.clone(),
+        ) {
             self.tasks.spawn(task);
         }
         Ok(())

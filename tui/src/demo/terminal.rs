@@ -134,12 +134,14 @@ impl SimulatedTerminal {
     pub(super) fn switch_on(
         &self,
         server: &str,
+        tls: Option<imagecast_shared::tls::TlsSettings>,
         cancel: CancellationToken,
     ) -> Option<impl Future<Output = ()> + Send + 'static> {
         if self.counters.online.swap(true, Ordering::SeqCst) {
             return None;
         }
         let mut cfg = ClientConfig::new(server, self.device.domain, &self.token, true);
+        cfg.tls = tls;
         cfg.connect_timeout = Duration::from_secs(5);
         let runner = Runner {
             cfg,

@@ -307,7 +307,7 @@ async fn a_terminal_reconnects_when_its_connection_is_taken() {
         let t = net.terminal("sale1.ngy.mei.co.jp").unwrap();
         assert!(t.is_connected());
         // A newer receiving connection of the same device replaces the simulated one...
-        let cfg = ClientConfig::new(net.server_addr(), t.domain(), t.token(), true);
+        let cfg = net.client_config(t.domain(), t.token(), true);
         let (intruder, mut events) = Client::connect(&cfg).await.unwrap();
         // ...which reconnects after its back-off and takes over again.
         let closed = tokio::time::timeout(Duration::from_secs(10), async {
