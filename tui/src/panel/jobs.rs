@@ -450,54 +450,42 @@ async fn run(job: Job, paper: &Paper, send: &(impl Fn(JobResult) + Sync)) -> Opt
             Err(e) => JobResult::DistributionFailed(e),
         },
         Job::Register { client, group } => {
-            match async {
+            let r = async {
                 client_of(client)?
                     .register(&group)
                     .await
                     .map_err(|e| sentence(&e))
-            }
-            .await
-            {
-                Ok(RegisterOutcome::Added) => JobResult::DoneHome {
-                    title: "Registered".into(),
-                    lines: vec![
-                        "This terminal is now a member of".into(),
-                        format!("\"{group}\"."),
-                    ],
-                },
-                Ok(RegisterOutcome::AlreadyMember) => JobResult::DoneHome {
-                    title: "Already registered".into(),
-                    lines: vec![
-                        "This terminal was already a member of".into(),
-                        format!("\"{group}\"; nothing changed."),
-                    ],
-                },
+            };
+            match r.await {
+                Ok(RegisterOutcome::Added) => {
+                    membership("Registered", "is now a member of", &group, "")
+                }
+                Ok(RegisterOutcome::AlreadyMember) => membership(
+                    "Already registered",
+                    "was already a member of",
+                    &group,
+                    "; nothing changed",
+                ),
                 Err(e) => JobResult::failed("Registration refused", e),
             }
         }
         Job::Withdraw { client, group } => {
-            match async {
+            let r = async {
                 client_of(client)?
                     .withdraw(&group)
                     .await
                     .map_err(|e| sentence(&e))
-            }
-            .await
-            {
-                Ok(WithdrawOutcome::Removed) => JobResult::DoneHome {
-                    title: "Withdrawn".into(),
-                    lines: vec![
-                        "This terminal is no longer a member of".into(),
-                        format!("\"{group}\"."),
-                    ],
-                },
-                Ok(WithdrawOutcome::NotMember) => JobResult::DoneHome {
-                    title: "Not a member".into(),
-                    lines: vec![
-                        "This terminal was not a member of".into(),
-                        format!("\"{group}\"; nothing changed."),
-                    ],
-                },
+            };
+            match r.await {
+                Ok(WithdrawOutcome::Removed) => {
+                    membership("Withdrawn", "is no longer a member of", &group, "")
+                }
+                Ok(WithdrawOutcome::NotMember) => membership(
+                    "Not a member",
+                    "was not a member of",
+                    &group,
+                    "; nothing changed",
+                ),
                 Err(e) => JobResult::failed("Withdrawal refused", e),
             }
         }
@@ -636,6 +624,18 @@ async fn run(job: Job, paper: &Paper, send: &(impl Fn(JobResult) + Sync)) -> Opt
             }
         }
     })
+}
+
+/// The message after a registration or withdrawal: the group on its own line, so a long
+/// group name is not cut.
+fn membership(title: &str, verb: &str, group: &str, tail: &str) -> JobResult {
+    JobResult::DoneHome {
+        title: title.to_owned(),
+        lines: vec![
+            format!("This terminal {verb}"),
+            format!("\"{group}\"{tail}."),
+        ],
+    }
 }
 
 /// One plain sentence for an error from the client.
