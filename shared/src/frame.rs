@@ -29,11 +29,12 @@ pub struct OutFrame {
 impl OutFrame {
     /// Encodes a message as one frame.
     pub fn encode<M: Serialize>(msg: &M) -> Result<Self, ProtoError> {
-        let mut buf = BytesMut::with_capacity(64);
-        buf.put_u32(0);
-        let mut buf = postcard::to_extend(msg, buf).map_err(ProtoError::Encode)?;
-        let body_len = buf.len() - LEN_PREFIX;
-        buf[..LEN_PREFIX].copy_from_slice(&frame_len(body_len)?.to_be_bytes());
+        // `to_allocvec` copies byte strings with one `extend_from_slice`; `to_extend` would
+        // push them a byte at a time (5,000 times slower for a 256 KiB piece).
+        let body = postcard::to_allocvec(msg).map_err(ProtoError::Encode)?;
+        let mut buf = BytesMut::with_capacity(LEN_PREFIX + body.len());
+        buf.put_u32(frame_len(body.len())?);
+        buf.extend_from_slice(&body);
         Ok(Self {
             head: buf.freeze(),
             data: Bytes::new(),
