@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -45,6 +46,8 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
 #[derive(Clone, Debug)]
 pub struct Spool {
     dir: PathBuf,
+    /// Bytes that uploads in progress hold in memory, across every connection.
+    uploading_bytes: Arc<AtomicU64>,
 }
 
 impl Spool {
@@ -53,7 +56,22 @@ impl Spool {
         let dir = dir.into();
         let tmp = dir.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(err(&tmp))?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            uploading_bytes: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Reserves memory for an upload's pages if the server-wide budget allows it.
+    fn reserve_memory(&self, bytes: u64) -> bool {
+        if bytes > MEMORY_IMAGE_LIMIT {
+            return false;
+        }
+        self.uploading_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + bytes <= MEMORY_TOTAL_LIMIT).then_some(held + bytes)
+            })
+            .is_ok()
     }
 
     fn dist_dir(&self, dist: &DistributionId) -> PathBuf {
@@ -74,7 +92,10 @@ impl Spool {
             .join("tmp")
             .join(format!("{dist}-{:016x}", u64::from_le_bytes(rnd)));
         std::fs::create_dir_all(&tmp).map_err(err(&tmp))?;
+        // Small images are also kept in memory for the fan-out, within a server-wide budget;
+        // the others are read back from the spool file while they are delivered.
         let total: u64 = sizes.iter().sum();
+        let keep = self.reserve_memory(total);
         Ok(Upload {
             spool: self.clone(),
             dist,
@@ -83,7 +104,8 @@ impl Spool {
             page: 0,
             offset: 0,
             file: None,
-            keep: (total <= MEMORY_IMAGE_LIMIT).then(Vec::new),
+            keep: keep.then(Vec::new),
+            reserved: if keep { total } else { 0 },
         })
     }
 
@@ -130,6 +152,8 @@ pub struct Upload {
     offset: u64,
     file: Option<File>,
     keep: Option<Vec<Vec<Bytes>>>,
+    /// Bytes of the server-wide upload memory budget this upload holds.
+    reserved: u64,
 }
 
 /// Why a piece of page data was refused.
@@ -235,6 +259,9 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
+        self.spool
+            .uploading_bytes
+            .fetch_sub(self.reserved, Ordering::AcqRel);
         if !self.tmp.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
@@ -441,5 +468,32 @@ impl ImageCache {
     /// Forgets a finished distribution's image.
     pub fn remove(&self, dist: &DistributionId) {
         self.lock().remove(dist);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_share_one_memory_budget_and_give_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let big = MEMORY_IMAGE_LIMIT;
+        let n = (MEMORY_TOTAL_LIMIT / big) as usize;
+        let held: Vec<Upload> = (0..n)
+            .map(|_| spool.begin(DistributionId::new_random(), &[big]).unwrap())
+            .collect();
+        assert!(held.iter().all(|u| u.keep.is_some()));
+        let over = spool.begin(DistributionId::new_random(), &[big]).unwrap();
+        assert!(
+            over.keep.is_none(),
+            "over the budget: streamed from disk instead"
+        );
+        drop(over);
+        drop(held);
+        assert_eq!(spool.uploading_bytes.load(Ordering::Acquire), 0);
+        let again = spool.begin(DistributionId::new_random(), &[10]).unwrap();
+        assert!(again.keep.is_some());
     }
 }
