@@ -158,6 +158,25 @@ impl ServerState {
     }
 }
 
+/// Listens on `addr` with a deep accept queue (4096, capped by the kernel's `somaxconn`), so
+/// a burst of terminals reconnecting at once is not dropped by the default backlog of 128.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr} resolves to nothing"),
+        )
+    })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Serves `listener` until `shutdown` is cancelled, then closes every connection. With `tls`,
 /// every connection starts with a TLS handshake (within the handshake timeout).
 pub async fn run(

@@ -481,7 +481,7 @@ async fn serve(
     };
     let shutdown = CancellationToken::new();
     let state = ServerState::open(data, config, shutdown.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let listener = imagecast_server::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;

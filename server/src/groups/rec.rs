@@ -520,9 +520,15 @@ impl RecFile {
             appended.iter().flatten().map(|line| (line.as_bytes(), eol)),
         );
         let last = out.len().saturating_sub(1);
-        for (i, (_, e)) in out.iter_mut().enumerate() {
+        for (i, (line, e)) in out.iter_mut().enumerate() {
             if i < last && *e == Eol::None {
-                *e = eol;
+                // A line ending in a bare CR keeps it as text: CRLF after it, so the CR is
+                // not read back as part of the new line ending.
+                *e = if line.ends_with(b"\r") {
+                    Eol::CrLf
+                } else {
+                    eol
+                };
             } else if i == last {
                 *e = match (final_newline, *e) {
                     (false, _) => Eol::None,

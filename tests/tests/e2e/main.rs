@@ -7,6 +7,7 @@ mod crash;
 mod distribution;
 mod faults;
 mod groups;
+mod hostile;
 mod recovery;
 mod tls;
 

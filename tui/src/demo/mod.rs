@@ -38,7 +38,6 @@ use anyhow::Context;
 use imagecast_server::datadir::{DEMO_DEVICES, DEMO_USERS, DataDir, DemoDevice};
 use imagecast_server::{ServerConfig, ServerState, auth};
 use imagecast_shared::client::ClientConfig;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -140,7 +139,7 @@ impl DemoNetwork {
         let shutdown = CancellationToken::new();
         let state =
             ServerState::open(data.clone(), ServerConfig::default(), shutdown.clone()).await?;
-        let listener = TcpListener::bind(&opts.listen)
+        let listener = imagecast_server::bind(&opts.listen)
             .await
             .with_context(|| format!("cannot listen on {}", opts.listen))?;
         let addr = listener.local_addr()?.to_string();
