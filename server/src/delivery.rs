@@ -7,6 +7,12 @@
 //! the terminal's acknowledgement, which it records in the queue and journal. A connection
 //! that drops leaves the delivery queued; it is pushed again when the terminal comes back, with
 //! the same delivery and distribution IDs, so the terminal can recognise it.
+//!
+//! When a newer receiving connection of the device takes over, the older worker may still be
+//! on its way out with the same delivery: a worker whose connection is gone never clears the
+//! acknowledgement slot (it may already be the newer connection's), and a worker whose slot
+//! was taken while its connection lives simply takes the delivery again. Only failures on the
+//! terminal's side count toward [`MAX_ATTEMPTS`]; a server crash does not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +29,10 @@ use crate::ServerState;
 use crate::hub::ConnHandle;
 use crate::queue::{self, PendingDelivery};
 
-/// Tries before a delivery the terminal never acknowledges is given up as failed.
+/// Failed tries before a delivery the terminal never acknowledges is given up as failed. A try
+/// fails when the terminal's connection drops while the image is pushed or before its
+/// acknowledgement, or when no acknowledgement comes in time; a crash or a shutdown of the
+/// server is not the terminal's failure and does not count.
 pub const MAX_ATTEMPTS: u32 = 5;
 
 /// Why a worker stops.
@@ -91,6 +100,12 @@ async fn deliver_one(
             return Ok(());
         }
     };
+    // A connection already taken over by a newer one must not claim the acknowledgement slot:
+    // the newer connection's worker (started only after this one was cancelled) may already
+    // hold it. Nothing is awaited between this check and the claim.
+    if conn.cancel.is_cancelled() {
+        return Err(Stop::Disconnected);
+    }
     publish_sending(state, &d);
     let ack = state.hub.expect_ack(d.id, conn.id);
     let header = ServerMsg::Deliver(Deliver {
@@ -130,7 +145,10 @@ async fn deliver_one(
     match pushed.await {
         Ok(()) => {}
         Err(Ok(Stop::Disconnected)) => {
-            state.hub.forget_ack(d.id);
+            // The acknowledgement slot is left alone: a newer connection of this device may
+            // already have taken the delivery over and put its own slot there, and forgetting
+            // that one would drop its acknowledgement. The next push replaces a stale slot.
+            count_failure(state, d.id).await;
             return Err(Stop::Disconnected);
         }
         Err(Err(e)) => {
@@ -145,16 +163,21 @@ async fn deliver_one(
     }
     let outcome = tokio::select! {
         _ = conn.cancel.cancelled() => {
-            state.hub.forget_ack(d.id);
+            // As above: the slot may already be a newer connection's.
+            count_failure(state, d.id).await;
             return Err(Stop::Disconnected);
         }
         r = tokio::time::timeout(state.config.ack_timeout, ack) => r,
     };
     let outcome = match outcome {
         Ok(Ok(o)) => o,
+        // Our slot was replaced: the worker of an older connection of this device, on its way
+        // out, took this delivery too. It is still queued: take it again.
+        Ok(Err(_)) if !conn.cancel.is_cancelled() => return Ok(()),
         Ok(Err(_)) => return Err(Stop::Disconnected),
         Err(_) => {
             state.hub.forget_ack(d.id);
+            count_failure(state, d.id).await;
             tracing::warn!(delivery = %d.id, "no acknowledgement in time; dropping the connection");
             conn.cancel.cancel();
             return Err(Stop::Disconnected);
@@ -169,6 +192,20 @@ async fn deliver_one(
     };
     finish(state, d.id, result).await;
     Ok(())
+}
+
+/// Counts a failed try of `delivery` against the terminal, unless the server is stopping.
+async fn count_failure(state: &ServerState, delivery: DeliveryId) {
+    if state.shutdown.is_cancelled() {
+        return;
+    }
+    let counted = state
+        .db
+        .call(move |c| queue::count_failed_attempt(c, delivery))
+        .await;
+    if let Err(e) = counted {
+        tracing::error!(%delivery, error = %e, "cannot count a failed delivery attempt");
+    }
 }
 
 fn data_frame(

@@ -43,7 +43,8 @@ pub struct PendingDelivery {
     pub accepted_ms: i64,
     /// The pages.
     pub pages: Vec<PageInfo>,
-    /// How often pushing it was tried before.
+    /// How often pushing it failed before on the terminal's side (see
+    /// [`count_failed_attempt`]); a crash of the server does not count.
     pub attempts: u32,
 }
 
@@ -172,7 +173,10 @@ pub fn status(conn: &Connection, dist: &DistributionId) -> Result<Vec<Destinatio
     Ok(rows)
 }
 
-/// The oldest queued delivery for `domain`, counting this as an attempt.
+/// The oldest queued delivery for `domain`.
+///
+/// Taking it does not count as an attempt: if the server crashes while pushing it, the
+/// terminal is not to blame. [`count_failed_attempt`] counts what the terminal failed.
 pub fn next_pending(conn: &Connection, domain: &str) -> Result<Option<PendingDelivery>, DbError> {
     let row = conn
         .query_row(
@@ -203,10 +207,6 @@ pub fn next_pending(conn: &Connection, domain: &str) -> Result<Option<PendingDel
         return Ok(None);
     };
     let dist = dist_from(dist)?;
-    conn.execute(
-        "UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?1",
-        [id],
-    )?;
     Ok(Some(PendingDelivery {
         id: DeliveryId(id as u64),
         dist,
@@ -220,6 +220,16 @@ pub fn next_pending(conn: &Connection, domain: &str) -> Result<Option<PendingDel
         pages: pages(conn, &dist)?,
         attempts,
     }))
+}
+
+/// Counts a failed try to deliver: the terminal's connection dropped while the image was
+/// pushed or before it was acknowledged, or no acknowledgement came in time.
+pub fn count_failed_attempt(conn: &Connection, delivery: DeliveryId) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?1 AND state = 'queued'",
+        [delivery.0 as i64],
+    )?;
+    Ok(())
 }
 
 /// A distribution's pages.

@@ -105,11 +105,29 @@ impl Inbox {
         let incoming = state.join(INCOMING);
         std::fs::create_dir_all(&incoming).map_err(io_err(&incoming))?;
         let receipts_path = state.join(RECEIPTS);
-        let text = match std::fs::read_to_string(&receipts_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        let mut bytes = match std::fs::read(&receipts_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err(&receipts_path)(e)),
         };
+        // A last line without its newline is a receipt whose write a crash (a power loss)
+        // cut short. It was never synced, so the delivery was never acknowledged and will
+        // come again: drop it. Read as complete, it would move the pages under truncated
+        // names (or erase them) and take the redelivery for a duplicate, and the next
+        // receipt would be glued onto it.
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete < bytes.len() {
+            bytes.truncate(complete);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&receipts_path)
+                .and_then(|f| {
+                    f.set_len(complete as u64)?;
+                    f.sync_all()
+                })
+                .map_err(io_err(&receipts_path))?;
+        }
+        let text = String::from_utf8_lossy(&bytes);
         let mut seen = HashSet::new();
         let mut names: HashMap<DistributionId, Vec<String>> = HashMap::new();
         for line in text.lines() {
@@ -526,6 +544,61 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("doc.png")).unwrap(), b"page");
         assert!(!incoming.exists() && !junk.exists());
         assert!(inbox.has(&dist) && !inbox.has(&partial));
+    }
+
+    #[test]
+    fn a_receipt_cut_short_by_a_crash_is_dropped_and_the_redelivery_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = DistributionId::new_random();
+        {
+            let mut inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+            run(&mut inbox, &header(stored, 1, &[("a.png", b"first")])).unwrap();
+        }
+        // Power lost while appending the next receipt: its pages are complete in
+        // `incoming/`, its line is not (the name is cut inside a two-byte character).
+        let torn = DistributionId::new_random();
+        let incoming = dir
+            .path()
+            .join(STATE_DIR)
+            .join(INCOMING)
+            .join(torn.to_string());
+        std::fs::create_dir_all(&incoming).unwrap();
+        std::fs::write(incoming.join("0"), b"page one").unwrap();
+        std::fs::write(incoming.join("1"), b"page two").unwrap();
+        let receipts = dir.path().join(STATE_DIR).join(RECEIPTS);
+        let before = std::fs::read(&receipts).unwrap();
+        let mut cut = before.clone();
+        cut.extend_from_slice(format!("{torn}\tn\u{e9}").as_bytes());
+        cut.pop();
+        std::fs::write(&receipts, &cut).unwrap();
+
+        let mut inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+        assert!(inbox.has(&stored) && !inbox.has(&torn));
+        assert_eq!(
+            std::fs::read(&receipts).unwrap(),
+            before,
+            "the torn line is gone"
+        );
+        assert!(!incoming.exists());
+        // The delivery comes again (it was never acknowledged) and is stored, once.
+        let pages: &[(&str, &[u8])] = &[("n\u{e9}.png", b"page one"), ("two.png", b"page two")];
+        let again = run(&mut inbox, &header(torn, 2, pages)).unwrap().unwrap();
+        assert!(!again.duplicate);
+        assert_eq!(
+            std::fs::read(dir.path().join("two.png")).unwrap(),
+            b"page two"
+        );
+        drop(inbox);
+        let inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+        assert!(inbox.has(&stored) && inbox.has(&torn));
+        let mut files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        files.sort();
+        assert_eq!(files, ["a.png", "n\u{e9}.png", "two.png"]);
     }
 
     #[test]
