@@ -145,14 +145,14 @@ async fn deliver_one(
     match pushed.await {
         Ok(()) => {}
         Err(Ok(Stop::Disconnected)) => {
-            // The acknowledgement slot is left alone: a newer connection of this device may
-            // already have taken the delivery over and put its own slot there, and forgetting
-            // that one would drop its acknowledgement. The next push replaces a stale slot.
+            // Only this connection's slot goes: a newer connection of the device may already
+            // have put its own there.
+            state.hub.forget_ack(d.id, conn.id);
             count_failure(state, d.id).await;
             return Err(Stop::Disconnected);
         }
         Err(Err(e)) => {
-            state.hub.forget_ack(d.id);
+            state.hub.forget_ack(d.id, conn.id);
             tracing::error!(dist = %d.dist, error = %e, "spooled image unreadable");
             // The terminal holds a half delivery: drop the connection so it discards it.
             conn.cancel.cancel();
@@ -163,7 +163,7 @@ async fn deliver_one(
     }
     let outcome = tokio::select! {
         _ = conn.cancel.cancelled() => {
-            // As above: the slot may already be a newer connection's.
+            state.hub.forget_ack(d.id, conn.id);
             count_failure(state, d.id).await;
             return Err(Stop::Disconnected);
         }
@@ -176,7 +176,7 @@ async fn deliver_one(
         Ok(Err(_)) if !conn.cancel.is_cancelled() => return Ok(()),
         Ok(Err(_)) => return Err(Stop::Disconnected),
         Err(_) => {
-            state.hub.forget_ack(d.id);
+            state.hub.forget_ack(d.id, conn.id);
             count_failure(state, d.id).await;
             tracing::warn!(delivery = %d.id, "no acknowledgement in time; dropping the connection");
             conn.cancel.cancel();

@@ -249,8 +249,12 @@ impl Hub {
         }
     }
 
-    /// Forgets an acknowledgement no longer awaited.
-    pub fn forget_ack(&self, delivery: DeliveryId) {
-        lock(&self.acks).remove(&delivery);
+    /// Forgets an acknowledgement `conn` no longer awaits; a slot a newer connection of the
+    /// device has put there since is left alone.
+    pub fn forget_ack(&self, delivery: DeliveryId, conn: ConnId) {
+        let mut map = lock(&self.acks);
+        if map.get(&delivery).is_some_and(|(c, _)| *c == conn) {
+            map.remove(&delivery);
+        }
     }
 }

@@ -116,6 +116,7 @@ impl ServerState {
             }
             Err(e) => tracing::error!(error = %e, "cannot read the group files"),
         }
+        remove_stale_temp_files(&data.groups_dir());
         let rec_writer = RecWriter::new(groups.clone());
         let spool = Spool::open(data.spool_dir())?;
         let live = db.call(queue::live).await?;
@@ -279,6 +280,26 @@ async fn watch_accounts(state: Arc<ServerState>) {
             };
             if dropped > 0 {
                 tracing::warn!(%kind, %name, dropped, "connections dropped after an account change");
+            }
+        }
+    }
+}
+
+/// Removes the hidden `.NAME.rec.tmp-*` files that a crash during a group-file rewrite leaves
+/// (the rewrite itself never happened: the group file is intact).
+fn remove_stale_temp_files(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".rec.tmp-") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed a temporary file left by a crash"),
+                Err(err) => {
+                    tracing::warn!(file = %name, error = %err, "cannot remove a temporary file")
+                }
             }
         }
     }

@@ -862,7 +862,6 @@ proptest! {
 
     /// The same with names up to the server's full limit of 255 bytes.
     #[test]
-    #[ignore = "bug: Inbox::end (shared/src/client/inbox.rs) makes a colliding name of 254-255 bytes 2 bytes longer (`-2`), over the file system's 255-byte limit; the receipt is already written, so the rename fails for good and Inbox::open fails from then on"]
     fn inbox_keeps_page_names_of_any_accepted_length_inside_its_folder(
         names in vec(hostile_page_name(MAX_NAME), 1..4),
     ) {
@@ -872,7 +871,6 @@ proptest! {
 
 /// The smallest case of the bug above, kept as a plain regression test.
 #[test]
-#[ignore = "bug: a 255-byte page name received twice gets a 257-byte `-2` name; the rename fails after the receipt is logged and Inbox::open fails from then on (shared/src/client/inbox.rs, unique_name/safe_file_name)"]
 fn page_name_of_255_bytes_received_twice() {
     let name = "あ".repeat(85);
     assert_eq!(name.len(), MAX_NAME);

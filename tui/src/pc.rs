@@ -22,6 +22,9 @@ use crate::config::Settings;
 /// Connection attempts a `send` makes before giving up (each retry reuses the distribution ID,
 /// so the server never makes two distributions of one send).
 const SEND_ATTEMPTS: u32 = 3;
+/// Extra 5-second waits while the server still holds an interrupted upload of ours (it lets
+/// go of a dead connection within two heartbeat intervals, 30 s by default).
+const STALE_UPLOAD_WAITS: u32 = 8;
 
 /// The client configuration for these settings.
 pub fn client_config(s: &Settings, receive: bool) -> ClientConfig {
@@ -159,6 +162,12 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
                 tracing::warn!(error = %e, "connection lost while sending; retrying");
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
             }
+            // The server has not yet noticed that our previous connection is gone (it does
+            // within two heartbeat intervals): the same upload is still open there.
+            Err(e) if attempt < SEND_ATTEMPTS + STALE_UPLOAD_WAITS && is_stale_upload(&e) => {
+                tracing::warn!("the server still holds the interrupted upload; waiting to retry");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
             Err(e) => return Err(e),
         }
     };
@@ -230,6 +239,15 @@ fn report(
         finals.insert(st.destination.domain, st.state);
     }
     Ok(())
+}
+
+fn is_stale_upload(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ClientError>()
+        .and_then(ClientError::server_error)
+        .is_some_and(|i| {
+            i.code == imagecast_shared::msg::ErrorCode::OutOfOrder
+                && i.field.as_deref() == Some("dist")
+        })
 }
 
 fn is_connection_lost(e: &anyhow::Error) -> bool {

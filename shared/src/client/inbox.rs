@@ -400,19 +400,47 @@ pub fn safe_file_name(name: &str, index: usize) -> String {
     if cleaned.is_empty() {
         format!("page-{}", index + 1)
     } else {
-        cleaned.chars().take(200).collect()
+        fit_name(&cleaned, MAX_NAME_BYTES)
     }
 }
 
-fn unique_name(dir: &Path, name: &str, taken: &HashSet<String>) -> String {
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i..]),
+/// Longest file name written, in bytes: file systems allow 255, and `-N` may still be added.
+const MAX_NAME_BYTES: usize = 240;
+
+/// Splits `name.ext` into stem and extension (the dot with it); a leading dot is no extension.
+fn split_ext(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 && name.len() - i <= 16 => (&name[..i], &name[i..]),
         _ => (name, ""),
-    };
+    }
+}
+
+/// Cuts `name` to at most `max` bytes at a character boundary, keeping a short extension.
+fn fit_name(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
+    }
+    let (stem, ext) = split_ext(name);
+    let room = max.saturating_sub(ext.len());
+    let mut cut = room.min(stem.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{ext}", &stem[..cut])
+}
+
+fn unique_name(dir: &Path, name: &str, taken: &HashSet<String>) -> String {
+    let (stem, ext) = split_ext(name);
     let mut candidate = name.to_owned();
     let mut n = 2;
     while taken.contains(&candidate) || dir.join(&candidate).exists() {
-        candidate = format!("{stem}-{n}{ext}");
+        // `stem-N.ext`, the stem shortened so the whole stays within 255 bytes.
+        let suffix = format!("-{n}{ext}");
+        let mut cut = 255usize.saturating_sub(suffix.len()).min(stem.len());
+        while !stem.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        candidate = format!("{}{suffix}", &stem[..cut]);
         n += 1;
     }
     candidate
