@@ -40,7 +40,7 @@ where
 {
     let (rd, mut wr) = tokio::io::split(stream);
     let mut reader = FrameReader::new(rd, MAX_HELLO_FRAME);
-    let device = match handshake(&state, &mut reader, &mut wr, &peer).await {
+    let device = match Box::pin(handshake(&state, &mut reader, &mut wr, &peer)).await {
         Some(d) => d,
         None => return,
     };
@@ -92,7 +92,7 @@ where
     let reason = loop {
         let read = tokio::select! {
             _ = cancel.cancelled() => break "closed by the server".to_owned(),
-            r = tokio::time::timeout(silence, reader.read_msg::<ClientMsg>("client message")) => r,
+            r = tokio::time::timeout(silence, read_client_msg(&mut reader)) => r,
         };
         let msg = match read {
             Err(_) => break format!("silent for {} s", silence.as_secs()),
@@ -117,7 +117,7 @@ where
                 break e.to_string();
             }
         };
-        if let Some(reply) = session.handle(msg).await {
+        if let Some(reply) = Box::pin(session.handle(msg)).await {
             push(&conn, &reply);
         }
     };
@@ -136,6 +136,16 @@ where
     let _ = flush.await;
     cancel.cancel();
     let _ = writer.await;
+}
+
+/// Reads one client message without copying page data.
+async fn read_client_msg<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+) -> Result<Option<ClientMsg>, ProtoError> {
+    match reader.read_frame_bytes().await? {
+        None => Ok(None),
+        Some(body) => imagecast_shared::frame::decode_client_msg(body).map(Some),
+    }
 }
 
 fn push(conn: &ConnHandle, msg: &ServerMsg) {
@@ -306,8 +316,8 @@ async fn send_reply<W: AsyncWrite + Unpin>(wr: &mut W, reply: &HelloReply) -> bo
 
 async fn write_loop<S: AsyncWrite>(
     mut wr: WriteHalf<S>,
-    mut control: mpsc::Receiver<OutFrame>,
-    mut data: mpsc::Receiver<OutFrame>,
+    mut control: mpsc::Receiver<Box<OutFrame>>,
+    mut data: mpsc::Receiver<Box<OutFrame>>,
     heartbeat: Duration,
     cancel: CancellationToken,
     shutdown: CancellationToken,
@@ -327,7 +337,7 @@ async fn write_loop<S: AsyncWrite>(
                 Some(f) => f,
                 None => { data_open = false; continue; }
             },
-            _ = ticker.tick() => match &beat { Some(b) => b.clone(), None => continue },
+            _ = ticker.tick() => match &beat { Some(b) => Box::new(b.clone()), None => continue },
         };
         match tokio::time::timeout(stall, frame.write_to(&mut wr)).await {
             Ok(Ok(())) => {}

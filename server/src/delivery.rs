@@ -46,7 +46,7 @@ pub async fn run_worker(
     state: Arc<ServerState>,
     domain: String,
     conn: ConnHandle,
-    data: mpsc::Sender<OutFrame>,
+    data: mpsc::Sender<Box<OutFrame>>,
     wake: Arc<Notify>,
 ) {
     loop {
@@ -57,7 +57,9 @@ pub async fn run_worker(
         let next = state.db.call(move |c| queue::next_pending(c, &d)).await;
         match next {
             Ok(Some(delivery)) => {
-                if let Err(Stop::Disconnected) = deliver_one(&state, &conn, &data, delivery).await {
+                if let Err(Stop::Disconnected) =
+                    Box::pin(deliver_one(&state, &conn, &data, delivery)).await
+                {
                     return;
                 }
             }
@@ -81,7 +83,7 @@ pub async fn run_worker(
 async fn deliver_one(
     state: &Arc<ServerState>,
     conn: &ConnHandle,
-    data: &mpsc::Sender<OutFrame>,
+    data: &mpsc::Sender<Box<OutFrame>>,
     d: PendingDelivery,
 ) -> Result<(), Stop> {
     if d.attempts >= MAX_ATTEMPTS {
@@ -227,7 +229,7 @@ fn data_frame(
 
 async fn push(
     conn: &ConnHandle,
-    data: &mpsc::Sender<OutFrame>,
+    data: &mpsc::Sender<Box<OutFrame>>,
     frame: Result<OutFrame, imagecast_shared::ProtoError>,
 ) -> Result<(), Result<Stop, crate::spool::SpoolError>> {
     let frame = match frame {
@@ -240,7 +242,7 @@ async fn push(
     };
     tokio::select! {
         _ = conn.cancel.cancelled() => Err(Ok(Stop::Disconnected)),
-        r = data.send(frame) => r.map_err(|_| Ok(Stop::Disconnected)),
+        r = data.send(Box::new(frame)) => r.map_err(|_| Ok(Stop::Disconnected)),
     }
 }
 

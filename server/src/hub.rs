@@ -15,6 +15,9 @@ use imagecast_shared::{DeliveryId, DistributionId};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// How long the final results of a distribution wait for room in a watcher's queue.
+const RESULT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Identifies one connection for the life of the server.
 pub type ConnId = u64;
 
@@ -24,7 +27,7 @@ pub struct ConnHandle {
     /// The connection.
     pub id: ConnId,
     /// Replies and events.
-    pub control: mpsc::Sender<OutFrame>,
+    pub control: mpsc::Sender<Box<OutFrame>>,
     /// Cancelled to drop the connection.
     pub cancel: CancellationToken,
 }
@@ -32,7 +35,7 @@ pub struct ConnHandle {
 impl ConnHandle {
     /// Queues a frame; a full queue means the peer reads nothing, so it is dropped.
     pub fn push(&self, frame: OutFrame) -> bool {
-        match self.control.try_send(frame) {
+        match self.control.try_send(Box::new(frame)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(
@@ -43,6 +46,33 @@ impl ConnHandle {
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a frame that may be skipped: when the queue is full the frame is dropped and
+    /// the connection kept (a progress event the final results will repeat).
+    pub fn offer(&self, frame: OutFrame) {
+        let _ = self.control.try_send(Box::new(frame));
+    }
+
+    /// Queues a frame that must arrive: when the queue is full it waits (in a task of its
+    /// own, so the caller does not) up to `patience`, then drops a peer that reads nothing.
+    pub fn push_patiently(&self, frame: OutFrame, patience: std::time::Duration) {
+        match self.control.try_send(Box::new(frame)) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(frame)) => {
+                let conn = self.clone();
+                tokio::spawn(async move {
+                    let sent = tokio::time::timeout(patience, conn.control.send(frame)).await;
+                    if sent.is_err() {
+                        tracing::warn!(
+                            conn = conn.id,
+                            "peer does not read its results; dropping it"
+                        );
+                        conn.cancel.cancel();
+                    }
+                });
+            }
         }
     }
 }
@@ -204,6 +234,9 @@ impl Hub {
     }
 
     /// Sends an event to everyone watching `dist`; `last` forgets the watchers afterwards.
+    /// Progress events are skipped for a watcher whose queue is full (a thousand destinations
+    /// starting at once would otherwise overflow it); the last event, with every result, always
+    /// gets through to a watcher that reads.
     pub fn publish(&self, dist: DistributionId, msg: &ServerMsg, last: bool) {
         let watchers = if last {
             lock(&self.watchers).remove(&dist).unwrap_or_default()
@@ -216,7 +249,11 @@ impl Hub {
         match OutFrame::encode(msg) {
             Ok(frame) => {
                 for w in watchers {
-                    w.push(frame.clone());
+                    if last {
+                        w.push_patiently(frame.clone(), RESULT_PATIENCE);
+                    } else {
+                        w.offer(frame.clone());
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot encode an event"),

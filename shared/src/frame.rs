@@ -168,6 +168,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(Some(body))
     }
 
+    /// Reads one frame body as shared bytes (no copy); `None` on a clean close.
+    pub async fn read_frame_bytes(&mut self) -> Result<Option<Bytes>, ProtoError> {
+        Ok(self.read_frame().await?.map(Bytes::from))
+    }
+
     /// Reads and decodes one message; `None` on a clean close between frames.
     ///
     /// A body that does not decode is a [`ProtoError::Decode`]: the framing is intact, so
@@ -181,6 +186,61 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             Some(body) => decode(&body, what).map(Some),
         }
     }
+}
+
+/// The fields of a page-data message, with the bytes borrowed from the frame.
+#[derive(serde::Deserialize)]
+struct PageDataRef<'a> {
+    id: u64,
+    page: u32,
+    offset: u64,
+    #[serde(borrow)]
+    data: &'a [u8],
+}
+
+/// Variant number of `ServerMsg::DeliverData` (one varint byte).
+const DELIVER_DATA: u8 = 15;
+/// Variant number of `ClientMsg::PageData` (one varint byte).
+const PAGE_DATA: u8 = 6;
+
+fn decode_page_data(
+    body: &Bytes,
+    what: &'static str,
+) -> Result<(u64, u32, u64, Bytes), ProtoError> {
+    let r: PageDataRef =
+        postcard::from_bytes(&body[1..]).map_err(|source| ProtoError::Decode { what, source })?;
+    Ok((r.id, r.page, r.offset, body.slice_ref(r.data)))
+}
+
+/// Decodes a server message; page data keeps pointing into the frame instead of being copied
+/// (a terminal receiving a large image copies each byte once less).
+pub fn decode_server_msg(body: Bytes) -> Result<crate::msg::ServerMsg, ProtoError> {
+    const WHAT: &str = "server message";
+    if body.first() == Some(&DELIVER_DATA) {
+        let (delivery, page, offset, data) = decode_page_data(&body, WHAT)?;
+        return Ok(crate::msg::ServerMsg::DeliverData {
+            delivery: crate::ids::DeliveryId(delivery),
+            page,
+            offset,
+            data,
+        });
+    }
+    decode(&body, WHAT)
+}
+
+/// Decodes a client message; page data keeps pointing into the frame instead of being copied.
+pub fn decode_client_msg(body: Bytes) -> Result<crate::msg::ClientMsg, ProtoError> {
+    const WHAT: &str = "client message";
+    if body.first() == Some(&PAGE_DATA) {
+        let (upload, page, offset, data) = decode_page_data(&body, WHAT)?;
+        return Ok(crate::msg::ClientMsg::PageData {
+            upload,
+            page,
+            offset,
+            data,
+        });
+    }
+    decode(&body, WHAT)
 }
 
 /// Decodes a frame body as a `what` message.
@@ -288,6 +348,37 @@ mod tests {
         body.extend_from_slice(DistributionId::new_random().as_bytes());
         body.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
         assert!(decode::<ClientMsg>(&body, "client message").is_err());
+    }
+
+    #[test]
+    fn borrowed_page_data_decodes_like_the_plain_decoder() {
+        for len in [0usize, 1, 127, 128, 300, CHUNK_SIZE] {
+            let data = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>());
+            let s = ServerMsg::DeliverData {
+                delivery: DeliveryId(9),
+                page: 2,
+                offset: 1 << 33,
+                data: data.clone(),
+            };
+            let body = postcard::to_allocvec(&s).unwrap();
+            assert_eq!(decode_server_msg(Bytes::from(body.clone())).unwrap(), s);
+            let c = ClientMsg::PageData {
+                upload: 3,
+                page: 1,
+                offset: 77,
+                data,
+            };
+            let body = postcard::to_allocvec(&c).unwrap();
+            assert_eq!(decode_client_msg(Bytes::from(body)).unwrap(), c);
+        }
+        // Other messages go the usual way; a cut page-data frame is a decode error.
+        let hb = Bytes::from(postcard::to_allocvec(&ServerMsg::Heartbeat).unwrap());
+        assert_eq!(decode_server_msg(hb).unwrap(), ServerMsg::Heartbeat);
+        let cut = Bytes::from_static(&[DELIVER_DATA, 9, 2, 5, 200]);
+        assert!(matches!(
+            decode_server_msg(cut),
+            Err(ProtoError::Decode { .. })
+        ));
     }
 
     #[test]

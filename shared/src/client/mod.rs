@@ -782,6 +782,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
 }
 
+/// Reads one server message without copying page data.
+async fn read_server_msg<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+) -> Result<Option<ServerMsg>, crate::ProtoError> {
+    match reader.read_frame_bytes().await? {
+        None => Ok(None),
+        Some(body) => crate::frame::decode_server_msg(body).map(Some),
+    }
+}
+
 async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: FrameReader<R>,
     events: mpsc::Sender<Event>,
@@ -792,7 +802,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let reason = loop {
         let msg = tokio::select! {
             _ = cancel.cancelled() => break "closed by this terminal".to_owned(),
-            r = tokio::time::timeout(silence, reader.read_msg::<ServerMsg>("server message")) => r,
+            r = tokio::time::timeout(silence, read_server_msg(&mut reader)) => r,
         };
         let msg = match msg {
             Err(_) => break format!("the server was silent for {} s", silence.as_secs()),

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs every imagecast-bench scenario and, side by side in the same window, the Mosquitto and
+# raw-loopback peers of shared/bench. Raw lines go to tests/bench/results/<UTC stamp>.txt.
+#
+#   cargo build --release --workspace --bins
+#   tests/bench/run.sh                 # everything, ~10 minutes on the 2-core machine
+#   ONLY=fanout tests/bench/run.sh     # one group: fanout, scaling, idle, latency,
+#                                      # registration, marksheet
+#   REPEAT=3 tests/bench/run.sh        # three passes (summarize.py takes medians over them)
+#
+# Knobs: ROUNDS (5), QUIET_WAIT (5 s per round), PEERS (1: also run shared/bench),
+# SHARED (path of shared/bench, default ../shared/bench next to the repository),
+# CARGO_TARGET_DIR (where the release binaries are, default ./target).
+# A scenario that fails prints "# failed: ..." and the others still run.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+B="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+SHARED=${SHARED:-$ROOT/../shared/bench}
+[ -d "$SHARED" ] || SHARED=/work/shared/bench
+REPEAT=${REPEAT:-1}
+ROUNDS=${ROUNDS:-5}
+QUIET_WAIT=${QUIET_WAIT:-5}
+PEERS=${PEERS:-1}
+ONLY=${ONLY:-all}
+for bin in imagecast-bench imagecast-server; do
+  [ -x "$B/$bin" ] || { echo "build first: cargo build --release --workspace --bins" >&2; exit 1; }
+done
+# 10,000 terminals need 10,000 sockets in this process and as many in the server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+mkdir -p tests/bench/results
+out="tests/bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt"
+R=(--rounds "$ROUNDS" --quiet-wait "$QUIET_WAIT")
+bench() { "$B/imagecast-bench" "$@" || echo "# failed: imagecast-bench $*"; }
+want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
+peer() { # runs a shared/bench script from its own folder; its temp files go under /tmp
+  [ "$PEERS" = 1 ] && [ -d "$SHARED" ] || return 0
+  (cd "$SHARED" && python3 "$@") || echo "# peer failed: $*"
+}
+{
+  echo "# tests/bench/run.sh $(date -u +%FT%TZ) host=$(hostname) ncpu=$(nproc) kernel=$(uname -r) repeat=$REPEAT rounds=$ROUNDS commit=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo none)}"
+  for pass in $(seq 1 "$REPEAT"); do
+    echo "# pass $pass/$REPEAT"
+    if want fanout; then
+      # The headline comparison: 100 x 5 MiB, three ways, back to back.
+      bench loopback --receivers 100 --size-mib 5 "${R[@]}"
+      bench fanout --terminals 100 --size-mib 5 --plain "${R[@]}"
+      peer mqtt_fanout.py -n 100 -s 5 -r "$ROUNDS" --client raw --quiet-wait "$QUIET_WAIT"
+      peer loopback_limit.py -n 100 -s 5 -r "$ROUNDS" --impl c --quiet-wait "$QUIET_WAIT"
+      bench fanout --terminals 1000 --size-mib 1 --plain "${R[@]}"
+    fi
+    if want scaling; then
+      for n in 10 100 1000; do
+        for s in 1 5; do
+          bench loopback --receivers "$n" --size-mib "$s" "${R[@]}"
+          bench fanout --terminals "$n" --size-mib "$s" --plain "${R[@]}"
+        done
+      done
+      peer mqtt_fanout.py -n 10,100 -s 1,5 -r "$ROUNDS" --client raw --quiet-wait "$QUIET_WAIT"
+    fi
+    if want idle; then
+      bench idle --terminals 10000 --plain
+      bench idle --terminals 1000 --plain
+      peer idle_conns.py -c 5000 --hold 10
+    fi
+    if want latency; then
+      bench latency --terminals 100 --size-kib 50 --rounds 20 --quiet-wait 2
+    fi
+    if want registration; then
+      bench registration --members 10000 --ops 1000 --concurrency 32
+    fi
+    if want marksheet; then
+      bench marksheet --dpi 200 --rounds 10
+    fi
+  done
+} 2>&1 | tee "$out"
+echo
+echo "raw results: $out"

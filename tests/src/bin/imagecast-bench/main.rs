@@ -1,0 +1,234 @@
+//! `imagecast-bench`: the load generator. It runs the real `imagecast-server` (found next to
+//! this binary: build with `cargo build --release --workspace --bins`) on a data directory made
+//! for each scenario, drives it with real clients, and prints one `prefix key=value ...` line
+//! per scenario, the shape `shared/bench/summarize.py` reads.
+//!
+//! # Layout
+//! - [`server`]: the data directory with thousands of devices, and the server process.
+//! - [`terminals`]: receiving terminals (client + `Inbox` in discard mode + acknowledgement).
+//! - [`fanout`]: `fanout` and `latency`; [`loopback`]: the raw TCP limit; [`idle`]: memory per
+//!   idle terminal; [`registration`]: concurrent registrations; [`marksheet`]: mark sheets.
+//! - [`host`]: `/proc` readings; [`report`]: result lines and statistics.
+//!
+//! The method and the figures are in `docs/PERFORMANCE.md`.
+
+mod fanout;
+mod host;
+mod idle;
+mod loopback;
+mod marksheet;
+mod registration;
+mod report;
+mod server;
+mod terminals;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::fanout::RoundOptions;
+
+/// Load generator for imagecast: drives the real server with real clients.
+#[derive(Parser)]
+#[command(name = "imagecast-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// One image to a group of N terminals: time until the last one acknowledged it.
+    Fanout {
+        /// Receiving terminals in the group.
+        #[arg(long)]
+        terminals: usize,
+        /// Image size in MiB.
+        #[arg(long)]
+        size_mib: f64,
+        /// Run without TLS (plain TCP on both sides).
+        #[arg(long)]
+        plain: bool,
+        #[command(flatten)]
+        rounds: RoundArgs,
+    },
+    /// The same buffer over raw TCP from one process to N receivers: the physical limit.
+    Loopback {
+        /// Receiving connections.
+        #[arg(long)]
+        receivers: usize,
+        /// Payload size in MiB.
+        #[arg(long)]
+        size_mib: f64,
+        #[command(flatten)]
+        rounds: RoundArgs,
+    },
+    /// Server memory for C connected idle terminals, after two keep-alive intervals.
+    Idle {
+        /// Connected terminals.
+        #[arg(long)]
+        terminals: usize,
+        /// Run without TLS (plain TCP on both sides).
+        #[arg(long)]
+        plain: bool,
+        /// The server's heartbeat interval in milliseconds.
+        #[arg(long, default_value_t = 15_000)]
+        heartbeat_ms: u64,
+    },
+    /// Each terminal's time from the start of the upload to its acknowledgement.
+    Latency {
+        /// Receiving terminals in the group.
+        #[arg(long)]
+        terminals: usize,
+        /// Image size in KiB.
+        #[arg(long)]
+        size_kib: f64,
+        #[command(flatten)]
+        rounds: RoundArgs,
+    },
+    /// K terminals register themselves with a group of M members, C at a time.
+    Registration {
+        /// Members the group has before.
+        #[arg(long)]
+        members: usize,
+        /// Registrations (one new terminal each).
+        #[arg(long)]
+        ops: usize,
+        /// Registrations in flight at once.
+        #[arg(long)]
+        concurrency: usize,
+        /// The server's heartbeat interval in milliseconds.
+        #[arg(long, default_value_t = 15_000)]
+        heartbeat_ms: u64,
+    },
+    /// Print a mark sheet from an A4 page at D dpi and decode it.
+    Marksheet {
+        /// Resolution of the page.
+        #[arg(long, default_value_t = 200)]
+        dpi: u32,
+        /// Measured rounds (after one warm-up).
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+    },
+    /// The sending side of `loopback` (started by it).
+    #[command(hide = true)]
+    LoopbackSender {
+        #[arg(long)]
+        receivers: usize,
+        #[arg(long)]
+        bytes: usize,
+    },
+}
+
+#[derive(Args, Clone, Copy)]
+struct RoundArgs {
+    /// Measured rounds.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Unmeasured rounds before them.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Longest wait in seconds for a quiet machine before each round.
+    #[arg(long, default_value_t = 5.0)]
+    quiet_wait: f64,
+    /// Busy cores (whole machine) under which it counts as quiet.
+    #[arg(long, default_value_t = 0.3)]
+    quiet_threshold: f64,
+    /// Longest a round may take, in seconds.
+    #[arg(long, default_value_t = 120)]
+    round_timeout: u64,
+    /// The server's heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    heartbeat_ms: u64,
+    /// Cores other processes may keep busy during a measured round before it is run again.
+    #[arg(long, default_value_t = 0.3)]
+    max_foreign: f64,
+}
+
+impl RoundArgs {
+    fn options(self) -> RoundOptions {
+        RoundOptions {
+            warmup: self.warmup,
+            rounds: self.rounds.max(1),
+            quiet_wait: Duration::from_secs_f64(self.quiet_wait.max(0.0)),
+            quiet_threshold: self.quiet_threshold,
+            round_timeout: Duration::from_secs(self.round_timeout.max(1)),
+            heartbeat_ms: self.heartbeat_ms.max(100),
+            max_foreign: self.max_foreign,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("imagecast-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli.command));
+    // Terminals still connected must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(line)) => {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("imagecast-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(scenario: Scenario) -> anyhow::Result<Option<report::Line>> {
+    let line = match scenario {
+        Scenario::Fanout {
+            terminals,
+            size_mib,
+            plain,
+            rounds,
+        } => fanout::fanout(terminals, size_mib, rounds.options(), !plain).await?,
+        Scenario::Loopback {
+            receivers,
+            size_mib,
+            rounds,
+        } => loopback::loopback(receivers, size_mib, rounds.options()).await?,
+        Scenario::Idle {
+            terminals,
+            plain,
+            heartbeat_ms,
+        } => idle::idle(terminals, heartbeat_ms.max(100), !plain).await?,
+        Scenario::Latency {
+            terminals,
+            size_kib,
+            rounds,
+        } => fanout::latency(terminals, size_kib, rounds.options()).await?,
+        Scenario::Registration {
+            members,
+            ops,
+            concurrency,
+            heartbeat_ms,
+        } => {
+            registration::registration(members, ops, concurrency.max(1), heartbeat_ms.max(100))
+                .await?
+        }
+        Scenario::Marksheet { dpi, rounds } => {
+            tokio::task::spawn_blocking(move || marksheet::marksheet(dpi, rounds.max(1))).await??
+        }
+        Scenario::LoopbackSender { receivers, bytes } => {
+            loopback::sender(receivers, bytes).await?;
+            return Ok(None);
+        }
+    };
+    Ok(Some(line))
+}
