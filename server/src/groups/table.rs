@@ -295,6 +295,8 @@ struct DirState {
     /// Problems found while listing (unreadable entries, odd names), part of the snapshot.
     listing_problems: Vec<RecProblem>,
     snapshot: Option<Arc<GroupSnapshot>>,
+    /// A file's content was told by the writer ([`GroupDir::remember`]): rebuild.
+    dirty: bool,
 }
 
 /// The groups directory, watched: see the module doc.
@@ -343,7 +345,9 @@ impl GroupDir {
         let (listing, listing_problems) = self.list()?;
         let now = SystemTime::now();
 
-        let mut changed = state.snapshot.is_none() || listing_problems != state.listing_problems;
+        let mut changed =
+            state.snapshot.is_none() || state.dirty || listing_problems != state.listing_problems;
+        state.dirty = false;
         let mut old = std::mem::take(&mut state.files);
         let mut files = BTreeMap::new();
         for (name, meta) in listing {
@@ -388,6 +392,24 @@ impl GroupDir {
         state.listing_problems = listing_problems;
         state.snapshot = Some(Arc::clone(&snapshot));
         Ok(snapshot)
+    }
+
+    /// Takes what the writer has just written to `file_name` (its bytes, and the metadata read
+    /// right after the rename), so that the next snapshot uses it without reading the file
+    /// back: a burst of registrations into a large group then costs one parse per write, not a
+    /// read and a parse per request. Any later change on disk still shows in the file's stamp.
+    pub(crate) fn remember(&self, file_name: &str, meta: &fs::Metadata, bytes: Vec<u8>) {
+        let loaded = Loaded::from_read(file_name, Ok(bytes));
+        let mut state = self.lock();
+        state.files.insert(
+            file_name.to_owned(),
+            Cached {
+                stamp: Stamp::of(meta),
+                racy: false,
+                loaded,
+            },
+        );
+        state.dirty = true;
     }
 
     /// Turns the racy-file check off so that tests can count reads exactly.
