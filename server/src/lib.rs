@@ -210,12 +210,17 @@ pub async fn run(
         let state = state.clone();
         let tls = tls.clone();
         tracker.spawn(async move {
+            // Each branch boxed: the spawned task is only as large as the branch it runs, so a
+            // plain connection does not carry a TLS connection's state.
             match tls {
-                None => conn::serve(state, stream, peer.to_string()).await,
+                None => Box::pin(conn::serve(state, stream, peer.to_string())).await,
                 Some(acceptor) => {
                     let limit = state.config.handshake_timeout;
-                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => conn::serve(state, stream, peer.to_string()).await,
+                    let accept = Box::pin(acceptor.accept(stream));
+                    match tokio::time::timeout(limit, accept).await {
+                        Ok(Ok(stream)) => {
+                            Box::pin(conn::serve(state, stream, peer.to_string())).await
+                        }
                         Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::info!(%peer, "no TLS handshake in time"),
                     }
