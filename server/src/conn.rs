@@ -235,17 +235,21 @@ where
             send_reply(wr, &refusal).await;
             None
         }
-        Ok((device, receive)) => {
-            let device_name = state
-                .groups
-                .snapshot()
+        Ok((mut device, receive)) => {
+            // The destination name in all.rec wins over the device record's, for the whole
+            // connection (Welcome, and the sender of its distributions).
+            if let Some(name) = state
+                .group_snapshot()
+                .await
                 .ok()
                 .and_then(|s| s.destination_name(&device.domain).map(str::to_owned))
-                .unwrap_or_else(|| device.name.clone());
+            {
+                device.name = name;
+            }
             let welcome = HelloReply::Welcome(Welcome {
                 version: PROTOCOL_VERSION,
                 server: concat!("imagecast-server ", env!("CARGO_PKG_VERSION")).into(),
-                device_name,
+                device_name: device.name.clone(),
                 kind: device.kind,
                 heartbeat_ms: state.config.heartbeat.as_millis() as u32,
                 max_frame: MAX_FRAME as u32,

@@ -142,6 +142,15 @@ impl ServerState {
         }))
     }
 
+    /// The group files as they are now. The directory scan blocks, so it runs off the async
+    /// threads.
+    pub async fn group_snapshot(&self) -> Result<Arc<groups::GroupSnapshot>, groups::GroupError> {
+        let dir = self.groups.clone();
+        tokio::task::spawn_blocking(move || dir.snapshot())
+            .await
+            .map_err(|e| groups::GroupError::Interrupted(e.to_string()))?
+    }
+
     /// Marks `dist` as being uploaded; false if another connection is uploading it.
     pub fn claim_upload(&self, dist: DistributionId) -> bool {
         self.uploading

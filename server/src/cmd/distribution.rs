@@ -207,7 +207,7 @@ impl Session {
                 },
             });
         }
-        let snap = self.snapshot()?;
+        let snap = self.snapshot().await?;
         let destinations =
             resolve_destinations(&snap, &self.device.domain, &req.groups, &req.destinations)?;
         if !self.state.claim_upload(dist) {
@@ -333,7 +333,7 @@ impl Session {
             dist,
             sender: Destination {
                 domain: self.device.domain.clone(),
-                name: self.device_name(),
+                name: self.device.name.clone(),
             },
             user,
             pages: st.request.pages.clone(),
@@ -356,16 +356,6 @@ impl Session {
         if !self.watching.contains(&dist) {
             self.watching.push(dist);
         }
-    }
-
-    /// This terminal's destination name, from `all.rec` when listed there.
-    pub fn device_name(&self) -> String {
-        self.state
-            .groups
-            .snapshot()
-            .ok()
-            .and_then(|s| s.destination_name(&self.device.domain).map(str::to_owned))
-            .unwrap_or_else(|| self.device.name.clone())
     }
 
     pub(super) async fn watch(

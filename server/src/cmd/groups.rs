@@ -7,8 +7,8 @@ use super::{Session, error};
 use crate::groups::GroupSnapshot;
 
 impl Session {
-    pub(super) fn snapshot(&self) -> Result<std::sync::Arc<GroupSnapshot>, ErrorInfo> {
-        self.state.groups.snapshot().map_err(|e| {
+    pub(super) async fn snapshot(&self) -> Result<std::sync::Arc<GroupSnapshot>, ErrorInfo> {
+        self.state.group_snapshot().await.map_err(|e| {
             tracing::error!(error = %e, "cannot read the group files");
             error(
                 ErrorCode::Internal,
@@ -18,12 +18,12 @@ impl Session {
         })
     }
 
-    pub(super) fn list_groups(
+    pub(super) async fn list_groups(
         &self,
         id: RequestId,
         for_registration: bool,
     ) -> Result<ServerMsg, ErrorInfo> {
-        let snap = self.snapshot()?;
+        let snap = self.snapshot().await?;
         let rows: Vec<_> = if for_registration {
             snap.groups_for_registration().collect()
         } else {
@@ -42,8 +42,8 @@ impl Session {
         Ok(ServerMsg::Groups { id, groups })
     }
 
-    pub(super) fn list_destinations(&self, id: RequestId) -> Result<ServerMsg, ErrorInfo> {
-        let snap = self.snapshot()?;
+    pub(super) async fn list_destinations(&self, id: RequestId) -> Result<ServerMsg, ErrorInfo> {
+        let snap = self.snapshot().await?;
         let all = snap.all().ok_or_else(|| {
             error(
                 ErrorCode::GroupFileBroken,
@@ -61,8 +61,8 @@ impl Session {
         Ok(ServerMsg::Destinations { id, destinations })
     }
 
-    pub(super) fn problems(&self, id: RequestId) -> Result<ServerMsg, ErrorInfo> {
-        let snap = self.snapshot()?;
+    pub(super) async fn problems(&self, id: RequestId) -> Result<ServerMsg, ErrorInfo> {
+        let snap = self.snapshot().await?;
         let problems = snap.problems().iter().map(ToString::to_string).collect();
         Ok(ServerMsg::Problems { id, problems })
     }

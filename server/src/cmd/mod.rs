@@ -135,9 +135,9 @@ impl Session {
             ClientMsg::ListGroups {
                 id,
                 for_registration,
-            } => (id, self.list_groups(id, for_registration)),
-            ClientMsg::ListDestinations { id } => (id, self.list_destinations(id)),
-            ClientMsg::GroupProblems { id } => (id, self.problems(id)),
+            } => (id, self.list_groups(id, for_registration).await),
+            ClientMsg::ListDestinations { id } => (id, self.list_destinations(id).await),
+            ClientMsg::GroupProblems { id } => (id, self.problems(id).await),
             ClientMsg::Register { id, group } => (id, self.register(id, group).await),
             ClientMsg::Withdraw { id, group } => (id, self.withdraw(id, group).await),
             ClientMsg::BeginDistribution { id, request } => (id, self.begin(id, request).await),
