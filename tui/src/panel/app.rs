@@ -245,19 +245,15 @@ impl App {
             }
             return;
         }
-        let ctx_received = std::mem::take(&mut self.received);
-        let action = {
-            let ctx = Ctx {
-                theme: self.theme,
-                conn: &self.conn,
-                demo: self.info.demo,
-                received: &ctx_received,
-                hits: &self.hits,
-            };
-            let n = self.stack.len();
-            self.stack[n - 1].key(key, &ctx)
+        let ctx = Ctx {
+            theme: self.theme,
+            conn: &self.conn,
+            demo: self.info.demo,
+            received: &self.received,
+            hits: &self.hits,
         };
-        self.received = ctx_received;
+        let n = self.stack.len();
+        let action = self.stack[n - 1].key(key, &ctx);
         self.apply(action);
     }
 
@@ -565,20 +561,16 @@ impl App {
     /// Draws the whole panel.
     pub fn draw(&mut self, f: &mut Frame) {
         self.hits.borrow_mut().clear();
-        let received = std::mem::take(&mut self.received);
-        let areas = chrome::draw(f, self, &received);
-        {
-            let ctx = Ctx {
-                theme: self.theme,
-                conn: &self.conn,
-                demo: self.info.demo,
-                received: &received,
-                hits: &self.hits,
-            };
-            let n = self.stack.len();
-            self.stack[n - 1].draw(f, areas.lcd, &ctx);
-        }
-        self.received = received;
+        let areas = chrome::draw(f, self);
+        let ctx = Ctx {
+            theme: self.theme,
+            conn: &self.conn,
+            demo: self.info.demo,
+            received: &self.received,
+            hits: &self.hits,
+        };
+        let n = self.stack.len();
+        self.stack[n - 1].draw(f, areas.lcd, &ctx);
         chrome::draw_keypad(f, areas.keypad, &self.theme, &self.hits);
     }
 

@@ -29,7 +29,7 @@ pub struct Areas {
 }
 
 /// Draws status line, frames, received list and legend; returns the areas to fill.
-pub fn draw(f: &mut Frame, app: &App, received: &[ReceivedEntry]) -> Areas {
+pub fn draw(f: &mut Frame, app: &App) -> Areas {
     let area = f.area();
     let theme = app.theme;
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
@@ -120,7 +120,7 @@ pub fn draw(f: &mut Frame, app: &App, received: &[ReceivedEntry]) -> Areas {
         height: cols[1].height - keypad_h,
         ..cols[1]
     };
-    draw_inbox(f, inbox, &theme, received);
+    draw_inbox(f, inbox, &theme, &app.received);
     Areas { lcd, keypad }
 }
 
