@@ -49,6 +49,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("apply 64 registrations to 10,000 members", |b| {
         b.iter(|| black_box(file.apply(black_box(&edits))))
     });
+    c.bench_function("clone 10,000 members", |b| {
+        b.iter(|| black_box(file.clone()))
+    });
     c.bench_function("find in 10,000 members", |b| {
         b.iter(|| {
             black_box(

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use imagecast_server::groups::{
-    GroupDir, GroupError, MAX_PROBLEMS, RecFile, RecProblem, Severity, domain_key,
+    GroupDir, GroupError, MAX_PROBLEMS, RecEdit, RecFile, RecProblem, Severity, domain_key,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -89,8 +89,8 @@ fn check_parse(name: &str, bytes: &[u8]) -> Result<Option<RecFile>, TestCaseErro
                 prop_assert!((3..=lines).contains(&m.line), "member on line {}", m.line);
                 prop_assert!(!m.domain.is_empty() && !m.name.is_empty());
                 prop_assert!(!m.domain.contains(';') && !has_control(&m.name));
-                prop_assert_eq!(m.domain.trim(), &m.domain);
-                prop_assert_eq!(m.name.trim(), &m.name);
+                prop_assert_eq!(m.domain.trim(), &*m.domain);
+                prop_assert_eq!(m.name.trim(), &*m.name);
                 prop_assert_eq!(f.find(&m.domain).map(|x| x.line), Some(m.line));
                 prop_assert_eq!(
                     f.find(&m.domain.to_ascii_uppercase()).map(|x| x.line),
@@ -269,7 +269,7 @@ proptest! {
         for edited in [&g, &g2] {
             prop_assert!(edited.contains(&domain));
             prop_assert_eq!(edited.member_count(), f.member_count() + 1);
-            prop_assert_eq!(&edited.find(&domain).unwrap().name, name.trim());
+            prop_assert_eq!(&*edited.find(&domain).unwrap().name, name.trim());
             for m in f.members() {
                 prop_assert_eq!(edited.find(&m.domain).map(|x| &x.name), Some(&m.name));
             }
@@ -298,6 +298,52 @@ proptest! {
             String::from_utf8_lossy(&bytes),
             String::from_utf8_lossy(&h.to_bytes())
         );
+    }
+
+    /// A batch of edits read back through `reparsed` (which only reads appended lines when it
+    /// can) gives exactly what a full parse of the new bytes gives.
+    #[test]
+    fn reparsed_equals_a_full_parse(
+        bytes in almost_valid("x.rec"),
+        adds in prop::collection::vec(("[a-z][a-z0-9]{0,5}", "[A-Za-z][A-Za-z0-9 ,;-]{0,12}"), 0..6),
+        remove in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let Some(f) = check_parse("x.rec", &bytes)? else { return Ok(()) };
+        let domains: Vec<String> = adds.iter().map(|(l, _)| format!("{l}.new.example")).collect();
+        let removed = remove
+            .filter(|_| f.member_count() > 0)
+            .map(|i| f.members().nth(i.index(f.member_count())).unwrap().domain.to_string());
+        let mut edits: Vec<RecEdit<'_>> = domains
+            .iter()
+            .zip(&adds)
+            .map(|(domain, (_, name))| RecEdit::Add { domain, name })
+            .collect();
+        if let Some(domain) = &removed {
+            edits.push(RecEdit::Remove { domain });
+        }
+        let (_, edited) = f.apply(&edits);
+        let Some(new) = edited else { return Ok(()) };
+        let fast = f.reparsed(&new);
+        let full = RecFile::parse("x.rec", &new);
+        match (fast, full) {
+            (Ok(fast), Ok(full)) => {
+                prop_assert_eq!(fast.to_bytes(), full.to_bytes());
+                prop_assert_eq!(fast.line_count(), full.line_count());
+                prop_assert_eq!(fast.group_name(), full.group_name());
+                prop_assert_eq!(fast.problems(), full.problems());
+                let a: Vec<_> = fast.members().cloned().collect();
+                let b: Vec<_> = full.members().cloned().collect();
+                prop_assert_eq!(a, b);
+                for m in full.members() {
+                    prop_assert_eq!(fast.find(&m.domain), Some(m));
+                }
+                if removed.is_none() && fast.extends().is_some() {
+                    prop_assert_eq!(fast.extends(), Some((f.id(), f.member_count())));
+                }
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (a, b) => prop_assert!(false, "fast {:?} but full {:?}", a.is_ok(), b.is_ok()),
+        }
     }
 
     /// Withdrawing a member takes every line of its domain out and keeps the file usable;

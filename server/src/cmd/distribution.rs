@@ -63,7 +63,7 @@ pub fn resolve_destinations(
                 .unwrap_or(&m.name)
                 .to_owned();
             out.push(Destination {
-                domain: m.domain.clone(),
+                domain: m.domain.to_string(),
                 name,
             });
         }
@@ -78,8 +78,8 @@ pub fn resolve_destinations(
         })?;
         if seen.insert(domain_key(&member.domain).into_owned()) {
             out.push(Destination {
-                domain: member.domain.clone(),
-                name: member.name.clone(),
+                domain: member.domain.to_string(),
+                name: member.name.to_string(),
             });
         }
     }

@@ -54,8 +54,8 @@ impl Session {
         let destinations = all
             .members()
             .map(|m| Destination {
-                domain: m.domain.clone(),
-                name: m.name.clone(),
+                domain: m.domain.to_string(),
+                name: m.name.to_string(),
             })
             .collect();
         Ok(ServerMsg::Destinations { id, destinations })

@@ -159,7 +159,7 @@ impl GroupSnapshot {
 
     /// The destination name of `domain` in `all.rec` (case-insensitive).
     pub fn destination_name(&self, domain: &str) -> Option<&str> {
-        self.all()?.find(domain).map(|m| m.name.as_str())
+        self.all()?.find(domain).map(|m| &*m.name)
     }
 
     /// Every error and warning of every file, `all.rec` first, then by file name and line.
@@ -297,6 +297,20 @@ struct DirState {
     snapshot: Option<Arc<GroupSnapshot>>,
     /// A file's content was told by the writer ([`GroupDir::remember`]): rebuild.
     dirty: bool,
+    /// The cross-file check of each group file as last built.
+    checked: HashMap<String, CrossChecked>,
+    /// The number of the last rescan that completed (see [`GroupDir::rescans`]).
+    rescanned: u64,
+}
+
+/// The members of one group file that `all.rec` does not list, as found for one pair of
+/// contents: a rebuild reuses it, or checks only the members a registration appended.
+#[derive(Debug)]
+struct CrossChecked {
+    file: u64,
+    all: u64,
+    members: usize,
+    warnings: Vec<RecProblem>,
 }
 
 /// The groups directory, watched: see the module doc.
@@ -304,6 +318,9 @@ struct DirState {
 pub struct GroupDir {
     dir: PathBuf,
     state: Mutex<DirState>,
+    /// Rescans started so far: a caller that finds a rescan numbered above the count it saw on
+    /// arrival completed takes that rescan's snapshot instead of listing the directory again.
+    rescans: AtomicU64,
     file_reads: AtomicU64,
     /// Tests turn the racy-file check off to count reads exactly.
     racy_check: bool,
@@ -316,6 +333,7 @@ impl GroupDir {
         GroupDir {
             dir: dir.into(),
             state: Mutex::new(DirState::default()),
+            rescans: AtomicU64::new(0),
             file_reads: AtomicU64::new(0),
             racy_check: true,
         }
@@ -338,11 +356,23 @@ impl GroupDir {
     ///
     /// Blocking (file system calls): from async code, call it in `spawn_blocking`.
     ///
+    /// Concurrent callers share a rescan: one that waited for the lock while another caller's
+    /// rescan ran, *started after it arrived*, takes that rescan's result, which is as fresh
+    /// as one of its own would be.
+    ///
     /// Fails only when the directory itself cannot be listed; every problem with a file is in
     /// [`GroupSnapshot::problems`] instead.
     pub fn snapshot(&self) -> Result<Arc<GroupSnapshot>, GroupError> {
+        let arrived = self.rescans.load(Ordering::SeqCst);
         let mut state = self.lock();
+        if state.rescanned > arrived && !state.dirty {
+            if let Some(snapshot) = &state.snapshot {
+                return Ok(Arc::clone(snapshot));
+            }
+        }
+        let rescan = self.rescans.fetch_add(1, Ordering::SeqCst) + 1;
         let (listing, listing_problems) = self.list()?;
+        state.rescanned = rescan;
         let now = SystemTime::now();
 
         let mut changed =
@@ -387,19 +417,26 @@ impl GroupDir {
         }
         let previous = state.snapshot.take();
         let generation = previous.as_ref().map_or(0, |s| s.generation + 1);
-        let snapshot = Arc::new(build(&state.files, &listing_problems, generation));
+        let state = &mut *state;
+        let snapshot = Arc::new(build(
+            &state.files,
+            &listing_problems,
+            &mut state.checked,
+            generation,
+        ));
         log_new_problems(previous.as_deref(), &snapshot);
         state.listing_problems = listing_problems;
         state.snapshot = Some(Arc::clone(&snapshot));
         Ok(snapshot)
     }
 
-    /// Takes what the writer has just written to `file_name` (its bytes, and the metadata read
-    /// right after the rename), so that the next snapshot uses it without reading the file
-    /// back: a burst of registrations into a large group then costs one parse per write, not a
-    /// read and a parse per request. Any later change on disk still shows in the file's stamp.
-    pub(crate) fn remember(&self, file_name: &str, meta: &fs::Metadata, bytes: Vec<u8>) {
-        let loaded = Loaded::from_read(file_name, Ok(bytes));
+    /// Takes what the writer has just written to `file_name` (the file parsed, and the
+    /// metadata read right after the rename), so that the next snapshot uses it without reading
+    /// or parsing the file again: a burst of registrations into a large group then costs one
+    /// parse per write, not a read and a parse per request. Any later change on disk still
+    /// shows in the file's stamp.
+    pub(crate) fn remember(&self, file_name: &str, meta: &fs::Metadata, file: Arc<RecFile>) {
+        let loaded = Loaded::Usable(file);
         let mut state = self.lock();
         state.files.insert(
             file_name.to_owned(),
@@ -549,6 +586,7 @@ pub(crate) fn is_group_file_name(name: &str) -> bool {
 fn build(
     files: &BTreeMap<String, Cached>,
     listing_problems: &[RecProblem],
+    checked: &mut HashMap<String, CrossChecked>,
     generation: u64,
 ) -> GroupSnapshot {
     let mut table = GroupTable::default();
@@ -598,23 +636,18 @@ fn build(
     }
 
     let all = usable.get(ALL_FILE).cloned();
+    let mut rechecked = HashMap::new();
     if let Some(all) = &all {
         for row in table.rows().iter().filter(|r| r.file_name != ALL_FILE) {
             let Some(file) = usable.get(&row.file_name) else {
                 continue;
             };
-            for member in file.members().filter(|m| !all.contains(&m.domain)) {
-                problems.push(RecProblem::warning(
-                    row.file_name.as_str(),
-                    member.line,
-                    format!(
-                        "{} is not listed in all.rec (all distribution destinations)",
-                        quote(&member.domain)
-                    ),
-                ));
-            }
+            let check = cross_check(checked.remove(&row.file_name), file, all);
+            problems.extend(check.warnings.iter().cloned());
+            rechecked.insert(row.file_name.clone(), check);
         }
     }
+    *checked = rechecked;
 
     problems.sort_by(|a, b| {
         (a.file != ALL_FILE, &a.file, a.line).cmp(&(b.file != ALL_FILE, &b.file, b.line))
@@ -626,6 +659,38 @@ fn build(
         all,
         problems,
         generation,
+    }
+}
+
+/// The members of `file` that `all` does not list, reusing `previous` when it checked the same
+/// contents, or the file this one was appended to.
+fn cross_check(previous: Option<CrossChecked>, file: &RecFile, all: &RecFile) -> CrossChecked {
+    let (from, mut warnings) = match previous {
+        Some(p) if p.all == all.id() && p.file == file.id() => return p,
+        Some(p) if p.all == all.id() && file.extends() == Some((p.file, p.members)) => {
+            (p.members, p.warnings)
+        }
+        _ => (0, Vec::new()),
+    };
+    for member in file
+        .members()
+        .skip(from)
+        .filter(|m| !all.contains(&m.domain))
+    {
+        warnings.push(RecProblem::warning(
+            file.file_name(),
+            member.line,
+            format!(
+                "{} is not listed in all.rec (all distribution destinations)",
+                quote(&member.domain)
+            ),
+        ));
+    }
+    CrossChecked {
+        file: file.id(),
+        all: all.id(),
+        members: file.member_count(),
+        warnings,
     }
 }
 
@@ -829,7 +894,7 @@ mod tests {
         fs::write(&path, DEVELOP.replace("head", "HEAD")).unwrap();
         let s = groups.snapshot().unwrap();
         assert_eq!(
-            s.group("product development-related places")
+            &*s.group("product development-related places")
                 .unwrap()
                 .find("devl1.hqs.mei.co.jp")
                 .unwrap()

@@ -134,6 +134,9 @@ struct Inner {
 struct Queue {
     file_name: String,
     state: Mutex<QueueState>,
+    /// The file as this queue's task last read or wrote it, parsed: a batch whose fresh read
+    /// gives the same bytes uses it instead of parsing the file again.
+    parsed: Mutex<Option<Arc<RecFile>>>,
 }
 
 #[derive(Debug, Default)]
@@ -224,7 +227,7 @@ impl RecWriter {
         let member = all
             .find(domain)
             .ok_or_else(|| GroupError::UnknownDomain(domain.trim().to_owned()))?;
-        let (domain, name) = (member.domain.clone(), member.name.clone());
+        let (domain, name) = (member.domain.to_string(), member.name.to_string());
         let edit = OwnedEdit::Add {
             domain: domain.clone(),
             name: name.clone(),
@@ -320,6 +323,7 @@ impl RecWriter {
             Arc::new(Queue {
                 file_name: file_name.to_owned(),
                 state: Mutex::new(QueueState::default()),
+                parsed: Mutex::new(None),
             })
         }))
     }
@@ -371,9 +375,10 @@ async fn work_queue(inner: Arc<Inner>, queue: Arc<Queue>) {
         };
         let requests: Vec<Request> = jobs.iter().map(|j| j.request.clone()).collect();
         let worker = Arc::clone(&inner);
-        let file_name = queue.file_name.clone();
+        let batch_queue = Arc::clone(&queue);
         let done =
-            tokio::task::spawn_blocking(move || commit_batch(&worker, &file_name, &requests)).await;
+            tokio::task::spawn_blocking(move || commit_batch(&worker, &batch_queue, &requests))
+                .await;
         match done {
             Ok(Ok(outcomes)) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -403,10 +408,12 @@ async fn work_queue(inner: Arc<Inner>, queue: Arc<Queue>) {
 /// request; `Err` when the whole batch failed.
 fn commit_batch(
     inner: &Inner,
-    file_name: &str,
+    queue: &Queue,
     requests: &[Request],
 ) -> Result<Vec<Result<EditOutcome, GroupError>>, GroupError> {
     inner.batches.fetch_add(1, Ordering::Relaxed);
+    let file_name = queue.file_name.as_str();
+    let mut parsed = lock(&queue.parsed);
     let dir = inner.groups.dir();
     let path = dir.join(file_name);
     for attempt in 0..MAX_ATTEMPTS {
@@ -417,13 +424,18 @@ fn commit_batch(
             Some(read) => read,
             // Deleted since the table was read: the group is gone.
             None => {
+                *parsed = None;
                 return Ok(requests
                     .iter()
                     .map(|r| Err(GroupError::UnknownGroup(r.group.clone())))
                     .collect());
             }
         };
-        let file = RecFile::parse(file_name, &bytes).map_err(GroupError::Malformed)?;
+        // The operator may have edited the file: the bytes decide, not the stamp.
+        let file = match parsed.take() {
+            Some(file) if file.same_bytes(&bytes) => file,
+            _ => Arc::new(RecFile::parse(file_name, &bytes).map_err(GroupError::Malformed)?),
+        };
 
         // Requests whose group the file still declares (the operator may have renamed it).
         let mut results: Vec<Option<Result<EditOutcome, GroupError>>> = Vec::new();
@@ -437,20 +449,27 @@ fn commit_batch(
             }
         }
         let (outcomes, edited) = file.apply(&edits);
-        if let Some(bytes) = edited {
-            if bytes.len() as u64 > MAX_FILE_SIZE {
-                return Err(GroupError::Malformed(vec![too_large(
-                    file_name,
-                    bytes.len() as u64,
-                )]));
+        match edited {
+            Some(bytes) => {
+                if bytes.len() as u64 > MAX_FILE_SIZE {
+                    return Err(GroupError::Malformed(vec![too_large(
+                        file_name,
+                        bytes.len() as u64,
+                    )]));
+                }
+                // Parsed before it is written: the table takes it as it is, and a result that
+                // would not parse is never written.
+                let edited = Arc::new(file.reparsed(&bytes).map_err(GroupError::Malformed)?);
+                if !write_atomically(inner, &path, &bytes, stamp, permissions, &edited)? {
+                    tracing::info!(
+                        file = file_name,
+                        "group file changed on disk meanwhile; redoing"
+                    );
+                    continue;
+                }
+                *parsed = Some(edited);
             }
-            if !write_atomically(inner, &path, &bytes, stamp, permissions)? {
-                tracing::info!(
-                    file = file_name,
-                    "group file changed on disk meanwhile; redoing"
-                );
-                continue;
-            }
+            None => *parsed = Some(file),
         }
         let mut outcomes = outcomes.into_iter();
         return Ok(results
@@ -496,6 +515,7 @@ fn write_atomically(
     bytes: &[u8],
     stamp: Stamp,
     permissions: fs::Permissions,
+    parsed: &Arc<RecFile>,
 ) -> Result<bool, GroupError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let (temp, mut file) = create_temp(path)?;
@@ -517,15 +537,16 @@ fn write_atomically(
     fs::rename(&temp, path).map_err(|e| GroupError::io(path, e))?;
     guard.disarm();
     inner.writes.fetch_add(1, Ordering::Relaxed);
-    sync_dir(dir)?;
-    inner.fsyncs.fetch_add(1, Ordering::Relaxed);
-    // The table learns the new content from us instead of reading it back.
+    // The table learns the new content from us instead of reading and parsing it again; at
+    // once, before the directory's fsync, or a snapshot taken meanwhile would read it.
     if let (Ok(meta), Some(name)) = (
         fs::metadata(path),
         path.file_name().and_then(|n| n.to_str()),
     ) {
-        inner.groups.remember(name, &meta, bytes.to_vec());
+        inner.groups.remember(name, &meta, Arc::clone(parsed));
     }
+    sync_dir(dir)?;
+    inner.fsyncs.fetch_add(1, Ordering::Relaxed);
     Ok(true)
 }
 
@@ -808,7 +829,7 @@ mod tests {
         .unwrap();
         let out = commit_batch(
             &writer.inner,
-            "develop.rec",
+            &writer.queue("develop.rec"),
             &[add(DEVELOP_GROUP), add("new development-related places")],
         )
         .unwrap();
@@ -817,7 +838,8 @@ mod tests {
 
         // Header broken: refused with FILE:LINE: reason.
         fs::write(dir.path().join("develop.rec"), "# g\nno header\n").unwrap();
-        let err = commit_batch(&writer.inner, "develop.rec", &[add("g")]).unwrap_err();
+        let err =
+            commit_batch(&writer.inner, &writer.queue("develop.rec"), &[add("g")]).unwrap_err();
         assert!(
             err.to_string().starts_with("develop.rec:2: line 2 must be"),
             "{err}"
@@ -829,7 +851,7 @@ mod tests {
 
         // Deleted: unknown group.
         fs::remove_file(dir.path().join("develop.rec")).unwrap();
-        let out = commit_batch(&writer.inner, "develop.rec", &[add("g")]).unwrap();
+        let out = commit_batch(&writer.inner, &writer.queue("develop.rec"), &[add("g")]).unwrap();
         assert!(matches!(&out[0], Err(GroupError::UnknownGroup(_))));
     }
 
@@ -840,7 +862,8 @@ mod tests {
         let (bytes, stamp, perm) = read_fresh(&path, "develop.rec").unwrap().unwrap();
         // The operator saves (different length) before our rename.
         fs::write(&path, format!("{DEVELOP}# operator\n")).unwrap();
-        let written = write_atomically(&writer.inner, &path, &bytes, stamp, perm).unwrap();
+        let parsed = Arc::new(RecFile::parse("develop.rec", &bytes).unwrap());
+        let written = write_atomically(&writer.inner, &path, &bytes, stamp, perm, &parsed).unwrap();
         assert!(!written);
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
