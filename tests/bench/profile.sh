@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=$1; shift
-B=target/release
+B=${CARGO_TARGET_DIR:-target}/release
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 data=/tmp/imagecast-profile-$target.data
 report=/tmp/imagecast-profile-$target.txt

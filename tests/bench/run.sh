@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every imagecast-bench scenario and, side by side in the same window, the Mosquitto and
 # raw-loopback peers of shared/bench. Raw lines go to tests/bench/results/<UTC stamp>.txt.
+# TLS is the default of imagecast-bench; --plain runs are the ones compared with Mosquitto
+# (which runs without TLS here).
 #
 #   cargo build --release --workspace --bins
 #   tests/bench/run.sh                 # everything, ~10 minutes on the 2-core machine
@@ -47,6 +49,10 @@ peer() { # runs a shared/bench script from its own folder; its temp files go und
       bench fanout --terminals 100 --size-mib 5 --plain "${R[@]}"
       peer mqtt_fanout.py -n 100 -s 5 -r "$ROUNDS" --client raw --quiet-wait "$QUIET_WAIT"
       peer loopback_limit.py -n 100 -s 5 -r "$ROUNDS" --impl c --quiet-wait "$QUIET_WAIT"
+      # TLS: the fan-out beside the same raw loopback over TLS (the encrypted limit).
+      bench loopback --receivers 100 --size-mib 5 --tls "${R[@]}"
+      bench fanout --terminals 100 --size-mib 5 "${R[@]}"
+      bench loopback --receivers 100 --size-mib 5 "${R[@]}"
       bench fanout --terminals 1000 --size-mib 1 --plain "${R[@]}"
     fi
     if want scaling; then
@@ -61,6 +67,7 @@ peer() { # runs a shared/bench script from its own folder; its temp files go und
     if want idle; then
       bench idle --terminals 10000 --plain
       bench idle --terminals 1000 --plain
+      bench idle --terminals 2000
       peer idle_conns.py -c 5000 --hold 10
     fi
     if want latency; then

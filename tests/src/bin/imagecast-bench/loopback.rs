@@ -8,6 +8,11 @@
 //! terminals are. The receivers read into a 256 KiB scratch buffer and drop the bytes, as
 //! `Inbox` in `InboxMode::Discard` does. The clock starts when the sender is told to go and
 //! stops when the last receiver has read the whole payload and written its byte back.
+//!
+//! With `--tls` every connection is TLS, with the server's certificate and configuration on the
+//! sending side and the client library's on the receiving side: the limit of an encrypted
+//! fan-out on this machine, where the receivers decrypt on the same cores as the sender
+//! encrypts.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -16,27 +21,47 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
+
+use imagecast_shared::tls::{self, TlsSettings};
 
 use crate::fanout::{RoundOptions, payload};
 use crate::host;
 use crate::report::{self, Line};
 
 /// The sender's side: accepts `receivers` connections, then on every line of standard input
-/// writes `bytes` bytes to each of them and reads one byte back.
-pub async fn sender(receivers: usize, bytes: usize) -> anyhow::Result<()> {
+/// writes `bytes` bytes to each of them and reads one byte back. With `tls`, it makes itself a
+/// certificate as `imagecast-server init` does and says its fingerprint after the address.
+pub async fn sender(receivers: usize, bytes: usize, tls: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    println!("listening on {}", listener.local_addr()?);
+    let dir = tempfile::tempdir()?;
+    let acceptor = if tls {
+        imagecast_server::tls::create(dir.path(), &["127.0.0.1".to_owned()])?;
+        let (acceptor, fingerprint) = imagecast_server::tls::load(dir.path())?;
+        println!("listening on {} {fingerprint}", listener.local_addr()?);
+        Some(acceptor)
+    } else {
+        println!("listening on {}", listener.local_addr()?);
+        None
+    };
     std::io::stdout().flush()?;
     let image = payload(bytes);
     let (go_tx, go_rx) = watch::channel(0u64);
     for _ in 0..receivers {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(stream, image.clone(), go_rx.clone()));
+        match &acceptor {
+            Some(acceptor) => {
+                let stream = acceptor.accept(stream).await?;
+                tokio::spawn(serve(stream, image.clone(), go_rx.clone()));
+            }
+            None => {
+                tokio::spawn(serve(stream, image.clone(), go_rx.clone()));
+            }
+        }
     }
     println!("ready");
     std::io::stdout().flush()?;
@@ -56,10 +81,19 @@ pub async fn sender(receivers: usize, bytes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(mut stream: TcpStream, image: Bytes, mut go: watch::Receiver<u64>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    image: Bytes,
+    mut go: watch::Receiver<u64>,
+) {
     let mut ack = [0u8; 1];
     while go.changed().await.is_ok() {
-        if stream.write_all(&image).await.is_err() || stream.read_exact(&mut ack).await.is_err() {
+        let sent = async {
+            stream.write_all(&image).await?;
+            stream.flush().await?;
+            stream.read_exact(&mut ack).await
+        };
+        if sent.await.is_err() {
             return;
         }
     }
@@ -71,10 +105,18 @@ struct SenderProcess {
 }
 
 impl SenderProcess {
+    /// The sender, its address, its certificate's fingerprint (with `tls`) and its output.
+    #[allow(clippy::type_complexity)]
     fn start(
         receivers: usize,
         bytes: usize,
-    ) -> anyhow::Result<(Self, String, BufReader<std::process::ChildStdout>)> {
+        tls: bool,
+    ) -> anyhow::Result<(
+        Self,
+        String,
+        Option<String>,
+        BufReader<std::process::ChildStdout>,
+    )> {
         let mut child = Command::new(std::env::current_exe()?)
             .args([
                 "loopback-sender",
@@ -83,6 +125,7 @@ impl SenderProcess {
                 "--bytes",
                 &bytes.to_string(),
             ])
+            .args(tls.then_some("--tls"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -91,11 +134,14 @@ impl SenderProcess {
         let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
         let mut line = String::new();
         stdout.read_line(&mut line)?;
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        let Some(said) = line.trim().strip_prefix("listening on ") else {
             bail!("the loopback sender said {line:?}");
         };
-        let addr = addr.to_owned();
-        Ok((Self { child, stdin }, addr, stdout))
+        let (addr, fingerprint) = match said.split_once(' ') {
+            Some((addr, fp)) => (addr.to_owned(), Some(fp.to_owned())),
+            None => (said.to_owned(), None),
+        };
+        Ok((Self { child, stdin }, addr, fingerprint, stdout))
     }
 }
 
@@ -106,8 +152,8 @@ impl Drop for SenderProcess {
     }
 }
 
-async fn receive(
-    mut stream: TcpStream,
+async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     bytes: usize,
     done: mpsc::UnboundedSender<(u64, Instant)>,
 ) -> anyhow::Result<()> {
@@ -124,31 +170,55 @@ async fn receive(
             left -= n;
         }
         stream.write_all(&[1]).await?;
+        stream.flush().await?;
         round += 1;
         let _ = done.send((round, Instant::now()));
     }
 }
 
-/// `loopback --receivers N --size-mib S --rounds R`.
-pub async fn loopback(receivers: usize, size_mib: f64, opts: RoundOptions) -> anyhow::Result<Line> {
+/// `loopback --receivers N --size-mib S --rounds R [--tls]`.
+pub async fn loopback(
+    receivers: usize,
+    size_mib: f64,
+    tls: bool,
+    opts: RoundOptions,
+) -> anyhow::Result<Line> {
     host::require_fds(receivers as u64 + 256)?;
     let bytes = (size_mib * 1024.0 * 1024.0) as usize;
-    let (mut sender, addr, mut stdout) =
-        tokio::task::spawn_blocking(move || SenderProcess::start(receivers, bytes)).await??;
+    let (mut sender, addr, fingerprint, mut stdout) =
+        tokio::task::spawn_blocking(move || SenderProcess::start(receivers, bytes, tls)).await??;
+    if tls && fingerprint.is_none() {
+        bail!("the loopback sender did not say its certificate's fingerprint");
+    }
+    let settings = fingerprint.map(|fp| Arc::new(TlsSettings::pinned(&fp)));
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let limit = Arc::new(Semaphore::new(64));
     let mut set = JoinSet::new();
     for _ in 0..receivers {
-        let (addr, limit) = (addr.clone(), limit.clone());
+        let (addr, limit, settings, done) = (
+            addr.clone(),
+            limit.clone(),
+            settings.clone(),
+            done_tx.clone(),
+        );
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let s = TcpStream::connect(&addr).await?;
             let _ = s.set_nodelay(true);
-            anyhow::Ok(s)
+            match settings {
+                Some(settings) => {
+                    let s = tls::connect(s, &addr, &settings, Duration::from_secs(10)).await?;
+                    tokio::spawn(receive(s, bytes, done));
+                }
+                None => {
+                    tokio::spawn(receive(s, bytes, done));
+                }
+            }
+            anyhow::Ok(())
         });
     }
-    while let Some(s) = set.join_next().await {
-        tokio::spawn(receive(s??, bytes, done_tx.clone()));
+    while let Some(joined) = set.join_next().await {
+        joined??;
     }
     let ready = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
@@ -221,6 +291,7 @@ pub async fn loopback(receivers: usize, size_mib: f64, opts: RoundOptions) -> an
         .num("seconds_median", median)
         .num("mib_per_s_aggregate", receivers as f64 * size_mib / median)
         .field("impl", "rust-tokio")
+        .field("tls", if tls { "on" } else { "off" })
         .field("rounds", seconds.len())
         .num("seconds_min", report::min(&seconds))
         .num("seconds_max", report::max(&seconds))

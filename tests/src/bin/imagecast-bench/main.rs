@@ -62,6 +62,10 @@ enum Scenario {
         /// Payload size in MiB.
         #[arg(long)]
         size_mib: f64,
+        /// Over TLS (the server's and the client library's configuration): the limit of an
+        /// encrypted fan-out.
+        #[arg(long)]
+        tls: bool,
         #[command(flatten)]
         rounds: RoundArgs,
     },
@@ -119,6 +123,8 @@ enum Scenario {
         receivers: usize,
         #[arg(long)]
         bytes: usize,
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -201,8 +207,9 @@ async fn run(scenario: Scenario) -> anyhow::Result<Option<report::Line>> {
         Scenario::Loopback {
             receivers,
             size_mib,
+            tls,
             rounds,
-        } => loopback::loopback(receivers, size_mib, rounds.options()).await?,
+        } => loopback::loopback(receivers, size_mib, tls, rounds.options()).await?,
         Scenario::Idle {
             terminals,
             plain,
@@ -225,8 +232,12 @@ async fn run(scenario: Scenario) -> anyhow::Result<Option<report::Line>> {
         Scenario::Marksheet { dpi, rounds } => {
             tokio::task::spawn_blocking(move || marksheet::marksheet(dpi, rounds.max(1))).await??
         }
-        Scenario::LoopbackSender { receivers, bytes } => {
-            loopback::sender(receivers, bytes).await?;
+        Scenario::LoopbackSender {
+            receivers,
+            bytes,
+            tls,
+        } => {
+            loopback::sender(receivers, bytes, tls).await?;
             return Ok(None);
         }
     };
