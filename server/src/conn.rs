@@ -1,150 +1,197 @@
-//! One terminal's connection: the handshake, the request loop, and the writer.
+//! One terminal's connection: the handshake, then the reader and the writer.
 //!
 //! The handshake reads one frame of at most [`MAX_HELLO_FRAME`] bytes within the handshake
 //! timeout, checks magic and version before anything else, then the device token. After it,
-//! the connection has two outbound queues, both bounded: control (replies and events, pushed
-//! with `try_send`: a peer that lets it fill up is dropped) and data (delivered pages, awaited
-//! by this device's delivery worker only). A writer task drains both and sends heartbeats; the
-//! connection's own task reads requests and answers them in order.
+//! the connection has an [`Outbox`](crate::hub::Outbox) with two bounded queues: control
+//! (replies and events, never waited for: a peer that lets it fill up is dropped) and data
+//! (delivered pages, waited for by this device's delivery worker only). The reader reads
+//! requests and answers them in order; the writer drains the outbox, control first, and sends
+//! heartbeats. Both run side by side in the connection's one task.
+//!
+//! Idle connections are meant to be cheap (thousands of terminals stay connected all day): an
+//! idle connection is that one task and an empty outbox. Nothing is buffered between frames,
+//! handshake and request state is boxed while in use, one timer serves the heartbeat, the
+//! limit on a write and the limit on silence, and the futures are written so that the
+//! compiler does not keep room for one await's state next to another's (each such place says
+//! so).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use imagecast_shared::ProtoError;
 use imagecast_shared::frame::{FrameReader, OutFrame};
 use imagecast_shared::limits::{CHUNK_SIZE, MAX_FRAME, MAX_HELLO_FRAME, PROTOCOL_VERSION};
 use imagecast_shared::msg::{
-    ClientMsg, ErrorCode, Hello, HelloCheck, HelloReply, Refusal, RefusalCode, ServerMsg, Welcome,
-    parse_hello,
+    ErrorCode, Hello, HelloCheck, HelloReply, Refusal, RefusalCode, ServerMsg, Welcome, parse_hello,
 };
-use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::ServerState;
 use crate::auth::{self, Device, TokenCheck};
 use crate::cmd::{Session, error};
-use crate::delivery;
-use crate::hub::ConnHandle;
+use crate::hub::{ConnHandle, Next};
 
-/// Replies and events a connection may have queued before it counts as not reading.
-const CONTROL_QUEUE: usize = 1024;
-/// Delivered-page frames queued per connection (each at most one chunk).
-const DATA_QUEUE: usize = 8;
-
-/// Serves one accepted connection until it closes.
-pub async fn serve<S>(state: Arc<ServerState>, stream: S, peer: String)
+/// Serves one accepted connection until it closes; `held` (the connection's slot, say) is
+/// dropped when it does.
+pub fn serve<S, H>(
+    state: Arc<ServerState>,
+    stream: S,
+    peer: String,
+    held: H,
+) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    H: Send + 'static,
 {
+    // Split before the future exists, so that it keeps no room for the stream (a TLS stream
+    // is large). An `async move` block rather than an `async fn`: the arguments of an
+    // `async fn` are stored twice.
     let (rd, mut wr) = tokio::io::split(stream);
     let mut reader = FrameReader::new(rd, MAX_HELLO_FRAME);
-    let device = match Box::pin(handshake(&state, &mut reader, &mut wr, &peer)).await {
-        Some(d) => d,
-        None => return,
-    };
-    reader.set_max(MAX_FRAME);
-    let receive = device.1;
-    let device = device.0;
+    async move {
+        // Boxed in a statement of its own, so this future keeps no room for the handshake's.
+        let handshake = Box::pin(handshake(&state, &mut reader, &mut wr, &peer));
+        let mut session = match handshake.await {
+            Some((device, receive)) => start(&state, device, receive, peer),
+            None => return,
+        };
+        reader.set_max(MAX_FRAME);
+        let conn = session.conn.clone();
+        // The writer's timer also watches the reader for silence.
+        let silence = Silence::default();
+        let ended_in_order = {
+            let writing = send_frames(&mut wr, &conn, state.config.heartbeat, &silence);
+            tokio::pin!(writing);
+            let mut written = None;
+            {
+                let reason = {
+                    let reading = read_loop(&mut session, &mut reader, &silence);
+                    tokio::pin!(reading);
+                    loop {
+                        tokio::select! {
+                            reason = &mut reading => break reason,
+                            // The writer failed and cancelled the connection: the reader
+                            // sees that.
+                            w = &mut writing, if written.is_none() => written = Some(w),
+                        }
+                    }
+                };
+                tracing::info!(conn = conn.id, device = %session.device.domain, %reason, "terminal disconnected");
+            }
+            session.close();
+            state.hub.detach(conn.id);
+            state.hub.detach_receiver(&session.device.domain, conn.id);
+            // The writer sends the last replies (an error explaining the close), then ends.
+            conn.outbox.close();
+            match written {
+                Some(w) => w,
+                None => writing.await,
+            }
+        };
+        conn.cancel();
+        conn.outbox.shut();
+        drop(session);
+        if ended_in_order {
+            // Boxed in a statement of its own: an idle connection keeps no room for it.
+            let finish = Box::pin(finish_writing(&mut wr, &state.shutdown));
+            finish.await;
+        }
+        drop(held);
+    }
+}
 
+/// Files an authenticated connection with the hub (and a receiving terminal's delivery
+/// worker) and returns its session.
+fn start(state: &Arc<ServerState>, device: Device, receive: bool, peer: String) -> Session {
     let cancel = state.shutdown.child_token();
-    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
-    let (data_tx, data_rx) = mpsc::channel(DATA_QUEUE);
-    let conn = ConnHandle {
-        id: state.hub.next_conn_id(),
-        control: control_tx,
-        cancel: cancel.clone(),
-    };
+    let conn = ConnHandle::new(state.hub.next_conn_id(), cancel);
     tracing::info!(conn = conn.id, %peer, device = %device.domain, receive, "terminal connected");
     state.hub.attach(&conn, &device.domain);
-    let writer = tokio::spawn(write_loop(
-        wr,
-        control_rx,
-        data_rx,
-        state.config.heartbeat,
-        cancel.clone(),
-        state.shutdown.clone(),
-    ));
     if receive {
-        let wake = state.hub.attach_receiver(&device.domain, conn.clone());
-        tokio::spawn(delivery::run_worker(
-            state.clone(),
-            device.domain.clone(),
-            conn.clone(),
-            data_tx,
-            wake,
-        ));
-    } else {
-        drop(data_tx);
+        state.hub.attach_receiver(&device.domain, conn.clone());
     }
-
-    let mut session = Session {
+    Session {
         state: state.clone(),
-        peer: peer.clone(),
+        peer,
         device,
-        conn: conn.clone(),
+        conn,
         user: None,
         uploads: HashMap::new(),
         watching: Vec::new(),
-    };
-    let silence = state.config.heartbeat * 2;
-    let reason = loop {
-        let read = tokio::select! {
-            _ = cancel.cancelled() => break "closed by the server".to_owned(),
-            r = tokio::time::timeout(silence, read_client_msg(&mut reader)) => r,
-        };
-        let msg = match read {
-            Err(_) => break format!("silent for {} s", silence.as_secs()),
-            Ok(Ok(None)) => break "closed by the terminal".to_owned(),
-            Ok(Ok(Some(m))) => m,
-            Ok(Err(e)) if !e.is_fatal() => {
-                let reply = ServerMsg::Error {
-                    id: None,
-                    error: error(ErrorCode::Malformed, None, e.to_string()),
-                };
-                push(&conn, &reply);
-                continue;
-            }
-            Ok(Err(e)) => {
-                if let ProtoError::FrameTooLarge { .. } = e {
-                    let reply = ServerMsg::Error {
-                        id: None,
-                        error: error(ErrorCode::TooLarge, None, e.to_string()),
-                    };
-                    push(&conn, &reply);
-                }
-                break e.to_string();
-            }
-        };
-        if let Some(reply) = Box::pin(session.handle(msg)).await {
-            push(&conn, &reply);
-        }
-    };
-    tracing::info!(conn = conn.id, device = %session.device.domain, %reason, "terminal disconnected");
-    session.close();
-    state.hub.detach(conn.id);
-    if receive {
-        state.hub.detach_receiver(&session.device.domain, conn.id);
     }
-    // Let the writer flush the last replies (an error explaining the close), then stop it.
-    let flush = tokio::time::timeout(Duration::from_secs(2), async {
-        while conn.control.capacity() < CONTROL_QUEUE && !conn.cancel.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
-    let _ = flush.await;
-    cancel.cancel();
-    let _ = writer.await;
 }
 
-/// Reads one client message without copying page data.
-async fn read_client_msg<R: AsyncRead + Unpin>(
-    reader: &mut FrameReader<R>,
-) -> Result<Option<ClientMsg>, ProtoError> {
-    match reader.read_frame_bytes().await? {
-        None => Ok(None),
-        Some(body) => imagecast_shared::frame::decode_client_msg(body).map(Some),
+/// The reader: reads requests and answers them in order until the connection ends; returns
+/// why it ended.
+// Not an `async fn`: its arguments would be stored twice (see `serve`).
+#[allow(clippy::manual_async_fn)]
+fn read_loop<'a, R: AsyncRead + Unpin>(
+    session: &'a mut Session,
+    reader: &'a mut FrameReader<R>,
+    silence: &'a Silence,
+) -> impl Future<Output = String> + 'a {
+    async move {
+        loop {
+            silence.waiting();
+            // An idle connection waits here: for a length prefix, nothing bigger.
+            let len = tokio::select! {
+                _ = session.conn.cancelled() => return closed_by_server(silence),
+                len = reader.read_len() => len,
+            };
+            let body = match len {
+                Ok(None) => return "closed by the terminal".to_owned(),
+                Ok(Some(len)) => {
+                    let body = Box::pin(reader.read_body(len));
+                    tokio::select! {
+                        _ = session.conn.cancelled() => return closed_by_server(silence),
+                        body = body => body,
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            silence.busy();
+            let msg = match body
+                .and_then(|b| imagecast_shared::frame::decode_client_msg(Bytes::from(b)))
+            {
+                Ok(m) => m,
+                Err(e) if !e.is_fatal() => {
+                    let reply = ServerMsg::Error {
+                        id: None,
+                        error: error(ErrorCode::Malformed, None, e.to_string()),
+                    };
+                    push(&session.conn, &reply);
+                    continue;
+                }
+                Err(e) => {
+                    if let ProtoError::FrameTooLarge { .. } = e {
+                        let reply = ServerMsg::Error {
+                            id: None,
+                            error: error(ErrorCode::TooLarge, None, e.to_string()),
+                        };
+                        push(&session.conn, &reply);
+                    }
+                    return e.to_string();
+                }
+            };
+            // Boxed in a statement of its own (see `serve`).
+            let handled = Box::pin(session.handle(msg));
+            if let Some(reply) = handled.await {
+                push(&session.conn, &reply);
+            }
+        }
+    }
+}
+
+fn closed_by_server(silence: &Silence) -> String {
+    match silence.expired() {
+        Some(limit) => format!("silent for {} s", limit.as_secs()),
+        None => "closed by the server".to_owned(),
     }
 }
 
@@ -155,6 +202,187 @@ fn push(conn: &ConnHandle, msg: &ServerMsg) {
         }
         Err(e) => tracing::error!(error = %e, "cannot encode a reply"),
     }
+}
+
+/// The writer: sends the outbox's frames, control first, and a heartbeat every interval while
+/// idle. Once the connection is cancelled or closes it sends only the control frames still
+/// queued (an error that explains the close, say; each within [`LAST_WRITE`]) and returns
+/// true; it returns false when a write fails or stalls (and cancels the connection).
+///
+/// One timer serves the heartbeat, the limit on a write (a write that takes two heartbeat
+/// intervals means the peer stopped reading) and the reader's [`Silence`] limit (two heartbeat
+/// intervals without a frame from the peer).
+// Not an `async fn`: its arguments would be stored twice (see `serve`).
+#[allow(clippy::manual_async_fn)]
+fn send_frames<'a, S: AsyncWrite>(
+    wr: &'a mut WriteHalf<S>,
+    conn: &'a ConnHandle,
+    heartbeat: Duration,
+    silence: &'a Silence,
+) -> impl Future<Output = bool> + 'a {
+    async move {
+        let mut next_beat = Instant::now() + heartbeat;
+        let timer = tokio::time::sleep_until(next_beat);
+        tokio::pin!(timer);
+        // What the last wait found: a heartbeat is due (or the peer went silent).
+        let mut beat = false;
+        let mut idle = false;
+        loop {
+            if idle {
+                // An idle connection waits here. No frame is held while it waits.
+                {
+                    let silent = silence.deadline(heartbeat * 2);
+                    let wake = silent.map_or(next_beat, |s| s.min(next_beat));
+                    if timer.deadline() != wake {
+                        timer.as_mut().reset(wake);
+                    }
+                }
+                // Cancelling the connection (or closing the outbox) wakes this too.
+                tokio::select! {
+                    biased;
+                    _ = conn.outbox.ready() => {}
+                    _ = &mut timer => {
+                        let now = Instant::now();
+                        if silence.expire(now, heartbeat * 2) {
+                            conn.cancel();
+                        } else if now >= next_beat {
+                            next_beat = now + heartbeat;
+                            beat = true;
+                        }
+                    }
+                }
+                idle = false;
+            }
+            if conn.is_cancelled() {
+                // Only the control frames still queued go out now.
+                conn.outbox.close();
+            }
+            let (mut buf, last) = match conn.outbox.pop() {
+                Next::Frame(frame) => (frame.into_buf(), false),
+                Next::Last(frame) => (frame.into_buf(), true),
+                Next::Done => return true,
+                Next::Empty if beat => {
+                    beat = false;
+                    match OutFrame::encode(&ServerMsg::Heartbeat) {
+                        Ok(frame) => (frame.into_buf(), false),
+                        Err(_) => continue,
+                    }
+                }
+                Next::Empty => {
+                    idle = true;
+                    continue;
+                }
+            };
+            {
+                // In a block: these need no room while the write is under way.
+                let limit = if last { LAST_WRITE } else { heartbeat * 2 };
+                let stalled = Instant::now() + limit;
+                let wake = match silence.deadline(heartbeat * 2) {
+                    Some(s) if !last => s.min(stalled),
+                    _ => stalled,
+                };
+                timer.as_mut().reset(wake);
+            }
+            let written = tokio::select! {
+                r = wr.write_all_buf(&mut buf) => Some(r),
+                _ = &mut timer => None,
+            };
+            match written {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "write failed");
+                    conn.cancel();
+                    return false;
+                }
+                None if last => return false,
+                None => {
+                    // The peer went silent, or stopped reading.
+                    if !silence.expire(Instant::now(), heartbeat * 2) {
+                        tracing::warn!(
+                            "peer stopped reading for {} s; dropping it",
+                            (heartbeat * 2).as_secs()
+                        );
+                    }
+                    conn.cancel();
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// How long each of the last control frames may take to write once the connection ends.
+const LAST_WRITE: Duration = Duration::from_millis(500);
+
+/// How long the reader has been waiting for a frame from the peer, shared with the writer,
+/// whose timer drops a peer that stays silent too long (the reader needs no timer of its own).
+#[derive(Default)]
+struct Silence {
+    /// When the reader began to wait for the current frame, in milliseconds after [`epoch`];
+    /// [`Silence::BUSY`] while it handles a request.
+    waiting_since: AtomicU64,
+    /// The limit the peer exceeded, in milliseconds; 0 while it has not.
+    expired_after: AtomicU64,
+}
+
+/// A fixed point in time that [`Silence`] counts from.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl Silence {
+    const BUSY: u64 = 0;
+
+    /// The reader waits for a frame from now on.
+    fn waiting(&self) {
+        // Never BUSY: the epoch is at least a millisecond old (or it is the first call).
+        let ms = (epoch().elapsed().as_millis() as u64).max(1);
+        self.waiting_since.store(ms, Ordering::Relaxed);
+    }
+
+    /// The reader got a frame and handles it.
+    fn busy(&self) {
+        self.waiting_since.store(Self::BUSY, Ordering::Relaxed);
+    }
+
+    /// When the peer counts as silent, if the reader is waiting.
+    fn deadline(&self, limit: Duration) -> Option<Instant> {
+        match self.waiting_since.load(Ordering::Relaxed) {
+            Self::BUSY => None,
+            ms => Some(epoch() + Duration::from_millis(ms) + limit),
+        }
+    }
+
+    /// True (and remembered) when the peer has been silent for `limit` at `now`.
+    fn expire(&self, now: Instant, limit: Duration) -> bool {
+        if self.deadline(limit).is_some_and(|d| d <= now) {
+            let ms = (limit.as_millis() as u64).max(1);
+            self.expired_after.store(ms, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// The limit the peer exceeded, if the connection ends for its silence.
+    fn expired(&self) -> Option<Duration> {
+        match self.expired_after.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+}
+
+/// Sends a notice when the server is stopping, and closes the stream.
+async fn finish_writing<S: AsyncWrite>(wr: &mut WriteHalf<S>, shutdown: &CancellationToken) {
+    if shutdown.is_cancelled() {
+        if let Ok(f) = OutFrame::encode(&ServerMsg::Notice {
+            text: "the image server is shutting down".into(),
+        }) {
+            let _ = tokio::time::timeout(LAST_WRITE, f.write_to(wr)).await;
+        }
+    }
+    let _ = tokio::time::timeout(LAST_WRITE, wr.shutdown()).await;
 }
 
 /// Reads and checks the hello; answers it. Returns the device and whether it receives.
@@ -316,69 +544,4 @@ async fn send_reply<W: AsyncWrite + Unpin>(wr: &mut W, reply: &HelloReply) -> bo
         tokio::time::timeout(Duration::from_secs(5), frame.write_to(wr)).await,
         Ok(Ok(()))
     )
-}
-
-async fn write_loop<S: AsyncWrite>(
-    mut wr: WriteHalf<S>,
-    mut control: mpsc::Receiver<Box<OutFrame>>,
-    mut data: mpsc::Receiver<Box<OutFrame>>,
-    heartbeat: Duration,
-    cancel: CancellationToken,
-    shutdown: CancellationToken,
-) {
-    let beat = OutFrame::encode(&ServerMsg::Heartbeat).ok();
-    let mut ticker = tokio::time::interval(heartbeat);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut data_open = true;
-    // A write that takes longer than this means the peer stopped reading.
-    let stall = heartbeat * 2;
-    loop {
-        let frame = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break,
-            f = control.recv() => match f { Some(f) => f, None => break },
-            f = data.recv(), if data_open => match f {
-                Some(f) => f,
-                None => { data_open = false; continue; }
-            },
-            _ = ticker.tick() => match &beat { Some(b) => Box::new(b.clone()), None => continue },
-        };
-        match tokio::time::timeout(stall, frame.write_to(&mut wr)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "write failed");
-                cancel.cancel();
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "peer stopped reading for {} s; dropping it",
-                    stall.as_secs()
-                );
-                cancel.cancel();
-                return;
-            }
-        }
-    }
-    // Flush what is already queued (for example the error that explains a close).
-    while let Ok(frame) = control.try_recv() {
-        if tokio::time::timeout(Duration::from_millis(500), frame.write_to(&mut wr))
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-    if shutdown.is_cancelled() {
-        if let Ok(f) = OutFrame::encode(&ServerMsg::Notice {
-            text: "the image server is shutting down".into(),
-        }) {
-            let _ = tokio::time::timeout(Duration::from_millis(500), f.write_to(&mut wr)).await;
-        }
-    }
-    let _ = tokio::time::timeout(
-        Duration::from_millis(500),
-        tokio::io::AsyncWriteExt::shutdown(&mut wr),
-    )
-    .await;
 }

@@ -1,7 +1,10 @@
 //! Delivery: pushing accepted images to terminals over their own connections (FIG. 4, S44),
 //! store and forward for terminals that are offline, and recording each result.
 //!
-//! Each receiving connection runs one worker. The worker takes the device's oldest queued
+//! A receiving connection runs one worker while there is something queued for its device: it
+//! starts when the connection attaches (to push what was queued while the device was offline)
+//! and when [`crate::hub::Hub::wake`] says deliveries were queued, and ends when the queue is
+//! empty, so an idle terminal costs no task. The worker takes the device's oldest queued
 //! delivery from the database, pushes the header, the pages and the end marker through the
 //! connection's bounded data queue (a slow terminal slows only its own worker), and waits for
 //! the terminal's acknowledgement, which it records in the queue and journal. A connection
@@ -23,7 +26,6 @@ use imagecast_shared::msg::{
     Deliver, DeliveryOutcome, DeliveryState, DestinationStatus, ServerMsg,
 };
 use imagecast_shared::{DeliveryId, DistributionId};
-use tokio::sync::{Notify, mpsc};
 
 use crate::ServerState;
 use crate::hub::ConnHandle;
@@ -41,38 +43,31 @@ enum Stop {
     Disconnected,
 }
 
-/// Runs the delivery worker of one receiving connection until it closes.
-pub async fn run_worker(
-    state: Arc<ServerState>,
-    domain: String,
-    conn: ConnHandle,
-    data: mpsc::Sender<Box<OutFrame>>,
-    wake: Arc<Notify>,
-) {
+/// Runs the delivery worker of one receiving connection (of the device with domain key
+/// `domain`) until nothing is queued for the device or the connection closes. Started by the
+/// [`crate::hub::Hub`], never twice at once for one connection.
+pub async fn run_worker(state: Arc<ServerState>, domain: String, conn: ConnHandle) {
     loop {
-        let notified = wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
+        conn.worker_looks();
         let d = domain.clone();
         let next = state.db.call(move |c| queue::next_pending(c, &d)).await;
         match next {
             Ok(Some(delivery)) => {
                 if let Err(Stop::Disconnected) =
-                    Box::pin(deliver_one(&state, &conn, &data, delivery)).await
+                    Box::pin(deliver_one(&state, &conn, delivery)).await
                 {
                     return;
                 }
             }
             Ok(None) => {
-                tokio::select! {
-                    _ = conn.cancel.cancelled() => return,
-                    _ = &mut notified => {}
+                if conn.worker_may_end() {
+                    return;
                 }
             }
             Err(e) => {
                 tracing::error!(domain, error = %e, "cannot read the delivery queue");
                 tokio::select! {
-                    _ = conn.cancel.cancelled() => return,
+                    _ = conn.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
@@ -83,7 +78,6 @@ pub async fn run_worker(
 async fn deliver_one(
     state: &Arc<ServerState>,
     conn: &ConnHandle,
-    data: &mpsc::Sender<Box<OutFrame>>,
     d: PendingDelivery,
 ) -> Result<(), Stop> {
     if d.attempts >= MAX_ATTEMPTS {
@@ -105,7 +99,7 @@ async fn deliver_one(
     // A connection already taken over by a newer one must not claim the acknowledgement slot:
     // the newer connection's worker (started only after this one was cancelled) may already
     // hold it. Nothing is awaited between this check and the claim.
-    if conn.cancel.is_cancelled() {
+    if conn.is_cancelled() {
         return Err(Stop::Disconnected);
     }
     publish_sending(state, &d);
@@ -120,7 +114,7 @@ async fn deliver_one(
         print: true,
     });
     let pushed = async {
-        push(conn, data, OutFrame::encode(&header)).await?;
+        push(conn, OutFrame::encode(&header)).await?;
         for page in 0..image.page_count() {
             let mut chunks = match image.chunks(page).await {
                 Ok(c) => c,
@@ -130,7 +124,7 @@ async fn deliver_one(
                 match chunks.next().await {
                     Ok(Some((offset, bytes))) => {
                         let frame = data_frame(d.id, page as u32, offset, bytes);
-                        push(conn, data, frame).await?;
+                        push(conn, frame).await?;
                     }
                     Ok(None) => break,
                     Err(e) => return Err(Err(e)),
@@ -139,7 +133,6 @@ async fn deliver_one(
         }
         push(
             conn,
-            data,
             OutFrame::encode(&ServerMsg::DeliverEnd { delivery: d.id }),
         )
         .await
@@ -157,14 +150,14 @@ async fn deliver_one(
             state.hub.forget_ack(d.id, conn.id);
             tracing::error!(dist = %d.dist, error = %e, "spooled image unreadable");
             // The terminal holds a half delivery: drop the connection so it discards it.
-            conn.cancel.cancel();
+            conn.cancel();
             let reason = format!("the server cannot read the spooled image: {}", e.source);
             finish(state, d.id, DeliveryState::Failed(reason)).await;
             return Err(Stop::Disconnected);
         }
     }
     let outcome = tokio::select! {
-        _ = conn.cancel.cancelled() => {
+        _ = conn.cancelled() => {
             state.hub.forget_ack(d.id, conn.id);
             count_failure(state, d.id).await;
             return Err(Stop::Disconnected);
@@ -175,13 +168,13 @@ async fn deliver_one(
         Ok(Ok(o)) => o,
         // Our slot was replaced: the worker of an older connection of this device, on its way
         // out, took this delivery too. It is still queued: take it again.
-        Ok(Err(_)) if !conn.cancel.is_cancelled() => return Ok(()),
+        Ok(Err(_)) if !conn.is_cancelled() => return Ok(()),
         Ok(Err(_)) => return Err(Stop::Disconnected),
         Err(_) => {
             state.hub.forget_ack(d.id, conn.id);
             count_failure(state, d.id).await;
             tracing::warn!(delivery = %d.id, "no acknowledgement in time; dropping the connection");
-            conn.cancel.cancel();
+            conn.cancel();
             return Err(Stop::Disconnected);
         }
     };
@@ -229,21 +222,19 @@ fn data_frame(
 
 async fn push(
     conn: &ConnHandle,
-    data: &mpsc::Sender<Box<OutFrame>>,
     frame: Result<OutFrame, imagecast_shared::ProtoError>,
 ) -> Result<(), Result<Stop, crate::spool::SpoolError>> {
     let frame = match frame {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cannot encode a delivery frame");
-            conn.cancel.cancel();
+            conn.cancel();
             return Err(Ok(Stop::Disconnected));
         }
     };
-    tokio::select! {
-        _ = conn.cancel.cancelled() => Err(Ok(Stop::Disconnected)),
-        r = data.send(Box::new(frame)) => r.map_err(|_| Ok(Stop::Disconnected)),
-    }
+    conn.push_data(frame)
+        .await
+        .map_err(|_| Ok(Stop::Disconnected))
 }
 
 fn publish_sending(state: &ServerState, d: &PendingDelivery) {

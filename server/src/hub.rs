@@ -2,91 +2,373 @@
 //! distribution, and the acknowledgements on their way to delivery workers.
 //!
 //! Everything here is a short, non-blocking map operation; messages to connections go through
-//! their bounded control queues with `try_send`, so one terminal that reads nothing can never
-//! hold up the others (its connection is closed instead).
+//! their bounded outboxes without waiting, so one terminal that reads nothing can never hold up
+//! the others (its connection is closed instead).
+//!
+//! Idle connections are cheap: an [`Outbox`] holds no memory while it is empty, and a device's
+//! delivery worker runs only while there is something queued for it ([`Hub::wake`] starts it).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use imagecast_shared::frame::OutFrame;
 use imagecast_shared::msg::{DeliveryOutcome, ServerMsg};
 use imagecast_shared::{DeliveryId, DistributionId};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// How long the final results of a distribution wait for room in a watcher's queue.
-const RESULT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+const RESULT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Replies and events a connection may have queued before it counts as not reading.
+pub const CONTROL_QUEUE: usize = 1024;
+/// Delivered-page frames queued per connection (each at most one chunk).
+pub const DATA_QUEUE: usize = 8;
 
 /// Identifies one connection for the life of the server.
 pub type ConnId = u64;
 
-/// A connection's outbound control queue and its off switch.
+/// The connection is closed: nothing more is sent on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+/// A connection's outbound frames on their way to its writer, in two bounded queues: control
+/// (replies and events, never waited for) and data (delivered pages, which the delivery worker
+/// waits to put in). The writer sends control frames first.
+///
+/// Empty queues hold no memory, and a queue that empties gives its memory back, so an idle
+/// connection's outbox is this one small allocation.
+#[derive(Debug)]
+pub struct Outbox {
+    queues: Mutex<Queues>,
+    /// The writer waits here for frames (or the end).
+    ready: Notify,
+    /// Writers of data, and patient writers of control frames, wait here for room.
+    room: Notify,
+    /// The connection's delivery worker: [`WORKER_IDLE`], [`WORKER_RUNNING`] or
+    /// [`WORKER_AGAIN`].
+    worker: AtomicU8,
+    /// Cancelled to drop the connection (a child of the server's shutdown token).
+    cancel: CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct Queues {
+    control: VecDeque<OutFrame>,
+    data: VecDeque<OutFrame>,
+    /// The connection is ending: the writer sends what control frames remain, then stops.
+    closing: bool,
+    /// The writer is gone: frames are no longer taken.
+    shut: bool,
+}
+
+/// No delivery worker runs for the connection.
+const WORKER_IDLE: u8 = 0;
+/// A worker runs and has seen everything queued so far.
+const WORKER_RUNNING: u8 = 1;
+/// A worker runs, and more was queued since it last looked.
+const WORKER_AGAIN: u8 = 2;
+
+/// What the writer gets from [`Outbox::pop`].
+#[derive(Debug)]
+pub enum Next {
+    /// A frame to send.
+    Frame(OutFrame),
+    /// A control frame still queued when the connection ended: send it without waiting long.
+    Last(OutFrame),
+    /// Nothing queued now.
+    Empty,
+    /// The connection is closing and every control frame was taken.
+    Done,
+}
+
+/// Why a frame was not queued.
+enum Refused {
+    Full(OutFrame),
+    Closed,
+}
+
+impl Outbox {
+    /// Queues a control frame unless the queue is full.
+    fn try_control(&self, frame: OutFrame) -> Result<(), Refused> {
+        {
+            let mut q = lock(&self.queues);
+            if q.shut {
+                return Err(Refused::Closed);
+            }
+            if q.control.len() >= CONTROL_QUEUE {
+                return Err(Refused::Full(frame));
+            }
+            q.control.push_back(frame);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues a data frame unless the queue is full.
+    fn try_data(&self, frame: OutFrame) -> Result<(), Refused> {
+        {
+            let mut q = lock(&self.queues);
+            if q.shut || q.closing {
+                return Err(Refused::Closed);
+            }
+            if q.data.len() >= DATA_QUEUE {
+                return Err(Refused::Full(frame));
+            }
+            q.data.push_back(frame);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Waits until the writer may have taken a frame (or the outbox was shut). Create it, and
+    /// `enable` it, before looking whether there is room, so no wake-up is missed.
+    fn room(&self) -> tokio::sync::futures::Notified<'_> {
+        self.room.notified()
+    }
+
+    /// For the writer: completes when a frame may have been queued since it last completed,
+    /// or the connection is closing or dropped. A frame queued after [`Outbox::pop`] found
+    /// nothing and before this is awaited still wakes it (the notification waits).
+    pub fn ready(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ready.notified()
+    }
+
+    /// For the writer: the next frame to send, control frames first. A queue that empties
+    /// gives its memory back.
+    pub fn pop(&self) -> Next {
+        let mut q = lock(&self.queues);
+        if let Some(frame) = q.control.pop_front() {
+            let was_full = q.control.len() + 1 >= CONTROL_QUEUE;
+            if q.control.is_empty() {
+                q.control = VecDeque::new();
+            }
+            let closing = q.closing;
+            drop(q);
+            if was_full {
+                self.room.notify_waiters();
+            }
+            return if closing {
+                Next::Last(frame)
+            } else {
+                Next::Frame(frame)
+            };
+        }
+        if q.closing {
+            return Next::Done;
+        }
+        match q.data.pop_front() {
+            Some(frame) => {
+                if q.data.is_empty() {
+                    q.data = VecDeque::new();
+                }
+                drop(q);
+                self.room.notify_waiters();
+                Next::Frame(frame)
+            }
+            None => Next::Empty,
+        }
+    }
+
+    /// The connection is ending: the writer sends the control frames still queued (an error
+    /// that explains the close, say), then stops. Data frames are dropped.
+    pub fn close(&self) {
+        {
+            let mut q = lock(&self.queues);
+            q.closing = true;
+            q.data = VecDeque::new();
+        }
+        self.ready.notify_one();
+        self.room.notify_waiters();
+    }
+
+    /// The writer is gone: everything queued is dropped and nothing more is taken.
+    pub fn shut(&self) {
+        let (control, data) = {
+            let mut q = lock(&self.queues);
+            q.closing = true;
+            q.shut = true;
+            (std::mem::take(&mut q.control), std::mem::take(&mut q.data))
+        };
+        drop((control, data));
+        self.room.notify_waiters();
+    }
+
+    /// Drops the connection: its reader stops, and its writer sends only the control frames
+    /// still queued (an error that explains why, say), then stops.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+        self.ready.notify_one();
+    }
+
+    /// True once the connection is dropped.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the connection is dropped.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    /// Notes that there is work for the delivery worker. True when none runs: the caller
+    /// must start one.
+    fn wake_worker(&self) -> bool {
+        self.worker.swap(WORKER_AGAIN, Ordering::AcqRel) == WORKER_IDLE
+    }
+}
+
+/// A connection: its outbox and its off switch ([`Outbox::cancel`]).
 #[derive(Clone, Debug)]
 pub struct ConnHandle {
     /// The connection.
     pub id: ConnId,
-    /// Replies and events.
-    pub control: mpsc::Sender<Box<OutFrame>>,
-    /// Cancelled to drop the connection.
-    pub cancel: CancellationToken,
+    /// Frames on their way to the connection's writer.
+    pub outbox: Arc<Outbox>,
 }
 
 impl ConnHandle {
+    /// A connection with an empty outbox, also dropped when `cancel` is cancelled (the
+    /// server's shutdown, say).
+    pub fn new(id: ConnId, cancel: CancellationToken) -> Self {
+        Self {
+            id,
+            outbox: Arc::new(Outbox {
+                queues: Mutex::default(),
+                ready: Notify::new(),
+                room: Notify::new(),
+                worker: AtomicU8::new(WORKER_IDLE),
+                cancel,
+            }),
+        }
+    }
+
+    /// Drops the connection (see [`Outbox::cancel`]).
+    pub fn cancel(&self) {
+        self.outbox.cancel();
+    }
+
+    /// True once the connection is dropped.
+    pub fn is_cancelled(&self) -> bool {
+        self.outbox.is_cancelled()
+    }
+
+    /// Completes when the connection is dropped.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.outbox.cancelled()
+    }
+
     /// Queues a frame; a full queue means the peer reads nothing, so it is dropped.
     pub fn push(&self, frame: OutFrame) -> bool {
-        match self.control.try_send(Box::new(frame)) {
+        match self.outbox.try_control(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full(_)) => {
                 tracing::warn!(
                     conn = self.id,
                     "peer does not read its messages; dropping it"
                 );
-                self.cancel.cancel();
+                self.cancel();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 
     /// Queues a frame that may be skipped: when the queue is full the frame is dropped and
     /// the connection kept (a progress event the final results will repeat).
     pub fn offer(&self, frame: OutFrame) {
-        let _ = self.control.try_send(Box::new(frame));
+        let _ = self.outbox.try_control(frame);
     }
 
     /// Queues a frame that must arrive: when the queue is full it waits (in a task of its
     /// own, so the caller does not) up to `patience`, then drops a peer that reads nothing.
-    pub fn push_patiently(&self, frame: OutFrame, patience: std::time::Duration) {
-        match self.control.try_send(Box::new(frame)) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(frame)) => {
-                let conn = self.clone();
-                tokio::spawn(async move {
-                    let sent = tokio::time::timeout(patience, conn.control.send(frame)).await;
-                    if sent.is_err() {
+    pub fn push_patiently(&self, frame: OutFrame, patience: Duration) {
+        let frame = match self.outbox.try_control(frame) {
+            Ok(()) | Err(Refused::Closed) => return,
+            Err(Refused::Full(frame)) => frame,
+        };
+        let conn = self.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + patience;
+            let mut frame = frame;
+            loop {
+                let room = conn.outbox.room();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                match conn.outbox.try_control(frame) {
+                    Ok(()) | Err(Refused::Closed) => return,
+                    Err(Refused::Full(f)) => frame = f,
+                }
+                tokio::select! {
+                    _ = conn.cancelled() => return,
+                    _ = &mut room => {}
+                    _ = tokio::time::sleep_until(deadline) => {
                         tracing::warn!(
                             conn = conn.id,
                             "peer does not read its results; dropping it"
                         );
-                        conn.cancel.cancel();
+                        conn.cancel();
+                        return;
                     }
-                });
+                }
+            }
+        });
+    }
+
+    /// Queues a data frame, waiting while the data queue is full. Fails once the connection
+    /// is dropped or closing.
+    pub async fn push_data(&self, frame: OutFrame) -> Result<(), Closed> {
+        let mut frame = frame;
+        loop {
+            let room = self.outbox.room();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.is_cancelled() {
+                return Err(Closed);
+            }
+            match self.outbox.try_data(frame) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Closed) => return Err(Closed),
+                Err(Refused::Full(f)) => frame = f,
+            }
+            tokio::select! {
+                _ = self.cancelled() => return Err(Closed),
+                _ = &mut room => {}
             }
         }
     }
+
+    /// For the delivery worker, before it looks for queued deliveries: what is queued from
+    /// now on wakes it again.
+    pub fn worker_looks(&self) {
+        self.outbox.worker.swap(WORKER_RUNNING, Ordering::AcqRel);
+    }
+
+    /// For the delivery worker that found nothing queued: true when it may end (no wake-up
+    /// came since [`ConnHandle::worker_looks`]); false when it must look again.
+    pub fn worker_may_end(&self) -> bool {
+        self.outbox
+            .worker
+            .compare_exchange(
+                WORKER_RUNNING,
+                WORKER_IDLE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
 }
 
-struct Receiver {
-    conn: ConnHandle,
-    wake: std::sync::Arc<Notify>,
-}
+/// Starts the delivery worker of a device's receiving connection (the device's domain key).
+type StartWorker = Box<dyn Fn(String, ConnHandle) + Send + Sync>;
 
 /// Who a connection is: its device and its logged-in user.
 struct ConnEntry {
     domain: String,
     user: Option<String>,
-    cancel: CancellationToken,
+    outbox: Arc<Outbox>,
 }
 
 /// The registry of connections. One per server.
@@ -94,9 +376,12 @@ struct ConnEntry {
 pub struct Hub {
     next_conn: AtomicU64,
     conns: Mutex<HashMap<ConnId, ConnEntry>>,
-    receivers: Mutex<HashMap<String, Receiver>>,
+    /// Each device's receiving connection, by domain key.
+    receivers: Mutex<HashMap<String, ConnHandle>>,
     watchers: Mutex<HashMap<DistributionId, Vec<ConnHandle>>>,
     acks: Mutex<HashMap<DeliveryId, (ConnId, oneshot::Sender<DeliveryOutcome>)>>,
+    /// Starts delivery workers; set once by the server ([`Hub::start_workers_with`]).
+    start_worker: OnceLock<StartWorker>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,7 +406,7 @@ impl Hub {
             ConnEntry {
                 domain: domain_key(domain),
                 user: None,
-                cancel: conn.cancel.clone(),
+                outbox: conn.outbox.clone(),
             },
         );
     }
@@ -144,7 +429,7 @@ impl Hub {
         let mut n = 0;
         for e in lock(&self.conns).values() {
             if e.domain == key {
-                e.cancel.cancel();
+                e.outbox.cancel();
                 n += 1;
             }
         }
@@ -156,43 +441,53 @@ impl Hub {
         let mut n = 0;
         for e in lock(&self.conns).values() {
             if e.user.as_deref() == Some(user) {
-                e.cancel.cancel();
+                e.outbox.cancel();
                 n += 1;
             }
         }
         n
     }
 
-    /// Makes `conn` the device's receiving connection, replacing (and dropping) an older one.
-    /// Returns the notifier its delivery worker waits on.
-    pub fn attach_receiver(&self, domain: &str, conn: ConnHandle) -> std::sync::Arc<Notify> {
-        let wake = std::sync::Arc::new(Notify::new());
-        let old = lock(&self.receivers).insert(
-            domain_key(domain),
-            Receiver {
-                conn,
-                wake: wake.clone(),
-            },
-        );
+    /// How [`Hub::wake`] starts a delivery worker: `start(domain key, connection)`, which
+    /// must run `delivery::run_worker` in a task of its own. Set once, when the server starts.
+    pub fn start_workers_with(&self, start: impl Fn(String, ConnHandle) + Send + Sync + 'static) {
+        if self.start_worker.set(Box::new(start)).is_err() {
+            tracing::error!("delivery workers are already started elsewhere");
+        }
+    }
+
+    /// Makes `conn` the device's receiving connection, replacing (and dropping) an older one,
+    /// and starts its delivery worker, which first pushes what was queued while the device was
+    /// offline.
+    pub fn attach_receiver(&self, domain: &str, conn: ConnHandle) {
+        let key = domain_key(domain);
+        let old = lock(&self.receivers).insert(key.clone(), conn.clone());
         if let Some(old) = old {
             tracing::info!(
                 domain,
-                conn = old.conn.id,
+                conn = old.id,
                 "a newer connection takes over receiving"
             );
-            old.conn.cancel.cancel();
+            old.cancel();
         }
-        wake
+        // Started only after the older connection was cancelled (see `delivery`).
+        if conn.outbox.wake_worker() {
+            self.start(key, conn);
+        }
+    }
+
+    fn start(&self, key: String, conn: ConnHandle) {
+        if let Some(start) = self.start_worker.get() {
+            start(key, conn);
+        }
     }
 
     /// Forgets `conn` as the device's receiving connection, if it still is.
     pub fn detach_receiver(&self, domain: &str, conn: ConnId) {
+        let key = domain_key(domain);
         let mut map = lock(&self.receivers);
-        if map
-            .get(&domain_key(domain))
-            .is_some_and(|r| r.conn.id == conn)
-        {
-            map.remove(&domain_key(domain));
+        if map.get(&key).is_some_and(|r| r.id == conn) {
+            map.remove(&key);
         }
     }
 
@@ -201,13 +496,23 @@ impl Hub {
         lock(&self.receivers).contains_key(&domain_key(domain))
     }
 
-    /// Wakes the delivery workers of these domains (those that are online).
+    /// Tells the delivery workers of these domains (those that are online) that deliveries
+    /// were queued for them, starting the workers that do not run.
     pub fn wake<'a>(&self, domains: impl IntoIterator<Item = &'a str>) {
-        let map = lock(&self.receivers);
-        for d in domains {
-            if let Some(r) = map.get(&domain_key(d)) {
-                r.wake.notify_one();
+        let mut start = Vec::new();
+        {
+            let map = lock(&self.receivers);
+            for d in domains {
+                let key = domain_key(d);
+                if let Some(conn) = map.get(&key) {
+                    if conn.outbox.wake_worker() {
+                        start.push((key, conn.clone()));
+                    }
+                }
             }
+        }
+        for (key, conn) in start {
+            self.start(key, conn);
         }
     }
 

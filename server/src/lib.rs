@@ -126,7 +126,7 @@ impl ServerState {
         }
         let dummy_hash =
             tokio::task::spawn_blocking(|| auth::hash_password("not a password")).await??;
-        Ok(Arc::new(Self {
+        let state = Arc::new(Self {
             config,
             data,
             db,
@@ -139,7 +139,16 @@ impl ServerState {
             dummy_hash,
             throttle: throttle::LoginThrottle::default(),
             uploading: Mutex::new(HashSet::new()),
-        }))
+        });
+        // Delivery workers run only while something is queued for their device; the hub starts
+        // them. A weak reference, so the hub does not keep the state alive.
+        let weak = Arc::downgrade(&state);
+        state.hub.start_workers_with(move |domain, conn| {
+            if let Some(state) = weak.upgrade() {
+                tokio::spawn(delivery::run_worker(state, domain, conn));
+            }
+        });
+        Ok(state)
     }
 
     /// The group files as they are now. The directory scan blocks, so it runs off the async
@@ -217,26 +226,17 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let tls = tls.clone();
-        tracker.spawn(async move {
-            // Each branch boxed: the spawned task is only as large as the branch it runs, so a
-            // plain connection does not carry a TLS connection's state.
-            match tls {
-                None => Box::pin(conn::serve(state, stream, peer.to_string())).await,
-                Some(acceptor) => {
-                    let limit = state.config.handshake_timeout;
-                    let accept = Box::pin(acceptor.accept(stream));
-                    match tokio::time::timeout(limit, accept).await {
-                        Ok(Ok(stream)) => {
-                            Box::pin(conn::serve(state, stream, peer.to_string())).await
-                        }
-                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::info!(%peer, "no TLS handshake in time"),
-                    }
-                }
+        let peer = peer.to_string();
+        // The connection's future is the task itself, holding the permit, and a plain
+        // connection's task does not carry a TLS connection's state.
+        match &tls {
+            None => {
+                tracker.spawn(conn::serve(state, stream, peer, permit));
             }
-            drop(permit);
-        });
+            Some(acceptor) => {
+                tracker.spawn(serve_tls(state, acceptor.clone(), stream, peer, permit));
+            }
+        }
     }
     tracing::info!("shutting down");
     tracker.close();
@@ -247,6 +247,28 @@ pub async fn run(
         tracing::warn!("some connections did not close in time");
     }
     Ok(())
+}
+
+/// Serves one connection after its TLS handshake (within the handshake timeout).
+async fn serve_tls(
+    state: Arc<ServerState>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    // In a block of its own: the accepted stream moves on, and this future keeps no room for
+    // it while the connection is served.
+    let stream = {
+        let limit = state.config.handshake_timeout;
+        let accepted = tokio::time::timeout(limit, Box::pin(acceptor.accept(stream))).await;
+        match accepted {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return tracing::info!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => return tracing::info!(%peer, "no TLS handshake in time"),
+        }
+    };
+    conn::serve(state, stream, peer, permit).await
 }
 
 /// Applies account changes made by `imagecast-server device revoke`, `user remove` and

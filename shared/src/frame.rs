@@ -75,6 +75,12 @@ impl OutFrame {
         let mut buf = self.head.clone().chain(self.data.clone());
         w.write_all_buf(&mut buf).await
     }
+
+    /// The frame as one buffer to write (`write_all_buf` writes it vectored), for a writer
+    /// that keeps only the buffer, not the frame too, while the write is under way.
+    pub fn into_buf(self) -> bytes::buf::Chain<Bytes, Bytes> {
+        self.head.chain(self.data)
+    }
 }
 
 fn frame_len(len: usize) -> Result<u32, ProtoError> {
@@ -140,6 +146,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Reads one frame body; `None` on a clean close between frames.
     pub async fn read_frame(&mut self) -> Result<Option<Vec<u8>>, ProtoError> {
+        match self.read_len().await? {
+            None => Ok(None),
+            Some(len) => self.read_body(len).await.map(Some),
+        }
+    }
+
+    /// Waits for the next frame and reads its length prefix (checked against the limit);
+    /// `None` on a clean close between frames. Then [`FrameReader::read_body`] reads the body.
+    ///
+    /// The two halves of [`FrameReader::read_frame`], for a reader that waits a long time
+    /// between frames: this wait holds only a few bytes of state.
+    pub async fn read_len(&mut self) -> Result<Option<usize>, ProtoError> {
         let mut len = [0u8; LEN_PREFIX];
         let mut got = 0;
         while got < LEN_PREFIX {
@@ -157,6 +175,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if len > self.max {
             return Err(ProtoError::FrameTooLarge { len, max: self.max });
         }
+        Ok(Some(len))
+    }
+
+    /// Reads the body of the frame whose length [`FrameReader::read_len`] returned.
+    pub async fn read_body(&mut self, len: usize) -> Result<Vec<u8>, ProtoError> {
         let mut body = Vec::with_capacity(len.min(CHUNK_SIZE + 4096));
         (&mut self.inner)
             .take(len as u64)
@@ -165,7 +188,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if body.len() < len {
             return Err(ProtoError::Truncated);
         }
-        Ok(Some(body))
+        Ok(body)
     }
 
     /// Reads one frame body as shared bytes (no copy); `None` on a clean close.
