@@ -29,7 +29,7 @@ pub mod spool;
 pub mod throttle;
 pub mod tls;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,7 +94,9 @@ pub struct ServerState {
     pub dummy_hash: String,
     /// Failed-login delays per device and per user.
     pub throttle: throttle::LoginThrottle,
-    uploading: Mutex<HashSet<DistributionId>>,
+    /// Distributions being uploaded: the connection uploading each, and its device's domain
+    /// key.
+    uploading: Mutex<HashMap<DistributionId, (hub::ConnHandle, String)>>,
 }
 
 impl ServerState {
@@ -138,7 +140,7 @@ impl ServerState {
             shutdown,
             dummy_hash,
             throttle: throttle::LoginThrottle::default(),
-            uploading: Mutex::new(HashSet::new()),
+            uploading: Mutex::new(HashMap::new()),
         });
         // Delivery workers run only while something is queued for their device; the hub starts
         // them. A weak reference, so the hub does not keep the state alive.
@@ -160,20 +162,34 @@ impl ServerState {
             .map_err(|e| groups::GroupError::Interrupted(e.to_string()))?
     }
 
-    /// Marks `dist` as being uploaded; false if another connection is uploading it.
-    pub fn claim_upload(&self, dist: DistributionId) -> bool {
-        self.uploading
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(dist)
+    /// Marks `dist` as being uploaded by `conn`, a connection of the device with domain key
+    /// `device`, unless a connection already is: then that connection and its device's key.
+    pub fn claim_upload(
+        &self,
+        dist: DistributionId,
+        conn: &hub::ConnHandle,
+        device: &str,
+    ) -> Result<(), (hub::ConnHandle, String)> {
+        let mut uploading = self.uploading.lock().unwrap_or_else(|e| e.into_inner());
+        match uploading.get(&dist) {
+            Some((holder, key)) => Err((holder.clone(), key.clone())),
+            None => {
+                uploading.insert(dist, (conn.clone(), device.to_owned()));
+                Ok(())
+            }
+        }
     }
 
-    /// Ends [`ServerState::claim_upload`].
-    pub fn release_upload(&self, dist: &DistributionId) {
-        self.uploading
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(dist);
+    /// Ends [`ServerState::claim_upload`] of connection `conn` (a claim another connection
+    /// has taken over since is left alone).
+    pub fn release_upload(&self, dist: &DistributionId, conn: hub::ConnId) {
+        let mut uploading = self.uploading.lock().unwrap_or_else(|e| e.into_inner());
+        if uploading
+            .get(dist)
+            .is_some_and(|(holder, _)| holder.id == conn)
+        {
+            uploading.remove(dist);
+        }
     }
 }
 

@@ -22,8 +22,10 @@ use crate::config::Settings;
 /// Connection attempts a `send` makes before giving up (each retry reuses the distribution ID,
 /// so the server never makes two distributions of one send).
 const SEND_ATTEMPTS: u32 = 3;
-/// Extra 5-second waits while the server still holds an interrupted upload of ours (it lets
-/// go of a dead connection within two heartbeat intervals, 30 s by default).
+/// Extra 5-second waits while the server still holds an interrupted upload of ours. The
+/// server hands an upload over to the same terminal's new connection within seconds; these
+/// waits cover an older connection that takes longer to wind down, and older servers, which
+/// let go only when they notice the dead connection (two heartbeat intervals, 30 s).
 const STALE_UPLOAD_WAITS: u32 = 8;
 
 /// The client configuration for these settings.
@@ -162,8 +164,8 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
                 tracing::warn!(error = %e, "connection lost while sending; retrying");
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
             }
-            // The server has not yet noticed that our previous connection is gone (it does
-            // within two heartbeat intervals): the same upload is still open there.
+            // Our previous connection still holds the same upload on the server, which did
+            // not let go of it in time (see STALE_UPLOAD_WAITS).
             Err(e) if attempt < SEND_ATTEMPTS + STALE_UPLOAD_WAITS && is_stale_upload(&e) => {
                 tracing::warn!("the server still holds the interrupted upload; waiting to retry");
                 tokio::time::sleep(Duration::from_secs(5)).await;

@@ -2,6 +2,7 @@
 //! stores it durably, resolves the destinations and answers "accepted".
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use bytes::Bytes;
 use imagecast_shared::limits::{MAX_PAGE_BYTES, MAX_PAGES};
@@ -17,6 +18,10 @@ use crate::spool::{Upload, UploadError};
 
 /// Most uploads one connection may have open at once.
 const MAX_OPEN_UPLOADS: usize = 4;
+
+/// How long a terminal's new connection waits for its older one to let go of an upload it
+/// takes over (the older one is dropped at once; this covers its winding down).
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
 /// An upload in progress on a connection. Dropping it unfinished removes its spooled pages.
 pub struct UploadState {
@@ -183,46 +188,46 @@ impl Session {
             ));
         }
         let dist = req.dist;
-        let previous = self
-            .state
-            .db
-            .call(move |c| queue::accepted(c, &dist))
-            .await
-            .map_err(storage_error)?;
-        if let Some((sender, destinations)) = previous {
-            if domain_key(&sender) != domain_key(&self.device.domain) {
-                return Err(error(
-                    ErrorCode::BadRequest,
-                    Some("dist"),
-                    format!("distribution ID {dist} belongs to another terminal"),
-                ));
+        // Claimed first: a commit of the same distribution holds the claim until it is done,
+        // so the check below sees every commit that can happen.
+        self.claim(dist).await?;
+        let claimed = async {
+            let previous = self
+                .state
+                .db
+                .call(move |c| queue::accepted(c, &dist))
+                .await
+                .map_err(storage_error)?;
+            match previous {
+                Some(previous) => Ok(Err(previous)),
+                None => {
+                    let snap = self.snapshot().await?;
+                    let destinations = resolve_destinations(
+                        &snap,
+                        &self.device.domain,
+                        &req.groups,
+                        &req.destinations,
+                    )?;
+                    let sizes: Vec<u64> = req.pages.iter().map(|p| p.size).collect();
+                    let upload = self
+                        .state
+                        .spool
+                        .begin(dist, &sizes)
+                        .map_err(storage_error)?;
+                    Ok(Ok((destinations, upload)))
+                }
             }
-            self.watch_dist(dist);
-            return Ok(ServerMsg::Accepted {
-                id,
-                accepted: Accepted {
-                    dist,
-                    destinations,
-                    duplicate: true,
-                },
-            });
         }
-        let snap = self.snapshot().await?;
-        let destinations =
-            resolve_destinations(&snap, &self.device.domain, &req.groups, &req.destinations)?;
-        if !self.state.claim_upload(dist) {
-            return Err(error(
-                ErrorCode::OutOfOrder,
-                Some("dist"),
-                format!("distribution {dist} is being uploaded on another connection"),
-            ));
-        }
-        let sizes: Vec<u64> = req.pages.iter().map(|p| p.size).collect();
-        let upload = match self.state.spool.begin(dist, &sizes) {
-            Ok(u) => u,
+        .await;
+        let (destinations, upload) = match claimed {
+            Ok(Ok(started)) => started,
+            Ok(Err(previous)) => {
+                self.state.release_upload(&dist, self.conn.id);
+                return self.already_accepted(id, dist, previous);
+            }
             Err(e) => {
-                self.state.release_upload(&dist);
-                return Err(storage_error(e));
+                self.state.release_upload(&dist, self.conn.id);
+                return Err(e);
             }
         };
         self.uploads.insert(
@@ -235,6 +240,76 @@ impl Session {
             },
         );
         Ok(ServerMsg::UploadReady { id })
+    }
+
+    /// The answer to a distribution this terminal's earlier connection already committed.
+    fn already_accepted(
+        &mut self,
+        id: RequestId,
+        dist: DistributionId,
+        previous: (String, Vec<Destination>),
+    ) -> Result<ServerMsg, ErrorInfo> {
+        let (sender, destinations) = previous;
+        if domain_key(&sender) != domain_key(&self.device.domain) {
+            return Err(error(
+                ErrorCode::BadRequest,
+                Some("dist"),
+                format!("distribution ID {dist} belongs to another terminal"),
+            ));
+        }
+        self.watch_dist(dist);
+        Ok(ServerMsg::Accepted {
+            id,
+            accepted: Accepted {
+                dist,
+                destinations,
+                duplicate: true,
+            },
+        })
+    }
+
+    /// Claims the upload of `dist` for this connection. An older connection of the same
+    /// terminal that still holds it is dropped: the terminal is retrying after losing that
+    /// connection, which the server may not have noticed yet (it would after two heartbeat
+    /// intervals). Refused when another terminal uploads the same distribution ID, when this
+    /// connection already does, or when the older connection does not let go in time.
+    async fn claim(&mut self, dist: DistributionId) -> Result<(), ErrorInfo> {
+        let key = domain_key(&self.device.domain).into_owned();
+        let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+        loop {
+            let (holder, holder_key) = match self.state.claim_upload(dist, &self.conn, &key) {
+                Ok(()) => return Ok(()),
+                Err(held) => held,
+            };
+            let refuse = |why: String| Err(error(ErrorCode::OutOfOrder, Some("dist"), why));
+            if holder.id == self.conn.id {
+                return refuse(format!(
+                    "distribution {dist} is already being uploaded on this connection"
+                ));
+            }
+            if holder_key != key {
+                return refuse(format!(
+                    "distribution {dist} is being uploaded on another connection"
+                ));
+            }
+            if !holder.is_cancelled() {
+                tracing::info!(
+                    %dist,
+                    device = %self.device.domain,
+                    old = holder.id,
+                    new = self.conn.id,
+                    "the terminal uploads again on a new connection; dropping the older one"
+                );
+                holder.cancel();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return refuse(format!(
+                    "distribution {dist} is still being uploaded on an older connection; \
+                     try again in a moment"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub(super) fn page_data(
@@ -284,7 +359,7 @@ impl Session {
         };
         let dist = st.request.dist;
         let result = self.commit_upload(&mut st).await;
-        self.state.release_upload(&dist);
+        self.state.release_upload(&dist, self.conn.id);
         let destinations = result?;
         tracing::info!(
             %dist,

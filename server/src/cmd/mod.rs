@@ -80,7 +80,7 @@ impl Session {
     /// Forgets every open upload (the connection is closing).
     pub fn close(&mut self) {
         for (_, st) in self.uploads.drain() {
-            self.state.release_upload(&st.dist());
+            self.state.release_upload(&st.dist(), self.conn.id);
         }
         self.state.hub.unwatch_all(self.conn.id, &self.watching);
     }
@@ -153,7 +153,7 @@ impl Session {
             ClientMsg::CommitDistribution { id, upload } => (id, self.commit(id, upload).await),
             ClientMsg::AbortDistribution { upload } => {
                 if let Some(st) = self.uploads.remove(&upload) {
-                    self.state.release_upload(&st.dist());
+                    self.state.release_upload(&st.dist(), self.conn.id);
                 }
                 return None;
             }

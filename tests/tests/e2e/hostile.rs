@@ -1006,3 +1006,97 @@ async fn a_burst_of_connects_beyond_the_listen_backlog_is_accepted() {
     }
     assert_eq!(open, 0, "{open} of {n} connections were never accepted");
 }
+
+/// A terminal that lost its connection in the middle of an upload and retries the same
+/// distribution on a new connection takes the upload over at once: its older connection is
+/// dropped (the server would notice it was gone only after two heartbeat intervals), and the
+/// image is accepted once. Nobody else may take it, and one connection may not begin it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_upload_takes_over_from_the_terminals_older_connection() {
+    let server = TestServer::start_demo().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bystander = Receiver::start(&server, BYSTANDER, &work.path().join("osk"), true)
+        .await
+        .unwrap();
+    let with_id = |msg: &ClientMsg, new: u64| {
+        let mut msg = msg.clone();
+        if let ClientMsg::BeginDistribution { id, .. } = &mut msg {
+            *id = new;
+        }
+        msg
+    };
+
+    let mut old = Raw::logged_in(&server, SENDER).await;
+    let up = old.id();
+    let request = begin(up, vec![page("a.png", 10)]);
+    let ClientMsg::BeginDistribution { request: req, .. } = &request else {
+        unreachable!()
+    };
+    let dist = req.dist;
+    old.send(&request).await;
+    assert_eq!(old.next().await, ServerMsg::UploadReady { id: up });
+    old.send(&data(up, 0, 0, 4)).await;
+    old.sync().await;
+
+    let again = old.id();
+    let e = old.refused(again, &with_id(&request, again)).await;
+    assert_error(&e, ErrorCode::OutOfOrder, Some("dist"), "begun twice");
+    assert!(e.message.contains("this connection"), "{e:?}");
+
+    let mut other = Raw::logged_in(&server, BYSTANDER).await;
+    let theirs = other.id();
+    let e = other.refused(theirs, &with_id(&request, theirs)).await;
+    assert_error(&e, ErrorCode::OutOfOrder, Some("dist"), "another terminal");
+    assert!(e.message.contains("another connection"), "{e:?}");
+    old.sync().await;
+
+    // The same terminal again, on a new connection.
+    let mut new = Raw::logged_in(&server, SENDER).await;
+    let up2 = new.id();
+    new.send(&with_id(&request, up2)).await;
+    assert_eq!(new.next().await, ServerMsg::UploadReady { id: up2 });
+    let dropped = tokio::time::timeout(LIMIT, async {
+        while let Ok(Some(_)) = old.reader.read_msg::<ServerMsg>("m").await {}
+    })
+    .await;
+    assert!(dropped.is_ok(), "the older connection is still open");
+
+    new.send(&data(up2, 0, 0, 10)).await;
+    let commit = new.id();
+    new.send(&ClientMsg::CommitDistribution {
+        id: commit,
+        upload: up2,
+    })
+    .await;
+    match new.next().await {
+        ServerMsg::Accepted { id, accepted } => {
+            assert_eq!(id, commit);
+            assert_eq!(accepted.dist, dist);
+            assert!(!accepted.duplicate);
+        }
+        other => panic!("commit: {other:?}"),
+    }
+    assert!(
+        bystander.wait_for(1, LIMIT).await,
+        "the image did not arrive"
+    );
+
+    // Once accepted, beginning it again only reports what was accepted.
+    let last = new.id();
+    new.send(&with_id(&request, last)).await;
+    loop {
+        match new.next().await {
+            // The sender watches its distribution: its progress comes in between.
+            ServerMsg::Progress { .. } | ServerMsg::DistributionDone { .. } => {}
+            ServerMsg::Accepted { id, accepted } => {
+                assert_eq!(id, last);
+                assert!(accepted.duplicate);
+                break;
+            }
+            other => panic!("begun after the commit: {other:?}"),
+        }
+    }
+    bystander_served(&server, &bystander, 2).await;
+    assert_eq!(bystander.count(), 2, "the taken-over image arrived twice");
+    bystander.stop().await;
+}
