@@ -273,19 +273,29 @@ fn send_frames<'a, S: AsyncWrite>(
                     continue;
                 }
             };
-            {
-                // In a block: these need no room while the write is under way.
-                let limit = if last { LAST_WRITE } else { heartbeat * 2 };
-                let stalled = Instant::now() + limit;
-                let wake = match silence.deadline(heartbeat * 2) {
-                    Some(s) if !last => s.min(stalled),
-                    _ => stalled,
-                };
-                timer.as_mut().reset(wake);
-            }
-            let written = tokio::select! {
-                r = wr.write_all_buf(&mut buf) => Some(r),
-                _ = &mut timer => None,
+            let limit = if last { LAST_WRITE } else { heartbeat * 2 };
+            let stalled = Instant::now() + limit;
+            let written = {
+                let write = wr.write_all_buf(&mut buf);
+                tokio::pin!(write);
+                loop {
+                    // The peer may speak while the write is under way: its silence deadline is
+                    // looked at again each time the timer fires; the stall limit stays.
+                    let wake = match silence.deadline(heartbeat * 2) {
+                        Some(s) if !last => s.min(stalled),
+                        _ => stalled,
+                    };
+                    timer.as_mut().reset(wake);
+                    tokio::select! {
+                        r = &mut write => break Some(r),
+                        _ = &mut timer => {
+                            let now = Instant::now();
+                            if now >= stalled || (!last && silence.expire(now, heartbeat * 2)) {
+                                break None;
+                            }
+                        }
+                    }
+                }
             };
             match written {
                 Some(Ok(())) => {}
@@ -297,7 +307,7 @@ fn send_frames<'a, S: AsyncWrite>(
                 None if last => return false,
                 None => {
                     // The peer went silent, or stopped reading.
-                    if !silence.expire(Instant::now(), heartbeat * 2) {
+                    if silence.expired().is_none() {
                         tracing::warn!(
                             "peer stopped reading for {} s; dropping it",
                             (heartbeat * 2).as_secs()

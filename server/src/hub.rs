@@ -461,14 +461,22 @@ impl Hub {
     /// offline.
     pub fn attach_receiver(&self, domain: &str, conn: ConnHandle) {
         let key = domain_key(domain);
-        let old = lock(&self.receivers).insert(key.clone(), conn.clone());
+        let old = {
+            let mut receivers = lock(&self.receivers);
+            let old = receivers.insert(key.clone(), conn.clone());
+            // Cancelled before the lock is let go: a `wake` that finds the new connection
+            // then starts its worker only once the older one is cancelled.
+            if let Some(old) = &old {
+                old.cancel();
+            }
+            old
+        };
         if let Some(old) = old {
             tracing::info!(
                 domain,
                 conn = old.id,
                 "a newer connection takes over receiving"
             );
-            old.cancel();
         }
         // Started only after the older connection was cancelled (see `delivery`).
         if conn.outbox.wake_worker() {

@@ -530,6 +530,7 @@ fn write_atomically(
     file.set_permissions(permissions).map_err(io)?;
     file.sync_all().map_err(io)?;
     inner.fsyncs.fetch_add(1, Ordering::Relaxed);
+    let written = file.metadata().map_err(io)?;
     drop(file);
 
     // The last look before the rename: did the operator save the file since we read it?
@@ -544,15 +545,33 @@ fn write_atomically(
     inner.writes.fetch_add(1, Ordering::Relaxed);
     // The table learns the new content from us instead of reading and parsing it again; at
     // once, before the directory's fsync, or a snapshot taken meanwhile would read it.
+    // Only if the file there is still ours: an operator's save right after the rename must be
+    // read from disk, not hidden behind our content with its stamp.
     if let (Ok(meta), Some(name)) = (
         fs::metadata(path),
         path.file_name().and_then(|n| n.to_str()),
     ) {
-        inner.groups.remember(name, &meta, Arc::clone(parsed));
+        if same_inode(&meta, &written) {
+            inner.groups.remember(name, &meta, Arc::clone(parsed));
+        }
     }
     sync_dir(dir)?;
     inner.fsyncs.fetch_add(1, Ordering::Relaxed);
     Ok(true)
+}
+
+/// Whether two metadata describe the same file (always true where inodes are not known).
+fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
+    }
 }
 
 /// A new hidden temporary file next to `path`: `.NAME.rec.tmp-PID-N`.
