@@ -24,6 +24,9 @@ const RESULT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Replies and events a connection may have queued before it counts as not reading.
 pub const CONTROL_QUEUE: usize = 1024;
+/// Bytes of replies and events a connection may have queued (a client that asks for large
+/// listings without reading the answers is dropped before it costs more than this).
+pub const CONTROL_BYTES: usize = 16 * 1024 * 1024;
 /// Delivered-page frames queued per connection (each at most one chunk).
 pub const DATA_QUEUE: usize = 8;
 
@@ -57,6 +60,8 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct Queues {
     control: VecDeque<OutFrame>,
+    /// The bytes of the frames in `control`.
+    control_bytes: usize,
     data: VecDeque<OutFrame>,
     /// The connection is ending: the writer sends what control frames remain, then stops.
     closing: bool,
@@ -98,9 +103,12 @@ impl Outbox {
             if q.shut {
                 return Err(Refused::Closed);
             }
-            if q.control.len() >= CONTROL_QUEUE {
+            let bytes = frame.wire_len();
+            let over_budget = !q.control.is_empty() && q.control_bytes + bytes > CONTROL_BYTES;
+            if q.control.len() >= CONTROL_QUEUE || over_budget {
                 return Err(Refused::Full(frame));
             }
+            q.control_bytes += bytes;
             q.control.push_back(frame);
         }
         self.ready.notify_one();
@@ -141,15 +149,14 @@ impl Outbox {
     pub fn pop(&self) -> Next {
         let mut q = lock(&self.queues);
         if let Some(frame) = q.control.pop_front() {
-            let was_full = q.control.len() + 1 >= CONTROL_QUEUE;
+            q.control_bytes -= frame.wire_len();
             if q.control.is_empty() {
                 q.control = VecDeque::new();
             }
             let closing = q.closing;
             drop(q);
-            if was_full {
-                self.room.notify_waiters();
-            }
+            // A patient frame may be waiting for room (in frames or in bytes).
+            self.room.notify_waiters();
             return if closing {
                 Next::Last(frame)
             } else {
@@ -190,6 +197,7 @@ impl Outbox {
             let mut q = lock(&self.queues);
             q.closing = true;
             q.shut = true;
+            q.control_bytes = 0;
             (std::mem::take(&mut q.control), std::mem::take(&mut q.data))
         };
         drop((control, data));
@@ -606,5 +614,48 @@ impl Hub {
         if map.get(&delivery).is_some_and(|(c, _)| *c == conn) {
             map.remove(&delivery);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn notice(bytes: usize) -> OutFrame {
+        OutFrame::encode(&ServerMsg::Notice {
+            text: "x".repeat(bytes),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_peer_that_reads_nothing_is_dropped_by_frames_or_by_bytes() {
+        // Small frames: the count limit.
+        let conn = ConnHandle::new(1, CancellationToken::new());
+        for _ in 0..CONTROL_QUEUE {
+            assert!(conn.push(notice(10)));
+        }
+        assert!(!conn.is_cancelled());
+        assert!(!conn.push(notice(10)));
+        assert!(conn.is_cancelled());
+
+        // Large frames (listings of big groups): the byte limit, long before the count.
+        let conn = ConnHandle::new(2, CancellationToken::new());
+        let mib = 1024 * 1024;
+        for _ in 0..CONTROL_BYTES / mib - 1 {
+            assert!(conn.push(notice(mib)));
+        }
+        assert!(!conn.push(notice(mib)));
+        assert!(conn.is_cancelled());
+
+        // A frame larger than the whole budget still goes out when nothing else is queued,
+        // and what the writer takes makes room again.
+        let conn = ConnHandle::new(3, CancellationToken::new());
+        assert!(conn.push(notice(CONTROL_BYTES + 1)));
+        assert!(matches!(conn.outbox.pop(), Next::Frame(_)));
+        assert!(conn.push(notice(mib)));
+        assert!(!conn.is_cancelled());
     }
 }
