@@ -163,32 +163,50 @@ impl ServerState {
     }
 
     /// Marks `dist` as being uploaded by `conn`, a connection of the device with domain key
-    /// `device`, unless a connection already is: then that connection and its device's key.
+    /// `device`, until the returned claim is dropped; unless a connection already is: then
+    /// that connection and its device's key.
     pub fn claim_upload(
-        &self,
+        self: &Arc<Self>,
         dist: DistributionId,
         conn: &hub::ConnHandle,
         device: &str,
-    ) -> Result<(), (hub::ConnHandle, String)> {
+    ) -> Result<UploadClaim, (hub::ConnHandle, String)> {
         let mut uploading = self.uploading.lock().unwrap_or_else(|e| e.into_inner());
         match uploading.get(&dist) {
             Some((holder, key)) => Err((holder.clone(), key.clone())),
             None => {
                 uploading.insert(dist, (conn.clone(), device.to_owned()));
-                Ok(())
+                Ok(UploadClaim {
+                    state: Arc::clone(self),
+                    dist,
+                    conn: conn.id,
+                })
             }
         }
     }
+}
 
-    /// Ends [`ServerState::claim_upload`] of connection `conn` (a claim another connection
-    /// has taken over since is left alone).
-    pub fn release_upload(&self, dist: &DistributionId, conn: hub::ConnId) {
-        let mut uploading = self.uploading.lock().unwrap_or_else(|e| e.into_inner());
+/// One connection's claim on the upload of one distribution ([`ServerState::claim_upload`]);
+/// let go when dropped, whichever way the upload ends (commit, abort, an error, the
+/// connection closing). A claim another connection has taken over since is left alone.
+pub struct UploadClaim {
+    state: Arc<ServerState>,
+    dist: DistributionId,
+    conn: hub::ConnId,
+}
+
+impl Drop for UploadClaim {
+    fn drop(&mut self) {
+        let mut uploading = self
+            .state
+            .uploading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if uploading
-            .get(dist)
-            .is_some_and(|(holder, _)| holder.id == conn)
+            .get(&self.dist)
+            .is_some_and(|(holder, _)| holder.id == self.conn)
         {
-            uploading.remove(dist);
+            uploading.remove(&self.dist);
         }
     }
 }

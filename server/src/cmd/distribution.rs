@@ -12,6 +12,7 @@ use imagecast_shared::msg::{
 use imagecast_shared::{DistributionId, RequestId};
 
 use super::{Session, check_name, error};
+use crate::UploadClaim;
 use crate::groups::{GroupSnapshot, domain_key};
 use crate::queue::{self, NewDistribution};
 use crate::spool::{Upload, UploadError};
@@ -23,19 +24,14 @@ const MAX_OPEN_UPLOADS: usize = 4;
 /// takes over (the older one is dropped at once; this covers its winding down).
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
-/// An upload in progress on a connection. Dropping it unfinished removes its spooled pages.
+/// An upload in progress on a connection. Dropping it unfinished removes its spooled pages;
+/// dropping it lets go of its claim.
 pub struct UploadState {
     request: BeginDistribution,
     destinations: Vec<Destination>,
     upload: Option<Upload>,
     failed: Option<ErrorInfo>,
-}
-
-impl UploadState {
-    /// The distribution being uploaded.
-    pub fn dist(&self) -> DistributionId {
-        self.request.dist
-    }
+    _claim: UploadClaim,
 }
 
 /// Resolves groups and individual destinations to destinations, each once (FIG. 4, S42–S43).
@@ -190,46 +186,26 @@ impl Session {
         let dist = req.dist;
         // Claimed first: a commit of the same distribution holds the claim until it is done,
         // so the check below sees every commit that can happen.
-        self.claim(dist).await?;
-        let claimed = async {
-            let previous = self
-                .state
-                .db
-                .call(move |c| queue::accepted(c, &dist))
-                .await
-                .map_err(storage_error)?;
-            match previous {
-                Some(previous) => Ok(Err(previous)),
-                None => {
-                    let snap = self.snapshot().await?;
-                    let destinations = resolve_destinations(
-                        &snap,
-                        &self.device.domain,
-                        &req.groups,
-                        &req.destinations,
-                    )?;
-                    let sizes: Vec<u64> = req.pages.iter().map(|p| p.size).collect();
-                    let upload = self
-                        .state
-                        .spool
-                        .begin(dist, &sizes)
-                        .map_err(storage_error)?;
-                    Ok(Ok((destinations, upload)))
-                }
-            }
+        // Every return below before the upload is stored lets go of the claim (it drops).
+        let claim = self.claim(dist).await?;
+        let previous = self
+            .state
+            .db
+            .call(move |c| queue::accepted(c, &dist))
+            .await
+            .map_err(storage_error)?;
+        if let Some(previous) = previous {
+            return self.already_accepted(id, dist, previous);
         }
-        .await;
-        let (destinations, upload) = match claimed {
-            Ok(Ok(started)) => started,
-            Ok(Err(previous)) => {
-                self.state.release_upload(&dist, self.conn.id);
-                return self.already_accepted(id, dist, previous);
-            }
-            Err(e) => {
-                self.state.release_upload(&dist, self.conn.id);
-                return Err(e);
-            }
-        };
+        let snap = self.snapshot().await?;
+        let destinations =
+            resolve_destinations(&snap, &self.device.domain, &req.groups, &req.destinations)?;
+        let sizes: Vec<u64> = req.pages.iter().map(|p| p.size).collect();
+        let upload = self
+            .state
+            .spool
+            .begin(dist, &sizes)
+            .map_err(storage_error)?;
         self.uploads.insert(
             id,
             UploadState {
@@ -237,6 +213,7 @@ impl Session {
                 destinations,
                 upload: Some(upload),
                 failed: None,
+                _claim: claim,
             },
         );
         Ok(ServerMsg::UploadReady { id })
@@ -273,12 +250,12 @@ impl Session {
     /// connection, which the server may not have noticed yet (it would after two heartbeat
     /// intervals). Refused when another terminal uploads the same distribution ID, when this
     /// connection already does, or when the older connection does not let go in time.
-    async fn claim(&mut self, dist: DistributionId) -> Result<(), ErrorInfo> {
+    async fn claim(&mut self, dist: DistributionId) -> Result<UploadClaim, ErrorInfo> {
         let key = domain_key(&self.device.domain).into_owned();
         let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
         loop {
             let (holder, holder_key) = match self.state.claim_upload(dist, &self.conn, &key) {
-                Ok(()) => return Ok(()),
+                Ok(claim) => return Ok(claim),
                 Err(held) => held,
             };
             let refuse = |why: String| Err(error(ErrorCode::OutOfOrder, Some("dist"), why));
@@ -359,7 +336,8 @@ impl Session {
         };
         let dist = st.request.dist;
         let result = self.commit_upload(&mut st).await;
-        self.state.release_upload(&dist, self.conn.id);
+        // The claim was held until the commit was on disk; now it goes.
+        drop(st);
         let destinations = result?;
         tracing::info!(
             %dist,

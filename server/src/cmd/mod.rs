@@ -79,9 +79,8 @@ pub fn check_name(field: &str, value: &str) -> Result<(), ErrorInfo> {
 impl Session {
     /// Forgets every open upload (the connection is closing).
     pub fn close(&mut self) {
-        for (_, st) in self.uploads.drain() {
-            self.state.release_upload(&st.dist(), self.conn.id);
-        }
+        // Each upload's spooled pages and claim go with it.
+        self.uploads.clear();
         self.state.hub.unwatch_all(self.conn.id, &self.watching);
     }
 
@@ -152,9 +151,8 @@ impl Session {
             },
             ClientMsg::CommitDistribution { id, upload } => (id, self.commit(id, upload).await),
             ClientMsg::AbortDistribution { upload } => {
-                if let Some(st) = self.uploads.remove(&upload) {
-                    self.state.release_upload(&st.dist(), self.conn.id);
-                }
+                // Its spooled pages and claim go with it.
+                self.uploads.remove(&upload);
                 return None;
             }
             ClientMsg::WatchDistribution { id, dist } => (id, self.watch(id, dist).await),
