@@ -1,12 +1,14 @@
 //! Devices and users: who may connect, and who may act.
 //!
-//! A device is a terminal allowed to connect: its network domain name, a destination name, a
-//! kind, and a random token of which only a SHA-256 digest is stored (a 256-bit random token
-//! needs no slow hash; the digest comparison runs in constant time). A user has an ID, a role
+//! A device is a terminal allowed to connect: its network domain name (stored and looked up
+//! by its [`domain_key`], so `2001:0db8::5` finds `2001:db8::5`), a destination name, a kind,
+//! and a random token of which only a SHA-256 digest is stored (a 256-bit random token needs
+//! no slow hash; the digest comparison runs in constant time). A user has an ID, a role
 //! and an argon2 password hash; hashing runs off the async threads.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use imagecast_shared::domain::domain_key;
 use imagecast_shared::msg::{DeviceKind, Role};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -26,6 +28,10 @@ pub struct Device {
     pub kind: DeviceKind,
     /// True once the token was revoked.
     pub revoked: bool,
+    /// When [`check_token`] began to read the token it found valid (wall-clock ms, taken
+    /// before the read); 0 for a device only looked up. A token change or revocation at or
+    /// after this time drops the connection (see [`account_events_after`]).
+    pub checked_ms: i64,
 }
 
 /// A user as stored.
@@ -79,6 +85,7 @@ pub fn add_device(
     name: &str,
     kind: DeviceKind,
 ) -> Result<String, AuthError> {
+    let domain = &*domain_key(domain);
     let token = new_token()?;
     let inserted = conn.execute(
         "INSERT OR IGNORE INTO devices (domain, name, kind, token_hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -90,8 +97,11 @@ pub fn add_device(
     Ok(token)
 }
 
-/// Replaces a device's token (un-revoking it) and returns the new one.
+/// Replaces a device's token (un-revoking it) and returns the new one. The running server
+/// drops the connections opened with the old token within a second (through the account
+/// events it watches).
 pub fn reissue_token(conn: &Connection, domain: &str) -> Result<String, AuthError> {
+    let domain = &*domain_key(domain);
     let token = new_token()?;
     let n = conn.execute(
         "UPDATE devices SET token_hash = ?2, revoked = 0 WHERE domain = ?1",
@@ -100,12 +110,16 @@ pub fn reissue_token(conn: &Connection, domain: &str) -> Result<String, AuthErro
     if n == 0 {
         return Err(AuthError::Missing(format!("device {domain}")));
     }
+    // Written after the change is committed, so its time is after every check that could
+    // still have seen the old token.
+    account_event(conn, EVENT_DEVICE_TOKEN, domain)?;
     Ok(token)
 }
 
 /// Revokes a device's token: it can no longer connect, and the running server drops its
 /// connections within a second (through the account events it watches).
 pub fn revoke_device(conn: &Connection, domain: &str) -> Result<(), AuthError> {
+    let domain = &*domain_key(domain);
     let n = conn.execute(
         "UPDATE devices SET revoked = 1, revoked_ms = ?2 WHERE domain = ?1",
         params![domain, now_ms()],
@@ -118,6 +132,8 @@ pub fn revoke_device(conn: &Connection, domain: &str) -> Result<(), AuthError> {
 
 /// Account event: a device's token was revoked.
 pub const EVENT_DEVICE_REVOKED: &str = "device-revoked";
+/// Account event: a device was given a new token (the old one stops working).
+pub const EVENT_DEVICE_TOKEN: &str = "device-token";
 /// Account event: a user was removed.
 pub const EVENT_USER_REMOVED: &str = "user-removed";
 /// Account event: a user's password changed.
@@ -131,16 +147,35 @@ fn account_event(conn: &Connection, kind: &str, name: &str) -> Result<(), AuthEr
     Ok(())
 }
 
-/// Account events after `seq`: (seq, kind, name), oldest first.
-pub fn account_events_after(
-    conn: &Connection,
-    seq: i64,
-) -> Result<Vec<(i64, String, String)>, AuthError> {
+/// A change to devices or users that the running server applies to live connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountEvent {
+    /// Its number; later events have higher ones.
+    pub seq: i64,
+    /// When it was written (wall-clock ms), after the change itself was committed: a device
+    /// event concerns the connections whose token was checked at or before this
+    /// ([`Device::checked_ms`]).
+    pub at_ms: i64,
+    /// One of the `EVENT_*` kinds.
+    pub kind: String,
+    /// The device's domain or the user ID.
+    pub name: String,
+}
+
+/// Account events after `seq`, oldest first.
+pub fn account_events_after(conn: &Connection, seq: i64) -> Result<Vec<AccountEvent>, AuthError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, kind, name FROM account_events WHERE seq > ?1 ORDER BY seq LIMIT 1000",
+        "SELECT seq, at_ms, kind, name FROM account_events WHERE seq > ?1 ORDER BY seq LIMIT 1000",
     )?;
     let rows = stmt
-        .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([seq], |r| {
+            Ok(AccountEvent {
+                seq: r.get(0)?,
+                at_ms: r.get(1)?,
+                kind: r.get(2)?,
+                name: r.get(3)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -190,8 +225,9 @@ pub fn failed_logins(
     Ok(rows)
 }
 
-/// Looks a device up by domain (case-insensitive).
+/// Looks a device up by domain (any spelling of its [`domain_key`]).
 pub fn device(conn: &Connection, domain: &str) -> Result<Option<Device>, AuthError> {
+    let domain = &*domain_key(domain);
     Ok(conn
         .query_row(
             "SELECT domain, name, kind, revoked FROM devices WHERE domain = ?1",
@@ -211,6 +247,7 @@ pub fn device(conn: &Connection, domain: &str) -> Result<Option<Device>, AuthErr
             name,
             kind: DeviceKind::parse(&kind).unwrap_or(DeviceKind::Pc),
             revoked,
+            checked_ms: 0,
         }))
 }
 
@@ -242,8 +279,15 @@ pub enum TokenCheck {
     Revoked,
 }
 
-/// Checks a device's token in constant time.
+/// Checks a device's token in constant time. The answer names the device: a caller must
+/// give [`TokenCheck::UnknownDevice`] and [`TokenCheck::BadToken`] the same answer, or device
+/// names can be found out without a token.
 pub fn check_token(conn: &Connection, domain: &str, token: &str) -> Result<TokenCheck, AuthError> {
+    let domain = &*domain_key(domain);
+    // Before the read: a token change committed after it cannot have been seen.
+    let checked_ms = now_ms();
+    // Digested before the lookup, so an unknown device costs the same as a known one.
+    let digest = token_digest(token);
     let row: Option<Vec<u8>> = conn
         .query_row(
             "SELECT token_hash FROM devices WHERE domain = ?1",
@@ -254,13 +298,13 @@ pub fn check_token(conn: &Connection, domain: &str, token: &str) -> Result<Token
     let Some(stored) = row else {
         return Ok(TokenCheck::UnknownDevice);
     };
-    let good: bool = token_digest(token)[..].ct_eq(&stored[..]).into();
+    let good: bool = digest[..].ct_eq(&stored[..]).into();
     if !good {
         return Ok(TokenCheck::BadToken);
     }
     match device(conn, domain)? {
         Some(d) if d.revoked => Ok(TokenCheck::Revoked),
-        Some(d) => Ok(TokenCheck::Valid(d)),
+        Some(d) => Ok(TokenCheck::Valid(Device { checked_ms, ..d })),
         None => Ok(TokenCheck::UnknownDevice),
     }
 }
@@ -409,9 +453,10 @@ mod tests {
             TokenCheck::Revoked
         );
         let fresh = reissue_token(&conn, "pc1.example").unwrap();
+        let reissued_ms = account_events_after(&conn, 0).unwrap()[1].at_ms;
         assert!(matches!(
             check_token(&conn, "pc1.example", &fresh).unwrap(),
-            TokenCheck::Valid(_)
+            TokenCheck::Valid(d) if d.checked_ms >= reissued_ms
         ));
         assert_eq!(
             check_token(&conn, "pc1.example", &token).unwrap(),
@@ -429,16 +474,19 @@ mod tests {
             Err(AuthError::Missing(_))
         ));
         let events = account_events_after(&conn, 0).unwrap();
-        let kinds: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
             [
                 EVENT_DEVICE_REVOKED,
+                EVENT_DEVICE_TOKEN,
                 EVENT_USER_PASSWORD,
                 EVENT_USER_REMOVED
             ]
         );
-        assert_eq!(last_account_event(&conn).unwrap(), events[2].0);
+        assert!(events.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        assert_eq!(events[1].name, "pc1.example");
+        assert_eq!(last_account_event(&conn).unwrap(), events[3].seq);
         record_failed_login(&conn, "pc1.example", "1001", "127.0.0.1:5").unwrap();
         assert_eq!(failed_logins(&conn, 10).unwrap()[0].user, "1001");
     }

@@ -112,7 +112,7 @@ fn start(state: &Arc<ServerState>, device: Device, receive: bool, peer: String) 
     let cancel = state.shutdown.child_token();
     let conn = ConnHandle::new(state.hub.next_conn_id(), cancel);
     tracing::info!(conn = conn.id, %peer, device = %device.domain, receive, "terminal connected");
-    state.hub.attach(&conn, &device.domain);
+    state.hub.attach(&conn, &device.domain, device.checked_ms);
     if receive {
         state.hub.attach_receiver(&device.domain, conn.clone());
     }
@@ -519,22 +519,32 @@ async fn check_device(state: &ServerState, hello: &Hello) -> Result<Device, (Ref
             })
         })
         .await;
+    // The name as the peer wrote it, safe to log and to send back.
+    let shown = imagecast_shared::text::escape(&hello.device);
+    // An unknown device and a wrong token get the same answer, so that device names cannot
+    // be found out without a token; only the log tells them apart.
+    let unknown_or_wrong = || {
+        (
+            RefusalCode::BadToken,
+            format!(
+                "device {} is unknown or its token is wrong (the administrator adds devices with `imagecast-server device add` and issues tokens with `imagecast-server device token`)",
+                shown
+            ),
+        )
+    };
     match check {
         Ok(TokenCheck::Valid(d)) => Ok(d),
-        Ok(TokenCheck::UnknownDevice) => Err((
-            RefusalCode::UnknownDevice,
-            format!(
-                "device {} is not known to this server (the administrator adds it with `imagecast-server device add`)",
-                hello.device
-            ),
-        )),
-        Ok(TokenCheck::BadToken) => Err((
-            RefusalCode::BadToken,
-            format!("wrong device token for {}", hello.device),
-        )),
+        Ok(TokenCheck::UnknownDevice) => {
+            tracing::info!(device = %shown, "hello from an unknown device");
+            Err(unknown_or_wrong())
+        }
+        Ok(TokenCheck::BadToken) => {
+            tracing::info!(device = %shown, "hello with a wrong device token");
+            Err(unknown_or_wrong())
+        }
         Ok(TokenCheck::Revoked) => Err((
             RefusalCode::Revoked,
-            format!("the token of device {} was revoked", hello.device),
+            format!("the token of device {shown} was revoked"),
         )),
         Err(e) => {
             tracing::error!(error = %e, "cannot check a device token");

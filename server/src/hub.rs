@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use imagecast_shared::domain::domain_key;
 use imagecast_shared::frame::OutFrame;
 use imagecast_shared::msg::{DeliveryOutcome, ServerMsg};
 use imagecast_shared::{DeliveryId, DistributionId};
@@ -376,6 +377,10 @@ type StartWorker = Box<dyn Fn(String, ConnHandle) + Send + Sync>;
 struct ConnEntry {
     domain: String,
     user: Option<String>,
+    /// When its device token was checked (wall-clock ms): a token change or revocation at
+    /// or after this drops the connection, one before it does not (a revoked device given a
+    /// new token connects again).
+    checked_ms: i64,
     outbox: Arc<Outbox>,
 }
 
@@ -396,24 +401,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The key a domain is filed under (domains compare case-insensitively).
-pub fn domain_key(domain: &str) -> String {
-    domain.to_ascii_lowercase()
-}
-
 impl Hub {
     /// A fresh connection ID.
     pub fn next_conn_id(&self) -> ConnId {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Files a new authenticated connection under its device.
-    pub fn attach(&self, conn: &ConnHandle, domain: &str) {
+    /// Files a new authenticated connection under its device, whose token was checked at
+    /// `checked_ms` (wall-clock ms, see [`Hub::drop_device`]).
+    pub fn attach(&self, conn: &ConnHandle, domain: &str, checked_ms: i64) {
         lock(&self.conns).insert(
             conn.id,
             ConnEntry {
-                domain: domain_key(domain),
+                domain: domain_key(domain).into_owned(),
                 user: None,
+                checked_ms,
                 outbox: conn.outbox.clone(),
             },
         );
@@ -431,12 +433,14 @@ impl Hub {
         }
     }
 
-    /// Drops every connection of a device (its token was revoked). Returns how many.
-    pub fn drop_device(&self, domain: &str) -> usize {
+    /// Drops the connections of a device whose token was checked at or before `up_to_ms`
+    /// (wall-clock ms): its token was revoked or replaced then, and those connections used
+    /// the old one. Connections opened with a newer token stay. Returns how many.
+    pub fn drop_device(&self, domain: &str, up_to_ms: i64) -> usize {
         let key = domain_key(domain);
         let mut n = 0;
         for e in lock(&self.conns).values() {
-            if e.domain == key {
+            if e.domain == key && e.checked_ms <= up_to_ms {
                 e.outbox.cancel();
                 n += 1;
             }
@@ -468,7 +472,7 @@ impl Hub {
     /// and starts its delivery worker, which first pushes what was queued while the device was
     /// offline.
     pub fn attach_receiver(&self, domain: &str, conn: ConnHandle) {
-        let key = domain_key(domain);
+        let key = domain_key(domain).into_owned();
         let old = {
             let mut receivers = lock(&self.receivers);
             let old = receivers.insert(key.clone(), conn.clone());
@@ -500,7 +504,7 @@ impl Hub {
 
     /// Forgets `conn` as the device's receiving connection, if it still is.
     pub fn detach_receiver(&self, domain: &str, conn: ConnId) {
-        let key = domain_key(domain);
+        let key = domain_key(domain).into_owned();
         let mut map = lock(&self.receivers);
         if map.get(&key).is_some_and(|r| r.id == conn) {
             map.remove(&key);
@@ -509,7 +513,7 @@ impl Hub {
 
     /// True when the device has a receiving connection.
     pub fn is_online(&self, domain: &str) -> bool {
-        lock(&self.receivers).contains_key(&domain_key(domain))
+        lock(&self.receivers).contains_key(&*domain_key(domain))
     }
 
     /// Tells the delivery workers of these domains (those that are online) that deliveries
@@ -519,7 +523,7 @@ impl Hub {
         {
             let map = lock(&self.receivers);
             for d in domains {
-                let key = domain_key(d);
+                let key = domain_key(d).into_owned();
                 if let Some(conn) = map.get(&key) {
                     if conn.outbox.wake_worker() {
                         start.push((key, conn.clone()));
@@ -657,5 +661,23 @@ mod tests {
         assert!(matches!(conn.outbox.pop(), Next::Frame(_)));
         assert!(conn.push(notice(mib)));
         assert!(!conn.is_cancelled());
+    }
+
+    /// Issue 6, item 5: a token change drops the connections that used the old token (checked
+    /// at or before the change), not those opened with the new one.
+    #[test]
+    fn a_token_change_drops_only_connections_checked_before_it() {
+        let hub = Hub::default();
+        let old = ConnHandle::new(1, CancellationToken::new());
+        let same_ms = ConnHandle::new(2, CancellationToken::new());
+        let new = ConnHandle::new(3, CancellationToken::new());
+        let other = ConnHandle::new(4, CancellationToken::new());
+        hub.attach(&old, "PC1.example", 100);
+        hub.attach(&same_ms, "pc1.example", 150);
+        hub.attach(&new, "pc1.example", 151);
+        hub.attach(&other, "pc2.example", 100);
+        assert_eq!(hub.drop_device("pc1.EXAMPLE", 150), 2);
+        assert!(old.is_cancelled() && same_ms.is_cancelled());
+        assert!(!new.is_cancelled() && !other.is_cancelled());
     }
 }

@@ -92,8 +92,10 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// A password hash checked for unknown users, so a login's timing reveals nothing.
     pub dummy_hash: String,
-    /// Failed-login delays per device and per user.
+    /// Failed-login throttling per device and user, device, and user.
     pub throttle: throttle::LoginThrottle,
+    /// The bound on password checks (argon2) running at once and waiting.
+    pub password_checks: throttle::PasswordChecks,
     /// Distributions being uploaded: the connection uploading each, and its device's domain
     /// key.
     uploading: Mutex<HashMap<DistributionId, (hub::ConnHandle, String)>>,
@@ -120,6 +122,13 @@ impl ServerState {
         }
         remove_stale_temp_files(&data.groups_dir());
         let rec_writer = RecWriter::new(groups.clone());
+        let renamed = db.call(queue::canonicalize_domains).await?;
+        if renamed > 0 {
+            tracing::info!(
+                renamed,
+                "domains stored in another spelling were made canonical"
+            );
+        }
         let spool = Spool::open(data.spool_dir())?;
         let live = db.call(queue::live).await?;
         let removed = spool.clean(&|d| live.contains(d))?;
@@ -140,6 +149,7 @@ impl ServerState {
             shutdown,
             dummy_hash,
             throttle: throttle::LoginThrottle::default(),
+            password_checks: throttle::PasswordChecks::for_this_machine(),
             uploading: Mutex::new(HashMap::new()),
         });
         // Delivery workers run only while something is queued for their device; the hub starts
@@ -305,8 +315,10 @@ async fn serve_tls(
     conn::serve(state, stream, peer, permit).await
 }
 
-/// Applies account changes made by `imagecast-server device revoke`, `user remove` and
-/// `user passwd` (other processes) within a second: the connections concerned are dropped.
+/// Applies account changes made by `imagecast-server device revoke`, `device token`,
+/// `user remove` and `user passwd` (other processes) within a second: the connections
+/// concerned are dropped. For a device, those whose token was checked at or before the
+/// change: a connection opened with the new token right after a reissue stays.
 async fn watch_accounts(state: Arc<ServerState>) {
     let map = |e: auth::AuthError| match e {
         auth::AuthError::Db(d) => d,
@@ -341,10 +353,18 @@ async fn watch_accounts(state: Arc<ServerState>) {
                 continue;
             }
         };
-        for (seq, kind, name) in events {
+        for auth::AccountEvent {
+            seq,
+            at_ms,
+            kind,
+            name,
+        } in events
+        {
             last = seq;
             let dropped = match kind.as_str() {
-                auth::EVENT_DEVICE_REVOKED => state.hub.drop_device(&name),
+                auth::EVENT_DEVICE_REVOKED | auth::EVENT_DEVICE_TOKEN => {
+                    state.hub.drop_device(&name, at_ms)
+                }
                 auth::EVENT_USER_REMOVED | auth::EVENT_USER_PASSWORD => state.hub.drop_user(&name),
                 _ => 0,
             };

@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 use imagecast_server::datadir::DataDir;
 use imagecast_server::groups::GroupDir;
 use imagecast_server::{ServerConfig, ServerState, auth, queue, tls};
+use imagecast_shared::limits::MAX_REASON;
 use imagecast_shared::msg::{DeviceKind, Role};
+use imagecast_shared::text::{escape as esc, escape_bounded as esc_bounded};
 use tokio_util::sync::CancellationToken;
 
 /// The imagecast image server: destination groups, registration, durable distribution.
@@ -330,7 +332,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let conn = DataDir::new(data_dir).connect()?;
             for d in auth::devices(&conn)? {
                 let revoked = if d.revoked { "  (revoked)" } else { "" };
-                println!("{}\t{}\t{}{revoked}", d.domain, d.kind.as_str(), d.name);
+                println!(
+                    "{}\t{}\t{}{revoked}",
+                    esc(&d.domain),
+                    d.kind.as_str(),
+                    esc(&d.name)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -347,9 +354,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!(
                     "{} {} {} {}",
                     humantime::format_rfc3339_seconds(at),
-                    f.device,
-                    f.user,
-                    f.peer
+                    esc(&f.device),
+                    esc(&f.user),
+                    esc(&f.peer)
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -413,12 +420,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "{} {} {} {} {} {} {}{}",
                     humantime::format_rfc3339_seconds(at),
                     l.dist,
-                    l.sender,
-                    l.destination,
+                    esc(&l.sender),
+                    esc(&l.destination),
                     l.pages,
                     l.bytes,
                     l.result,
-                    l.reason.map(|r| format!(" {r}")).unwrap_or_default()
+                    l.reason
+                        .map(|r| format!(" {}", esc_bounded(&r, MAX_REASON)))
+                        .unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -449,7 +458,7 @@ fn check(data: &DataDir) -> anyhow::Result<ExitCode> {
     let snap = GroupDir::new(data.groups_dir()).snapshot()?;
     let mut errors = 0;
     for p in snap.problems() {
-        println!("{p}");
+        println!("{}", esc(&p.to_string()));
         if !p.is_warning() {
             errors += 1;
         }

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use imagecast_shared::domain::domain_key;
 use imagecast_shared::msg::{DeliveryState, Destination, DestinationStatus, PageInfo};
 use imagecast_shared::{DeliveryId, DistributionId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -330,6 +331,30 @@ pub fn queued_domains(conn: &Connection) -> Result<Vec<String>, DbError> {
         .query_map([], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Rewrites the domains of queued deliveries and of devices that are stored in another
+/// spelling than their [`domain_key`] (rows written before every lookup went through it), so
+/// that a terminal finds what waits for it. A row whose key another row holds already is left
+/// alone. Returns how many rows changed.
+pub fn canonicalize_domains(conn: &Connection) -> Result<usize, DbError> {
+    let mut changed = 0;
+    for (table, filter) in [("deliveries", "WHERE state = 'queued'"), ("devices", "")] {
+        let domains: Vec<String> = conn
+            .prepare(&format!("SELECT DISTINCT domain FROM {table} {filter}"))?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for d in domains {
+            let key = domain_key(&d);
+            if key != d {
+                changed += conn.execute(
+                    &format!("UPDATE OR IGNORE {table} SET domain = ?2 WHERE domain = ?1"),
+                    params![d, key.as_ref()],
+                )?;
+            }
+        }
+    }
+    Ok(changed)
 }
 
 /// The last `n` journal lines, oldest first.

@@ -6,6 +6,12 @@
 //! While a distribution is being delivered its pages are also held in memory once
 //! ([`SpooledImage`]), shared by every terminal's connection, so pushing an image to a
 //! thousand terminals reads and holds it once.
+//!
+//! Memory is counted by what is held: an upload kept in memory copies each piece into one
+//! buffer per page, allocated at the page's announced size (which is what it reserved from the
+//! budget), and keeps no part of the frames the pieces came in. A frame can therefore never
+//! pin more memory than its own page data, whatever it carries, and pages come out in
+//! [`CHUNK_SIZE`] pieces however the sender cut them.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use imagecast_shared::DistributionId;
 use imagecast_shared::limits::CHUNK_SIZE;
 use thiserror::Error;
@@ -151,7 +157,9 @@ pub struct Upload {
     page: usize,
     offset: u64,
     file: Option<File>,
-    keep: Option<Vec<Vec<Bytes>>>,
+    /// The pages held in memory, when the upload is kept there: one buffer per page, with
+    /// room for exactly its announced size.
+    keep: Option<Vec<BytesMut>>,
     /// Bytes of the server-wide upload memory budget this upload holds.
     reserved: u64,
 }
@@ -212,9 +220,15 @@ impl Upload {
         self.offset += data.len() as u64;
         if let Some(keep) = self.keep.as_mut() {
             if keep.len() <= page {
-                keep.resize_with(page + 1, Vec::new);
+                keep.resize_with(page + 1, BytesMut::new);
             }
-            keep[page].push(data);
+            let buf = &mut keep[page];
+            if buf.capacity() == 0 {
+                // Within the reservation: `size` is at most the image's reserved total.
+                *buf = BytesMut::with_capacity(size as usize);
+            }
+            // A copy, so the frame the piece came in is freed at once.
+            buf.extend_from_slice(&data);
         }
         Ok(())
     }
@@ -280,7 +294,8 @@ pub struct SpooledImage {
 struct SpooledPage {
     path: PathBuf,
     size: u64,
-    memory: Option<Vec<Bytes>>,
+    /// The whole page, when it is held in memory.
+    memory: Option<Bytes>,
 }
 
 impl SpooledImage {
@@ -288,7 +303,7 @@ impl SpooledImage {
         spool: &Spool,
         dist: DistributionId,
         sizes: &[u64],
-        memory: Option<Vec<Vec<Bytes>>>,
+        memory: Option<Vec<BytesMut>>,
     ) -> Self {
         let mut memory = memory.map(|m| m.into_iter());
         let pages = sizes
@@ -297,7 +312,9 @@ impl SpooledImage {
             .map(|(i, &size)| SpooledPage {
                 path: spool.page_path(&dist, i),
                 size,
-                memory: memory.as_mut().map(|m| m.next().unwrap_or_default()),
+                memory: memory
+                    .as_mut()
+                    .map(|m| m.next().unwrap_or_default().freeze()),
             })
             .collect();
         Self { pages }
@@ -324,12 +341,7 @@ impl SpooledImage {
                         ),
                     });
                 }
-                page.memory = Some(
-                    (0..bytes.len())
-                        .step_by(CHUNK_SIZE)
-                        .map(|o| bytes.slice(o..(o + CHUNK_SIZE).min(bytes.len())))
-                        .collect(),
-                );
+                page.memory = Some(bytes);
             }
         }
         Ok(image)
@@ -344,8 +356,8 @@ impl SpooledImage {
     pub fn memory_bytes(&self) -> u64 {
         self.pages
             .iter()
-            .filter(|p| p.memory.is_some())
-            .map(|p| p.size)
+            .filter_map(|p| p.memory.as_ref())
+            .map(|m| m.len() as u64)
             .sum()
     }
 
@@ -375,8 +387,12 @@ impl PageChunks<'_> {
             return Ok(None);
         }
         self.index += 1;
+        let len = CHUNK_SIZE.min((self.page.size - offset) as usize);
         if let Some(mem) = &self.page.memory {
-            return Ok(mem.get(self.index - 1).map(|b| (offset, b.clone())));
+            let start = offset as usize;
+            return Ok(mem
+                .get(start..start + len)
+                .map(|_| (offset, mem.slice(start..start + len))));
         }
         if self.file.is_none() {
             let path = self.page.path.clone();
@@ -391,7 +407,6 @@ impl PageChunks<'_> {
             path: self.page.path.clone(),
             source: std::io::Error::other("spool file not open"),
         })?;
-        let len = CHUNK_SIZE.min((self.page.size - offset) as usize);
         let bytes = tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
             let mut buf = vec![0u8; len];
@@ -495,5 +510,113 @@ mod tests {
         assert_eq!(spool.uploading_bytes.load(Ordering::Acquire), 0);
         let again = spool.begin(DistributionId::new_random(), &[10]).unwrap();
         assert!(again.keep.is_some());
+    }
+
+    /// Uploads `pages` cut into pieces of `piece` bytes, then reads the accepted image back the
+    /// way deliveries do.
+    async fn round_trip(spool: &Spool, pages: &[Vec<u8>], piece: usize) -> Vec<Vec<u8>> {
+        let sizes: Vec<u64> = pages.iter().map(|p| p.len() as u64).collect();
+        let dist = DistributionId::new_random();
+        let mut up = spool.begin(dist, &sizes).unwrap();
+        for (i, page) in pages.iter().enumerate() {
+            for (k, chunk) in page.chunks(piece).enumerate() {
+                up.write(i as u32, (k * piece) as u64, Bytes::copy_from_slice(chunk))
+                    .unwrap();
+            }
+        }
+        assert!(up.complete());
+        let image = up.finish().unwrap();
+        let mut out = Vec::new();
+        for i in 0..image.page_count() {
+            let mut chunks = image.chunks(i).await.unwrap();
+            let mut page = Vec::new();
+            while let Some((offset, bytes)) = chunks.next().await.unwrap() {
+                assert_eq!(offset, page.len() as u64);
+                assert!(bytes.len() <= CHUNK_SIZE);
+                page.extend_from_slice(&bytes);
+            }
+            out.push(page);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn any_piece_size_comes_out_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let page = |len: usize, seed: u8| -> Vec<u8> {
+            (0..len)
+                .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+                .collect()
+        };
+        let pages = vec![
+            page(1024, 1),
+            Vec::new(),
+            page(CHUNK_SIZE * 2 + 17, 2),
+            page(3, 3),
+        ];
+        for piece in [
+            1,
+            100,
+            4095,
+            CHUNK_SIZE - 1,
+            CHUNK_SIZE,
+            CHUNK_SIZE + 1,
+            1 << 20,
+        ] {
+            // Held in memory (small image), as the fan-out does.
+            assert_eq!(
+                round_trip(&spool, &pages, piece).await,
+                pages,
+                "piece {piece}"
+            );
+        }
+        // Read back from disk, as after a restart.
+        let sizes: Vec<u64> = pages.iter().map(|p| p.len() as u64).collect();
+        let dist = DistributionId::new_random();
+        let mut up = spool.begin(dist, &sizes).unwrap();
+        for (i, p) in pages.iter().enumerate() {
+            for (k, chunk) in p.chunks(100).enumerate() {
+                up.write(i as u32, (k * 100) as u64, Bytes::copy_from_slice(chunk))
+                    .unwrap();
+            }
+        }
+        drop(up.finish().unwrap());
+        for into_memory in [false, true] {
+            let image = SpooledImage::load(&spool, dist, &sizes, into_memory).unwrap();
+            for (i, p) in pages.iter().enumerate() {
+                let mut chunks = image.chunks(i).await.unwrap();
+                let mut got = Vec::new();
+                while let Some((_, bytes)) = chunks.next().await.unwrap() {
+                    got.extend_from_slice(&bytes);
+                }
+                assert_eq!(&got, p, "page {i}, into memory {into_memory}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_piece_keeps_nothing_of_its_frame() {
+        // A 1-byte piece borrowed from a 1 MiB frame (as the zero-copy decoder hands it over)
+        // must not keep the frame alive, in the upload or in the accepted image.
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut up = spool.begin(DistributionId::new_random(), &[2]).unwrap();
+        let mut frames = Vec::new();
+        for offset in 0..2u64 {
+            let frame = Bytes::from(vec![7u8; 1 << 20]);
+            up.write(0, offset, frame.slice(0..1)).unwrap();
+            frames.push(frame);
+        }
+        assert!(
+            frames.iter().all(|f| f.is_unique()),
+            "the upload holds a frame"
+        );
+        let image = up.finish().unwrap();
+        assert!(
+            frames.iter().all(|f| f.is_unique()),
+            "the image holds a frame"
+        );
+        assert_eq!(image.memory_bytes(), 2);
     }
 }

@@ -459,3 +459,168 @@ proptest! {
         }
     }
 }
+
+/// Login throttle schedules (issue 6, items 2 and 3): any interleaving of attempts, failures,
+/// successes and abandoned attempts from several devices for a few users, on a simulated
+/// clock, is checked against a model of the rules in `throttle`'s module doc:
+/// - the throttle admits exactly what the model admits;
+/// - a device with neither failures nor attempts in flight (for that user, and at all) is
+///   never refused, whatever other devices did to the user;
+/// - no key ever has more checks in flight than `max(1, free - failures)`, and once its free
+///   failures are spent it admits nothing before its delay has passed;
+/// - a refused or abandoned attempt changes nothing (the model does not move for them).
+mod throttle_schedules {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use imagecast_server::throttle::{
+        Attempt, DEVICE, DEVICE_USER, LoginThrottle, Policy, USER, delay_after,
+    };
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Admit { device: usize, user: usize },
+        End { which: usize, outcome: u8 },
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3usize, 0..2usize).prop_map(|(device, user)| Op::Admit { device, user }),
+            3 => (any::<usize>(), 0..3u8).prop_map(|(which, outcome)| Op::End { which, outcome }),
+            2 => (0..2_000u64).prop_map(Op::Advance),
+        ]
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    enum Key {
+        DeviceUser(usize, usize),
+        Device(usize),
+        User(usize),
+    }
+
+    impl Key {
+        fn policy(&self) -> Policy {
+            match self {
+                Key::DeviceUser(..) => DEVICE_USER,
+                Key::Device(_) => DEVICE,
+                Key::User(_) => USER,
+            }
+        }
+    }
+
+    #[derive(Clone, Copy, Debug, Default)]
+    struct Model {
+        failures: u32,
+        in_flight: u32,
+        blocked_until: u64,
+    }
+
+    impl Model {
+        fn clean(&self) -> bool {
+            self.failures == 0 && self.in_flight == 0
+        }
+
+        fn admits(&self, policy: Policy, now: u64) -> bool {
+            if now < self.blocked_until {
+                return false;
+            }
+            self.in_flight == 0
+                || (self.failures + self.in_flight < policy.free
+                    && self.in_flight < policy.max_in_flight)
+        }
+    }
+
+    fn keys(device: usize, user: usize) -> [Key; 3] {
+        [
+            Key::DeviceUser(device, user),
+            Key::Device(device),
+            Key::User(user),
+        ]
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn throttle_schedules_follow_the_rules(ops in proptest::collection::vec(op(), 1..150)) {
+            let throttle = LoginThrottle::default();
+            let base = Instant::now();
+            let mut now = 0u64;
+            let mut model: HashMap<Key, Model> = HashMap::new();
+            let mut open: Vec<(Attempt<'_>, [Key; 3])> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Advance(ms) => now += ms,
+                    Op::Admit { device, user } => {
+                        let ks = keys(device, user);
+                        let m = |k: &Key| model.get(k).copied().unwrap_or_default();
+                        let clean_for_user = m(&ks[0]).clean();
+                        let expected = ks
+                            .iter()
+                            .filter(|k| !(clean_for_user && matches!(k, Key::User(_))))
+                            .all(|k| m(k).admits(k.policy(), now));
+                        let at = base + Duration::from_millis(now);
+                        let got = throttle.admit_at(at, &format!("d{device}.example"), &format!("{user}"));
+                        prop_assert_eq!(got.is_ok(), expected, "{:?} at {} ms: {:?}", ks, now, got.as_ref().err());
+                        if clean_for_user && m(&ks[1]).clean() {
+                            prop_assert!(got.is_ok(), "a clean device was refused: {:?}", got.err());
+                        }
+                        if let Ok(attempt) = got {
+                            for k in &ks {
+                                let e = model.entry(k.clone()).or_default();
+                                e.in_flight += 1;
+                                let checked = clean_for_user && matches!(k, Key::User(_));
+                                if !checked {
+                                    let room = k.policy().free.saturating_sub(e.failures).max(1);
+                                    prop_assert!(e.in_flight <= room, "{:?}: {:?}", k, e);
+                                }
+                            }
+                            open.push((attempt, ks));
+                        }
+                    }
+                    Op::End { which, outcome } => {
+                        if open.is_empty() {
+                            continue;
+                        }
+                        let (attempt, ks) = open.swap_remove(which % open.len());
+                        let at = base + Duration::from_millis(now);
+                        for k in &ks {
+                            let e = model.entry(k.clone()).or_default();
+                            e.in_flight -= 1;
+                            match outcome {
+                                0 => {
+                                    e.failures += 1;
+                                    e.blocked_until = e
+                                        .blocked_until
+                                        .max(now + delay_after(k.policy(), e.failures).as_millis() as u64);
+                                }
+                                1 if !matches!(k, Key::User(_)) => {
+                                    e.failures = 0;
+                                    e.blocked_until = now;
+                                }
+                                _ => {}
+                            }
+                        }
+                        match outcome {
+                            0 => {
+                                attempt.failed_at(at);
+                            }
+                            1 => attempt.succeeded_at(at),
+                            _ => drop(attempt),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -24,6 +24,14 @@ pub enum ProtoError {
         /// postcard's reason.
         source: postcard::Error,
     },
+    /// The frame body holds bytes after its message.
+    #[error("malformed {what}: {extra} bytes after the message")]
+    Trailing {
+        /// Which message kind was expected.
+        what: &'static str,
+        /// How many bytes were left over.
+        extra: usize,
+    },
     /// A message could not be encoded (a bug, or a field over its limit).
     #[error("cannot encode message: {0}")]
     Encode(postcard::Error),
@@ -35,6 +43,9 @@ pub enum ProtoError {
 impl ProtoError {
     /// True when the fault means the byte stream is out of step and must be closed.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, ProtoError::Decode { .. })
+        !matches!(
+            self,
+            ProtoError::Decode { .. } | ProtoError::Trailing { .. }
+        )
     }
 }

@@ -229,18 +229,28 @@ const PAGE_DATA: u8 = 6;
 fn decode_page_data(
     body: &Bytes,
     what: &'static str,
+    exact: bool,
 ) -> Result<(u64, u32, u64, Bytes), ProtoError> {
-    let r: PageDataRef =
-        postcard::from_bytes(&body[1..]).map_err(|source| ProtoError::Decode { what, source })?;
+    let (r, rest): (PageDataRef, _) = postcard::take_from_bytes(&body[1..])
+        .map_err(|source| ProtoError::Decode { what, source })?;
+    if exact && !rest.is_empty() {
+        return Err(ProtoError::Trailing {
+            what,
+            extra: rest.len(),
+        });
+    }
     Ok((r.id, r.page, r.offset, body.slice_ref(r.data)))
 }
 
 /// Decodes a server message; page data keeps pointing into the frame instead of being copied
 /// (a terminal receiving a large image copies each byte once less).
+///
+/// Bytes after the message are ignored here: a newer server may append fields to a
+/// message's last struct, and a terminal of this release must still understand the rest.
 pub fn decode_server_msg(body: Bytes) -> Result<crate::msg::ServerMsg, ProtoError> {
     const WHAT: &str = "server message";
     if body.first() == Some(&DELIVER_DATA) {
-        let (delivery, page, offset, data) = decode_page_data(&body, WHAT)?;
+        let (delivery, page, offset, data) = decode_page_data(&body, WHAT, false)?;
         return Ok(crate::msg::ServerMsg::DeliverData {
             delivery: crate::ids::DeliveryId(delivery),
             page,
@@ -252,10 +262,14 @@ pub fn decode_server_msg(body: Bytes) -> Result<crate::msg::ServerMsg, ProtoErro
 }
 
 /// Decodes a client message; page data keeps pointing into the frame instead of being copied.
+///
+/// A frame with bytes after its message is refused ([`ProtoError::Trailing`]): the server
+/// never keeps bytes it did not ask for, and a piece of page data must not bring a megabyte
+/// of padding along with it.
 pub fn decode_client_msg(body: Bytes) -> Result<crate::msg::ClientMsg, ProtoError> {
     const WHAT: &str = "client message";
     if body.first() == Some(&PAGE_DATA) {
-        let (upload, page, offset, data) = decode_page_data(&body, WHAT)?;
+        let (upload, page, offset, data) = decode_page_data(&body, WHAT, true)?;
         return Ok(crate::msg::ClientMsg::PageData {
             upload,
             page,
@@ -263,7 +277,20 @@ pub fn decode_client_msg(body: Bytes) -> Result<crate::msg::ClientMsg, ProtoErro
             data,
         });
     }
-    decode(&body, WHAT)
+    decode_exact(&body, WHAT)
+}
+
+/// Decodes a frame body that must hold exactly one `what` message and nothing after it.
+pub fn decode_exact<M: DeserializeOwned>(body: &[u8], what: &'static str) -> Result<M, ProtoError> {
+    let (msg, rest) =
+        postcard::take_from_bytes(body).map_err(|source| ProtoError::Decode { what, source })?;
+    if !rest.is_empty() {
+        return Err(ProtoError::Trailing {
+            what,
+            extra: rest.len(),
+        });
+    }
+    Ok(msg)
 }
 
 /// Decodes a frame body as a `what` message.
@@ -402,6 +429,41 @@ mod tests {
             decode_server_msg(cut),
             Err(ProtoError::Decode { .. })
         ));
+    }
+
+    #[test]
+    fn client_frames_with_bytes_after_the_message_are_refused() {
+        // One byte of page data followed by a megabyte of padding inside the frame: the
+        // server must not accept (and so keep) the frame.
+        let c = ClientMsg::PageData {
+            upload: 3,
+            page: 0,
+            offset: 0,
+            data: Bytes::from_static(b"x"),
+        };
+        let mut body = postcard::to_allocvec(&c).unwrap();
+        assert_eq!(decode_client_msg(Bytes::from(body.clone())).unwrap(), c);
+        body.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let err = decode_client_msg(Bytes::from(body)).unwrap_err();
+        assert!(
+            matches!(err, ProtoError::Trailing { extra, .. } if extra == 1 << 20),
+            "{err}"
+        );
+        assert!(!err.is_fatal(), "the framing is intact: answer and go on");
+        // Every other client message too.
+        let mut hb = postcard::to_allocvec(&ClientMsg::Heartbeat).unwrap();
+        hb.push(0);
+        assert!(matches!(
+            decode_client_msg(Bytes::from(hb)),
+            Err(ProtoError::Trailing { extra: 1, .. })
+        ));
+        // A terminal stays lenient with what a newer server appends.
+        let mut s = postcard::to_allocvec(&ServerMsg::Heartbeat).unwrap();
+        s.push(0);
+        assert_eq!(
+            decode_server_msg(Bytes::from(s)).unwrap(),
+            ServerMsg::Heartbeat
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   ([`msg::ClientMsg`], [`msg::ServerMsg`]) with their payload structs.
 //! - [`frame`]: length-prefixed frames (`u32` big-endian length, then a postcard body), the
 //!   reader and writer halves, and the zero-copy encoding of page data.
+//! - [`domain`]: [`domain::domain_key`], the one identity of a terminal's domain.
+//! - [`text`]: peer text made safe to print ([`text::escape`]) and to store as a file name.
 //! - [`error`]: [`ProtoError`] for framing and decoding faults.
 //! - [`tls`]: TLS with the server's certificate pinned on first use (fingerprints, the
 //!   known-servers file).
@@ -20,11 +22,13 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod domain;
 pub mod error;
 pub mod frame;
 pub mod ids;
 pub mod limits;
 pub mod msg;
+pub mod text;
 pub mod tls;
 
 pub use error::ProtoError;

@@ -25,3 +25,7 @@ pub const MAX_PAGES: usize = 10_000;
 
 /// Largest single page, in bytes (4 GiB).
 pub const MAX_PAGE_BYTES: u64 = 4 << 30;
+
+/// Longest reason a terminal may give for refusing a delivery that the server keeps, in bytes;
+/// the rest is cut off (with control characters escaped) before it is stored.
+pub const MAX_REASON: usize = 500;

@@ -115,6 +115,26 @@ impl TestServer {
         self.data_dir().join("groups").join(name)
     }
 
+    /// Adds a device with `imagecast-server device add` (which also lists it in `all.rec`)
+    /// and returns its token, which [`TestServer::config`] and the helpers built on it then
+    /// use for `domain`.
+    pub fn add_device(&mut self, domain: &str, name: &str, kind: &str) -> anyhow::Result<String> {
+        let out = Command::new(bin("imagecast-server"))
+            .args(["device", "add", "--data-dir"])
+            .arg(self.data_dir())
+            .args([domain, "--name", name, "--kind", kind])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "device add failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        self.tokens.insert(domain.to_owned(), token.clone());
+        Ok(token)
+    }
+
     /// Starts `run` listening on `listen`; waits for "listening on".
     pub fn start(&mut self, listen: &str) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()

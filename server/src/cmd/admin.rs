@@ -121,7 +121,9 @@ impl Session {
                 format!("{missing}: no such device"),
             ));
         }
-        let dropped = self.state.hub.drop_device(&domain);
+        // At once, not a second later through the account events: every connection whose
+        // token was checked before now used the revoked token (a later check is refused).
+        let dropped = self.state.hub.drop_device(&domain, crate::db::now_ms());
         tracing::warn!(admin = ?self.user, %domain, dropped, "device token revoked");
         Ok(ServerMsg::Ok { id })
     }

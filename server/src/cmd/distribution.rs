@@ -36,7 +36,9 @@ pub struct UploadState {
 
 /// Resolves groups and individual destinations to destinations, each once (FIG. 4, S42–S43).
 /// Group members equal to the sender are left out; the sender is included only when picked
-/// individually. Names come from `all.rec` where the domain is listed there.
+/// individually. Names come from `all.rec` where the domain is listed there. Each destination
+/// is named by its [`domain_key`], the one identity the queue, the connections and the journal
+/// know it by, however a group file spells it (`2001:0db8:0:0::5` is `2001:db8::5`).
 pub fn resolve_destinations(
     snap: &GroupSnapshot,
     sender: &str,
@@ -56,17 +58,14 @@ pub fn resolve_destinations(
         })?;
         for m in file.members() {
             let key = domain_key(&m.domain).into_owned();
-            if key == sender_key || !seen.insert(key) {
+            if key == sender_key || !seen.insert(key.clone()) {
                 continue;
             }
             let name = snap
                 .destination_name(&m.domain)
                 .unwrap_or(&m.name)
                 .to_owned();
-            out.push(Destination {
-                domain: m.domain.to_string(),
-                name,
-            });
+            out.push(Destination { domain: key, name });
         }
     }
     for (i, d) in individuals.iter().enumerate() {
@@ -77,9 +76,10 @@ pub fn resolve_destinations(
                 format!("{d:?} is not listed in all.rec (all distribution destinations)"),
             )
         })?;
-        if seen.insert(domain_key(&member.domain).into_owned()) {
+        let key = domain_key(&member.domain).into_owned();
+        if seen.insert(key.clone()) {
             out.push(Destination {
-                domain: member.domain.to_string(),
+                domain: key,
                 name: member.name.to_string(),
             });
         }

@@ -9,8 +9,9 @@ mod registration;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use imagecast_shared::RequestId;
-use imagecast_shared::msg::{ClientMsg, ErrorCode, ErrorInfo, Role, ServerMsg};
+use imagecast_shared::limits::MAX_REASON;
+use imagecast_shared::msg::{ClientMsg, DeliveryOutcome, ErrorCode, ErrorInfo, Role, ServerMsg};
+use imagecast_shared::{RequestId, text};
 
 pub use distribution::resolve_destinations;
 
@@ -46,7 +47,7 @@ pub fn error(code: ErrorCode, field: Option<&str>, message: impl Into<String>) -
 }
 
 /// Checks a name field: non-empty, at most [`imagecast_shared::limits::MAX_NAME`] bytes, no
-/// control characters.
+/// control characters and no bidirectional controls.
 pub fn check_name(field: &str, value: &str) -> Result<(), ErrorInfo> {
     use imagecast_shared::limits::MAX_NAME;
     if value.trim().is_empty() {
@@ -73,7 +74,36 @@ pub fn check_name(field: &str, value: &str) -> Result<(), ErrorInfo> {
             format!("{field} contains control characters"),
         ));
     }
+    if value.chars().any(text::is_bidi_control) {
+        return Err(error(
+            ErrorCode::BadRequest,
+            Some(field),
+            format!(
+                "{field} contains a bidirectional control character (such as U+202E), \
+                 which makes a name display as another"
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// A terminal's acknowledgement as the server keeps it: a refusal's reason cut to
+/// [`MAX_REASON`] bytes with control characters escaped, so that no terminal can forge journal
+/// lines, drive an operator's terminal or fill the database through it.
+fn bounded(outcome: DeliveryOutcome) -> DeliveryOutcome {
+    match outcome {
+        DeliveryOutcome::Refused(reason)
+            if reason.len() > MAX_REASON || reason.chars().any(text::is_unsafe) =>
+        {
+            let cut = text::truncate(&reason, MAX_REASON);
+            let mut kept = text::escape(cut).into_owned();
+            if cut.len() < reason.len() {
+                kept.push_str(" (cut)");
+            }
+            DeliveryOutcome::Refused(kept)
+        }
+        other => other,
+    }
 }
 
 impl Session {
@@ -120,7 +150,7 @@ impl Session {
         let (id, result) = match msg {
             ClientMsg::Heartbeat => return None,
             ClientMsg::DeliveryAck { delivery, outcome } => {
-                if !self.state.hub.ack(delivery, self.conn.id, outcome) {
+                if !self.state.hub.ack(delivery, self.conn.id, bounded(outcome)) {
                     tracing::debug!(%delivery, "acknowledgement nobody waits for");
                 }
                 return None;

@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -690,35 +689,8 @@ fn report(
     }
 }
 
-/// The key under which a domain is compared: trimmed, ASCII-lowercased, and for an IP address
-/// its canonical text (`0:0::1` → `::1`).
-pub fn domain_key(domain: &str) -> Cow<'_, str> {
-    let domain = domain.trim();
-    if let Some(ip) = parse_ip(domain) {
-        let canonical = ip.to_string();
-        return if canonical == domain {
-            Cow::Borrowed(domain)
-        } else {
-            Cow::Owned(canonical)
-        };
-    }
-    if domain.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(domain.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(domain)
-    }
-}
-
-/// The address `s` is, if it is one (quickly rules out names that cannot be).
-fn parse_ip(s: &str) -> Option<IpAddr> {
-    let b = s.as_bytes();
-    let first = *b.first()?;
-    // An IPv6 address has a ':' and starts with a hex digit or ':' (`[` is not accepted); an
-    // IPv4 address is digits and dots only. A DNS name such as `devl1.hqs` is neither.
-    let v6 = (first.is_ascii_hexdigit() || first == b':') && b.contains(&b':');
-    let v4 = first.is_ascii_digit() && b.iter().all(|&c| c.is_ascii_digit() || c == b'.');
-    if v6 || v4 { s.parse().ok() } else { None }
-}
+pub use imagecast_shared::domain::domain_key;
+use imagecast_shared::domain::parse_ip;
 
 /// Splits into lines at `\n`, recording `\r\n` or `\n` (or none for a last line without one).
 fn split_lines(text: &[u8]) -> Vec<Span> {
@@ -1205,14 +1177,6 @@ mod tests {
         assert_eq!(h.extends(), None);
         assert_eq!(h.member_count(), g.member_count() - 1);
         assert_eq!(h.find("new1.osk.mei.co.jp").unwrap().line, 4);
-    }
-
-    #[test]
-    fn domain_key_is_case_and_ip_insensitive() {
-        assert_eq!(domain_key(" Devl1.HQS.mei.co.jp "), "devl1.hqs.mei.co.jp");
-        assert_eq!(domain_key("0:0:0:0:0:0:0:1"), "::1");
-        assert_eq!(domain_key("FE80::A"), "fe80::a");
-        assert!(matches!(domain_key("a.jp"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -87,7 +87,7 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("wrong device token for plan1.hqs.mei.co.jp"),
+            .contains("device plan1.hqs.mei.co.jp is unknown or its token is wrong"),
         "{}",
         out.stderr
     );
@@ -102,7 +102,7 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
     .unwrap();
     assert!(
         out.stderr
-            .contains("nobody.example is not known to this server"),
+            .contains("device nobody.example is unknown or its token is wrong"),
         "{}",
         out.stderr
     );

@@ -26,14 +26,14 @@ use tokio::sync::mpsc;
 use crate::LIMIT;
 
 /// The sending terminal of these tests (a PC).
-const SENDER: &str = "plan1.hqs.mei.co.jp";
+pub(crate) const SENDER: &str = "plan1.hqs.mei.co.jp";
 /// The bystander: a receiving MFP that must be served whatever the others do.
-const BYSTANDER: &str = "sale1.osk.mei.co.jp";
+pub(crate) const BYSTANDER: &str = "sale1.osk.mei.co.jp";
 /// A group the sender may send to; the bystander is a member.
-const GROUP: &str = "all sales offices";
+pub(crate) const GROUP: &str = "all sales offices";
 
 /// A message as the bytes of its frame.
-async fn wire(msg: &ClientMsg) -> Vec<u8> {
+pub(crate) async fn wire(msg: &ClientMsg) -> Vec<u8> {
     let frame = OutFrame::encode(msg).unwrap();
     let mut out = Vec::with_capacity(frame.wire_len());
     frame.write_to(&mut out).await.unwrap();
@@ -43,7 +43,7 @@ async fn wire(msg: &ClientMsg) -> Vec<u8> {
 /// A terminal written by hand over the harness's raw stream (TLS when the server uses it).
 /// A writer task sends a heartbeat every 200 ms, so the server never drops it for silence;
 /// replies are read only when the test asks.
-struct Raw {
+pub(crate) struct Raw {
     reader: FrameReader<ReadHalf<RawStream>>,
     out: mpsc::Sender<Vec<u8>>,
     /// False once a write failed: the server has dropped the connection.
@@ -52,7 +52,7 @@ struct Raw {
 }
 
 impl Raw {
-    async fn connect(server: &TestServer, domain: &str, receive: bool) -> Raw {
+    pub(crate) async fn connect(server: &TestServer, domain: &str, receive: bool) -> Raw {
         let stream = server.raw().await.unwrap();
         let (rd, mut wr) = tokio::io::split(stream);
         let hello = Hello::new(domain, &server.tokens[domain], "hostile test", receive);
@@ -95,7 +95,7 @@ impl Raw {
     }
 
     /// Connects, then logs the demo user in.
-    async fn logged_in(server: &TestServer, domain: &str) -> Raw {
+    pub(crate) async fn logged_in(server: &TestServer, domain: &str) -> Raw {
         let mut raw = Raw::connect(server, domain, false).await;
         let id = raw.id();
         raw.send(&ClientMsg::Login {
@@ -111,21 +111,21 @@ impl Raw {
         raw
     }
 
-    fn id(&mut self) -> u64 {
+    pub(crate) fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
 
-    async fn send(&self, msg: &ClientMsg) {
+    pub(crate) async fn send(&self, msg: &ClientMsg) {
         self.send_bytes(wire(msg).await).await;
     }
 
-    async fn send_bytes(&self, bytes: Vec<u8>) {
+    pub(crate) async fn send_bytes(&self, bytes: Vec<u8>) {
         self.out.send(bytes).await.unwrap();
     }
 
     /// The next message other than a heartbeat.
-    async fn next(&mut self) -> ServerMsg {
+    pub(crate) async fn next(&mut self) -> ServerMsg {
         loop {
             let msg = tokio::time::timeout(LIMIT, self.reader.read_msg::<ServerMsg>("m"))
                 .await
@@ -139,7 +139,7 @@ impl Raw {
     }
 
     /// Sends request `id` and returns the error it must get.
-    async fn refused(&mut self, id: u64, msg: &ClientMsg) -> ErrorInfo {
+    pub(crate) async fn refused(&mut self, id: u64, msg: &ClientMsg) -> ErrorInfo {
         self.send(msg).await;
         match self.next().await {
             ServerMsg::Error {
@@ -152,7 +152,7 @@ impl Raw {
 
     /// A round trip that proves the connection still works and every earlier frame was
     /// handled (requests on one connection are answered in order).
-    async fn sync(&mut self) {
+    pub(crate) async fn sync(&mut self) {
         let id = self.id();
         self.send(&ClientMsg::ListGroups {
             id,
@@ -166,7 +166,7 @@ impl Raw {
     }
 }
 
-fn begin(id: u64, pages: Vec<PageInfo>) -> ClientMsg {
+pub(crate) fn begin(id: u64, pages: Vec<PageInfo>) -> ClientMsg {
     ClientMsg::BeginDistribution {
         id,
         request: BeginDistribution {
@@ -178,7 +178,7 @@ fn begin(id: u64, pages: Vec<PageInfo>) -> ClientMsg {
     }
 }
 
-fn page(name: &str, size: u64) -> PageInfo {
+pub(crate) fn page(name: &str, size: u64) -> PageInfo {
     PageInfo {
         name: name.into(),
         size,
@@ -262,7 +262,7 @@ fn spool_tmp(server: &TestServer) -> Vec<String> {
 }
 
 /// Waits until `cond` holds, at most `limit`.
-async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while !cond() {
         if Instant::now() > deadline {
@@ -823,7 +823,7 @@ fn open_files_limit() -> usize {
 }
 
 /// The server's process: the one whose command line runs our data directory.
-fn server_pid(server: &TestServer) -> u32 {
+pub(crate) fn server_pid(server: &TestServer) -> u32 {
     let data = server.data_dir().into_os_string().into_string().unwrap();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -841,7 +841,7 @@ fn server_pid(server: &TestServer) -> u32 {
 }
 
 /// A `kB` field of `/proc/PID/status`, in bytes.
-fn status_bytes(pid: u32, field: &str) -> u64 {
+pub(crate) fn status_bytes(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status
         .lines()
