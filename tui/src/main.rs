@@ -191,9 +191,29 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("imagecast: {e:#}");
+            eprintln!("imagecast: {}", error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The most characters of an error printed when it carries text from the server.
+const PEER_ERROR_CHARS: usize = 1000;
+
+/// An error as one printable sentence. One that came from the server or from a delivery (a
+/// refusal, an error reply, a broken stream) may carry a peer's text: its control characters
+/// and bidirectional overrides are escaped and its length bounded. Local errors (a config
+/// file's parse error, with its own line breaks) print as they are.
+fn error_text(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let from_peer = e.chain().any(|c| {
+        c.is::<imagecast_shared::client::ClientError>()
+            || c.is::<imagecast_shared::client::InboxError>()
+    });
+    if from_peer {
+        imagecast_shared::text::escape_bounded(&text, PEER_ERROR_CHARS).into_owned()
+    } else {
+        text
     }
 }
 
@@ -413,5 +433,46 @@ fn marksheet(cmd: &MarksheetCmd) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imagecast_shared::client::ClientError;
+    use imagecast_shared::msg::{ErrorCode, ErrorInfo};
+
+    #[test]
+    fn an_error_from_the_server_prints_as_one_escaped_bounded_line() {
+        let forged = format!(
+            "no such group\nimagecast: forged line\u{1b}]0;pwned\u{7}\u{202e}{}",
+            "A".repeat(100_000)
+        );
+        let e = anyhow::Error::from(ClientError::Server(ErrorInfo {
+            code: ErrorCode::UnknownGroup,
+            field: None,
+            message: forged,
+        }))
+        .context("cannot send");
+        let text = error_text(&e);
+        assert!(
+            !text.chars().any(imagecast_shared::text::is_unsafe),
+            "{text:.200}"
+        );
+        assert!(
+            text.starts_with("cannot send: no such group\\nimagecast: forged line\\u{1b}]0;pwned"),
+            "{text:.200}"
+        );
+        assert!(
+            text.chars().count() <= PEER_ERROR_CHARS + 100,
+            "{}",
+            text.len()
+        );
+        // A local error keeps its own line breaks.
+        let local = anyhow::anyhow!("config.toml:\n1 | sever = 1\n  | ^ unknown field");
+        assert_eq!(
+            error_text(&local),
+            "config.toml:\n1 | sever = 1\n  | ^ unknown field"
+        );
     }
 }

@@ -21,12 +21,24 @@
 //! Each place is read as is first; only when no corner reads does it try the rescue passes
 //! that cost more: a 3×3 median filter (salt-and-pepper fax noise), an Otsu threshold (blur,
 //! low contrast) and half resolution.
+//!
+//! # Size limits
+//! A kiosk user can feed any file, so a sheet has a pixel ceiling of its own, lower than that
+//! of pages: [`MAX_SHEET_PIXELS`] (40 megapixels; an A4 sheet at 600 dpi has 35). A larger
+//! scan is refused from its header, before a pixel is decoded ([`MarkSheetError::TooLarge`]),
+//! and PNG and JPEG sheets are decoded under [`image::Limits`] that hold the decoder itself to
+//! that size. A sheet above [`SEARCH_PIXELS`] (a 300 dpi A4 scan has 8.7 megapixels) is scaled
+//! down to about that before the search, which keeps the code's modules several pixels wide
+//! and the search as fast as on a 300 dpi scan.
 
+use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, GrayImage, Rgb, RgbImage};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Rgb, RgbImage};
+use imagecast_shared::text::is_unsafe;
 use qrcode::{EcLevel, QrCode};
 
+use crate::paper::pages::{MAX_DIMENSION, PageError};
 use crate::paper::{self, PaperError};
 use crate::store::ImageId;
 
@@ -44,6 +56,12 @@ const QUIET_MODULES: u32 = 4;
 const CORNER_SHARE: f32 = 0.35;
 /// The longest excerpt of a foreign code quoted in an error.
 const QUOTE_CHARS: usize = 32;
+/// The most pixels a mark sheet may have (an A4 sheet at 600 dpi has about 35 million).
+pub const MAX_SHEET_PIXELS: u64 = 40_000_000;
+/// The most memory the decoder may allocate for a sheet: every pixel as 16-bit RGB.
+const MAX_SHEET_ALLOC: u64 = MAX_SHEET_PIXELS * 6;
+/// Sheets with more pixels than this are scaled down to about this before the search.
+pub const SEARCH_PIXELS: u64 = 9_000_000;
 
 /// Why a mark sheet could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +81,32 @@ pub enum MarkSheetError {
     /// The sheet's file could not be read or decoded.
     #[error("cannot read the mark sheet: {0}")]
     Unreadable(#[from] PaperError),
+    /// The scan has more pixels than a mark sheet may have ([`MAX_SHEET_PIXELS`]).
+    #[error(
+        "the scan is {width}x{height} pixels ({} megapixels); a mark sheet may have at most {} megapixels (an A4 sheet at 600 dpi has 35): scan it at 300 dpi",
+        megapixels(*width, *height),
+        MAX_SHEET_PIXELS / 1_000_000
+    )]
+    TooLarge {
+        /// The scan's width in pixels.
+        width: u32,
+        /// The scan's height in pixels.
+        height: u32,
+    },
+}
+
+/// `width × height` in megapixels, rounded up (so nothing over the limit shows as the limit).
+fn megapixels(width: u32, height: u32) -> u64 {
+    (u64::from(width) * u64::from(height)).div_ceil(1_000_000)
+}
+
+/// Refuses a sheet over [`MAX_SHEET_PIXELS`].
+fn check_sheet_size(width: u32, height: u32) -> Result<(), MarkSheetError> {
+    if u64::from(width) * u64::from(height) > MAX_SHEET_PIXELS {
+        Err(MarkSheetError::TooLarge { width, height })
+    } else {
+        Ok(())
+    }
 }
 
 impl MarkSheetError {
@@ -135,8 +179,18 @@ fn fill(img: &mut RgbImage, x0: u32, y0: u32, w: u32, h: u32, color: Rgb<u8>) {
 }
 
 /// Reads the image ID from a scanned mark sheet, however it was fed: any corner, slightly
-/// rotated, rescaled from 100 to 300 dpi, noisy or blurred.
+/// rotated, rescaled from 100 to 600 dpi, noisy or blurred. A sheet over [`MAX_SHEET_PIXELS`]
+/// is refused; one over [`SEARCH_PIXELS`] is scaled down first.
 pub fn decode_sheet(img: &DynamicImage) -> Result<ImageId, MarkSheetError> {
+    check_sheet_size(img.width(), img.height())?;
+    let scaled;
+    let img = match scaled_for_search(img) {
+        Some(small) => {
+            scaled = small;
+            &scaled
+        }
+        None => img,
+    };
     let mut search = Search::default();
     let corners = corner_origins(img.width(), img.height());
     let mut crops: Vec<GrayImage> = Vec::with_capacity(corners.len());
@@ -163,10 +217,80 @@ pub fn decode_sheet(img: &DynamicImage) -> Result<ImageId, MarkSheetError> {
     Err(search.best.unwrap_or(MarkSheetError::NoCode))
 }
 
-/// Reads the image ID from the first page of a scanned mark sheet file.
+/// Reads the image ID from the first page of a scanned mark sheet file. A scan over
+/// [`MAX_SHEET_PIXELS`] is refused from its header, before its pixels are decoded.
 pub fn decode_file(path: &Path) -> Result<ImageId, MarkSheetError> {
-    let page = paper::decode_first_page(path)?;
+    let page = read_sheet(path)?;
     decode_sheet(&page)
+}
+
+/// Decodes the first page of a sheet's file within the sheet limits (see the module docs).
+fn read_sheet(path: &Path) -> Result<DynamicImage, MarkSheetError> {
+    let bytes = paper::pages::read_file(path)?;
+    let in_file = |source: PageError| {
+        MarkSheetError::Unreadable(PaperError::Page {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    match image::guess_format(&bytes) {
+        Ok(format @ (ImageFormat::Png | ImageFormat::Jpeg)) => {
+            // The header first, under the decoder's default limits: nothing is decoded yet.
+            let (width, height) = ImageReader::with_format(Cursor::new(&bytes), format)
+                .into_dimensions()
+                .map_err(|e| in_file(page_error(e)))?;
+            check_sheet_size(width, height)?;
+            let mut limits = image::Limits::default();
+            limits.max_image_width = Some(MAX_DIMENSION);
+            limits.max_image_height = Some(MAX_DIMENSION);
+            limits.max_alloc = Some(MAX_SHEET_ALLOC);
+            let mut reader = ImageReader::with_format(Cursor::new(&bytes), format);
+            reader.limits(limits);
+            let decoder = reader.into_decoder().map_err(|e| in_file(page_error(e)))?;
+            let (width, height) = decoder.dimensions();
+            check_sheet_size(width, height)?;
+            DynamicImage::from_decoder(decoder).map_err(|e| in_file(page_error(e)))
+        }
+        Ok(ImageFormat::Tiff) => {
+            // The first page's size from its directory; the paper module decodes it (fax
+            // compressions included) under its own memory limit.
+            let dims =
+                tiff::decoder::Decoder::new(Cursor::new(&bytes)).and_then(|mut d| d.dimensions());
+            if let Ok((width, height)) = dims {
+                check_sheet_size(width, height)?;
+            }
+            paper::pages::first_page_from_bytes(&bytes).map_err(in_file)
+        }
+        // Not a PNG, JPEG or TIFF: the paper module names the problem.
+        _ => paper::pages::first_page_from_bytes(&bytes).map_err(in_file),
+    }
+}
+
+/// An `image` error as the paper module reports it.
+fn page_error(e: image::ImageError) -> PageError {
+    match e {
+        image::ImageError::Limits(l) => PageError::Limits(l.to_string()),
+        image::ImageError::Unsupported(u) => PageError::Unsupported(u.to_string()),
+        other => PageError::Damaged(other.to_string()),
+    }
+}
+
+/// The sheet scaled down (grey) to about [`SEARCH_PIXELS`], or `None` when it is not larger.
+fn scaled_for_search(img: &DynamicImage) -> Option<DynamicImage> {
+    let (w, h) = (img.width(), img.height());
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels <= SEARCH_PIXELS {
+        return None;
+    }
+    let scale = (SEARCH_PIXELS as f64 / pixels as f64).sqrt();
+    let (sw, sh) = (
+        ((f64::from(w) * scale) as u32).max(1),
+        ((f64::from(h) * scale) as u32).max(1),
+    );
+    let grey = img.to_luma8();
+    Some(DynamicImage::ImageLuma8(image::imageops::thumbnail(
+        &grey, sw, sh,
+    )))
 }
 
 /// The square regions searched first: `(x, y, side)` for top-right, bottom-left (fed upside
@@ -246,7 +370,7 @@ fn quote(text: &str) -> String {
     let mut out: String = text
         .chars()
         .take(QUOTE_CHARS)
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| if is_unsafe(c) { '?' } else { c })
         .collect();
     if text.chars().nth(QUOTE_CHARS).is_some() {
         out.push('…');
@@ -390,6 +514,153 @@ fn half(img: &GrayImage) -> GrayImage {
         let sum = get(0, 0) + get(1, 0) + get(0, 1) + get(1, 1);
         image::Luma([u8::try_from(sum / 4).unwrap_or(u8::MAX)])
     })
+}
+
+/// A white PNG of any size, written without holding its pixels: 1-bit grey, each row but the
+/// first a deflate back-reference to the row before. 20,000 × 20,000 comes to about 560 KB.
+#[cfg(test)]
+pub(crate) mod white_png {
+    /// Writes bits least significant first, as deflate wants them.
+    #[derive(Default)]
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+
+    impl Bits {
+        fn put(&mut self, value: u32, count: u32) {
+            self.acc |= u64::from(value) << self.n;
+            self.n += count;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+
+        /// A Huffman code: most significant bit first.
+        fn code(&mut self, code: u32, len: u32) {
+            self.put(code.reverse_bits() >> (32 - len), len);
+        }
+
+        fn literal(&mut self, byte: u8) {
+            match byte {
+                0..=143 => self.code(0x30 + u32::from(byte), 8),
+                _ => self.code(0x190 + u32::from(byte) - 144, 9),
+            }
+        }
+
+        /// A back-reference with the fixed Huffman codes (RFC 1951, 3.2.5 and 3.2.6).
+        fn copy(&mut self, len: u32, dist: u32) {
+            const LBASE: [u32; 29] = [
+                3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83,
+                99, 115, 131, 163, 195, 227, 258,
+            ];
+            const LEXTRA: [u32; 29] = [
+                0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5,
+                0,
+            ];
+            const DBASE: [u32; 30] = [
+                1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769,
+                1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+            ];
+            const DEXTRA: [u32; 30] = [
+                0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11,
+                12, 12, 13, 13,
+            ];
+            let l = LBASE.iter().rposition(|&b| b <= len).unwrap();
+            let symbol = 257 + l as u32;
+            if symbol < 280 {
+                self.code(symbol - 256, 7);
+            } else {
+                self.code(0xc0 + symbol - 280, 8);
+            }
+            self.put(len - LBASE[l], LEXTRA[l]);
+            let d = DBASE.iter().rposition(|&b| b <= dist).unwrap();
+            self.code(d as u32, 5);
+            self.put(dist - DBASE[d], DEXTRA[d]);
+        }
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = png.len();
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        let crc = crc32(&png[start..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+    }
+
+    /// The PNG file.
+    pub(crate) fn white_png(width: u32, height: u32) -> Vec<u8> {
+        let row = 1 + width.div_ceil(8); // filter byte, then the bits
+        let mut bits = Bits::default();
+        bits.put(1, 1); // the final block
+        bits.put(1, 2); // fixed Huffman codes
+        // First row: filter 0, then 0xff bytes (the last may be partly padding).
+        bits.literal(0);
+        bits.literal(0xff);
+        let mut left = row - 2;
+        while left > 0 {
+            let len = left.min(258);
+            if len < 3 {
+                (0..len).for_each(|_| bits.literal(0xff));
+            } else {
+                bits.copy(len, 1);
+            }
+            left -= len;
+        }
+        // Every other row: the one before.
+        let mut left = u64::from(row) * u64::from(height - 1);
+        while left > 0 {
+            let len = left.min(258) as u32;
+            if len < 3 {
+                // Too short for a copy: the tail is 0xff, the filter byte never comes last.
+                (0..len).for_each(|_| bits.literal(0xff));
+            } else {
+                bits.copy(len, row);
+            }
+            left -= u64::from(len);
+        }
+        bits.code(0, 7); // end of block
+        bits.put(0, 7); // flush
+        // The Adler-32 of the raw rows, a row at a time: a row is a 0 and n - 1 times 0xff.
+        let (mut a, mut b) = (1u64, 0u64);
+        let n = u64::from(row);
+        for _ in 0..height {
+            b = (b + n * a + 0xff * (n - 1) * n / 2) % 65521;
+            a = (a + 0xff * (n - 1)) % 65521;
+        }
+        let mut zlib = vec![0x78, 0x01];
+        zlib.extend_from_slice(&bits.out);
+        zlib.extend_from_slice(&((b << 16 | a) as u32).to_be_bytes());
+
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // 1-bit grey, deflate, filters, no interlace
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &zlib);
+        chunk(&mut png, b"IEND", &[]);
+        png
+    }
 }
 
 #[cfg(test)]
@@ -675,6 +946,66 @@ mod tests {
         );
         let err = decode_file(&dir.path().join("missing.png")).expect_err("missing");
         assert!(err.to_string().contains("missing.png"), "{err}");
+    }
+
+    #[test]
+    fn the_white_png_generator_makes_a_valid_png() {
+        let bytes = white_png::white_png(123, 45);
+        let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png)
+            .expect("decode")
+            .into_luma8();
+        assert_eq!(img.dimensions(), (123, 45));
+        assert!(img.pixels().all(|p| p.0[0] == 255));
+    }
+
+    #[test]
+    fn a_20000_pixel_square_white_sheet_is_refused_from_its_header() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("white.png");
+        let bytes = white_png::white_png(20_000, 20_000);
+        assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+        std::fs::write(&path, &bytes).expect("write");
+        let err = decode_file(&path).expect_err("too large");
+        assert!(matches!(
+            err,
+            MarkSheetError::TooLarge {
+                width: 20_000,
+                height: 20_000
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "the scan is 20000x20000 pixels (400 megapixels); a mark sheet may have at most 40 megapixels (an A4 sheet at 600 dpi has 35): scan it at 300 dpi"
+        );
+        // Just over the ceiling is refused too; decoded images are held to it as well.
+        let err = decode_sheet(&DynamicImage::ImageLuma8(GrayImage::new(8_001, 5_000)))
+            .expect_err("over");
+        assert!(
+            err.to_string().contains("8001x5000 pixels (41 megapixels)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_large_but_allowed_sheet_is_scaled_down_before_the_search() {
+        // 400 dpi: 3308x4678, 15.5 megapixels, searched at about 9.
+        let big = rescale(sheet(), 400);
+        assert!(u64::from(big.width()) * u64::from(big.height()) > SEARCH_PIXELS);
+        let small = scaled_for_search(&DynamicImage::ImageLuma8(big.clone())).expect("scaled");
+        let pixels = u64::from(small.width()) * u64::from(small.height());
+        assert!(
+            pixels <= SEARCH_PIXELS && pixels > SEARCH_PIXELS * 9 / 10,
+            "{pixels}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sheet-400dpi.png");
+        big.save(&path).expect("save");
+        assert_eq!(decode_file(&path).expect("decode"), id());
+    }
+
+    #[test]
+    fn a_foreign_code_with_an_override_is_quoted_without_it() {
+        assert_eq!(quote("pay\u{202e}gpj.exe\u{1b}[2J"), "pay?gpj.exe?[2J");
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! The PC client (personal computer 160 of the seed): the printer driver's sending path and
 //! the receiving software, as scriptable subcommands. Output goes to the writer given (stdout
 //! in the binary); errors return to the caller, which prints them as one sentence.
+//!
+//! Every text that comes from the server or another terminal (names, domains, user IDs, file
+//! names, reasons, notices) is printed through [`peer`] or [`peer_reason`]: control characters
+//! and bidirectional overrides escaped, the length bounded, so a peer can neither forge an
+//! output line nor drive the terminal with escape sequences.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,11 +17,12 @@ use anyhow::{Context, bail};
 use imagecast_shared::DistributionId;
 use imagecast_shared::client::{
     Client, ClientConfig, ClientError, DistributionRequest, Event, Events, Inbox, InboxMode,
-    OutgoingPage,
+    OutgoingPage, Received,
 };
 use imagecast_shared::msg::{
     DeliveryOutcome, DeliveryState, DestinationStatus, RegisterOutcome, WithdrawOutcome,
 };
+use imagecast_shared::text::escape_bounded;
 
 use crate::config::Settings;
 
@@ -27,6 +34,21 @@ const SEND_ATTEMPTS: u32 = 3;
 /// waits cover an older connection that takes longer to wind down, and older servers, which
 /// let go only when they notice the dead connection (two heartbeat intervals, 30 s).
 const STALE_UPLOAD_WAITS: u32 = 8;
+
+/// The most characters of a peer's name, domain, user ID or file name printed.
+pub const NAME_CHARS: usize = 256;
+/// The most characters of a peer's reason or notice printed.
+pub const REASON_CHARS: usize = 200;
+
+/// A name, domain, user ID or file name from a peer, safe to print (see the module docs).
+pub fn peer(s: &str) -> Cow<'_, str> {
+    escape_bounded(s, NAME_CHARS)
+}
+
+/// A reason or notice from a peer, safe to print (see the module docs).
+pub fn peer_reason(s: &str) -> Cow<'_, str> {
+    escape_bounded(s, REASON_CHARS)
+}
 
 /// The client configuration for these settings.
 pub fn client_config(s: &Settings, receive: bool) -> ClientConfig {
@@ -57,7 +79,7 @@ pub async fn groups(
 ) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
     for (i, g) in client.groups(for_registration).await?.iter().enumerate() {
-        writeln!(out, "{}: {}", i + 1, g.name)?;
+        writeln!(out, "{}: {}", i + 1, peer(&g.name))?;
     }
     client.close().await;
     Ok(())
@@ -67,7 +89,7 @@ pub async fn groups(
 pub async fn destinations(s: &Settings, out: &mut impl Write) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
     for d in client.destinations().await? {
-        writeln!(out, "{};{}", d.domain, d.name)?;
+        writeln!(out, "{};{}", peer(&d.domain), peer(&d.name))?;
     }
     client.close().await;
     Ok(())
@@ -114,14 +136,14 @@ pub struct SendArgs {
     pub timeout: Option<Duration>,
 }
 
-/// The word a result is printed with.
+/// The word a result is printed with; a failure's reason (from a peer) escaped and bounded.
 pub fn state_word(state: &DeliveryState) -> String {
     match state {
         DeliveryState::Queued => "queued".into(),
         DeliveryState::Sending => "sending".into(),
         DeliveryState::Delivered => "delivered".into(),
         DeliveryState::Printed => "printed".into(),
-        DeliveryState::Failed(r) => format!("failed: {r}"),
+        DeliveryState::Failed(r) => format!("failed: {}", peer_reason(r)),
     }
 }
 
@@ -161,7 +183,9 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         match result {
             Ok(x) => break x,
             Err(e) if attempt < SEND_ATTEMPTS && is_connection_lost(&e) => {
-                tracing::warn!(error = %e, "connection lost while sending; retrying");
+                let error = format!("{e:#}");
+                let error = peer_reason(&error);
+                tracing::warn!(%error, "connection lost while sending; retrying");
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
             }
             // Our previous connection still holds the same upload on the server, which did
@@ -201,7 +225,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
                             writeln!(
                                 out,
                                 "{}: queued (still waiting when --timeout ran out)",
-                                dest.domain
+                                peer(&dest.domain)
                             )?;
                         }
                     }
@@ -236,7 +260,12 @@ fn report(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     if st.state.is_final() && !finals.contains_key(&st.destination.domain) {
-        writeln!(out, "{}: {}", st.destination.domain, state_word(&st.state))?;
+        writeln!(
+            out,
+            "{}: {}",
+            peer(&st.destination.domain),
+            state_word(&st.state)
+        )?;
         out.flush()?;
         finals.insert(st.destination.domain, st.state);
     }
@@ -292,7 +321,9 @@ pub async fn receive(
             Ok(x) => x,
             // Once it worked, a server that goes away is waited for; a refusal is final.
             Err(e) if connected_once && e.is_connection_lost() => {
-                tracing::warn!(error = %e, "cannot reach the server; retrying");
+                let error = e.to_string();
+                let error = peer_reason(&error);
+                tracing::warn!(%error, "cannot reach the server; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 continue;
@@ -303,44 +334,19 @@ pub async fn receive(
         delay = Duration::from_millis(200);
         while let Some(event) = events.recv().await {
             if let Event::Closed(reason) = &event {
-                tracing::warn!(%reason, "connection lost; reconnecting");
+                tracing::warn!(reason = %peer_reason(reason), "connection lost; reconnecting");
                 break;
             }
             if let Event::Notice(text) = &event {
-                tracing::info!("server: {text}");
+                tracing::info!("server: {}", peer_reason(text));
             }
             match inbox.handle(&event) {
                 Ok(None) => {}
                 Ok(Some(r)) => {
-                    let files: Vec<String> = r
-                        .files
-                        .iter()
-                        .map(|f| {
-                            f.file_name()
-                                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-                        })
-                        .collect();
-                    if r.duplicate {
-                        writeln!(
-                            out,
-                            "{} from {} ({}): already stored, not stored again",
-                            r.dist, r.sender.domain, r.sender.name
-                        )?;
-                    } else {
-                        writeln!(
-                            out,
-                            "{} from {} ({}) by {}: {} page(s), {} bytes: {}",
-                            r.dist,
-                            r.sender.domain,
-                            r.sender.name,
-                            r.user,
-                            r.pages,
-                            r.bytes,
-                            files.join(", ")
-                        )?;
+                    print_received(&r, out)?;
+                    if !r.duplicate {
                         received += 1;
                     }
-                    out.flush()?;
                     let _ = client.ack(r.delivery, DeliveryOutcome::Stored).await;
                     if count.is_some_and(|n| received >= n) {
                         client.close().await;
@@ -348,7 +354,7 @@ pub async fn receive(
                     }
                 }
                 Err(e) => {
-                    eprintln!("imagecast: {e}");
+                    eprintln!("imagecast: {}", peer_reason(&e.to_string()));
                     if let Event::DeliverEnd { delivery } = event {
                         let _ = client
                             .ack(delivery, DeliveryOutcome::Refused(e.to_string()))
@@ -361,6 +367,125 @@ pub async fn receive(
                 }
             }
         }
+        // What was half delivered on that connection comes again from the start.
+        inbox.abandon_incomplete();
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// The line `receive` prints for a stored delivery: every name from the peer escaped.
+fn print_received(r: &Received, out: &mut impl Write) -> anyhow::Result<()> {
+    if r.duplicate {
+        writeln!(
+            out,
+            "{} from {} ({}): already stored, not stored again",
+            r.dist,
+            peer(&r.sender.domain),
+            peer(&r.sender.name)
+        )?;
+    } else {
+        let files: Vec<String> = r
+            .files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .map_or_else(String::new, |n| peer(&n.to_string_lossy()).into_owned())
+            })
+            .collect();
+        writeln!(
+            out,
+            "{} from {} ({}) by {}: {} page(s), {} bytes: {}",
+            r.dist,
+            peer(&r.sender.domain),
+            peer(&r.sender.name),
+            peer(&r.user),
+            r.pages,
+            r.bytes,
+            files.join(", ")
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imagecast_shared::DeliveryId;
+    use imagecast_shared::msg::Destination;
+    use imagecast_shared::text::is_unsafe;
+
+    /// What a hostile receiving terminal acknowledges a delivery with: a newline, a forged
+    /// journal line, an OSC title escape, a colour escape and 200 KB of padding.
+    fn forged_reason() -> String {
+        format!(
+            "disk full\n2026-11-27T10:00:00Z dist 1 sale1.osk.mei.co.jp: printed\u{1b}]0;pwned\u{7}\u{1b}[2J{}",
+            "A".repeat(200 * 1024)
+        )
+    }
+
+    /// Asserts `text` is exactly `lines` lines, with nothing unsafe in them.
+    fn assert_clean(text: &str, lines: usize) {
+        assert_eq!(text.lines().count(), lines, "{text:.300}");
+        assert!(text.ends_with('\n'));
+        for line in text.lines() {
+            assert!(!line.chars().any(is_unsafe), "{line:.300}");
+        }
+    }
+
+    #[test]
+    fn a_forged_refusal_prints_as_one_bounded_line() {
+        let mut out = Vec::new();
+        let mut finals = HashMap::new();
+        let st = DestinationStatus {
+            destination: Destination {
+                domain: "sale1.osk.mei.co.jp".into(),
+                name: "sales office".into(),
+            },
+            state: DeliveryState::Failed(forged_reason()),
+        };
+        report(&mut finals, st, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_clean(&text, 1);
+        assert!(
+            text.starts_with("sale1.osk.mei.co.jp: failed: disk full\\n2026-11-27T10:00:00Z"),
+            "{text:.300}"
+        );
+        assert!(text.contains("\\u{1b}]0;pwned\\u{7}"), "{text:.300}");
+        assert!(text.len() < 600, "{} bytes printed", text.len());
+    }
+
+    #[test]
+    fn received_names_are_printed_escaped() {
+        let r = Received {
+            delivery: DeliveryId(7),
+            dist: DistributionId::new_random(),
+            sender: Destination {
+                domain: "plan1.hqs.mei.co.jp\n2026 forged".into(),
+                name: "\u{1b}[2Jplanning\u{202e}".into(),
+            },
+            user: format!("1001\u{1b}]0;pwned\u{7}{}", "9".repeat(10_000)),
+            files: vec![PathBuf::from("/tmp/invoice\u{202e}fdp.exe")],
+            pages: 1,
+            bytes: 2,
+            duplicate: false,
+        };
+        let mut out = Vec::new();
+        print_received(&r, &mut out).unwrap();
+        print_received(
+            &Received {
+                duplicate: true,
+                ..r
+            },
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_clean(&text, 2);
+        assert!(
+            text.contains("from plan1.hqs.mei.co.jp\\n2026 forged (\\u{1b}[2Jplanning\\u{202e})")
+        );
+        assert!(text.contains("invoice\\u{202e}fdp.exe"), "{text}");
+        assert!(text.len() < 2 * 1024, "{} bytes printed", text.len());
     }
 }

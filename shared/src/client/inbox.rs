@@ -7,6 +7,19 @@
 //! files moved into place. A redelivery of a distribution already in the receipt log (the
 //! server crashed before it saw the acknowledgement) is recognised and not stored again, and
 //! a move interrupted by a crash is finished by [`Inbox::open`].
+//!
+//! The server is trusted no more than it must be (it may be malicious, or a man in the
+//! middle of a `--plain` connection):
+//! - a delivered file never replaces an entry already in `DIR`, of any kind (a file, a
+//!   folder, a symbolic link, even a dangling one): existence is checked without following
+//!   links, and the move is a hard link, which fails on any existing entry;
+//! - page names lose path separators, control characters and bidirectional overrides
+//!   ([`crate::text::is_unsafe`]: `invoice\u{202e}fdp.exe` is stored as `invoice_fdp.exe`);
+//! - at most [`MAX_INCOMPLETE`] deliveries may be incomplete at once (an honest server sends
+//!   one at a time per connection): one more is refused with
+//!   [`InboxError::TooManyIncomplete`], and at most one page file is held open, whatever the
+//!   number of deliveries under way. [`Inbox::abandon_incomplete`] drops them all when the
+//!   connection they came on is gone (the server sends them again from the start).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -21,6 +34,13 @@ use crate::msg::{Deliver, Destination};
 const STATE_DIR: &str = ".imagecast";
 const RECEIPTS: &str = "received";
 const INCOMING: &str = "incoming";
+
+/// The most deliveries that may be incomplete at once. An honest server sends one at a time
+/// on a connection; more than this is a server that begins deliveries it never ends.
+pub const MAX_INCOMPLETE: usize = 16;
+
+/// How many `-N` variants of a name are tried before a page is refused.
+const MAX_VARIANTS: u32 = 10_000;
 
 /// Whether received pages are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +91,16 @@ pub enum InboxError {
         /// What does not add up.
         reason: String,
     },
+    /// The server began a delivery while [`MAX_INCOMPLETE`] others were still incomplete.
+    #[error(
+        "delivery {delivery} refused: {limit} deliveries are already incomplete (a server sends one at a time)"
+    )]
+    TooManyIncomplete {
+        /// The delivery refused.
+        delivery: DeliveryId,
+        /// The limit, [`MAX_INCOMPLETE`].
+        limit: usize,
+    },
 }
 
 struct Incoming {
@@ -79,7 +109,20 @@ struct Incoming {
     dir: PathBuf,
     page: u32,
     offset: u64,
-    file: Option<std::fs::File>,
+}
+
+impl Incoming {
+    /// True when this delivery has a folder in `incoming/`.
+    fn stores(&self, mode: InboxMode) -> bool {
+        !self.duplicate && mode == InboxMode::Store
+    }
+}
+
+/// The one page file held open: the page that data arrived for last.
+struct OpenPage {
+    delivery: DeliveryId,
+    page: u32,
+    file: std::fs::File,
 }
 
 /// A folder that receives deliveries. See the module documentation.
@@ -88,6 +131,7 @@ pub struct Inbox {
     mode: InboxMode,
     seen: HashSet<DistributionId>,
     current: HashMap<DeliveryId, Incoming>,
+    open: Option<OpenPage>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InboxError + '_ {
@@ -149,19 +193,30 @@ impl Inbox {
             if let Some(finals) = dist.and_then(|d| names.get(&d)) {
                 for (i, name) in finals.iter().enumerate() {
                     let from = path.join(i.to_string());
-                    if from.exists() {
-                        std::fs::rename(&from, dir.join(name)).map_err(io_err(&from))?;
+                    if !entry_exists(&from) {
+                        continue;
                     }
+                    // Linked before the crash but not yet unlinked from `incoming/`.
+                    if same_file(&from, &dir.join(name)) {
+                        continue;
+                    }
+                    place(&from, &dir, name)?;
                 }
                 sync_dir(&dir)?;
             }
-            std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(io_err(&path))?;
         }
         Ok(Self {
             dir,
             mode,
             seen,
             current: HashMap::new(),
+            open: None,
         })
     }
 
@@ -173,6 +228,34 @@ impl Inbox {
     /// True when this distribution was stored here before.
     pub fn has(&self, dist: &DistributionId) -> bool {
         self.seen.contains(dist)
+    }
+
+    /// How many deliveries have begun and not ended (at most [`MAX_INCOMPLETE`]).
+    pub fn incomplete(&self) -> usize {
+        self.current.len()
+    }
+
+    /// Drops every incomplete delivery and its pages; returns how many there were. Call it
+    /// when the connection they came on is gone: the server sends them again from the start.
+    pub fn abandon_incomplete(&mut self) -> usize {
+        let n = self.current.len();
+        let ids: Vec<DeliveryId> = self.current.keys().copied().collect();
+        for id in ids {
+            self.abandon(id);
+        }
+        n
+    }
+
+    /// Forgets one incomplete delivery: closes its page file and removes its folder.
+    fn abandon(&mut self, delivery: DeliveryId) {
+        if self.open.as_ref().is_some_and(|o| o.delivery == delivery) {
+            self.open = None;
+        }
+        if let Some(inc) = self.current.remove(&delivery) {
+            if inc.stores(self.mode) {
+                let _ = std::fs::remove_dir_all(&inc.dir);
+            }
+        }
     }
 
     /// Takes one event; returns the delivery once it is complete and stored. Events other
@@ -198,6 +281,23 @@ impl Inbox {
     }
 
     fn begin(&mut self, header: &Deliver) -> Result<(), InboxError> {
+        // A header again for the same delivery, or another delivery of the same distribution
+        // (they share a folder), starts over: the earlier one is dropped.
+        let superseded: Vec<DeliveryId> = self
+            .current
+            .iter()
+            .filter(|(id, inc)| **id == header.delivery || inc.header.dist == header.dist)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in superseded {
+            self.abandon(id);
+        }
+        if self.current.len() >= MAX_INCOMPLETE {
+            return Err(InboxError::TooManyIncomplete {
+                delivery: header.delivery,
+                limit: MAX_INCOMPLETE,
+            });
+        }
         let duplicate = self.seen.contains(&header.dist);
         let dir = self
             .dir
@@ -205,9 +305,12 @@ impl Inbox {
             .join(INCOMING)
             .join(header.dist.to_string());
         if !duplicate && self.mode == InboxMode::Store {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dir),
+                Ok(_) => std::fs::remove_file(&dir),
+                Err(_) => Ok(()),
             }
+            .map_err(io_err(&dir))?;
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
         self.current.insert(
@@ -218,7 +321,6 @@ impl Inbox {
                 dir,
                 page: 0,
                 offset: 0,
-                file: None,
             },
         );
         Ok(())
@@ -251,7 +353,13 @@ impl Inbox {
                     inc.offset
                 )));
             }
-            inc.file = None;
+            if self
+                .open
+                .as_ref()
+                .is_some_and(|o| o.delivery == delivery && o.page == inc.page)
+            {
+                self.open = None;
+            }
             inc.page += 1;
             inc.offset = 0;
         }
@@ -274,19 +382,35 @@ impl Inbox {
             )));
         }
         if store && !inc.duplicate {
-            if inc.file.is_none() {
-                let path = inc.dir.join(page.to_string());
-                inc.file = Some(std::fs::File::create(&path).map_err(io_err(&path))?);
-            }
-            if let Some(f) = inc.file.as_mut() {
-                f.write_all(data).map_err(io_err(&inc.dir))?;
-            }
+            let path = inc.dir.join(page.to_string());
+            let file = match self.open.take() {
+                Some(o) if o.delivery == delivery && o.page == page => o.file,
+                // Only one page file is held open: the one of another delivery is closed,
+                // and reopened for appending when its data comes again.
+                _ => std::fs::OpenOptions::new()
+                    .create(offset == 0)
+                    .truncate(offset == 0)
+                    .write(true)
+                    .append(offset != 0)
+                    .open(&path)
+                    .map_err(io_err(&path))?,
+            };
+            let mut open = OpenPage {
+                delivery,
+                page,
+                file,
+            };
+            open.file.write_all(data).map_err(io_err(&path))?;
+            self.open = Some(open);
         }
         inc.offset += data.len() as u64;
         Ok(())
     }
 
     fn end(&mut self, delivery: DeliveryId) -> Result<Received, InboxError> {
+        if self.open.as_ref().is_some_and(|o| o.delivery == delivery) {
+            self.open = None;
+        }
         let inc = self
             .current
             .remove(&delivery)
@@ -337,16 +461,16 @@ impl Inbox {
             }
             return Ok(received);
         }
-        drop(inc.file);
         // Empty pages (and pages after the last data frame) still need their files.
         let mut names = Vec::with_capacity(pages.len());
         let mut taken = HashSet::new();
         for (i, info) in pages.iter().enumerate() {
             let tmp = inc.dir.join(i.to_string());
-            if !tmp.exists() {
-                std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-            }
-            let f = std::fs::File::open(&tmp).map_err(io_err(&tmp))?;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&tmp)
+                .map_err(io_err(&tmp))?;
             f.sync_all().map_err(io_err(&tmp))?;
             let name = unique_name(&self.dir, &safe_file_name(&info.name, i), &taken);
             taken.insert(name.clone());
@@ -372,9 +496,7 @@ impl Inbox {
         self.seen.insert(inc.header.dist);
         for (i, name) in names.iter().enumerate() {
             let from = inc.dir.join(i.to_string());
-            let to = self.dir.join(name);
-            std::fs::rename(&from, &to).map_err(io_err(&from))?;
-            received.files.push(to);
+            received.files.push(place(&from, &self.dir, name)?);
         }
         sync_dir(&self.dir)?;
         let _ = std::fs::remove_dir(&inc.dir);
@@ -388,13 +510,73 @@ fn sync_dir(dir: &Path) -> Result<(), InboxError> {
         .map_err(io_err(dir))
 }
 
+/// True when something (a file, a folder, a symbolic link, even a dangling one) is at
+/// `path`. Links are not followed; an entry that cannot be examined counts as there.
+fn entry_exists(path: &Path) -> bool {
+    !matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// True when `a` and `b` are the same file (two hard links of it).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
+}
+
+/// Moves the file `from` into `dir` as `name`, or `stem-2.ext`, `stem-3.ext`... when an entry
+/// of that name exists: never replaces anything. The move is a hard link (which fails on any
+/// existing entry, with no window between a check and the move) and an unlink; on file
+/// systems without hard links a rename after a check stands in. Returns the new path.
+fn place(from: &Path, dir: &Path, name: &str) -> Result<PathBuf, InboxError> {
+    let mut candidate = name.to_owned();
+    for n in 2..=MAX_VARIANTS + 1 {
+        let to = dir.join(&candidate);
+        match std::fs::hard_link(from, &to) {
+            Ok(()) => {
+                std::fs::remove_file(from).map_err(io_err(from))?;
+                return Ok(to);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) if !entry_exists(&to) => {
+                std::fs::rename(from, &to).map_err(io_err(from))?;
+                return Ok(to);
+            }
+            Err(_) => {}
+        }
+        candidate = variant(name, n);
+    }
+    Err(InboxError::Io {
+        path: dir.join(name),
+        source: std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{MAX_VARIANTS} files of this name exist already"),
+        ),
+    })
+}
+
 /// A page name that is safe as a file name in one folder: no directories, no control
-/// characters, no leading dot, never empty.
+/// characters or bidirectional overrides, no leading dot, never empty.
 pub fn safe_file_name(name: &str, index: usize) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
-        .map(|c| if c.is_control() || c == ':' { '_' } else { c })
+        .map(|c| {
+            if crate::text::is_unsafe(c) || c == ':' {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let cleaned = cleaned.trim().trim_start_matches('.').to_owned();
     if cleaned.is_empty() {
@@ -429,21 +611,27 @@ fn fit_name(name: &str, max: usize) -> String {
     format!("{}{ext}", &stem[..cut])
 }
 
+/// `name`, or the first of `stem-2.ext`, `stem-3.ext`... that is neither in `taken` nor an
+/// entry of any kind in `dir` (links are not followed: a dangling link is taken too).
 fn unique_name(dir: &Path, name: &str, taken: &HashSet<String>) -> String {
-    let (stem, ext) = split_ext(name);
     let mut candidate = name.to_owned();
     let mut n = 2;
-    while taken.contains(&candidate) || dir.join(&candidate).exists() {
-        // `stem-N.ext`, the stem shortened so the whole stays within 255 bytes.
-        let suffix = format!("-{n}{ext}");
-        let mut cut = 255usize.saturating_sub(suffix.len()).min(stem.len());
-        while !stem.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        candidate = format!("{}{suffix}", &stem[..cut]);
+    while taken.contains(&candidate) || entry_exists(&dir.join(&candidate)) {
+        candidate = variant(name, n);
         n += 1;
     }
     candidate
+}
+
+/// `stem-N.ext`, the stem shortened so the whole stays within 255 bytes.
+fn variant(name: &str, n: u32) -> String {
+    let (stem, ext) = split_ext(name);
+    let suffix = format!("-{n}{ext}");
+    let mut cut = 255usize.saturating_sub(suffix.len()).min(stem.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &stem[..cut])
 }
 
 #[cfg(test)]
@@ -648,5 +836,227 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("ended at page 1 byte 3"), "{err}");
+    }
+
+    /// Non-hidden names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn file_names(got: &Received) -> Vec<String> {
+        got.files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_in_the_folder_is_never_replaced_even_a_dangling_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("victim");
+        std::fs::write(&target, b"keep me").unwrap();
+        // A dangling link (what `exists()` calls absent) and a link to a file elsewhere.
+        std::os::unix::fs::symlink(outside.path().join("nowhere"), dir.path().join("scan.tif"))
+            .unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("b.png")).unwrap();
+        let mut inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+        let pages: &[(&str, &[u8])] = &[("scan.tif", b"delivered"), ("b.png", b"delivered too")];
+        let got = run(&mut inbox, &header(DistributionId::new_random(), 1, pages))
+            .unwrap()
+            .unwrap();
+        assert_eq!(file_names(&got), ["scan-2.tif", "b-2.png"]);
+        assert_eq!(
+            std::fs::read_link(dir.path().join("scan.tif")).unwrap(),
+            outside.path().join("nowhere")
+        );
+        assert!(!outside.path().join("nowhere").exists());
+        assert_eq!(
+            std::fs::read_link(dir.path().join("b.png")).unwrap(),
+            target
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+        assert_eq!(std::fs::read(&got.files[0]).unwrap(), b"delivered");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_interrupted_move_never_replaces_an_entry_and_is_not_stored_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(STATE_DIR);
+        let (linked, blocked) = (DistributionId::new_random(), DistributionId::new_random());
+        for (dist, name) in [(linked, "done.png"), (blocked, "doc.png")] {
+            let incoming = state.join(INCOMING).join(dist.to_string());
+            std::fs::create_dir_all(&incoming).unwrap();
+            std::fs::write(incoming.join("0"), name.as_bytes()).unwrap();
+        }
+        std::fs::write(
+            state.join(RECEIPTS),
+            format!("{linked}\tdone.png\n{blocked}\tdoc.png\n"),
+        )
+        .unwrap();
+        // The crash came after `done.png` was linked into place, before it was unlinked.
+        std::fs::hard_link(
+            state.join(INCOMING).join(linked.to_string()).join("0"),
+            dir.path().join("done.png"),
+        )
+        .unwrap();
+        // Meanwhile a dangling link took the name `doc.png`.
+        std::os::unix::fs::symlink("/nonexistent/imagecast", dir.path().join("doc.png")).unwrap();
+        let inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+        assert!(inbox.has(&linked) && inbox.has(&blocked));
+        assert_eq!(listing(dir.path()), ["doc-2.png", "doc.png", "done.png"]);
+        assert_eq!(
+            std::fs::read_link(dir.path().join("doc.png")).unwrap(),
+            Path::new("/nonexistent/imagecast")
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("doc-2.png")).unwrap(),
+            b"doc.png"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("done.png")).unwrap(),
+            b"done.png"
+        );
+        assert_eq!(std::fs::read_dir(state.join(INCOMING)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn overrides_and_controls_in_names_are_neutralised() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+        let pages: &[(&str, &[u8])] = &[
+            ("invoice\u{202e}fdp.exe", b"MZ"),
+            ("a\u{1b}]0;pwned\u{7}b.png", b"x"),
+            ("x\u{2066}y\u{200f}.tif", b"y"),
+        ];
+        let got = run(&mut inbox, &header(DistributionId::new_random(), 1, pages))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            file_names(&got),
+            ["invoice_fdp.exe", "a_]0;pwned_b.png", "x_y_.tif"]
+        );
+        for name in listing(dir.path()) {
+            assert!(!name.chars().any(crate::text::is_unsafe), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn deliveries_that_never_end_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let incoming = dir.path().join(STATE_DIR).join(INCOMING);
+        let mut inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+        // 1,500 deliveries begin and send a first piece; none ever ends.
+        let (mut begun, mut refused) = (0, 0);
+        for d in 0..1500u64 {
+            let events = header(DistributionId::new_random(), d + 1, &[("p.tif", b"abcdef")]);
+            match inbox.handle(&events[0]) {
+                Ok(None) => begun += 1,
+                Err(InboxError::TooManyIncomplete { delivery, limit }) => {
+                    assert_eq!((delivery, limit), (DeliveryId(d + 1), MAX_INCOMPLETE));
+                    refused += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+            // Data of a refused delivery is refused too, and writes nothing.
+            let _ = inbox.handle(&events[1]);
+            assert!(inbox.incomplete() <= MAX_INCOMPLETE);
+        }
+        assert_eq!((begun, refused), (MAX_INCOMPLETE, 1500 - MAX_INCOMPLETE));
+        assert_eq!(
+            std::fs::read_dir(&incoming).unwrap().count(),
+            MAX_INCOMPLETE
+        );
+        // One page file is held open, whatever the number of deliveries under way.
+        assert!(inbox.open.is_some());
+        let err = InboxError::TooManyIncomplete {
+            delivery: DeliveryId(17),
+            limit: MAX_INCOMPLETE,
+        };
+        assert!(
+            err.to_string()
+                .contains("16 deliveries are already incomplete"),
+            "{err}"
+        );
+        // The connection is gone: everything half done goes, and the next delivery is stored.
+        assert_eq!(inbox.abandon_incomplete(), MAX_INCOMPLETE);
+        assert!(inbox.open.is_none() && inbox.incomplete() == 0);
+        assert_eq!(std::fs::read_dir(&incoming).unwrap().count(), 0);
+        let got = run(
+            &mut inbox,
+            &header(DistributionId::new_random(), 9999, &[("ok.tif", b"fine")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(std::fs::read(&got.files[0]).unwrap(), b"fine");
+    }
+
+    #[test]
+    fn interleaved_deliveries_are_stored_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+        let a = header(
+            DistributionId::new_random(),
+            1,
+            &[("a1", b"first page of a"), ("a2", b"second page of a")],
+        );
+        let b = header(
+            DistributionId::new_random(),
+            2,
+            &[("b1", b"the only page of b, longer")],
+        );
+        // Piece by piece in turn: the one open page file changes hands at every step.
+        let mut done = Vec::new();
+        for i in 0..a.len().max(b.len()) {
+            for events in [&a, &b] {
+                if let Some(e) = events.get(i) {
+                    if let Some(r) = inbox.handle(e).unwrap() {
+                        done.push(r);
+                    }
+                }
+            }
+        }
+        assert_eq!(done.len(), 2);
+        assert_eq!(listing(dir.path()), ["a1", "a2", "b1"]);
+        assert_eq!(
+            std::fs::read(dir.path().join("a1")).unwrap(),
+            b"first page of a"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("a2")).unwrap(),
+            b"second page of a"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("b1")).unwrap(),
+            b"the only page of b, longer"
+        );
+    }
+
+    #[test]
+    fn a_new_header_for_the_same_distribution_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+        let dist = DistributionId::new_random();
+        let first = header(dist, 1, &[("p", b"abcdefgh")]);
+        inbox.handle(&first[0]).unwrap();
+        inbox.handle(&first[1]).unwrap();
+        let again = run(&mut inbox, &header(dist, 2, &[("p", b"abcdefgh")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(inbox.incomplete(), 0);
+        assert_eq!(std::fs::read(&again.files[0]).unwrap(), b"abcdefgh");
+        assert!(
+            inbox.handle(&first[2]).is_err(),
+            "the first one was dropped"
+        );
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ClientError;
-pub use inbox::{Inbox, InboxError, InboxMode, Received};
+pub use inbox::{Inbox, InboxError, InboxMode, MAX_INCOMPLETE, Received};
 
 use crate::frame::{FrameReader, OutFrame};
 use crate::ids::{DeliveryId, DistributionId, RequestId};

@@ -8,7 +8,10 @@ mod distribution;
 mod faults;
 mod groups;
 mod hostile;
+mod login_attacks;
+mod receiving_attacks;
 mod recovery;
+mod terminal_attacks;
 mod tls;
 
 use std::time::Duration;

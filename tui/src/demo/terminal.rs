@@ -3,7 +3,9 @@
 //! client library's [`Inbox`] and acknowledges it (`Printed` for MFPs and printers, `Stored`
 //! for PCs), and reconnects with back-off when the connection drops.
 //!
-//! They log through `tracing` only: the panel owns the terminal's screen.
+//! They log through `tracing` only: the panel owns the terminal's screen. What the server
+//! says (reasons, notices, names) is logged escaped ([`imagecast_shared::text`]), so it cannot
+//! forge log lines.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,12 +15,15 @@ use std::time::Duration;
 use imagecast_server::datadir::DemoDevice;
 use imagecast_shared::client::{Client, ClientConfig, Event, Inbox, InboxMode, Received};
 use imagecast_shared::msg::{DeliveryOutcome, DeviceKind};
+use imagecast_shared::text::escape_bounded;
 use tokio_util::sync::CancellationToken;
 
 /// The first pause before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest pause between connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The most characters of a server's text (a reason, a notice, a name) logged.
+const LOGGED_CHARS: usize = 200;
 
 /// What a simulated terminal has done, shared between its task and the demo's readers.
 #[derive(Debug, Default)]
@@ -216,12 +221,18 @@ impl Runner {
                     let ended = self.serve(&domain, &client, &mut events, &inbox).await;
                     self.counters.connected.store(false, Ordering::Relaxed);
                     client.close().await;
+                    // What was half delivered comes again from the start on the next one.
+                    inbox
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .abandon_incomplete();
                     if matches!(ended, Ended::Cancelled) {
                         return;
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(%domain, error = %e, "simulated terminal cannot connect; retrying");
+                    let error = escape_bounded(&e.to_string(), LOGGED_CHARS).into_owned();
+                    tracing::warn!(%domain, %error, "simulated terminal cannot connect; retrying");
                 }
             }
             tokio::select! {
@@ -248,10 +259,12 @@ impl Runner {
             let event = match event {
                 None => return Ended::Lost,
                 Some(Event::Closed(reason)) => {
+                    let reason = escape_bounded(&reason, LOGGED_CHARS);
                     tracing::info!(%domain, %reason, "simulated terminal lost its connection");
                     return Ended::Lost;
                 }
                 Some(Event::Notice(text)) => {
+                    let text = escape_bounded(&text, LOGGED_CHARS);
                     tracing::info!(%domain, "server: {text}");
                     continue;
                 }
@@ -282,7 +295,12 @@ impl Runner {
                     let _ = client.ack(r.delivery, self.outcome.clone()).await;
                 }
                 Err(reason) => {
-                    tracing::warn!(%domain, %reason, "simulated terminal cannot store a delivery");
+                    let logged = escape_bounded(&reason, LOGGED_CHARS);
+                    tracing::warn!(
+                        %domain,
+                        reason = %logged,
+                        "simulated terminal cannot store a delivery"
+                    );
                     match end {
                         Some(delivery) => {
                             let _ = client.ack(delivery, DeliveryOutcome::Refused(reason)).await;
@@ -303,8 +321,8 @@ impl Runner {
         tracing::info!(
             %domain,
             dist = %r.dist,
-            from = %r.sender.domain,
-            user = %r.user,
+            from = %escape_bounded(&r.sender.domain, LOGGED_CHARS),
+            user = %escape_bounded(&r.user, LOGGED_CHARS),
             pages = r.pages,
             bytes = r.bytes,
             "simulated terminal received an image"

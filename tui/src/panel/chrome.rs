@@ -13,6 +13,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::app::{App, ReceivedEntry};
 use super::keys::{self, Key};
 use super::screens::received::describe;
+use super::screens::{peer_name, peer_text};
 use super::theme::Theme;
 
 /// Smallest size the full panel is drawn at.
@@ -64,11 +65,13 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
         .unwrap_or_default();
     let fixed = conn.chars().count() + user.chars().count() + busy.chars().count() + 8;
     let room = (rows[0].width as usize).saturating_sub(fixed).max(8);
-    let name: String = if app.device_name.chars().count() > room {
-        let cut: String = app.device_name.chars().take(room - 1).collect();
+    // The destination name comes from the server.
+    let device_name = peer_name(&app.device_name);
+    let name: String = if device_name.chars().count() > room {
+        let cut: String = device_name.chars().take(room - 1).collect();
         format!("{cut}…")
     } else {
-        app.device_name.clone()
+        device_name.into_owned()
     };
     let status = Line::from(vec![
         Span::styled(
@@ -86,7 +89,8 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
     f.render_widget(Paragraph::new(status), rows[0]);
     // Legend, or a passing note.
     let legend = match &app.note {
-        Some((text, _)) => Line::styled(format!(" {text}"), theme.ok()),
+        // Notes quote the server's notices and senders.
+        Some((text, _)) => Line::styled(format!(" {}", peer_text(text)), theme.ok()),
         None if rows[2].width > keys::LEGEND.chars().count() as u16 => {
             Line::styled(format!(" {}", keys::LEGEND), theme.dim())
         }

@@ -801,3 +801,56 @@ async fn distribute(
     }
     Ok(accepted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::app::{App, PanelInfo};
+    use crate::panel::screens::Screen;
+    use crate::panel::theme::Theme;
+
+    #[tokio::test]
+    async fn an_oversized_mark_sheet_is_refused_in_a_dialog() {
+        let dir = tempfile::tempdir().unwrap();
+        let paper = Paper {
+            adf: Adf::new(dir.path().join("adf")),
+            tray: OutputTray::new(dir.path().join("tray")),
+            removable: OutputTray::new(dir.path().join("removable")),
+            store: ImageStore::open(dir.path().join("store")).unwrap(),
+        };
+        std::fs::create_dir_all(dir.path().join("adf")).unwrap();
+        let sheet = dir.path().join("adf").join("sheet.png");
+        std::fs::write(&sheet, marksheet::white_png::white_png(20_000, 20_000)).unwrap();
+        let result = run(Job::ReadMarkSheet(Purpose::Distribute), &paper, &|_| {})
+            .await
+            .unwrap();
+        let mut app = App::new(
+            PanelInfo {
+                server: "127.0.0.1:7410".into(),
+                device: "sale1.hqs.mei.co.jp".into(),
+                demo: false,
+                kiosk: true,
+            },
+            Theme::plain(),
+        );
+        app.event(AppEvent::Job(result));
+        match app.screen() {
+            Screen::Message(m) => {
+                assert!(m.error);
+                assert_eq!(m.title, "Mark sheet not read");
+                assert!(
+                    m.lines[0].starts_with("sheet.png: the scan is 20000x20000 pixels"),
+                    "{:?}",
+                    m.lines
+                );
+                assert!(
+                    m.lines[0].contains("at most 40 megapixels"),
+                    "{:?}",
+                    m.lines
+                );
+            }
+            _ => panic!("no error dialog"),
+        }
+        assert!(sheet.exists(), "a refused sheet stays in the feeder");
+    }
+}

@@ -70,6 +70,10 @@ pub async fn run(
                     }
                 };
                 client.close().await;
+                // What was cut off comes again from the start on the next connection.
+                if let Some(inbox) = inbox.as_mut() {
+                    inbox.abandon_incomplete();
+                }
                 let _ = tx.send(AppEvent::Disconnected {
                     reason,
                     attempt,

@@ -68,12 +68,16 @@ pub const MAX_FILE_NAME_BYTES: usize = 200;
 
 /// Turns an untrusted name into a plain file name that stays inside its folder.
 ///
-/// Path separators become `_`, control characters are dropped, runs of dots shrink to one and
-/// leading dots are removed (no hidden files, no `.` or `..` anywhere), the result is cut to
-/// [`MAX_FILE_NAME_BYTES`] keeping the extension, and an empty result becomes `page`.
+/// Path separators become `_`, control and bidirectional characters are dropped, runs of dots
+/// shrink to one and leading dots are removed (no hidden files, no `.` or `..` anywhere), the
+/// result is cut to [`MAX_FILE_NAME_BYTES`] keeping the extension, and an empty result becomes
+/// `page`.
 pub fn sanitize_file_name(name: &str) -> String {
     let mut cleaned = String::with_capacity(name.len());
-    for c in name.chars().filter(|c| !c.is_control()) {
+    for c in name
+        .chars()
+        .filter(|&c| !imagecast_shared::text::is_unsafe(c))
+    {
         let c = match c {
             '/' | '\\' | ':' => '_',
             c => c,
@@ -146,6 +150,10 @@ mod tests {
         assert_eq!(sanitize_file_name("a..b...png"), "a.b.png");
         assert_eq!(sanitize_file_name("/etc/passwd"), "_etc_passwd");
         assert_eq!(sanitize_file_name("a\u{0}b\nc\u{7f}.png"), "abc.png");
+        assert_eq!(
+            sanitize_file_name("invoice\u{202e}fdp.exe"),
+            "invoicefdp.exe"
+        );
         assert_eq!(sanitize_file_name(".."), "page");
         assert_eq!(sanitize_file_name(".hidden"), "hidden");
         assert_eq!(sanitize_file_name(""), "page");

@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
-use super::{chrome, hit_rows};
+use super::{chrome, hit_rows, peer_name};
 use crate::panel::app::{Action, Ctx, ImageSource};
 use crate::panel::jobs::Job;
 use crate::panel::keys::Key;
@@ -181,7 +181,7 @@ impl Destinations {
                 "[ ]"
             };
             items.push(ListItem::new(Line::from(vec![
-                Span::raw(format!("{mark} {}: {}", i + 1, g.name)),
+                Span::raw(format!("{mark} {}: {}", i + 1, peer_name(&g.name))),
                 Span::styled(format!(" ({})", g.members), ctx.theme.dim()),
             ])));
         }

@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::{chrome, hit_rows};
+use super::{chrome, hit_rows, peer_name};
 use crate::panel::app::{Action, Ctx};
 use crate::panel::jobs::Job;
 use crate::panel::keys::Key;
@@ -39,7 +39,12 @@ pub struct GroupSelect {
 impl GroupSelect {
     /// The dialog.
     pub fn new(mode: Mode, groups: Vec<GroupEntry>) -> Self {
-        let menu = Menu::new(groups.iter().map(|g| g.name.clone()).collect());
+        let menu = Menu::new(
+            groups
+                .iter()
+                .map(|g| peer_name(&g.name).into_owned())
+                .collect(),
+        );
         Self {
             mode,
             groups,
@@ -117,7 +122,10 @@ impl GroupSelect {
         if let Some(i) = self.picked {
             let lines = vec![
                 Line::raw(verb),
-                Line::styled(format!("  {}", self.groups[i].name), ctx.theme.title()),
+                Line::styled(
+                    format!("  {}", peer_name(&self.groups[i].name)),
+                    ctx.theme.title(),
+                ),
             ];
             let y = body.y + list_h + 1;
             let area = Rect {

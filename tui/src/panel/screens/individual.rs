@@ -125,8 +125,11 @@ impl Individual {
                     "[ ]"
                 };
                 ListItem::new(Line::from(vec![
-                    Span::raw(format!("{mark} {}", d.name)),
-                    Span::styled(format!("  {}", d.domain), ctx.theme.dim()),
+                    Span::raw(format!("{mark} {}", super::peer_name(&d.name))),
+                    Span::styled(
+                        format!("  {}", super::peer_name(&d.domain)),
+                        ctx.theme.dim(),
+                    ),
                 ]))
             })
             .collect();

@@ -155,19 +155,28 @@ impl Login {
             Line::raw(""),
         ];
         if let Some(e) = &self.error {
-            lines.push(Line::styled(e.clone(), ctx.theme.error()));
+            lines.push(Line::styled(
+                super::peer_text(e).into_owned(),
+                ctx.theme.error(),
+            ));
         } else if let Conn::Connecting {
             last_error: Some(why),
             ..
         } = ctx.conn
         {
             lines.push(Line::styled(
-                format!("Not connected to the image server: {why}"),
+                format!(
+                    "Not connected to the image server: {}",
+                    super::peer_text(why)
+                ),
                 ctx.theme.error(),
             ));
         } else if let Conn::Refused(why) = ctx.conn {
             lines.push(Line::styled(
-                format!("The image server refused this terminal: {why}"),
+                format!(
+                    "The image server refused this terminal: {}",
+                    super::peer_text(why)
+                ),
                 ctx.theme.error(),
             ));
         } else if ctx.demo && self.purpose == LoginPurpose::Session {

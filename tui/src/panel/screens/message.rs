@@ -55,10 +55,11 @@ impl Message {
         } else {
             ctx.theme.text()
         };
+        // Errors quote the server's messages and reasons.
         let lines: Vec<Line> = self
             .lines
             .iter()
-            .map(|l| Line::styled(l.clone(), style))
+            .map(|l| Line::styled(super::peer_text(l).into_owned(), style))
             .collect();
         super::hit(ctx, body, Key::Start);
         f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), body);

@@ -1,6 +1,11 @@
 //! The dialogs of FIG. 6–12 and the panel's own views, one module each, behind the closed
 //! [`Screen`] enum. A screen handles keys by returning an [`Action`]; it never reaches into the
 //! app.
+//!
+//! Text from the server or another terminal (group and destination names, senders, user IDs,
+//! reasons, messages) is drawn through [`peer_name`] or [`peer_text`]: control characters and
+//! bidirectional overrides escaped, the length bounded. Ratatui drops control characters but
+//! passes overrides such as U+202E, which would reorder what the operator reads.
 
 pub mod destinations;
 pub mod distribution_mode;
@@ -15,6 +20,9 @@ pub mod received;
 pub mod specify_image;
 pub mod stored;
 
+use std::borrow::Cow;
+
+use imagecast_shared::text::escape_bounded;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
@@ -112,6 +120,22 @@ impl Screen {
     }
 }
 
+/// The most characters of a peer's name (a group, a destination, a sender, a user) drawn.
+pub const NAME_CHARS: usize = 120;
+/// The most characters of a peer's reason or message drawn.
+pub const TEXT_CHARS: usize = 1000;
+
+/// A name from a peer, safe to draw (see the module documentation).
+pub fn peer_name(s: &str) -> Cow<'_, str> {
+    escape_bounded(s, NAME_CHARS)
+}
+
+/// A reason or message that may hold a peer's text, safe to draw (see the module
+/// documentation).
+pub fn peer_text(s: &str) -> Cow<'_, str> {
+    escape_bounded(s, TEXT_CHARS)
+}
+
 /// Splits `area` into a title line, a body and a hint line at the bottom.
 pub fn frame_parts(area: Rect) -> (Rect, Rect, Rect) {
     let title = Rect {
@@ -137,8 +161,12 @@ pub fn frame_parts(area: Rect) -> (Rect, Rect, Rect) {
 /// Draws the title and hint lines of a dialog; returns the body area.
 pub fn chrome(f: &mut Frame, area: Rect, ctx: &Ctx, title: &str, hint: &str) -> Rect {
     let (t, body, h) = frame_parts(area);
+    // Titles may quote a peer ("From <sender>").
     f.render_widget(
-        Paragraph::new(Line::styled(title.to_owned(), ctx.theme.title())),
+        Paragraph::new(Line::styled(
+            peer_text(title).into_owned(),
+            ctx.theme.title(),
+        )),
         t,
     );
     f.render_widget(
@@ -165,5 +193,147 @@ pub fn hit_rows(ctx: &Ctx, area: Rect, offset: usize, count: usize) {
             ..area
         };
         hit(ctx, row, Key::Pick(offset + i));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use imagecast_shared::client::{Event, Received};
+    use imagecast_shared::msg::{
+        Accepted, DeliveryState, Destination, DestinationStatus, GroupEntry, Role,
+    };
+    use imagecast_shared::text::is_unsafe;
+    use imagecast_shared::{DeliveryId, DistributionId};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::panel::app::{App, AppEvent, Conn, PanelInfo};
+    use crate::panel::jobs::JobResult;
+    use crate::panel::runner::buffer_text;
+    use crate::panel::theme::Theme;
+
+    /// A name as a hostile server sends it: a right-to-left override, an OSC title escape,
+    /// a newline and a colour escape.
+    fn evil(name: &str) -> String {
+        format!("{name}\u{202e}fdp.exe\u{1b}]0;pwned\u{7}\n2026 forged\u{1b}[31m")
+    }
+
+    /// Draws the panel at 100×30 and checks no cell holds an unsafe character and the
+    /// override shows escaped; returns the text.
+    fn drawn(app: &mut App, what: &str) -> String {
+        let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        let buf = t.draw(|f| app.draw(f)).unwrap().buffer.clone();
+        for cell in buf.content() {
+            assert!(
+                !cell.symbol().chars().any(is_unsafe),
+                "{what}: {:?} drawn raw\n{}",
+                cell.symbol(),
+                buffer_text(&buf)
+            );
+        }
+        let text = buffer_text(&buf);
+        assert!(text.contains("\\u{202e}fdp.exe"), "{what}:\n{text}");
+        text
+    }
+
+    fn dest(name: &str) -> Destination {
+        Destination {
+            domain: evil("sale1.osk.mei.co.jp"),
+            name: evil(name),
+        }
+    }
+
+    #[test]
+    fn peer_text_is_drawn_escaped_everywhere() {
+        let mut app = App::new(
+            PanelInfo {
+                server: "127.0.0.1:7410".into(),
+                device: "sale1.hqs.mei.co.jp".into(),
+                demo: false,
+                kiosk: false,
+            },
+            Theme::plain(),
+        );
+        // FIG. 6 with the server's refusal.
+        app.conn = Conn::Refused(evil("token revoked"));
+        drawn(&mut app, "login, refused");
+        app.conn = Conn::Connected;
+        app.device_name = evil("sales");
+        app.event(AppEvent::Job(JobResult::LoggedIn {
+            user: "1001".into(),
+            role: Role::Operator,
+            password: "1234".into(),
+            quit: false,
+        }));
+        app.event(AppEvent::Received(Received {
+            delivery: DeliveryId(1),
+            dist: DistributionId::new_random(),
+            sender: dest("planning"),
+            user: evil("1001"),
+            files: Vec::new(),
+            pages: 1,
+            bytes: 10,
+            duplicate: false,
+        }));
+        // Status line (device name, the "Printed ... from" note) and the received pane.
+        drawn(&mut app, "home");
+        app.event(AppEvent::Server(Event::Notice(evil("maintenance"))));
+        drawn(&mut app, "notice");
+        app.key(crate::panel::keys::Key::Received);
+        drawn(&mut app, "received list");
+
+        let groups = vec![GroupEntry {
+            name: evil("all sales offices"),
+            file: "eigyou_syo.rec".into(),
+            members: 3,
+        }];
+        app.apply(Action::Push(Screen::Destinations(
+            destinations::Destinations::new(ImageSource::Adf, groups.clone()),
+        )));
+        drawn(&mut app, "FIG. 9");
+        app.apply(Action::Push(Screen::Individual(
+            individual::Individual::new(vec![dest("osaka")], &[]),
+        )));
+        drawn(&mut app, "FIG. 10");
+        let mut select = group_select::GroupSelect::new(group_select::Mode::Register, groups);
+        select.picked = Some(0);
+        app.apply(Action::Push(Screen::GroupSelect(select)));
+        drawn(&mut app, "FIG. 12");
+
+        let mut progress = progress::Progress::new();
+        progress.accepted(&Accepted {
+            dist: DistributionId::new_random(),
+            destinations: vec![dest("osaka")],
+            duplicate: false,
+        });
+        progress.server_event(&Event::Progress {
+            dist: progress.dist.unwrap(),
+            status: DestinationStatus {
+                destination: dest("osaka"),
+                state: DeliveryState::Failed(format!("{}{}", evil("refused"), "A".repeat(200_000))),
+            },
+        });
+        app.apply(Action::Push(Screen::Progress(progress)));
+        drawn(&mut app, "progress summary");
+        let mut failed = progress::Progress::new();
+        failed.failed(evil("the server refused the distribution"));
+        app.apply(Action::Push(Screen::Progress(failed)));
+        drawn(&mut app, "progress failed");
+
+        app.event(AppEvent::Job(JobResult::Failed {
+            title: evil("Registration refused"),
+            message: evil("no such group"),
+        }));
+        let text = drawn(&mut app, "error dialog");
+        assert!(text.contains("no such group\\u{202e}fdp.exe\\u{1b}]0;pwned\\u{7}\\n2026"));
+    }
+
+    #[test]
+    fn peer_text_is_bounded() {
+        let long = "é".repeat(NAME_CHARS * 10);
+        assert_eq!(peer_name(&long).chars().count(), NAME_CHARS + 1);
+        assert_eq!(peer_text(&long).chars().count(), TEXT_CHARS + 1);
+        assert!(matches!(peer_name("plain"), Cow::Borrowed("plain")));
     }
 }

@@ -84,7 +84,7 @@ impl Preview {
         }
         f.render_widget(
             ratatui::widgets::Paragraph::new(ratatui::text::Line::styled(
-                self.data.title.clone(),
+                super::peer_text(&self.data.title).into_owned(),
                 ctx.theme.dim(),
             )),
             Rect { height: 1, ..body },

@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
-use super::chrome;
+use super::{chrome, peer_name, peer_text};
 use crate::panel::app::{Action, Ctx};
 use crate::panel::keys::Key;
 use crate::panel::strings;
@@ -210,7 +210,7 @@ impl Progress {
             )));
         }
         for r in &self.refused {
-            head.push(Line::styled(r.clone(), ctx.theme.error()));
+            head.push(Line::styled(peer_text(r).into_owned(), ctx.theme.error()));
         }
         if let Some(id) = self.kept {
             head.push(Line::raw(format!(
@@ -218,7 +218,9 @@ impl Progress {
             )));
         }
         match &self.phase {
-            Phase::Failed(msg) => head.push(Line::styled(msg.clone(), ctx.theme.error())),
+            Phase::Failed(msg) => {
+                head.push(Line::styled(peer_text(msg).into_owned(), ctx.theme.error()))
+            }
             Phase::Done | Phase::Delivering => {
                 let (printed, delivered, failed, waiting) = self.counts();
                 let mut s = format!(
@@ -267,10 +269,13 @@ impl Progress {
                 };
                 let mut lines = vec![Line::from(vec![
                     Span::styled(word, style),
-                    Span::raw(format!(" {}", r.destination.name)),
+                    Span::raw(format!(" {}", peer_name(&r.destination.name))),
                 ])];
                 if let Some(why) = why {
-                    lines.push(Line::styled(format!("          {why}"), ctx.theme.error()));
+                    lines.push(Line::styled(
+                        format!("          {}", peer_text(why)),
+                        ctx.theme.error(),
+                    ));
                 }
                 ListItem::new(lines)
             })

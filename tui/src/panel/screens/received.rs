@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
-use super::chrome;
+use super::{chrome, peer_name};
 use crate::panel::app::{Action, Ctx, ReceivedEntry};
 use crate::panel::jobs::Job;
 use crate::panel::keys::Key;
@@ -24,7 +24,7 @@ pub fn describe(e: &ReceivedEntry) -> String {
     let time = t.get(11..19).unwrap_or(&t).to_owned();
     format!(
         "{time} {} ({} file{})",
-        e.received.sender.name,
+        peer_name(&e.received.sender.name),
         e.received.pages,
         if e.received.pages == 1 { "" } else { "s" }
     )
@@ -56,7 +56,7 @@ impl ReceivedList {
                     return Action::None;
                 };
                 return Action::Run(Job::LoadPreview {
-                    title: format!("From {}", e.received.sender.name),
+                    title: format!("From {}", peer_name(&e.received.sender.name)),
                     files: e.received.files.clone(),
                 });
             }
@@ -89,10 +89,13 @@ impl ReceivedList {
                             r.pages,
                             if r.pages == 1 { "" } else { "s" },
                             crate::panel::screens::progress::human_bytes(r.bytes),
-                            r.user
+                            peer_name(&r.user)
                         )),
                     ]),
-                    Line::styled(format!("  from {}", r.sender.name), ctx.theme.dim()),
+                    Line::styled(
+                        format!("  from {}", peer_name(&r.sender.name)),
+                        ctx.theme.dim(),
+                    ),
                 ])
             })
             .collect();

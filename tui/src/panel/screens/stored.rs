@@ -138,7 +138,7 @@ impl Stored {
                     a.pages.to_string(),
                     human_bytes(a.size),
                     at.replace('T', " ").trim_end_matches('Z').to_owned(),
-                    a.stored_by.clone(),
+                    super::peer_name(&a.stored_by).into_owned(),
                 ])
             })
             .collect();
@@ -172,7 +172,7 @@ impl Stored {
             )
         } else if let Some(d) = self.listing.damaged.first() {
             Line::styled(
-                format!("Damaged entry {}: {}", d.entry, d.reason),
+                format!("Damaged entry {}: {}", d.entry, super::peer_text(&d.reason)),
                 ctx.theme.error(),
             )
         } else {
