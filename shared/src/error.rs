@@ -17,12 +17,12 @@ pub enum ProtoError {
     #[error("connection closed in the middle of a frame")]
     Truncated,
     /// The frame body is not a valid message of the expected kind.
-    #[error("malformed {what}: {source}")]
+    #[error("malformed {what}: {reason}")]
     Decode {
         /// Which message kind was expected.
         what: &'static str,
-        /// postcard's reason.
-        source: postcard::Error,
+        /// postcard's reason (in the message, not repeated as a source).
+        reason: postcard::Error,
     },
     /// The frame body holds bytes after its message.
     #[error("malformed {what}: {extra} bytes after the message")]
@@ -37,7 +37,15 @@ pub enum ProtoError {
     Encode(postcard::Error),
     /// The byte stream failed.
     #[error("connection error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+/// By hand rather than `#[from]`, which would also report the error as its own source, and a
+/// report of the whole chain would then say it twice.
+impl From<std::io::Error> for ProtoError {
+    fn from(e: std::io::Error) -> Self {
+        ProtoError::Io(e)
+    }
 }
 
 impl ProtoError {

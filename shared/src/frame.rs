@@ -232,7 +232,7 @@ fn decode_page_data(
     exact: bool,
 ) -> Result<(u64, u32, u64, Bytes), ProtoError> {
     let (r, rest): (PageDataRef, _) = postcard::take_from_bytes(&body[1..])
-        .map_err(|source| ProtoError::Decode { what, source })?;
+        .map_err(|reason| ProtoError::Decode { what, reason })?;
     if exact && !rest.is_empty() {
         return Err(ProtoError::Trailing {
             what,
@@ -283,7 +283,7 @@ pub fn decode_client_msg(body: Bytes) -> Result<crate::msg::ClientMsg, ProtoErro
 /// Decodes a frame body that must hold exactly one `what` message and nothing after it.
 pub fn decode_exact<M: DeserializeOwned>(body: &[u8], what: &'static str) -> Result<M, ProtoError> {
     let (msg, rest) =
-        postcard::take_from_bytes(body).map_err(|source| ProtoError::Decode { what, source })?;
+        postcard::take_from_bytes(body).map_err(|reason| ProtoError::Decode { what, reason })?;
     if !rest.is_empty() {
         return Err(ProtoError::Trailing {
             what,
@@ -295,7 +295,7 @@ pub fn decode_exact<M: DeserializeOwned>(body: &[u8], what: &'static str) -> Res
 
 /// Decodes a frame body as a `what` message.
 pub fn decode<M: DeserializeOwned>(body: &[u8], what: &'static str) -> Result<M, ProtoError> {
-    postcard::from_bytes(body).map_err(|source| ProtoError::Decode { what, source })
+    postcard::from_bytes(body).map_err(|reason| ProtoError::Decode { what, reason })
 }
 
 #[cfg(test)]

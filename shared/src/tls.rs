@@ -6,11 +6,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::net::TcpStream;
-
-use crate::client::ClientError;
 
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
@@ -202,57 +197,6 @@ pub(crate) fn server_name(server: &str) -> ServerName<'static> {
     ServerName::try_from(host.to_owned())
         .or_else(|_| ServerName::try_from("imagecast.invalid".to_owned()))
         .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
-}
-
-/// Runs the TLS handshake over `stream` to `server`, checking the server's certificate against
-/// the pin (and remembering it on first use).
-pub async fn connect(
-    stream: TcpStream,
-    server: &str,
-    tls: &TlsSettings,
-    timeout: Duration,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
-    let known = match &tls.known_servers {
-        Some(path) => known_fingerprint(path, server).map_err(|source| ClientError::File {
-            path: path.clone(),
-            source,
-        })?,
-        None => None,
-    };
-    let expected = tls.fingerprint.clone().or(known.clone());
-    let verifier = PinVerifier::new(expected.clone());
-    let config = client_config(verifier.clone()).map_err(|e| ClientError::Tls(e.to_string()))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let handshake = connector.connect(server_name(server), stream);
-    let result = tokio::time::timeout(timeout, handshake)
-        .await
-        .map_err(|_| ClientError::Timeout("the TLS handshake"))?;
-    let seen = verifier.seen();
-    match result {
-        Ok(stream) => {
-            if expected.is_none() {
-                if let (Some(path), Some(fp)) = (&tls.known_servers, &seen) {
-                    remember(path, server, fp).map_err(|source| ClientError::File {
-                        path: path.clone(),
-                        source,
-                    })?;
-                }
-            }
-            Ok(stream)
-        }
-        Err(e) => match (expected, seen) {
-            (Some(expected), Some(seen)) if expected != seen => Err(ClientError::ServerChanged {
-                server: server.to_owned(),
-                expected,
-                seen,
-                known_servers: tls.known_servers.clone(),
-            }),
-            _ => Err(ClientError::Tls(format!(
-                "TLS with {} failed: {e} (is the server running without --plain?)",
-                server
-            ))),
-        },
-    }
 }
 
 #[cfg(test)]

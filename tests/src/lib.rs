@@ -256,7 +256,7 @@ impl TestServer {
         Ok(match &self.fingerprint {
             None => Box::new(tcp),
             Some(fp) => Box::new(
-                imagecast_shared::tls::connect(
+                imagecast_shared::client::dial::tls(
                     tcp,
                     &self.addr,
                     &TlsSettings::pinned(fp),

@@ -78,8 +78,34 @@ impl FileConfig {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid config file", path.display()))
+        let config: Self = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid config file", path.display()))?;
+        if let Some(warning) = config.exposure(&path) {
+            eprintln!("imagecast: warning: {warning}");
+        }
+        Ok(config)
+    }
+
+    /// A warning when this config holds a secret (a device token or a password) in a file that
+    /// other users can read or change, as ssh warns about a key file.
+    pub fn exposure(&self, path: &Path) -> Option<String> {
+        let secrets: Vec<&str> = [
+            self.token.as_ref().map(|_| "a device token"),
+            self.password.as_ref().map(|_| "a password"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if secrets.is_empty() {
+            return None;
+        }
+        let mode = imagecast_shared::private::readable_by_others(path).ok()??;
+        Some(format!(
+            "{} holds {} and other users can read or change it (mode {mode:o}); run `chmod 600 {}`",
+            path.display(),
+            secrets.join(" and "),
+            path.display()
+        ))
     }
 }
 
@@ -203,5 +229,29 @@ mod tests {
         std::fs::write(&path, "sever = \"typo\"\n").unwrap();
         let err = FileConfig::load(Some(&path)).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_in_a_file_others_can_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "device = \"d.example\"\ntoken = \"t\"\n").unwrap();
+        let chmod = |mode| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+        chmod(0o644).unwrap();
+        let file = FileConfig::load(Some(&path)).unwrap();
+        let warning = file.exposure(&path).expect("a warning");
+        assert!(
+            warning.contains("a device token") && warning.contains("mode 644"),
+            "{warning}"
+        );
+        assert!(warning.contains("chmod 600"), "{warning}");
+        chmod(0o600).unwrap();
+        assert_eq!(file.exposure(&path), None);
+        // No secret, no warning.
+        std::fs::write(&path, "device = \"d.example\"\n").unwrap();
+        chmod(0o644).unwrap();
+        assert_eq!(FileConfig::load(Some(&path)).unwrap().exposure(&path), None);
     }
 }

@@ -283,7 +283,7 @@ impl ImageStore {
     /// keeps and deletes left behind.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        imagecast_shared::private::create_dir_all(&dir).map_err(io_err(&dir))?;
         let store = ImageStore { dir };
         store.remove_leftovers();
         Ok(store)
@@ -329,7 +329,7 @@ impl ImageStore {
         let tmp = self
             .dir
             .join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+        imagecast_shared::private::create_dir(&tmp).map_err(io_err(&tmp))?;
         let result = self.keep_in(&tmp, files, pages, user);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -476,10 +476,14 @@ impl ImageStore {
     }
 }
 
-/// Writes (replacing) a file and flushes it to the disk.
+/// Writes (replacing) an owner-only file and flushes it to the disk.
 fn write_over(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut file = std::fs::File::create(path)?;
+    let mut file = imagecast_shared::private::open_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -639,6 +643,25 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
             .count();
         assert_eq!(hidden, 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stored_images_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("store");
+        let store = ImageStore::open(&root).expect("open");
+        let id = store
+            .keep(&[("scan.png", &b"secret"[..])], 1, "alice")
+            .expect("keep");
+        assert_eq!(mode(&root), 0o700);
+        let image = store.get(id).expect("get");
+        for f in &image.files {
+            assert_eq!(mode(f.path.parent().expect("folder")), 0o700);
+            assert_eq!(mode(&f.path), 0o600, "{}", f.path.display());
+        }
     }
 
     #[test]

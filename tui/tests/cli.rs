@@ -36,6 +36,7 @@ fn missing_settings_and_unreachable_servers_are_one_sentence_errors() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("refused").count(), 1, "the cause once: {err}");
 }
 
 #[test]

@@ -11,12 +11,13 @@ use crate::msg::{ErrorInfo, Refusal};
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// The server could not be reached.
-    #[error("cannot reach the image server at {server}: {source}")]
+    #[error("cannot reach the image server at {server}: {reason}")]
     Connect {
         /// The address dialled.
         server: String,
-        /// The network's reason.
-        source: std::io::Error,
+        /// The network's reason; part of the message, so not also reported as the error's
+        /// source (a report of the chain would say it twice).
+        reason: std::io::Error,
     },
     /// The server refused this terminal at the handshake.
     #[error("the image server refused this terminal: {}", .0.message)]
@@ -34,12 +35,12 @@ pub enum ClientError {
     #[error("the image server answered {0} with an unexpected message")]
     Unexpected(&'static str),
     /// A local page file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {reason}", path.display())]
     File {
         /// The file.
         path: PathBuf,
-        /// The reason.
-        source: std::io::Error,
+        /// The system's reason (in the message, not repeated as a source).
+        reason: std::io::Error,
     },
     /// A page is unusable before anything is sent (empty name, changed while sending...).
     #[error("{0}")]

@@ -76,12 +76,12 @@ pub struct Received {
 #[derive(Debug, Error)]
 pub enum InboxError {
     /// A file operation failed.
-    #[error("cannot store the delivery in {}: {source}", path.display())]
+    #[error("cannot store the delivery in {}: {reason}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The reason.
-        source: std::io::Error,
+        /// The system's reason (in the message, not repeated as a source).
+        reason: std::io::Error,
     },
     /// The server's stream of pieces does not add up.
     #[error("delivery {delivery} is inconsistent: {reason}")]
@@ -135,9 +135,9 @@ pub struct Inbox {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InboxError + '_ {
-    move |source| InboxError::Io {
+    move |reason| InboxError::Io {
         path: path.to_owned(),
-        source,
+        reason,
     }
 }
 
@@ -147,7 +147,7 @@ impl Inbox {
         let dir = dir.into();
         let state = dir.join(STATE_DIR);
         let incoming = state.join(INCOMING);
-        std::fs::create_dir_all(&incoming).map_err(io_err(&incoming))?;
+        crate::private::create_dir_all(&incoming).map_err(io_err(&incoming))?;
         let receipts_path = state.join(RECEIPTS);
         let mut bytes = match std::fs::read(&receipts_path) {
             Ok(b) => b,
@@ -162,7 +162,7 @@ impl Inbox {
         let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if complete < bytes.len() {
             bytes.truncate(complete);
-            std::fs::OpenOptions::new()
+            crate::private::open_options()
                 .write(true)
                 .open(&receipts_path)
                 .and_then(|f| {
@@ -311,7 +311,7 @@ impl Inbox {
                 Err(_) => Ok(()),
             }
             .map_err(io_err(&dir))?;
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            crate::private::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
         self.current.insert(
             header.delivery,
@@ -387,7 +387,7 @@ impl Inbox {
                 Some(o) if o.delivery == delivery && o.page == page => o.file,
                 // Only one page file is held open: the one of another delivery is closed,
                 // and reopened for appending when its data comes again.
-                _ => std::fs::OpenOptions::new()
+                _ => crate::private::open_options()
                     .create(offset == 0)
                     .truncate(offset == 0)
                     .write(true)
@@ -466,7 +466,7 @@ impl Inbox {
         let mut taken = HashSet::new();
         for (i, info) in pages.iter().enumerate() {
             let tmp = inc.dir.join(i.to_string());
-            let f = std::fs::OpenOptions::new()
+            let f = crate::private::open_options()
                 .create(true)
                 .append(true)
                 .open(&tmp)
@@ -479,7 +479,7 @@ impl Inbox {
         sync_dir(&inc.dir)?;
         // The receipt makes the delivery ours; the moves that follow are redone after a crash.
         let receipts = self.dir.join(STATE_DIR).join(RECEIPTS);
-        let mut log = std::fs::OpenOptions::new()
+        let mut log = crate::private::open_options()
             .create(true)
             .append(true)
             .open(&receipts)
@@ -557,7 +557,7 @@ fn place(from: &Path, dir: &Path, name: &str) -> Result<PathBuf, InboxError> {
     }
     Err(InboxError::Io {
         path: dir.join(name),
-        source: std::io::Error::new(
+        reason: std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             format!("{MAX_VARIANTS} files of this name exist already"),
         ),
@@ -709,6 +709,26 @@ mod tests {
         for f in &got.files {
             assert_eq!(f.parent().unwrap(), dir.path());
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_tray_and_what_it_stores_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let tray = root.path().join("tray");
+        let mut inbox = Inbox::open(&tray, InboxMode::Store).unwrap();
+        let got = run(
+            &mut inbox,
+            &header(DistributionId::new_random(), 1, &[("scan.png", b"secret")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(mode(&tray), 0o700);
+        assert_eq!(mode(&tray.join(STATE_DIR)), 0o700);
+        assert_eq!(mode(&tray.join(STATE_DIR).join(RECEIPTS)), 0o600);
+        assert_eq!(mode(&got.files[0]), 0o600, "a scanned page");
     }
 
     #[test]

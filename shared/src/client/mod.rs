@@ -6,6 +6,7 @@
 //! [`Client`]; pushed deliveries and progress arrive as [`Event`]s on [`Events`], which the
 //! application must keep draining: an undrained event queue holds up the replies behind it.
 
+pub mod dial;
 mod error;
 mod inbox;
 
@@ -255,18 +256,17 @@ impl Client {
             .await
             .map_err(|_| ClientError::Connect {
                 server: cfg.server.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+                reason: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
             })?
-            .map_err(|source| ClientError::Connect {
+            .map_err(|reason| ClientError::Connect {
                 server: cfg.server.clone(),
-                source,
+                reason,
             })?;
         let _ = stream.set_nodelay(true);
         match &cfg.tls {
             None => Self::handshake(stream, cfg).await,
             Some(tls) => {
-                let stream =
-                    crate::tls::connect(stream, &cfg.server, tls, cfg.connect_timeout).await?;
+                let stream = dial::tls(stream, &cfg.server, tls, cfg.connect_timeout).await?;
                 Self::handshake(stream, cfg).await
             }
         }
@@ -613,9 +613,9 @@ impl Client {
                 PageSource::Bytes(b) => b.len() as u64,
                 PageSource::File(path) => tokio::fs::metadata(path)
                     .await
-                    .map_err(|source| ClientError::File {
+                    .map_err(|reason| ClientError::File {
                         path: path.clone(),
-                        source,
+                        reason,
                     })?
                     .len(),
             };
@@ -685,9 +685,9 @@ impl Client {
                     }
                 }
                 PageSource::File(path) => {
-                    let file_err = |source| ClientError::File {
+                    let file_err = |reason| ClientError::File {
                         path: path.clone(),
-                        source,
+                        reason,
                     };
                     let mut file = tokio::fs::File::open(path).await.map_err(file_err)?;
                     while offset < info.size {

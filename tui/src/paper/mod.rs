@@ -115,10 +115,10 @@ pub(crate) fn split_extension(name: &str) -> (&str, &str) {
     }
 }
 
-/// Writes `bytes` to `path` and flushes them to the disk.
+/// Writes `bytes` to a new owner-only file `path` and flushes them to the disk.
 pub(crate) fn write_synced(path: &std::path::Path, bytes: &[u8]) -> Result<(), std::io::Error> {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = imagecast_shared::private::open_options()
         .write(true)
         .create_new(true)
         .open(path)?;

@@ -41,7 +41,7 @@ impl OutputTray {
     /// its path. The file is complete and on disk when this returns.
     pub fn print(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, PaperError> {
         let dir = &self.dir;
-        std::fs::create_dir_all(dir).map_err(|e| PaperError::io(dir, e))?;
+        imagecast_shared::private::create_dir_all(dir).map_err(|e| PaperError::io(dir, e))?;
         let name = sanitize_file_name(name);
         let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
         if let Err(e) = write_synced(&tmp, bytes) {

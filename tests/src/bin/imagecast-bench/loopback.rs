@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use imagecast_shared::tls::{self, TlsSettings};
+use imagecast_shared::tls::TlsSettings;
 
 use crate::fanout::{RoundOptions, payload};
 use crate::host;
@@ -207,7 +207,13 @@ pub async fn loopback(
             let _ = s.set_nodelay(true);
             match settings {
                 Some(settings) => {
-                    let s = tls::connect(s, &addr, &settings, Duration::from_secs(10)).await?;
+                    let s = imagecast_shared::client::dial::tls(
+                        s,
+                        &addr,
+                        &settings,
+                        Duration::from_secs(10),
+                    )
+                    .await?;
                     tokio::spawn(receive(s, bytes, done));
                 }
                 None => {
