@@ -37,6 +37,46 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The upper bound for any single wait in these tests.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// A test's scratch folder (removed at the end): page files to send and receivers' trays.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A new empty scratch folder.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+        }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `name` inside the folder (not created).
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a page file `name` holding `bytes` and returns its path.
+    pub fn page(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(name);
+        std::fs::write(&path, bytes.as_ref()).expect("a page file");
+        path
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The demo user that may send and register.
 pub const USER: &str = "1001";
 /// Its password.
@@ -271,6 +311,42 @@ impl TestServer {
     pub fn admin(&self) -> Command {
         Command::new(bin("imagecast-server"))
     }
+
+    /// Runs `imagecast-server ARGS --data-dir DATA` to completion (within [`LIMIT`]).
+    pub fn admin_run(&self, args: &[&str]) -> Output {
+        run(
+            self.admin()
+                .args(args)
+                .arg("--data-dir")
+                .arg(self.data_dir()),
+            LIMIT,
+        )
+        .expect("imagecast-server runs")
+    }
+
+    /// The journal's lines (`imagecast-server journal`), which must succeed.
+    pub fn journal(&self) -> Vec<String> {
+        let out = self.admin_run(&["journal"]);
+        assert_eq!(out.code, 0, "journal: {}", out.stderr);
+        out.stdout.lines().map(str::to_owned).collect()
+    }
+
+    /// Runs the `imagecast` binary as `domain` (the demo user logged in) with `args` to
+    /// completion (within [`LIMIT`]).
+    pub fn terminal<I, A>(&self, domain: &str, args: I) -> Output
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<std::ffi::OsStr>,
+    {
+        run(self.imagecast(domain).args(args), LIMIT).expect("imagecast runs")
+    }
+
+    /// A receiving terminal `domain` that stores into `dir` and acknowledges what it stored.
+    pub async fn receiver(&self, domain: &str, dir: &Path) -> Receiver {
+        Receiver::start(self, domain, dir, true)
+            .await
+            .unwrap_or_else(|e| panic!("receiver {domain}: {e:#}"))
+    }
 }
 
 impl Drop for TestServer {
@@ -294,6 +370,19 @@ pub struct Output {
     pub stdout: String,
     /// Standard error.
     pub stderr: String,
+}
+
+impl Output {
+    /// Asserts that the command failed with exit code 1 and said `text` on stderr.
+    #[track_caller]
+    pub fn assert_error(&self, text: &str) {
+        assert_eq!(self.code, 1, "exit code; stderr: {}", self.stderr);
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}: {}",
+            self.stderr
+        );
+    }
 }
 
 /// Runs a command to completion within `limit`, killing it after.

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use imagecast_tests::{Receiver, TestServer, list_files, multipage_tiff, run};
+use imagecast_tests::{Scratch, TestServer, list_files, multipage_tiff, run};
 
 use crate::LIMIT;
 
@@ -15,14 +15,14 @@ const SALES_OFFICES: [&str; 3] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipage_tiff_reaches_every_member_byte_identical_and_no_one_else() {
     let server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
+    let work = Scratch::new();
     let mut receivers = HashMap::new();
     for domain in server.tokens.keys() {
-        let dir = work.path().join(domain);
-        let r = Receiver::start(&server, domain, &dir, true).await.unwrap();
+        let dir = work.join(domain);
+        let r = server.receiver(domain, &dir).await;
         receivers.insert(domain.clone(), r);
     }
-    let tiff = work.path().join("report.tif");
+    let tiff = work.join("report.tif");
     let bytes = multipage_tiff(&tiff, 3, 640, 480).unwrap();
 
     let out = run(
@@ -81,14 +81,7 @@ async fn multipage_tiff_reaches_every_member_byte_identical_and_no_one_else() {
         }
     }
     // The journal has one line per destination.
-    let journal = run(
-        server
-            .admin()
-            .args(["journal", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let journal = server.admin_run(&["journal"]);
     let lines: Vec<&str> = journal.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", journal.stdout);
     for l in &lines {
@@ -116,16 +109,16 @@ async fn multipage_tiff_reaches_every_member_byte_identical_and_no_one_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_and_individual_destinations_are_delivered_once_each() {
     let server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
+    let work = Scratch::new();
     let mut receivers = HashMap::new();
     for domain in server.tokens.keys() {
-        let r = Receiver::start(&server, domain, &work.path().join(domain), true)
-            .await
-            .unwrap();
+        let r = server.receiver(domain, &work.join(domain)).await;
         receivers.insert(domain.clone(), r);
     }
-    let page = work.path().join("memo.png");
-    std::fs::write(&page, b"not really a png, but bytes travel as they are").unwrap();
+    let page = work.page(
+        "memo.png",
+        b"not really a png, but bytes travel as they are",
+    );
     // The sender sale1.hqs is in "all sales-related places": left out, unless picked.
     let out = run(
         server
@@ -181,17 +174,11 @@ async fn groups_and_individual_destinations_are_delivered_once_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sender_itself_is_included_only_when_picked() {
     let server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let me = Receiver::start(
-        &server,
-        "devl1.hqs.mei.co.jp",
-        &work.path().join("me"),
-        true,
-    )
-    .await
-    .unwrap();
-    let page = work.path().join("p.jpg");
-    std::fs::write(&page, [0xffu8, 0xd8, 0xff, 0xd9]).unwrap();
+    let work = Scratch::new();
+    let me = server
+        .receiver("devl1.hqs.mei.co.jp", &work.join("me"))
+        .await;
+    let page = work.page("p.jpg", [0xffu8, 0xd8, 0xff, 0xd9]);
     // develop.rec holds only devl1.hqs: sending to it from devl1.hqs reaches nobody.
     let out = run(
         server

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use imagecast_shared::frame::{FrameReader, OutFrame};
 use imagecast_shared::limits::{MAX_FRAME, MAX_HELLO_FRAME};
 use imagecast_shared::msg::{ClientMsg, ErrorCode, Hello, HelloReply, RefusalCode, ServerMsg};
-use imagecast_tests::{RawStream, Receiver, TestServer, run};
+use imagecast_tests::{RawStream, Scratch, TestServer, run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -62,18 +62,12 @@ async fn logged_in_raw(server: &TestServer, domain: &str) -> RawStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_errors_while_others_are_served() {
     let server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
+    let work = Scratch::new();
     // A bystander stays connected through everything below and still receives at the end.
-    let bystander = Receiver::start(
-        &server,
-        "sale1.osk.mei.co.jp",
-        &work.path().join("osk"),
-        true,
-    )
-    .await
-    .unwrap();
-    let page = work.path().join("p.png");
-    std::fs::write(&page, b"page").unwrap();
+    let bystander = server
+        .receiver("sale1.osk.mei.co.jp", &work.join("osk"))
+        .await;
+    let page = work.page("p.png", b"page");
 
     // Wrong token.
     let out = run(
@@ -116,12 +110,7 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("wrong user ID or password"),
-        "{}",
-        out.stderr
-    );
+    out.assert_error("wrong user ID or password");
     // Unknown group, unknown domain.
     let out = run(
         server

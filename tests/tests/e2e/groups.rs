@@ -1,6 +1,6 @@
 //! Group files: registration and withdrawal (section 2.3), edits on disk, malformed files.
 
-use imagecast_tests::{Receiver, TestServer, run};
+use imagecast_tests::{Scratch, TestServer, run};
 
 use crate::LIMIT;
 
@@ -66,17 +66,11 @@ async fn register_and_withdraw_edit_the_file_and_keep_its_comments() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
 
     // The new member receives what is sent to the group.
-    let work = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(
-        &server,
-        "devl1.osk.mei.co.jp",
-        &work.path().join("rx"),
-        true,
-    )
-    .await
-    .unwrap();
-    let page = work.path().join("spec.tif");
-    std::fs::write(&page, b"II*\0spec").unwrap();
+    let work = Scratch::new();
+    let rx = server
+        .receiver("devl1.osk.mei.co.jp", &work.join("rx"))
+        .await;
+    let page = work.page("spec.tif", b"II*\0spec");
     let sent = run(
         server
             .imagecast("sale1.hqs.mei.co.jp")
@@ -126,12 +120,7 @@ async fn registration_refusals_are_clear() {
     cmd.env("IMAGECAST_TOKEN", &token)
         .args(["register", "--group", DEVELOP]);
     let out = run(&mut cmd, LIMIT).unwrap();
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("is not listed in all.rec"),
-        "{}",
-        out.stderr
-    );
+    out.assert_error("is not listed in all.rec");
 
     let out = run(
         server
@@ -157,12 +146,7 @@ async fn registration_refusals_are_clear() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("cannot be registered with"),
-        "{}",
-        out.stderr
-    );
+    out.assert_error("cannot be registered with");
 
     let out = run(
         server
@@ -172,8 +156,7 @@ async fn registration_refusals_are_clear() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("logged-in user"), "{}", out.stderr);
+    out.assert_error("logged-in user");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,17 +175,11 @@ async fn files_edited_added_and_removed_on_disk_take_effect_without_restart() {
     .unwrap();
     assert!(list().contains("5: quality assurance"), "{}", list());
 
-    let work = tempfile::tempdir().unwrap();
-    let fko = Receiver::start(
-        &server,
-        "sale1.fko.mei.co.jp",
-        &work.path().join("fko"),
-        true,
-    )
-    .await
-    .unwrap();
-    let page = work.path().join("qa.png");
-    std::fs::write(&page, b"qa").unwrap();
+    let work = Scratch::new();
+    let fko = server
+        .receiver("sale1.fko.mei.co.jp", &work.join("fko"))
+        .await;
+    let page = work.page("qa.png", b"qa");
     let out = run(
         server
             .imagecast("plan1.hqs.mei.co.jp")
@@ -251,14 +228,7 @@ async fn a_malformed_file_is_reported_with_file_and_line_and_hides_nothing_else(
     )
     .unwrap();
 
-    let check = run(
-        server
-            .admin()
-            .args(["check", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let check = server.admin_run(&["check"]);
     assert_eq!(check.code, 1, "{}", check.stdout);
     assert!(check.stdout.contains("broken.rec:4: "), "{}", check.stdout);
     assert!(
@@ -288,13 +258,6 @@ async fn a_malformed_file_is_reported_with_file_and_line_and_hides_nothing_else(
     // Removing the broken files makes check pass.
     std::fs::remove_file(server.group_file("broken.rec")).unwrap();
     std::fs::remove_file(server.group_file("headless.rec")).unwrap();
-    let check = run(
-        server
-            .admin()
-            .args(["check", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let check = server.admin_run(&["check"]);
     assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
 }

@@ -19,11 +19,14 @@ use imagecast_shared::limits::{MAX_FRAME, MAX_HELLO_FRAME, MAX_NAME, MAX_PAGE_BY
 use imagecast_shared::msg::{
     BeginDistribution, ClientMsg, ErrorCode, ErrorInfo, Hello, HelloReply, PageInfo, ServerMsg,
 };
-use imagecast_tests::{PASSWORD, RawStream, Receiver, TestServer, USER};
+use imagecast_tests::{PASSWORD, RawStream, Receiver, Scratch, TestServer, USER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf};
 use tokio::sync::mpsc;
 
 use crate::LIMIT;
+
+/// The test server's usual `run` arguments.
+const DEFAULT_RUN: [&str; 2] = ["--heartbeat-ms", "1000"];
 
 /// The sending terminal of these tests (a PC).
 pub(crate) const SENDER: &str = "plan1.hqs.mei.co.jp";
@@ -300,15 +303,53 @@ async fn bystander_served(server: &TestServer, bystander: &Receiver, count: usiz
     client.close().await;
 }
 
+/// A hostile test's stage: the demo server (run with `args`), a scratch folder, and a
+/// bystander MFP receiving into its `osk` folder, which must be served throughout.
+struct Stage {
+    server: TestServer,
+    work: Scratch,
+    bystander: Receiver,
+    /// `/etc/passwd` before the test, to prove no path escape wrote to it.
+    passwd: Vec<u8>,
+}
+
+impl Stage {
+    async fn new(args: &[&str]) -> Stage {
+        let server = TestServer::start_demo_with(args).unwrap();
+        let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
+        let work = Scratch::new();
+        let bystander = server.receiver(BYSTANDER, &work.join("osk")).await;
+        Stage {
+            server,
+            work,
+            bystander,
+            passwd,
+        }
+    }
+}
+
+/// The end of every hostile test: the bystander still gets its image number `count` at once,
+/// and nothing was written outside the data directory.
+async fn bystander_served_and_nothing_outside(
+    server: &TestServer,
+    bystander: Receiver,
+    count: usize,
+    passwd: &[u8],
+) {
+    bystander_served(server, &bystander, count).await;
+    assert_nothing_outside_data(server, passwd);
+    bystander.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_page_names_counts_and_sizes_are_refused_naming_the_field() {
-    let server = TestServer::start_demo().unwrap();
-    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
-    let work = tempfile::tempdir().unwrap();
-    let tray = work.path().join("osk");
-    let bystander = Receiver::start(&server, BYSTANDER, &tray, true)
-        .await
-        .unwrap();
+    let Stage {
+        server,
+        work,
+        bystander,
+        passwd,
+    } = Stage::new(&DEFAULT_RUN).await;
+    let tray = work.join("osk");
     let mut raw = Raw::logged_in(&server, SENDER).await;
 
     // Page names that try to leave the folder or smuggle control characters. The bad one is
@@ -456,20 +497,18 @@ async fn hostile_page_names_counts_and_sizes_are_refused_naming_the_field() {
     }
     assert_eq!(entries(work.path()), ["osk"]);
 
-    bystander_served(&server, &bystander, 2).await;
     drop(raw);
-    assert_nothing_outside_data(&server, &passwd);
-    bystander.stop().await;
+    bystander_served_and_nothing_outside(&server, bystander, 2, &passwd).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_names_with_separators_are_refused_and_files_stay_unchanged() {
-    let server = TestServer::start_demo().unwrap();
-    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
-    let work = tempfile::tempdir().unwrap();
-    let bystander = Receiver::start(&server, BYSTANDER, &work.path().join("osk"), true)
-        .await
-        .unwrap();
+    let Stage {
+        server,
+        work: _work,
+        bystander,
+        passwd,
+    } = Stage::new(&DEFAULT_RUN).await;
     let groups_dir = server.data_dir().join("groups");
     let before = tree(&groups_dir);
     let develop = "product development-related places";
@@ -568,20 +607,18 @@ async fn group_names_with_separators_are_refused_and_files_stay_unchanged() {
         "register + withdraw changed the file"
     );
 
-    bystander_served(&server, &bystander, 1).await;
     drop(raw);
-    assert_nothing_outside_data(&server, &passwd);
-    bystander.stop().await;
+    bystander_served_and_nothing_outside(&server, bystander, 1, &passwd).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_data_out_of_bounds_gets_clear_errors_and_leaves_no_spool() {
-    let server = TestServer::start_demo().unwrap();
-    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
-    let work = tempfile::tempdir().unwrap();
-    let bystander = Receiver::start(&server, BYSTANDER, &work.path().join("osk"), true)
-        .await
-        .unwrap();
+    let Stage {
+        server,
+        work: _work,
+        bystander,
+        passwd,
+    } = Stage::new(&DEFAULT_RUN).await;
     let mut raw = Raw::logged_in(&server, SENDER).await;
 
     // Data and a commit for uploads that were never opened.
@@ -721,18 +758,11 @@ async fn page_data_out_of_bounds_gets_clear_errors_and_leaves_no_spool() {
 async fn a_terminal_that_reads_nothing_is_dropped_and_holds_nobody_up() {
     let server = TestServer::start_demo_with(&["--heartbeat-ms", "500"]).unwrap();
     let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
-    let work = tempfile::tempdir().unwrap();
-    let osaka = Receiver::start(&server, BYSTANDER, &work.path().join("osk"), true)
-        .await
-        .unwrap();
-    let nagoya = Receiver::start(
-        &server,
-        "sale1.ngy.mei.co.jp",
-        &work.path().join("ngy"),
-        true,
-    )
-    .await
-    .unwrap();
+    let work = Scratch::new();
+    let osaka = server.receiver(BYSTANDER, &work.join("osk")).await;
+    let nagoya = server
+        .receiver("sale1.ngy.mei.co.jp", &work.join("ngy"))
+        .await;
     // Fukuoka takes deliveries, keeps sending heartbeats, and reads nothing.
     let stuck = Raw::connect(&server, "sale1.fko.mei.co.jp", true).await;
 
@@ -786,14 +816,9 @@ async fn a_terminal_that_reads_nothing_is_dropped_and_holds_nobody_up() {
     drop(stuck);
 
     // Nothing is lost for Fukuoka: the image is still queued and arrives when it reads.
-    let fukuoka = Receiver::start(
-        &server,
-        "sale1.fko.mei.co.jp",
-        &work.path().join("fko"),
-        true,
-    )
-    .await
-    .unwrap();
+    let fukuoka = server
+        .receiver("sale1.fko.mei.co.jp", &work.join("fko"))
+        .await;
     assert!(fukuoka.wait_for(1, LIMIT).await);
     let files = fukuoka.received.lock().unwrap()[0].files.clone();
     assert_eq!(std::fs::read(&files[0]).unwrap(), image);
@@ -900,14 +925,12 @@ async fn open_silent(addr: &str, n: usize, batch: usize) -> tokio::task::JoinSet
 async fn a_thousand_silent_connections_are_closed_and_a_terminal_still_works() {
     // A handshake timeout of 3 s, not 1: opening 1,000 connections takes ~0.2 s alone but
     // over a second while the rest of the suite runs, and they must all be open at once.
-    let server =
-        TestServer::start_demo_with(&["--heartbeat-ms", "1000", "--handshake-timeout", "3"])
-            .unwrap();
-    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
-    let work = tempfile::tempdir().unwrap();
-    let bystander = Receiver::start(&server, BYSTANDER, &work.path().join("osk"), true)
-        .await
-        .unwrap();
+    let Stage {
+        server,
+        work: _work,
+        bystander,
+        passwd,
+    } = Stage::new(&["--heartbeat-ms", "1000", "--handshake-timeout", "3"]).await;
     let pid = server_pid(&server);
     let fds_before = open_fds(pid);
     let rss_before = status_bytes(pid, "VmRSS:");
@@ -983,9 +1006,7 @@ async fn a_thousand_silent_connections_are_closed_and_a_terminal_still_works() {
     let (client, _events) = server.connect("sale2.hqs.mei.co.jp", false).await.unwrap();
     assert_eq!(client.groups(false).await.unwrap().len(), 4);
     client.close().await;
-    bystander_served(&server, &bystander, 2).await;
-    assert_nothing_outside_data(&server, &passwd);
-    bystander.stop().await;
+    bystander_served_and_nothing_outside(&server, bystander, 2, &passwd).await;
 }
 
 /// A reconnect storm: every terminal dialling the moment the server is back. All 1,000 SYNs
@@ -1014,10 +1035,8 @@ async fn a_burst_of_connects_beyond_the_listen_backlog_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_upload_takes_over_from_the_terminals_older_connection() {
     let server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let bystander = Receiver::start(&server, BYSTANDER, &work.path().join("osk"), true)
-        .await
-        .unwrap();
+    let work = Scratch::new();
+    let bystander = server.receiver(BYSTANDER, &work.join("osk")).await;
     let with_id = |msg: &ClientMsg, new: u64| {
         let mut msg = msg.clone();
         if let ClientMsg::BeginDistribution { id, .. } = &mut msg {

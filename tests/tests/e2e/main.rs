@@ -14,7 +14,4 @@ mod recovery;
 mod terminal_attacks;
 mod tls;
 
-use std::time::Duration;
-
-/// The upper bound for any single wait in these tests.
-pub const LIMIT: Duration = Duration::from_secs(30);
+pub use imagecast_tests::LIMIT;

@@ -18,7 +18,7 @@ use imagecast_shared::msg::{
 };
 use imagecast_shared::text::is_unsafe;
 use imagecast_shared::{DeliveryId, DistributionId};
-use imagecast_tests::{TestServer, bin, list_files, run};
+use imagecast_tests::{Scratch, TestServer, bin, list_files, run};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -141,8 +141,8 @@ fn incoming(dir: &Path) -> usize {
 async fn a_malicious_server_cannot_pile_up_deliveries_or_smuggle_names() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let work = tempfile::tempdir().unwrap();
-    let out = work.path().join("received");
+    let work = Scratch::new();
+    let out = work.join("received");
     let child = Command::new(bin("imagecast"))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -245,11 +245,11 @@ async fn a_malicious_server_cannot_pile_up_deliveries_or_smuggle_names() {
 async fn a_dangling_link_in_the_out_folder_is_never_replaced() {
     const RECEIVER: &str = "sale1.osk.mei.co.jp";
     let server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let out = work.path().join("received");
+    let work = Scratch::new();
+    let out = work.join("received");
     std::fs::create_dir_all(&out).unwrap();
     // `exists()` says no to a dangling link: the old inbox renamed the delivery over it.
-    let target = work.path().join("not-there");
+    let target = work.join("not-there");
     std::os::unix::fs::symlink(&target, out.join("report.tif")).unwrap();
     let receiving = server
         .imagecast(RECEIVER)
@@ -260,8 +260,7 @@ async fn a_dangling_link_in_the_out_folder_is_never_replaced() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let page = work.path().join("report.tif");
-    std::fs::write(&page, b"the delivered report").unwrap();
+    let page = work.page("report.tif", b"the delivered report");
     let sent = run(
         server
             .imagecast("plan1.hqs.mei.co.jp")

@@ -4,16 +4,15 @@ use std::time::Duration;
 
 use imagecast_shared::DistributionId;
 use imagecast_shared::client::{DistributionRequest, OutgoingPage};
-use imagecast_tests::{PASSWORD, Receiver, TestServer, USER, run};
+use imagecast_tests::{PASSWORD, Receiver, Scratch, TestServer, USER, run};
 
 use crate::LIMIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_terminal_receives_when_it_connects() {
     let server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let page = work.path().join("notice.png");
-    std::fs::write(&page, b"for whoever is offline").unwrap();
+    let work = Scratch::new();
+    let page = work.page("notice.png", b"for whoever is offline");
     let out = run(
         server
             .imagecast("plan1.hqs.mei.co.jp")
@@ -46,14 +45,9 @@ async fn an_offline_terminal_receives_when_it_connects() {
     let status = sender.watch(dist).await.unwrap();
     assert!(!status[0].state.is_final());
 
-    let rx = Receiver::start(
-        &server,
-        "devl1.osk.mei.co.jp",
-        &work.path().join("osk"),
-        true,
-    )
-    .await
-    .unwrap();
+    let rx = server
+        .receiver("devl1.osk.mei.co.jp", &work.join("osk"))
+        .await;
     assert!(rx.wait_for(1, LIMIT).await);
     assert_eq!(rx.files(), ["notice.png"]);
     let done = tokio::time::timeout(LIMIT, async {
@@ -95,7 +89,7 @@ async fn send_pages(server: &TestServer, to: &str, dist: DistributionId, body: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_accepted_loses_nothing_and_stores_nothing_twice() {
     let mut server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
+    let work = Scratch::new();
     let mut sent = Vec::new();
     for i in 0..3u8 {
         let dist = DistributionId::new_random();
@@ -108,14 +102,9 @@ async fn sigkill_after_accepted_loses_nothing_and_stores_nothing_twice() {
     server.kill9();
     server.restart().unwrap();
 
-    let rx = Receiver::start(
-        &server,
-        "sale1.ngy.mei.co.jp",
-        &work.path().join("ngy"),
-        true,
-    )
-    .await
-    .unwrap();
+    let rx = server
+        .receiver("sale1.ngy.mei.co.jp", &work.join("ngy"))
+        .await;
     assert!(rx.wait_for(3, LIMIT).await, "got {}", rx.count());
     let got = rx.received.lock().unwrap().clone();
     for (dist, body) in &sent {
@@ -149,8 +138,8 @@ async fn sigkill_after_accepted_loses_nothing_and_stores_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivery_after_a_lost_acknowledgement_is_not_stored_twice() {
     let mut server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("fko");
+    let work = Scratch::new();
+    let dir = work.join("fko");
     // This terminal stores but "crashes" before its acknowledgement reaches the server.
     let silent = Receiver::start(&server, "sale1.fko.mei.co.jp", &dir, false)
         .await
@@ -162,9 +151,7 @@ async fn a_redelivery_after_a_lost_acknowledgement_is_not_stored_twice() {
     server.kill9();
     server.restart().unwrap();
 
-    let rx = Receiver::start(&server, "sale1.fko.mei.co.jp", &dir, true)
-        .await
-        .unwrap();
+    let rx = server.receiver("sale1.fko.mei.co.jp", &dir).await;
     assert!(rx.wait_for(1, LIMIT).await, "the delivery comes again");
     assert!(
         rx.received.lock().unwrap()[0].duplicate,
@@ -173,14 +160,7 @@ async fn a_redelivery_after_a_lost_acknowledgement_is_not_stored_twice() {
     assert_eq!(rx.files(), ["page.tif"], "stored once");
     rx.stop().await;
 
-    let journal = run(
-        server
-            .admin()
-            .args(["journal", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let journal = server.admin_run(&["journal"]);
     assert_eq!(journal.stdout.lines().count(), 1, "{}", journal.stdout);
     assert!(journal.stdout.contains(&dist.to_string()));
 }

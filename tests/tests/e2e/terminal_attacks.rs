@@ -11,7 +11,7 @@ use imagecast_shared::DistributionId;
 use imagecast_shared::client::{DistributionRequest, Event, OutgoingPage};
 use imagecast_shared::limits::{CHUNK_SIZE, MAX_FRAME, MAX_REASON};
 use imagecast_shared::msg::{ClientMsg, DeliveryOutcome, ErrorCode, ServerMsg};
-use imagecast_tests::{PASSWORD, Receiver, TestServer, USER, run};
+use imagecast_tests::{PASSWORD, Scratch, TestServer, USER, run};
 
 use crate::LIMIT;
 use crate::hostile::{BYSTANDER, Raw, SENDER, begin, page, server_pid, status_bytes, wire};
@@ -118,13 +118,11 @@ async fn padded_page_data_is_refused_and_pins_no_memory() {
     commit(&mut raw, upload).await;
     let grown = status_bytes(pid, "VmRSS").saturating_sub(before);
     assert!(grown < 64 << 20, "grew by {} MiB", grown >> 20);
-    let work = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(&server, BYSTANDER, &work.path().join("rx"), true)
-        .await
-        .unwrap();
+    let work = Scratch::new();
+    let rx = server.receiver(BYSTANDER, &work.join("rx")).await;
     assert!(rx.wait_for(1, LIMIT).await, "the page did not arrive");
     assert_eq!(
-        std::fs::read(work.path().join("rx").join("padded.bin")).unwrap(),
+        std::fs::read(work.join("rx").join("padded.bin")).unwrap(),
         page_bytes
     );
     rx.stop().await;
@@ -133,10 +131,8 @@ async fn padded_page_data_is_refused_and_pins_no_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pieces_of_any_size_deliver_byte_identical() {
     let server = TestServer::start_demo().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(&server, BYSTANDER, &work.path().join("rx"), true)
-        .await
-        .unwrap();
+    let work = Scratch::new();
+    let rx = server.receiver(BYSTANDER, &work.join("rx")).await;
     let mut raw = Raw::logged_in(&server, SENDER).await;
     // Pieces smaller than, equal to and larger than the server's own, across a chunk border.
     let pieces = [
@@ -163,7 +159,7 @@ async fn pieces_of_any_size_deliver_byte_identical() {
             rx.wait_for(n + 1, LIMIT).await,
             "distribution in pieces of {piece} bytes did not arrive"
         );
-        let dir = work.path().join("rx");
+        let dir = work.join("rx");
         assert_eq!(std::fs::read(dir.join(&a)).unwrap(), small, "{a}");
         assert_eq!(std::fs::read(dir.join(&b)).unwrap(), large, "{b}");
     }
@@ -212,14 +208,7 @@ async fn a_refusal_reason_cannot_forge_journal_lines_or_escapes() {
         .close()
         .await;
 
-    let journal = run(
-        server
-            .admin()
-            .args(["journal", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let journal = server.admin_run(&["journal"]);
     assert_eq!(journal.code, 0, "{}", journal.stderr);
     let lines: Vec<&str> = journal.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one result, one line: {:?}", journal.stdout);
@@ -275,23 +264,14 @@ async fn an_ipv6_address_written_two_ways_is_one_destination() {
         "# ipv6 printers\n# ipv6.rec\n2001:0db8:0:0::5;ipv6 printer\n",
     )
     .unwrap();
-    let check = run(
-        server
-            .admin()
-            .args(["check", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let check = server.admin_run(&["check"]);
     assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
 
     // The printer connects under a third spelling of its address.
     let spelling = "2001:DB8:0:0:0:0:0:5";
     server.tokens.insert(spelling.to_owned(), token);
-    let work = tempfile::tempdir().unwrap();
-    let rx = Receiver::start(&server, spelling, &work.path().join("rx"), true)
-        .await
-        .unwrap();
+    let work = Scratch::new();
+    let rx = server.receiver(spelling, &work.join("rx")).await;
     let (client, _events) = server.connect(SENDER, false).await.unwrap();
     client.login(USER, PASSWORD).await.unwrap();
     let accepted = client
@@ -313,7 +293,7 @@ async fn an_ipv6_address_written_two_ways_is_one_destination() {
         "the online printer never got it"
     );
     assert_eq!(
-        std::fs::read(work.path().join("rx").join("v6.txt")).unwrap(),
+        std::fs::read(work.join("rx").join("v6.txt")).unwrap(),
         b"v6"
     );
     // And picked individually, under yet another spelling.
