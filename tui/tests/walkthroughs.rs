@@ -114,6 +114,13 @@ fn every_walkthrough_passes_headless() {
                 files(&root.path().join("mfp120/adf")).is_empty(),
                 "the ADF was emptied"
             );
+            // The price list is a two-page TIFF: four pages in three files, for the panel
+            // and for every receiver alike.
+            assert!(out.contains("Scanned 4 page(s) in 3 file(s)"), "{out}");
+            assert!(
+                out.contains("sale1.osk.mei.co.jp (sales office, the Osaka branch): online, received 1 image (4 pages)"),
+                "{out}"
+            );
         }
         if name.starts_with("02-") {
             // Kept once (image store), then sent again by its mark sheet to group 4.
