@@ -1,7 +1,6 @@
 //! The panel's app against a real server (the demo network's embedded one), driven by
 //! scripts headless: receiving and printing, and stored images by ID.
-
-#![allow(clippy::unwrap_used)] // tests fail loudly by design
+#![cfg(feature = "demo")]
 
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ fn options(net: &DemoNetwork, script: &str) -> PanelOptions {
         dirs: net.panel_dirs(),
         demo: true,
         kiosk: false,
-        script: Some(Script::parse(script).unwrap()),
+        script: Some(Script::parse(script).expect("the script parses")),
         headless: true,
         size: (80, 24),
         theme: Theme::plain(),

@@ -95,7 +95,7 @@ pub enum AppEvent {
     Refused(String),
     /// A delivery was printed to the output tray.
     Received {
-        /// The delivery.
+        /// The delivery as the inbox stored it.
         received: Received,
         /// Its pages (a multi-page TIFF counts all its pages).
         pages: usize,
@@ -121,7 +121,7 @@ pub struct ReceivedEntry {
 pub struct Ctx<'a> {
     /// The colours, or none under `NO_COLOR`.
     pub theme: Theme,
-    /// Connection state.
+    /// The link's state, as the status line shows it.
     pub conn: &'a Conn,
     /// True in the demo (FIG. 6 shows the demo login).
     pub demo: bool,
@@ -146,13 +146,13 @@ pub struct PanelInfo {
 
 /// The panel's whole state, driven by keys, clicks and events.
 pub struct App {
-    /// Static facts.
+    /// What this panel is and where it connects.
     pub info: PanelInfo,
     /// The colours, or none under `NO_COLOR`.
     pub theme: Theme,
     /// The dialog stack; the last is shown.
     pub stack: Vec<Screen>,
-    /// Connection state.
+    /// The link's state, as the status line shows it.
     pub conn: Conn,
     /// This terminal's destination name (from the server).
     pub device_name: String,

@@ -46,14 +46,14 @@ pub enum Step {
     Wait(Duration),
     /// Wait for text on screen, failing after the timeout.
     Expect {
-        /// The text.
+        /// The text to find on the screen.
         text: String,
         /// How long to wait.
         within: Duration,
         /// True for `expect-not`: the text must be absent (checked once).
         absent: bool,
     },
-    /// A touch.
+    /// A touch at a column and row.
     Click(u16, u16),
     /// New terminal size.
     Resize(u16, u16),

@@ -11,7 +11,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::app::{App, AppEvent, Conn, PanelInfo, ReceivedEntry};
-use super::jobs::{Job, JobResult, Paper};
+use super::jobs::{GroupsFor, ImageSource, Job, JobResult, Paper};
 use super::keys::Key;
 use super::runner::buffer_text;
 use super::theme::Theme;
@@ -60,6 +60,17 @@ pub fn seed_groups() -> Vec<GroupEntry> {
         members: *m,
     })
     .collect()
+}
+
+/// FIG. 9 for the ADF with the seed's groups, after `pressed`.
+pub fn fig09(pressed: &[Key]) -> App {
+    let mut a = logged_in();
+    a.event(AppEvent::Job(JobResult::Groups {
+        purpose: GroupsFor::Distribute(ImageSource::Adf),
+        groups: seed_groups(),
+    }));
+    keys(&mut a, pressed);
+    a
 }
 
 /// A destination of all.rec.
@@ -132,6 +143,11 @@ pub fn two_received(app: &mut App) {
             at: at + Duration::from_secs(60 * i as u64),
         });
     }
+}
+
+/// The ten keys that type `digits`.
+pub fn digits(digits: &str) -> Vec<Key> {
+    digits.bytes().map(|b| Key::Digit(b - b'0')).collect()
 }
 
 /// Presses `keys` in order.

@@ -179,7 +179,7 @@ pub enum JobResult {
         files: usize,
         /// Pages in them (a multi-page TIFF counts all its pages).
         pages: usize,
-        /// Their size.
+        /// The files' size in bytes.
         bytes: u64,
         /// Files refused, with reasons.
         refused: Vec<String>,

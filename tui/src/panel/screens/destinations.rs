@@ -229,17 +229,11 @@ mod tests {
     use crate::panel::app::AppEvent;
     use crate::panel::jobs::{GroupsFor, Job, JobResult};
     use crate::panel::screens::Screen;
-    use crate::panel::test_support::{
-        keys, logged_in, screen, seed_destinations, seed_groups, the_job,
-    };
+    use crate::panel::test_support::{fig09, keys, logged_in, screen, seed_destinations, the_job};
 
     #[test]
     fn destination_numbers_tick_groups_and_start_distributes_to_them() {
-        let mut a = logged_in();
-        a.event(AppEvent::Job(JobResult::Groups {
-            purpose: GroupsFor::Distribute(ImageSource::Adf),
-            groups: seed_groups(),
-        }));
+        let mut a = fig09(&[]);
         a.key(Key::Start);
         assert!(screen(&mut a).contains("Choose at least one group"));
         keys(
@@ -319,13 +313,7 @@ mod tests {
 
     #[test]
     fn fig09_at_80x24() {
-        let mut a = logged_in();
-        a.key(Key::Digit(6));
-        a.event(AppEvent::Job(JobResult::Groups {
-            purpose: GroupsFor::Distribute(ImageSource::Adf),
-            groups: seed_groups(),
-        }));
-        keys(&mut a, &[Key::Digit(2), Key::Digit(4), Key::Star]);
+        let mut a = fig09(&[Key::Digit(2), Key::Digit(4), Key::Star]);
         insta::assert_snapshot!("fig09_destinations", screen(&mut a));
     }
 }

@@ -191,20 +191,13 @@ fn cut(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::panel::app::AppEvent;
-    use crate::panel::jobs::{GroupsFor, ImageSource, JobResult};
-    use crate::panel::test_support::{
-        dest, keys, logged_in, screen, seed_destinations, seed_groups,
-    };
+    use crate::panel::app::{App, AppEvent};
+    use crate::panel::jobs::JobResult;
+    use crate::panel::test_support::{dest, fig09, keys, screen, seed_destinations};
 
-    fn fig10(destinations: Vec<Destination>) -> crate::panel::app::App {
-        let mut a = logged_in();
-        a.key(Key::Digit(6));
-        a.event(AppEvent::Job(JobResult::Groups {
-            purpose: GroupsFor::Distribute(ImageSource::Adf),
-            groups: seed_groups(),
-        }));
-        keys(&mut a, &[Key::Digit(2), Key::Digit(4), Key::Star]);
+    /// FIG. 10 over FIG. 9 with groups 2 and 4 ticked.
+    fn fig10(destinations: Vec<Destination>) -> App {
+        let mut a = fig09(&[Key::Digit(2), Key::Digit(4), Key::Star]);
         a.event(AppEvent::Job(JobResult::Destinations(destinations)));
         a
     }

@@ -23,7 +23,7 @@ pub enum LoginPurpose {
 /// Which box has the cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
-    /// User ID.
+    /// The user ID box.
     User,
     /// The password box.
     Password,
@@ -203,35 +203,19 @@ mod tests {
     use super::*;
     use crate::panel::app::AppEvent;
     use crate::panel::jobs::{Job, JobResult};
-    use crate::panel::test_support::{app, keys, screen, the_job};
+    use crate::panel::test_support::{app, digits, keys, screen, the_job};
 
     #[test]
     fn login_types_with_ten_keys_and_starts_a_login_job() {
         let mut a = app(true, false);
         a.key(Key::Start);
         assert!(screen(&mut a).contains("Enter your user ID first."));
-        keys(
-            &mut a,
-            &[
-                Key::Digit(1),
-                Key::Digit(0),
-                Key::Digit(0),
-                Key::Digit(1),
-                Key::Start,
-            ],
-        );
+        keys(&mut a, &digits("1001"));
+        a.key(Key::Start);
         // Start in the user box moves to the password box first.
         assert!(a.take_jobs().is_empty());
-        keys(
-            &mut a,
-            &[
-                Key::Digit(1),
-                Key::Digit(2),
-                Key::Digit(3),
-                Key::Digit(4),
-                Key::Start,
-            ],
-        );
+        keys(&mut a, &digits("1234"));
+        a.key(Key::Start);
         match the_job(&mut a) {
             Job::Login(LoginJob {
                 user,
@@ -260,17 +244,8 @@ mod tests {
     fn fig06_at_80x24() {
         let mut a = app(true, false);
         insta::assert_snapshot!("fig06_login", screen(&mut a));
-        keys(
-            &mut a,
-            &[
-                Key::Digit(1),
-                Key::Digit(0),
-                Key::Digit(0),
-                Key::Digit(1),
-                Key::Tab,
-                Key::Digit(9),
-            ],
-        );
+        keys(&mut a, &digits("1001"));
+        keys(&mut a, &[Key::Tab, Key::Digit(9)]);
         a.event(AppEvent::Job(JobResult::LoginFailed(
             "wrong user ID or password".into(),
         )));

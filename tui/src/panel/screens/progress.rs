@@ -37,9 +37,9 @@ pub struct Progress {
     pub phase: Phase,
     /// Files scanned.
     pub files: usize,
-    /// Pages in them.
+    /// Pages in them (a multi-page TIFF counts all its pages).
     pub pages: usize,
-    /// Bytes.
+    /// The files' size in bytes.
     pub bytes: u64,
     /// Files refused by the scanner.
     pub refused: Vec<String>,
@@ -60,7 +60,7 @@ impl Default for Progress {
 }
 
 impl Progress {
-    /// Scanning.
+    /// The view as Start opens it: scanning.
     pub fn new() -> Self {
         Self {
             phase: Phase::Scanning,
@@ -299,17 +299,12 @@ pub fn human_bytes(b: u64) -> String {
 mod tests {
     use super::*;
     use crate::panel::app::{App, AppEvent};
-    use crate::panel::jobs::{GroupsFor, ImageSource, JobResult};
-    use crate::panel::test_support::{dest, keys, logged_in, screen, seed_groups};
+    use crate::panel::jobs::JobResult;
+    use crate::panel::test_support::{dest, fig09, screen};
 
     /// FIG. 9 after `ticks`, and Start: the progress view, scanning.
     fn started(ticks: &[Key]) -> App {
-        let mut a = logged_in();
-        a.event(AppEvent::Job(JobResult::Groups {
-            purpose: GroupsFor::Distribute(ImageSource::Adf),
-            groups: seed_groups(),
-        }));
-        keys(&mut a, ticks);
+        let mut a = fig09(ticks);
         a.key(Key::Start);
         let _ = a.take_jobs();
         a
