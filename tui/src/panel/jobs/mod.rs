@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use imagecast_shared::client::{Client, ClientError};
 use imagecast_shared::msg::{Accepted, Destination, GroupEntry, Role};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use error::JobError;
@@ -238,6 +239,8 @@ struct Credentials {
 struct Session {
     client: Option<Client>,
     login: Option<Credentials>,
+    /// Turns true once the user is logged in again on this connection (or was refused).
+    relogged: Option<watch::Receiver<bool>>,
 }
 
 /// What a job works with: the panel's paper, the connection and user of when it started, and
@@ -247,6 +250,7 @@ pub struct Context {
     session: Arc<Mutex<Session>>,
     client: Option<Client>,
     user: Option<String>,
+    relogged: Option<watch::Receiver<bool>>,
     report: Report,
 }
 
@@ -260,6 +264,7 @@ impl Context {
             session: Arc::default(),
             client: None,
             user: None,
+            relogged: None,
             report: Arc::new(|_| {}),
         }
     }
@@ -270,6 +275,14 @@ impl Context {
 
     fn user(&self) -> Result<&str, JobError> {
         self.user.as_deref().ok_or(JobError::NotLoggedIn)
+    }
+
+    /// Waits until the user is logged in again on a new connection, so a job the operator
+    /// starts right after a reconnect does not reach the server before the login does.
+    async fn relogged(&self) {
+        if let Some(mut relogged) = self.relogged.clone() {
+            let _ = relogged.wait_for(|done| *done).await;
+        }
     }
 
     fn paper(&self) -> Arc<Paper> {
@@ -322,9 +335,11 @@ impl JobRunner {
     /// The link is up on `client`: jobs use it from now on, and the user logged in before is
     /// logged in again, so the operator keeps their place.
     pub fn connected(&mut self, client: Client) {
+        let (done, relogged) = watch::channel(false);
         let login = {
             let mut session = lock(&self.session);
             session.client = Some(client.clone());
+            session.relogged = session.login.is_some().then_some(relogged);
             session.login.clone()
         };
         let Some(login) = login else { return };
@@ -340,12 +355,15 @@ impl JobRunner {
                 // The connection went again: the next one tries again.
                 Err(_) => {}
             }
+            let _ = done.send(true);
         });
     }
 
     /// The link is down (or refused): jobs find no connection until the next one.
     pub fn disconnected(&mut self) {
-        lock(&self.session).client = None;
+        let mut session = lock(&self.session);
+        session.client = None;
+        session.relogged = None;
     }
 
     /// Starts a job (or cancels the current one for [`Job::Cancel`]).
@@ -372,10 +390,17 @@ impl JobRunner {
                 let token = CancellationToken::new();
                 self.current = Some(token.clone());
                 let cx = self.context();
+                let needs_server = job.needs_connection();
                 tokio::spawn(async move {
+                    let run = async {
+                        if needs_server {
+                            cx.relogged().await;
+                        }
+                        job.run(&cx).await
+                    };
                     tokio::select! {
                         _ = token.cancelled() => (cx.report)(JobResult::Cancelled),
-                        answer = job.run(&cx) => {
+                        answer = run => {
                             if let Some(answer) = answer {
                                 (cx.report)(answer);
                             }
@@ -393,6 +418,7 @@ impl JobRunner {
             session: self.session.clone(),
             client: session.client.clone(),
             user: session.login.as_ref().map(|l| l.user.clone()),
+            relogged: session.relogged.clone(),
             report: self.report.clone(),
         }
     }
