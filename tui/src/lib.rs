@@ -1,6 +1,7 @@
 //! The imagecast terminal: the MFP control-panel emulator and the scriptable PC client.
 //!
 //! # Layout
+//! - [`cli`]: the `imagecast` command line: its options and one function per command.
 //! - [`config`]: settings from flags, then `IMAGECAST_*` variables, then the config file.
 //! - [`panel`]: the MFP control-panel emulator (FIG. 6–12), in a terminal or headless.
 //! - [`pc`]: the PC client's subcommands (the seed's printer driver and receiving software).
@@ -9,6 +10,7 @@
 //! - [`demo`]: the seed's network in one process, for `imagecast demo`.
 //! - [`marksheet`]: mark sheets (FIG. 20): a QR code of the image ID stamped on page one.
 
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod marksheet;

@@ -22,9 +22,10 @@ use imagecast_shared::client::{
 use imagecast_shared::msg::{
     DeliveryOutcome, DeliveryState, DestinationStatus, RegisterOutcome, WithdrawOutcome,
 };
-use imagecast_shared::text::escape_bounded;
+use imagecast_shared::text::{escape, escape_bounded, safe_file_name};
 
 use crate::config::Settings;
+use crate::paper::pages::count_pages;
 
 /// Connection attempts a `send` makes before giving up (each retry reuses the distribution ID,
 /// so the server never makes two distributions of one send).
@@ -148,7 +149,8 @@ pub fn state_word(state: &DeliveryState) -> String {
 }
 
 /// `send`: prints the distribution ID, then with `wait` "DOMAIN: result" per destination.
-/// Returns false when waiting timed out or a destination failed.
+/// Returns false when waiting timed out or a destination failed. A file whose name holds
+/// control or bidirectional characters is sent under a safe name, said on stderr.
 pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow::Result<bool> {
     if args.files.is_empty() {
         bail!("name at least one file to send");
@@ -162,7 +164,12 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         if !meta.is_file() {
             bail!("{} is not a file", f.display());
         }
-        pages.push(OutgoingPage::from_file(f)?);
+        let mut page = OutgoingPage::from_file(f)?;
+        if let Cow::Owned(safe) = safe_file_name(&page.name) {
+            eprintln!("sending '{}' as '{safe}'", escape(&page.name));
+            page.name = safe;
+        }
+        pages.push(page);
     }
     let req = DistributionRequest {
         dist: DistributionId::new_random(),
@@ -343,7 +350,11 @@ pub async fn receive(
             match inbox.handle(&event) {
                 Ok(None) => {}
                 Ok(Some(r)) => {
-                    print_received(&r, out)?;
+                    let files = r.files.clone();
+                    let pages = tokio::task::spawn_blocking(move || count_pages(&files))
+                        .await
+                        .unwrap_or(r.pages);
+                    print_received(&r, pages, out)?;
                     if !r.duplicate {
                         received += 1;
                     }
@@ -373,8 +384,9 @@ pub async fn receive(
     }
 }
 
-/// The line `receive` prints for a stored delivery: every name from the peer escaped.
-fn print_received(r: &Received, out: &mut impl Write) -> anyhow::Result<()> {
+/// The line `receive` prints for a stored delivery of `pages` pages (a multi-page TIFF counts
+/// all its pages): every name from the peer escaped.
+fn print_received(r: &Received, pages: usize, out: &mut impl Write) -> anyhow::Result<()> {
     if r.duplicate {
         writeln!(
             out,
@@ -399,7 +411,7 @@ fn print_received(r: &Received, out: &mut impl Write) -> anyhow::Result<()> {
             peer(&r.sender.domain),
             peer(&r.sender.name),
             peer(&r.user),
-            r.pages,
+            pages,
             r.bytes,
             files.join(", ")
         )?;
@@ -471,12 +483,13 @@ mod tests {
             duplicate: false,
         };
         let mut out = Vec::new();
-        print_received(&r, &mut out).unwrap();
+        print_received(&r, 1, &mut out).unwrap();
         print_received(
             &Received {
                 duplicate: true,
                 ..r
             },
+            1,
             &mut out,
         )
         .unwrap();

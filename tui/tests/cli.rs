@@ -1,6 +1,5 @@
 //! The `imagecast` command line without a server (also makes `cargo test` build the binary
 //! that the end-to-end tests in `tests/` start).
-#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The panel's app against a real server (the demo network's embedded one), driven by
-//! scripts headless: receiving and printing, and stored images by ID.
-
-#![allow(clippy::unwrap_used)] // tests fail loudly by design
+//! scripts headless: receiving and printing, and stored images by ID; and the job runner
+//! logging the user in again after a reconnect.
+#![cfg(feature = "demo")]
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ fn options(net: &DemoNetwork, script: &str) -> PanelOptions {
         dirs: net.panel_dirs(),
         demo: true,
         kiosk: false,
-        script: Some(Script::parse(script).unwrap()),
+        script: Some(Script::parse(script).expect("the script parses")),
         headless: true,
         size: (80, 24),
         theme: Theme::plain(),
@@ -120,5 +120,63 @@ async fn a_stored_image_is_distributed_printed_and_copied_by_its_id() {
         std::fs::read(dirs.removable.join("terms.png")).unwrap(),
         b"terms page"
     );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_runner_logs_the_user_in_again_on_a_new_connection() {
+    use imagecast::panel::jobs::server::{Login, Register};
+    use imagecast::panel::jobs::{JobResult, JobRunner, Paper};
+    use imagecast::paper::{Adf, OutputTray};
+
+    let root = tempfile::tempdir().unwrap();
+    let net = DemoNetwork::start(DemoOptions::new(root.path()))
+        .await
+        .unwrap();
+    let dirs = net.panel_dirs();
+    let paper = Paper {
+        adf: Adf::new(&dirs.adf),
+        tray: OutputTray::new(&dirs.output_tray),
+        removable: OutputTray::new(&dirs.removable),
+        store: ImageStore::open(&dirs.store).unwrap(),
+    };
+    let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut runner = JobRunner::new(paper, move |r| {
+        let _ = tx.send(r);
+    });
+    let cfg = net.panel_client_config();
+    bounded(async {
+        let (first, _events) = Client::connect(&cfg).await.unwrap();
+        runner.connected(first.clone());
+        runner.spawn(
+            Login {
+                user: "1001".into(),
+                password: "1234".into(),
+                quit: false,
+            }
+            .into(),
+        );
+        assert!(matches!(
+            answers.recv().await,
+            Some(JobResult::LoggedIn { .. })
+        ));
+        // The link comes back on a new connection, where nobody is logged in yet: the runner
+        // logs the user in again before the next job reaches the server.
+        first.close().await;
+        runner.disconnected();
+        let (second, _events) = Client::connect(&cfg).await.unwrap();
+        runner.connected(second);
+        runner.spawn(
+            Register {
+                group: "product development-related places".into(),
+            }
+            .into(),
+        );
+        match answers.recv().await {
+            Some(JobResult::DoneHome { title, .. }) => assert_eq!(title, "Registered"),
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
     net.shutdown().await;
 }

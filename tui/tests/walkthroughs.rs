@@ -1,7 +1,6 @@
 //! Every walkthrough in `docs/walkthroughs/` replayed headless against the demo network by
 //! the real `imagecast demo --script FILE --headless`, then what it left on disk checked.
-
-#![allow(clippy::unwrap_used)] // tests fail loudly by design
+#![cfg(feature = "demo")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,7 +9,7 @@ use std::time::Duration;
 fn walkthroughs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/walkthroughs");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
+        .expect("docs/walkthroughs/ is readable")
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
@@ -30,7 +29,7 @@ fn replay(script: &Path, root: &Path) -> String {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("imagecast starts");
     let pid = child.id();
     // Both pipes are drained while it runs (the screens are long); a watchdog ends a hang.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -38,7 +37,7 @@ fn replay(script: &Path, root: &Path) -> String {
         let _ = tx.send(child.wait_with_output());
     });
     let out = match rx.recv_timeout(Duration::from_secs(180)) {
-        Ok(out) => out.unwrap(),
+        Ok(out) => out.expect("imagecast's output is read"),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             panic!("{} did not finish within 180 s", script.display());
@@ -113,6 +112,13 @@ fn every_walkthrough_passes_headless() {
             assert!(
                 files(&root.path().join("mfp120/adf")).is_empty(),
                 "the ADF was emptied"
+            );
+            // The price list is a two-page TIFF: four pages in three files, for the panel
+            // and for every receiver alike.
+            assert!(out.contains("Scanned 4 page(s) in 3 file(s)"), "{out}");
+            assert!(
+                out.contains("sale1.osk.mei.co.jp (sales office, the Osaka branch): online, received 1 image (4 pages)"),
+                "{out}"
             );
         }
         if name.starts_with("02-") {

@@ -30,7 +30,7 @@ const LOGGED_CHARS: usize = 200;
 struct Counters {
     /// Images (deliveries) stored this session; redeliveries are not counted twice.
     images: AtomicUsize,
-    /// Pages (files) stored this session.
+    /// Pages stored this session (a multi-page TIFF counts all its pages).
     pages: AtomicUsize,
     /// True while the terminal holds a connection.
     connected: AtomicBool,
@@ -97,7 +97,7 @@ impl SimulatedTerminal {
         self.counters.images.load(Ordering::Relaxed)
     }
 
-    /// Pages (files) received this session.
+    /// Pages received this session (a multi-page TIFF counts all its pages).
     pub fn pages_received(&self) -> usize {
         self.counters.pages.load(Ordering::Relaxed)
     }
@@ -318,17 +318,19 @@ impl Runner {
             tracing::info!(%domain, dist = %r.dist, "redelivery of an image already received");
             return;
         }
+        // Pages, not files: a multi-page TIFF counts all its pages.
+        let pages = crate::paper::pages::count_pages(&r.files);
         tracing::info!(
             %domain,
             dist = %r.dist,
             from = %escape_bounded(&r.sender.domain, LOGGED_CHARS),
             user = %escape_bounded(&r.user, LOGGED_CHARS),
-            pages = r.pages,
+            pages,
             bytes = r.bytes,
             "simulated terminal received an image"
         );
         self.counters.images.fetch_add(1, Ordering::Relaxed);
-        self.counters.pages.fetch_add(r.pages, Ordering::Relaxed);
+        self.counters.pages.fetch_add(pages, Ordering::Relaxed);
         *self.counters.last.lock().unwrap_or_else(|e| e.into_inner()) = r.files.clone();
     }
 }

@@ -1,8 +1,9 @@
-//! The panel's state: the stack of dialogs, the connection, the logged-in user, what was
-//! received, and the jobs in flight. Input goes in through [`App::key`], [`App::click`] and
-//! [`App::event`]; work that needs the network or the disk comes out as [`Job`]s, which the
-//! runner executes and answers with [`AppEvent::Job`]. Nothing here blocks, so the whole
-//! dialog logic is tested without a terminal or a server.
+//! The panel's state: the stack of dialogs, the connection's state, the logged-in user, what
+//! was received, and the jobs in flight. Input goes in through [`App::key`], [`App::click`]
+//! and [`App::event`]; work that needs the network or the disk comes out as [`Job`]s, which
+//! the job runner executes (with the connection and user it owns) and answers with
+//! [`AppEvent::Job`]. Nothing here blocks, so the whole dialog logic is tested without a
+//! terminal or a server.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,20 +14,10 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use super::chrome;
-use super::jobs::{Job, JobResult, Purpose};
+use super::jobs::{GroupsFor, Job, JobResult, paper::CarryToAdf, stored::ListStored};
 use super::keys::Key;
 use super::screens::{self, Screen};
 use super::theme::Theme;
-use crate::store::ImageId;
-
-/// Where the image of a distribution comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ImageSource {
-    /// Scan the ADF (Distribute document).
-    Adf,
-    /// A stored image (Distribute file).
-    Stored(ImageId),
-}
 
 /// What a screen asks the app to do after a key.
 #[derive(Debug)]
@@ -43,10 +34,17 @@ pub enum Action {
     Home,
     /// Log out, back to FIG. 6.
     Logout,
-    /// Start background work.
+    /// Start background work (see [`Action::run`]).
     Run(Job),
     /// Leave the panel.
     Quit,
+}
+
+impl Action {
+    /// Start this job.
+    pub fn run(job: impl Into<Job>) -> Self {
+        Action::Run(job.into())
+    }
 }
 
 /// A value a closing dialog hands to the dialog below it.
@@ -73,7 +71,7 @@ pub enum Conn {
         /// Why the last attempt or connection failed.
         last_error: Option<String>,
     },
-    /// In.
+    /// Connected and welcomed.
     Connected,
     /// Refused for good (bad token...): only a restart with other settings helps.
     Refused(String),
@@ -82,11 +80,11 @@ pub enum Conn {
 /// Events the runner feeds in.
 #[derive(Debug)]
 pub enum AppEvent {
-    /// The connection is up.
+    /// The connection is up (the job runner takes the client).
     Connected(Client, Box<Welcome>),
     /// The connection is gone; the link retries after `retry_in`.
     Disconnected {
-        /// Why.
+        /// Why it went, for the login dialog.
         reason: String,
         /// Attempt number of the next try.
         attempt: u32,
@@ -96,7 +94,12 @@ pub enum AppEvent {
     /// The server refused this terminal; the link gave up.
     Refused(String),
     /// A delivery was printed to the output tray.
-    Received(Received),
+    Received {
+        /// The delivery as the inbox stored it.
+        received: Received,
+        /// Its pages (a multi-page TIFF counts all its pages).
+        pages: usize,
+    },
     /// A server event (progress, results, notices).
     Server(Event),
     /// A job finished or reported progress.
@@ -106,17 +109,19 @@ pub enum AppEvent {
 /// A delivery shown in the received list.
 #[derive(Clone, Debug)]
 pub struct ReceivedEntry {
-    /// The delivery.
+    /// The delivery as the inbox stored it.
     pub received: Received,
+    /// Its pages (a multi-page TIFF counts all its pages).
+    pub pages: usize,
     /// When it was printed.
     pub at: SystemTime,
 }
 
 /// Read-only facts screens draw with.
 pub struct Ctx<'a> {
-    /// Styles.
+    /// The colours, or none under `NO_COLOR`.
     pub theme: Theme,
-    /// Connection state.
+    /// The link's state, as the status line shows it.
     pub conn: &'a Conn,
     /// True in the demo (FIG. 6 shows the demo login).
     pub demo: bool,
@@ -139,22 +144,20 @@ pub struct PanelInfo {
     pub kiosk: bool,
 }
 
-/// The panel.
+/// The panel's whole state, driven by keys, clicks and events.
 pub struct App {
-    /// Static facts.
+    /// What this panel is and where it connects.
     pub info: PanelInfo,
-    /// Styles.
+    /// The colours, or none under `NO_COLOR`.
     pub theme: Theme,
     /// The dialog stack; the last is shown.
     pub stack: Vec<Screen>,
-    /// Connection state.
+    /// The link's state, as the status line shows it.
     pub conn: Conn,
-    /// The connected client.
-    pub client: Option<Client>,
     /// This terminal's destination name (from the server).
     pub device_name: String,
-    /// The logged-in user, role, and password (kept to log in again after a reconnect).
-    pub user: Option<(String, Role, String)>,
+    /// The logged-in user and role, as the status line shows them.
+    pub user: Option<(String, Role)>,
     /// Deliveries received.
     pub received: Vec<ReceivedEntry>,
     /// The label of the job in flight.
@@ -180,7 +183,6 @@ impl App {
                 retry_at: None,
                 last_error: None,
             },
-            client: None,
             device_name: info.device.clone(),
             info,
             theme,
@@ -229,6 +231,10 @@ impl App {
             }
             return;
         }
+        if key == Key::Carry {
+            self.apply(Action::run(CarryToAdf));
+            return;
+        }
         let logged_in = self.user.is_some();
         if logged_in && matches!(key, Key::Stored | Key::Received) {
             let on_top = matches!(
@@ -237,7 +243,7 @@ impl App {
             );
             if !on_top {
                 let action = if key == Key::Stored {
-                    Action::Run(Job::ListStored)
+                    Action::run(ListStored)
                 } else {
                     Action::Push(Screen::Received(screens::received::ReceivedList::new()))
                 };
@@ -303,9 +309,7 @@ impl App {
             }
             Action::Home => self.home(),
             Action::Logout => {
-                if let Some(client) = self.client.clone() {
-                    self.jobs.push(Job::Logout(client));
-                }
+                self.jobs.push(Job::Logout);
                 self.user = None;
                 self.stack = vec![Screen::Login(screens::login::Login::new(
                     screens::login::LoginPurpose::Session,
@@ -343,7 +347,7 @@ impl App {
         if job.is_long() {
             self.busy = Some(job.label().to_owned());
         }
-        if let Job::Distribute { .. } = &job {
+        if let Job::Distribute(_) = &job {
             self.stack
                 .push(Screen::Progress(screens::progress::Progress::new()));
         }
@@ -353,43 +357,32 @@ impl App {
     /// An event from the link or a job.
     pub fn event(&mut self, ev: AppEvent) {
         match ev {
-            AppEvent::Connected(client, welcome) => {
-                self.device_name = welcome.device_name.clone();
-                self.client = Some(client.clone());
+            // The job runner logs the same user in again: the operator keeps their place.
+            AppEvent::Connected(_, welcome) => {
+                self.device_name = welcome.device_name;
                 self.conn = Conn::Connected;
-                // Keep the operator's place: log the same user in again.
-                if let Some((user, _, password)) = &self.user {
-                    self.jobs.push(Job::Relogin {
-                        client: Some(client),
-                        user: user.clone(),
-                        password: password.clone(),
-                    });
-                }
             }
             AppEvent::Disconnected {
                 reason,
                 attempt,
                 retry_in,
             } => {
-                self.client = None;
                 self.conn = Conn::Connecting {
                     attempt,
                     retry_at: Some(Instant::now() + retry_in),
                     last_error: Some(reason),
                 };
             }
-            AppEvent::Refused(reason) => {
-                self.client = None;
-                self.conn = Conn::Refused(reason);
-            }
-            AppEvent::Received(r) => {
-                if !r.duplicate {
+            AppEvent::Refused(reason) => self.conn = Conn::Refused(reason),
+            AppEvent::Received { received, pages } => {
+                if !received.duplicate {
                     self.notify(format!(
-                        "Printed {} page file(s) from {}",
-                        r.pages, r.sender.name
+                        "Printed {pages} page(s) from {}",
+                        received.sender.name
                     ));
                     self.received.push(ReceivedEntry {
-                        received: r,
+                        received,
+                        pages,
                         at: SystemTime::now(),
                     });
                 }
@@ -422,12 +415,7 @@ impl App {
             self.busy = None;
         }
         match result {
-            JobResult::LoggedIn {
-                user,
-                role,
-                password,
-                quit,
-            } => {
+            JobResult::LoggedIn { user, role, quit } => {
                 if quit {
                     if role == Role::Admin {
                         self.quit = true;
@@ -436,17 +424,15 @@ impl App {
                     }
                     return;
                 }
-                self.user = Some((user, role, password));
+                self.user = Some((user, role));
                 self.stack = vec![Screen::ModeSelect(screens::mode_select::ModeSelect::new())];
             }
-            JobResult::Relogged(ok) => {
-                if !ok {
-                    self.user = None;
-                    self.stack = vec![Screen::Login(screens::login::Login::new(
-                        screens::login::LoginPurpose::Session,
-                    ))];
-                    self.notify("Logged out: the server no longer accepts this user");
-                }
+            JobResult::ReloginRefused => {
+                self.user = None;
+                self.stack = vec![Screen::Login(screens::login::Login::new(
+                    screens::login::LoginPurpose::Session,
+                ))];
+                self.notify("Logged out: the server no longer accepts this user");
             }
             JobResult::LoginFailed(msg) => {
                 if let Screen::Login(l) = self.screen_mut() {
@@ -481,20 +467,17 @@ impl App {
                     self.error_box("Distribution failed", msg);
                 }
             }
-            JobResult::ImageChosen { id, purpose } => match purpose {
-                Purpose::Distribute => self.run(Job::FetchGroups {
-                    client: None,
-                    purpose: screens::GroupsFor::Distribute(ImageSource::Stored(id)),
-                }),
-                Purpose::TakeOut => self.run(Job::TakeOut(id)),
-                Purpose::Process => self.run(Job::Process(id)),
-            },
-            JobResult::Done { title, lines } => {
-                self.stack
-                    .push(Screen::Message(screens::message::Message::info(
-                        title, lines,
-                    )));
+            // FIG. 11 knows what the image is for.
+            JobResult::ImageChosen(id) => {
+                let next = self.stack.iter_mut().rev().find_map(|s| match s {
+                    Screen::SpecifyImage(s) => Some(s.chosen(id)),
+                    _ => None,
+                });
+                if let Some(action) = next {
+                    self.apply(action);
+                }
             }
+            JobResult::Noted(text) => self.notify(text),
             JobResult::DoneHome { title, lines } => {
                 self.home();
                 self.stack
@@ -526,23 +509,19 @@ impl App {
             )));
     }
 
-    fn groups_arrived(&mut self, purpose: screens::GroupsFor, groups: Vec<GroupEntry>) {
+    fn groups_arrived(&mut self, purpose: GroupsFor, groups: Vec<GroupEntry>) {
         let screen = match purpose {
-            screens::GroupsFor::Distribute(source) => {
+            GroupsFor::Distribute(source) => {
                 Screen::Destinations(screens::destinations::Destinations::new(source, groups))
             }
-            screens::GroupsFor::Register => {
-                Screen::GroupSelect(screens::group_select::GroupSelect::new(
-                    screens::group_select::Mode::Register,
-                    groups,
-                ))
-            }
-            screens::GroupsFor::Withdraw => {
-                Screen::GroupSelect(screens::group_select::GroupSelect::new(
-                    screens::group_select::Mode::Withdraw,
-                    groups,
-                ))
-            }
+            GroupsFor::Register => Screen::GroupSelect(screens::group_select::GroupSelect::new(
+                screens::group_select::Mode::Register,
+                groups,
+            )),
+            GroupsFor::Withdraw => Screen::GroupSelect(screens::group_select::GroupSelect::new(
+                screens::group_select::Mode::Withdraw,
+                groups,
+            )),
         };
         self.stack.push(screen);
     }
@@ -592,5 +571,143 @@ impl App {
             }
             Conn::Refused(_) => "REFUSED by the server".to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::jobs::paper::ReadMarkSheet;
+    use crate::panel::jobs::server::{FetchGroups, Login};
+    use crate::panel::jobs::{GroupsFor, ImageSource};
+    use crate::panel::test_support::{app, keys, logged_in, screen, the_job};
+    use crate::store::ImageId;
+
+    #[test]
+    fn touches_act_as_the_keys_drawn_there() {
+        let mut a = logged_in();
+        let s = screen(&mut a);
+        // The key pad's [6] and the LCD's "6: Others" both lead to FIG. 8.
+        let (row, line) = s
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains("[6]"))
+            .unwrap();
+        let col = line.find("[6]").unwrap();
+        let col = line[..col].chars().count() as u16;
+        a.click(col + 1, row as u16);
+        assert!(matches!(a.screen(), Screen::DistributionMode(_)));
+        a.key(Key::Reset);
+        screen(&mut a);
+        let (row, line) = s
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains("6: Others"))
+            .unwrap();
+        let col = line[..line.find("6: Others").unwrap()].chars().count() as u16;
+        a.click(col + 2, row as u16);
+        assert!(matches!(a.screen(), Screen::DistributionMode(_)));
+    }
+
+    #[test]
+    fn a_kiosk_closes_only_for_an_administrator() {
+        let mut a = app(false, true);
+        a.key(Key::Quit);
+        assert!(!a.quit);
+        assert!(screen(&mut a).contains("Administrator login to close the panel"));
+        keys(
+            &mut a,
+            &[Key::Digit(1), Key::Tab, Key::Digit(2), Key::Start],
+        );
+        assert!(matches!(
+            the_job(&mut a),
+            Job::Login(Login { quit: true, .. })
+        ));
+        a.event(AppEvent::Job(JobResult::LoggedIn {
+            user: "1".into(),
+            role: Role::Operator,
+            quit: true,
+        }));
+        assert!(!a.quit);
+        assert!(screen(&mut a).contains("Only an administrator can close this kiosk."));
+        a.event(AppEvent::Job(JobResult::LoggedIn {
+            user: "9".into(),
+            role: Role::Admin,
+            quit: true,
+        }));
+        assert!(a.quit);
+        let mut b = app(false, false);
+        b.key(Key::Quit);
+        assert!(b.quit, "outside a kiosk Quit quits");
+    }
+
+    #[test]
+    fn losing_the_connection_keeps_the_place_and_says_so() {
+        let mut a = logged_in();
+        a.key(Key::Digit(6));
+        a.event(AppEvent::Disconnected {
+            reason: "the server closed the connection".into(),
+            attempt: 2,
+            retry_in: Duration::from_secs(4),
+        });
+        assert!(
+            matches!(a.screen(), Screen::DistributionMode(_)),
+            "the place is kept"
+        );
+        let s = screen(&mut a);
+        assert!(s.contains("OFFLINE, retry in"), "{s}");
+        a.key(Key::Digit(1));
+        assert!(a.take_jobs().is_empty());
+        assert!(screen(&mut a).contains("Not connected"));
+    }
+
+    #[test]
+    fn a_refused_relogin_ends_the_session() {
+        let mut a = logged_in();
+        a.key(Key::Digit(6));
+        a.event(AppEvent::Job(JobResult::ReloginRefused));
+        assert!(matches!(a.screen(), Screen::Login(_)));
+        assert!(a.user.is_none());
+        assert!(screen(&mut a).contains("Logged out: the server no longer accepts this user"));
+    }
+
+    #[test]
+    fn the_carry_key_carries_a_sheet_and_says_what_was_carried() {
+        let mut a = app(true, false);
+        a.key(Key::Carry);
+        assert!(matches!(the_job(&mut a), Job::CarryToAdf(_)));
+        assert_eq!(a.busy.as_deref(), Some("carrying paper"));
+        a.event(AppEvent::Job(JobResult::Noted(
+            "carried marksheet-12345678.png from the output tray to the ADF".into(),
+        )));
+        assert!(a.busy.is_none());
+        let s = screen(&mut a);
+        assert!(
+            s.lines()
+                .last()
+                .unwrap()
+                .contains("carried marksheet-12345678.png from the output tray to the ADF"),
+            "{s}"
+        );
+        assert!(
+            s.contains("Enter your user ID and password"),
+            "the dialog stays"
+        );
+    }
+
+    #[test]
+    fn a_mark_sheet_read_leads_where_the_image_was_wanted() {
+        let mut a = logged_in();
+        keys(&mut a, &[Key::Digit(6), Key::Digit(2), Key::Start]);
+        assert!(matches!(the_job(&mut a), Job::ReadMarkSheet(ReadMarkSheet)));
+        let id = ImageId::new(20_261_121).unwrap();
+        a.event(AppEvent::Job(JobResult::ImageChosen(id)));
+        assert!(matches!(
+            the_job(&mut a),
+            Job::FetchGroups(FetchGroups {
+                purpose: GroupsFor::Distribute(ImageSource::Stored(i)),
+            }) if i == id
+        ));
+        assert_eq!(a.busy.as_deref(), Some("asking for the groups"));
     }
 }

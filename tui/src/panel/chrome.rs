@@ -55,7 +55,7 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
     // Status line: connection first (it matters most), then the user, then this terminal.
     let user = app.user.as_ref().map_or_else(
         || "not logged in".to_owned(),
-        |(u, r, _)| format!("{u} ({})", r.as_str()),
+        |(u, r)| format!("{u} ({})", r.as_str()),
     );
     let conn = app.conn_short();
     let busy = app
@@ -210,5 +210,59 @@ pub fn draw_keypad(f: &mut Frame, area: Rect, theme: &Theme, hits: &RefCell<Vec<
         f.render_widget(Paragraph::new(Span::styled(label, theme.key())), r);
         hits.borrow_mut().push((r, key));
         y += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::panel::app::AppEvent;
+    use crate::panel::test_support::{draw, logged_in, screen, two_received};
+
+    #[test]
+    fn received_pane_at_80x24() {
+        let mut a = logged_in();
+        two_received(&mut a);
+        insta::assert_snapshot!("home_with_received_pane", screen(&mut a));
+    }
+
+    #[test]
+    fn small_terminals_and_lost_connections() {
+        let mut a = logged_in();
+        insta::assert_snapshot!("too_small_terminal", draw(&mut a, 50, 12));
+        let mut a = logged_in();
+        a.event(AppEvent::Disconnected {
+            reason: "connection refused".into(),
+            attempt: 3,
+            retry_in: Duration::from_secs(0),
+        });
+        insta::assert_snapshot!(
+            "reconnecting_status",
+            draw(&mut a, 80, 24).lines().next().unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn larger_terminals_get_the_same_dialogs_with_more_room() {
+        let mut a = logged_in();
+        let s = draw(&mut a, 120, 40);
+        assert!(s.contains("6: Others"));
+        assert!(
+            s.contains("0-9 ten keys  Enter Start"),
+            "the long legend fits: {s}"
+        );
+    }
+
+    #[test]
+    fn the_legend_names_every_panel_key_at_80_and_140_columns() {
+        let mut a = logged_in();
+        let last = |s: String| s.lines().last().unwrap_or_default().to_owned();
+        let legends = format!(
+            "{}\n{}",
+            last(draw(&mut a, 80, 24)),
+            last(draw(&mut a, 140, 24))
+        );
+        insta::assert_snapshot!("legend", legends);
     }
 }

@@ -49,6 +49,9 @@ pub enum Key {
     Received,
     /// Open a preview of the selection (`p`).
     Preview,
+    /// Carry the output tray's newest sheet to the ADF, as an operator carries paper (`c`,
+    /// F4).
+    Carry,
     /// Quit the panel (Ctrl-Q or F10).
     Quit,
     /// A touch on entry `n` (from 0) of the list on the screen.
@@ -85,6 +88,7 @@ impl Key {
             KeyCode::F(2) | KeyCode::Char('i') | KeyCode::Char('I') => Key::Stored,
             KeyCode::F(3) | KeyCode::Char('r') | KeyCode::Char('R') => Key::Received,
             KeyCode::Char('p') | KeyCode::Char('P') => Key::Preview,
+            KeyCode::F(4) | KeyCode::Char('c') | KeyCode::Char('C') => Key::Carry,
             _ => return None,
         })
     }
@@ -117,6 +121,7 @@ impl Key {
             "stored" | "f2" => Key::Stored,
             "received" | "f3" => Key::Received,
             "preview" => Key::Preview,
+            "carry" | "f4" => Key::Carry,
             "quit" => Key::Quit,
             _ => return None,
         })
@@ -124,11 +129,11 @@ impl Key {
 }
 
 /// The key legend, one line per width class.
-pub const LEGEND: &str = "0-9 ten keys  Enter Start  Esc Reset  x Stop  ↑↓ Space select  Tab field  F2 stored  F3 received  Ctrl-Q quit";
+pub const LEGEND: &str = "0-9 ten keys  Enter Start  Esc Reset  x Stop  ↑↓ Space select  Tab field  F2 stored  F3 received  c carry  Ctrl-Q quit";
 
 /// The legend for narrow terminals.
 pub const LEGEND_SHORT: &str =
-    "0-9 keys Enter=Start Esc=Reset x=Stop Space=tick F2/F3 lists ^Q quit";
+    "0-9 keys Enter=Start Esc=Reset x=Stop Space=tick F2/F3 lists c=carry ^Q quit";
 
 #[cfg(test)]
 mod tests {
@@ -153,5 +158,16 @@ mod tests {
         assert_eq!(Key::from_name("START"), Some(Key::Start));
         assert_eq!(Key::from_name("0"), Some(Key::Digit(0)));
         assert_eq!(Key::from_name("bogus"), None);
+        // Plain c carries paper; Ctrl-C still quits.
+        assert_eq!(
+            Key::from_event(&press(KeyCode::Char('c'))),
+            Some(Key::Carry)
+        );
+        assert_eq!(Key::from_event(&press(KeyCode::F(4))), Some(Key::Carry));
+        assert_eq!(
+            Key::from_event(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Some(Key::Quit)
+        );
+        assert_eq!(Key::from_name("carry"), Some(Key::Carry));
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::app::AppEvent;
+use crate::paper::pages::count_pages;
 
 /// Back-off between attempts: 0.5 s doubling to 10 s.
 fn backoff(attempt: u32) -> Duration {
@@ -121,7 +122,11 @@ async fn deliver(
         Ok(None) => {}
         Ok(Some(r)) => {
             let _ = client.ack(r.delivery, DeliveryOutcome::Printed).await;
-            let _ = tx.send(AppEvent::Received(r));
+            let files = r.files.clone();
+            let pages = tokio::task::spawn_blocking(move || count_pages(&files))
+                .await
+                .unwrap_or(r.pages);
+            let _ = tx.send(AppEvent::Received { received: r, pages });
         }
         Err(e) => {
             let _ = tx.send(AppEvent::Server(Event::Notice(format!(

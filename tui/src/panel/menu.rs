@@ -12,7 +12,7 @@ use super::theme::Theme;
 /// What a key did to a menu.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MenuKey {
-    /// Nothing.
+    /// The key means nothing to a menu.
     Ignored,
     /// The highlight moved.
     Moved,

@@ -14,8 +14,10 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use unicode_width::UnicodeWidthStr;
 
-use super::app::{App, AppEvent, PanelInfo};
+use super::app::{App, AppEvent, Conn, PanelInfo};
+use super::jobs::paper::carry;
 use super::jobs::{JobRunner, Paper};
 use super::keys::Key;
 use super::link;
@@ -75,7 +77,7 @@ impl PanelDirs {
 pub struct PanelOptions {
     /// Connection settings (the panel connects as a receiving terminal).
     pub client: ClientConfig,
-    /// Folders.
+    /// Where the panel's paper and memory live.
     pub dirs: PanelDirs,
     /// Demo mode (FIG. 6 shows the demo login).
     pub demo: bool,
@@ -87,7 +89,7 @@ pub struct PanelOptions {
     pub headless: bool,
     /// Terminal size when headless.
     pub size: (u16, u16),
-    /// Styles.
+    /// The colours, or none under `NO_COLOR`.
     pub theme: Theme,
 }
 
@@ -130,21 +132,32 @@ impl Core {
             },
             opts.theme,
         );
+        let jobs = JobRunner::new(paper, move |r| {
+            let _ = tx.send(AppEvent::Job(r));
+        });
         Ok(Core {
             app,
-            jobs: JobRunner::new(paper, tx),
+            jobs,
             rx,
             cancel,
         })
     }
 
     fn spawn_jobs(&mut self) {
-        let client = self.app.client.clone();
-        let user = self.app.user.as_ref().map(|u| u.0.clone());
         for job in self.app.take_jobs() {
-            self.jobs
-                .spawn(job.with_context(client.clone(), user.as_deref()));
+            self.jobs.spawn(job);
         }
+    }
+
+    /// An event from the link or a job: the job runner follows the connection, the app the
+    /// rest.
+    fn event(&mut self, ev: AppEvent) {
+        match &ev {
+            AppEvent::Connected(client, _) => self.jobs.connected(client.clone()),
+            AppEvent::Disconnected { .. } | AppEvent::Refused(_) => self.jobs.disconnected(),
+            _ => {}
+        }
+        self.app.event(ev);
     }
 
     fn idle(&self) -> bool {
@@ -152,7 +165,7 @@ impl Core {
     }
 
     fn ready(&self) -> bool {
-        !matches!(self.app.conn, super::app::Conn::Connecting { .. })
+        !matches!(self.app.conn, Conn::Connecting { .. })
     }
 }
 
@@ -162,13 +175,17 @@ impl Drop for Core {
     }
 }
 
-/// The text of a drawn screen, one line per row, trailing blanks trimmed.
+/// The text of a drawn screen, one line per row, trailing blanks trimmed. A wide character
+/// (CJK) covers two cells: the one it hides is left out, so the text reads as on a terminal.
 pub fn buffer_text(buf: &Buffer) -> String {
     let mut out = String::new();
     for y in 0..buf.area.height {
         let mut line = String::new();
-        for x in 0..buf.area.width {
-            line.push_str(buf[(buf.area.x + x, buf.area.y + y)].symbol());
+        let mut x = 0;
+        while x < buf.area.width {
+            let symbol = buf[(buf.area.x + x, buf.area.y + y)].symbol();
+            line.push_str(symbol);
+            x += u16::try_from(symbol.width()).unwrap_or(1).max(1);
         }
         out.push_str(line.trim_end());
         out.push('\n');
@@ -317,23 +334,14 @@ impl Driver {
 
 /// Moves the newest output-tray file named `prefix…` into the ADF; returns its new path.
 fn move_to_adf(dirs: &PanelDirs, prefix: &str) -> anyhow::Result<PathBuf> {
-    let newest = std::fs::read_dir(&dirs.output_tray)
-        .with_context(|| format!("cannot read {}", dirs.output_tray.display()))?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max();
-    let Some((_, from)) = newest else {
-        bail!(
+    let tray = OutputTray::new(&dirs.output_tray);
+    match carry(&tray, &Adf::new(&dirs.adf), prefix)? {
+        Some(carried) => Ok(carried.to),
+        None => bail!(
             "no file starting with {prefix:?} in the output tray {}",
             dirs.output_tray.display()
-        );
-    };
-    let to = dirs.adf.join(from.file_name().unwrap_or_default());
-    std::fs::rename(&from, &to)
-        .or_else(|_| std::fs::copy(&from, &to).and_then(|_| std::fs::remove_file(&from)))
-        .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
-    Ok(to)
+        ),
+    }
 }
 
 /// Runs the panel until it quits (or its script ends).
@@ -395,7 +403,7 @@ pub async fn run_headless(opts: PanelOptions, out: &mut dyn Write) -> anyhow::Re
             return Ok(screen);
         }
         tokio::select! {
-            Some(ev) = core.rx.recv() => core.app.event(ev),
+            Some(ev) = core.rx.recv() => core.event(ev),
             _ = tick.tick() => core.app.tick(),
         }
     }
@@ -506,7 +514,7 @@ async fn run_terminal(opts: PanelOptions) -> anyhow::Result<()> {
                 Some(Err(e)) => return Err(e).context("cannot read the terminal"),
                 None => break,
             },
-            Some(ev) = core.rx.recv() => core.app.event(ev),
+            Some(ev) = core.rx.recv() => core.event(ev),
             _ = tick.tick() => core.app.tick(),
         }
     }

@@ -8,7 +8,7 @@
 //! type 1001                        # ten keys, one per character (0-9 * #)
 //! press tab                        # named keys: start reset stop up down left right tab
 //! type 1234                        #   backtab space backspace delete pageup pagedown
-//! press start                      #   stored received preview quit, or digits
+//! press start                      #   stored received preview carry quit, or digits
 //! expect "Select a mode" within 5s
 //! press 6 1                        # several keys in a row
 //! wait 500ms                       # let time pass
@@ -46,14 +46,14 @@ pub enum Step {
     Wait(Duration),
     /// Wait for text on screen, failing after the timeout.
     Expect {
-        /// The text.
+        /// The text to find on the screen.
         text: String,
         /// How long to wait.
         within: Duration,
         /// True for `expect-not`: the text must be absent (checked once).
         absent: bool,
     },
-    /// A touch.
+    /// A touch at a column and row.
     Click(u16, u16),
     /// New terminal size.
     Resize(u16, u16),

@@ -41,7 +41,7 @@ impl Theme {
         Style::default().add_modifier(Modifier::REVERSED)
     }
 
-    /// Titles.
+    /// Dialog titles and this terminal's name in the status line.
     pub fn title(&self) -> Style {
         self.fg(Color::Indexed(14)).add_modifier(Modifier::BOLD)
     }

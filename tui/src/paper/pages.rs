@@ -155,6 +155,15 @@ pub fn page_count(path: &Path) -> Result<usize, PaperError> {
     page_count_from_bytes(&bytes).map_err(in_file(path))
 }
 
+/// The pages of received or stored files, a multi-page TIFF counting all its pages; a file
+/// whose pages cannot be counted (a PC may send any file) counts as one.
+pub fn count_pages(files: &[impl AsRef<Path>]) -> usize {
+    files
+        .iter()
+        .map(|f| page_count(f.as_ref()).unwrap_or(1))
+        .sum()
+}
+
 /// Decodes every page of an in-memory file; the pages together must fit [`MAX_DECODED_BYTES`].
 pub fn decode_pages_from_bytes(bytes: &[u8]) -> Result<Vec<DynamicImage>, PageError> {
     let mut pages = Vec::new();

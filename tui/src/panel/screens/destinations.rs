@@ -11,8 +11,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
 use super::{chrome, hit_rows, peer_name};
-use crate::panel::app::{Action, Ctx, ImageSource};
-use crate::panel::jobs::Job;
+use crate::panel::app::{Action, Ctx};
+use crate::panel::jobs::ImageSource;
+use crate::panel::jobs::server::{Distribute, FetchDestinations};
 use crate::panel::keys::Key;
 use crate::panel::strings;
 
@@ -63,7 +64,7 @@ impl Destinations {
     }
 
     fn individual(&self) -> Action {
-        Action::Run(Job::FetchDestinations { client: None })
+        Action::run(FetchDestinations)
     }
 
     /// Start: distribute to what was chosen.
@@ -75,8 +76,7 @@ impl Destinations {
             );
             return Action::None;
         }
-        Action::Run(Job::Distribute {
-            client: None,
+        Action::run(Distribute {
             source: self.source.clone(),
             groups: self
                 .chosen
@@ -85,7 +85,6 @@ impl Destinations {
                 .collect(),
             destinations: self.individuals.clone(),
             keep: self.keep && self.source == ImageSource::Adf,
-            user: String::new(),
         })
     }
 
@@ -221,5 +220,100 @@ impl Destinations {
             );
         }
         f.render_widget(Paragraph::new(footer), footer_area);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::app::AppEvent;
+    use crate::panel::jobs::{GroupsFor, Job, JobResult};
+    use crate::panel::screens::Screen;
+    use crate::panel::test_support::{fig09, keys, logged_in, screen, seed_destinations, the_job};
+
+    #[test]
+    fn destination_numbers_tick_groups_and_start_distributes_to_them() {
+        let mut a = fig09(&[]);
+        a.key(Key::Start);
+        assert!(screen(&mut a).contains("Choose at least one group"));
+        keys(
+            &mut a,
+            &[Key::Digit(2), Key::Digit(4), Key::Digit(9), Key::Star],
+        );
+        let s = screen(&mut a);
+        assert!(s.contains("[x] 2: all sales offices"), "{s}");
+        assert!(
+            s.contains("[x] 4: product development-related places"),
+            "{s}"
+        );
+        assert!(s.contains("There is no group 9."), "{s}");
+        assert!(s.contains("[x] * Keep in memory"), "{s}");
+        a.key(Key::Digit(0));
+        assert!(matches!(the_job(&mut a), Job::FetchDestinations(_)));
+        a.event(AppEvent::Job(JobResult::Destinations(seed_destinations())));
+        keys(&mut a, &[Key::Down, Key::Down, Key::Space, Key::Pick(5)]);
+        a.key(Key::Start);
+        match the_job(&mut a) {
+            Job::Distribute(Distribute {
+                source,
+                groups,
+                destinations,
+                keep,
+            }) => {
+                assert_eq!(source, ImageSource::Adf);
+                assert_eq!(
+                    groups,
+                    ["all sales offices", "product development-related places"]
+                );
+                assert_eq!(destinations, ["devl1.hqs.mei.co.jp", "devl1.osk.mei.co.jp"]);
+                assert!(keep);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(a.screen(), Screen::Progress(_)));
+        assert!(a.busy.is_some());
+        // A second job while one runs is refused with a note.
+        a.key(Key::Stored);
+        assert!(a.take_jobs().is_empty());
+        assert!(a.note.as_ref().is_some_and(|n| n.0.contains("busy")));
+        a.key(Key::Stop);
+        assert!(matches!(the_job(&mut a), Job::Cancel));
+    }
+
+    #[test]
+    fn many_groups_take_two_digit_numbers() {
+        let mut a = logged_in();
+        let groups: Vec<GroupEntry> = (1..=12)
+            .map(|i| GroupEntry {
+                name: format!("group {i}"),
+                file: format!("g{i}.rec"),
+                members: 1,
+            })
+            .collect();
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: GroupsFor::Distribute(ImageSource::Adf),
+            groups,
+        }));
+        keys(
+            &mut a,
+            &[
+                Key::Digit(1),
+                Key::Digit(2),
+                Key::Digit(1),
+                Key::Space,
+                Key::Digit(7),
+            ],
+        );
+        let s = screen(&mut a);
+        assert!(s.contains("[x] 12: group 12"), "{s}");
+        assert!(s.contains("[x] 1: group 1"), "{s}");
+        assert!(s.contains("[x] 7: group 7"), "{s}");
+        assert!(s.contains("[ ] 2: group 2"), "{s}");
+    }
+
+    #[test]
+    fn fig09_at_80x24() {
+        let mut a = fig09(&[Key::Digit(2), Key::Digit(4), Key::Star]);
+        insta::assert_snapshot!("fig09_destinations", screen(&mut a));
     }
 }

@@ -3,9 +3,11 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
-use super::{GroupsFor, Screen, chrome, hit_rows, specify_image};
-use crate::panel::app::{Action, Ctx, ImageSource};
-use crate::panel::jobs::{Job, Purpose};
+use super::specify_image::{Purpose, SpecifyImage};
+use super::{Screen, chrome, hit_rows};
+use crate::panel::app::{Action, Ctx};
+use crate::panel::jobs::server::FetchGroups;
+use crate::panel::jobs::{GroupsFor, ImageSource};
 use crate::panel::keys::Key;
 use crate::panel::menu::{Menu, MenuKey};
 use crate::panel::strings;
@@ -24,7 +26,7 @@ impl Default for DistributionMode {
 }
 
 impl DistributionMode {
-    /// The dialog.
+    /// The dialog, the first mode highlighted.
     pub fn new() -> Self {
         Self {
             menu: Menu::new(
@@ -46,17 +48,10 @@ impl DistributionMode {
                 _ => None,
             },
         };
-        let groups = |purpose| {
-            Action::Run(Job::FetchGroups {
-                client: None,
-                purpose,
-            })
-        };
+        let groups = |purpose| Action::run(FetchGroups { purpose });
         match chosen {
             Some(0) => groups(GroupsFor::Distribute(ImageSource::Adf)),
-            Some(1) => Action::Push(Screen::SpecifyImage(specify_image::SpecifyImage::new(
-                Purpose::Distribute,
-            ))),
+            Some(1) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::Distribute))),
             Some(2) => groups(GroupsFor::Register),
             Some(3) => groups(GroupsFor::Withdraw),
             _ => Action::None,
@@ -74,5 +69,18 @@ impl DistributionMode {
         );
         hit_rows(ctx, body, 0, self.menu.items.len());
         self.menu.draw(f, body, &ctx.theme);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::test_support::{logged_in, screen};
+
+    #[test]
+    fn fig08_at_80x24() {
+        let mut a = logged_in();
+        a.key(Key::Digit(6));
+        insta::assert_snapshot!("fig08_distribution_mode", screen(&mut a));
     }
 }

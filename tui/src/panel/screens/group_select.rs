@@ -9,7 +9,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{chrome, hit_rows, peer_name};
 use crate::panel::app::{Action, Ctx};
-use crate::panel::jobs::Job;
+use crate::panel::jobs::server::{Register, Withdraw};
 use crate::panel::keys::Key;
 use crate::panel::menu::{Menu, MenuKey};
 use crate::panel::strings;
@@ -28,7 +28,7 @@ pub enum Mode {
 pub struct GroupSelect {
     /// Register or withdraw.
     pub mode: Mode,
-    /// The groups.
+    /// The server's groups, without "all distribution destinations".
     pub groups: Vec<GroupEntry>,
     /// The numbered list.
     pub menu: Menu,
@@ -37,7 +37,7 @@ pub struct GroupSelect {
 }
 
 impl GroupSelect {
-    /// The dialog.
+    /// The dialog with nothing picked.
     pub fn new(mode: Mode, groups: Vec<GroupEntry>) -> Self {
         let menu = Menu::new(
             groups
@@ -62,16 +62,10 @@ impl GroupSelect {
                     return Action::None;
                 };
                 let group = self.groups[i].name.clone();
-                return Action::Run(match self.mode {
-                    Mode::Register => Job::Register {
-                        client: None,
-                        group,
-                    },
-                    Mode::Withdraw => Job::Withdraw {
-                        client: None,
-                        group,
-                    },
-                });
+                return match self.mode {
+                    Mode::Register => Action::run(Register { group }),
+                    Mode::Withdraw => Action::run(Withdraw { group }),
+                };
             }
             Key::Pick(i) if i < self.groups.len() => {
                 self.menu.state.select(Some(i));
@@ -135,5 +129,24 @@ impl GroupSelect {
             };
             f.render_widget(Paragraph::new(lines), area);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::panel::app::AppEvent;
+    use crate::panel::jobs::{GroupsFor, JobResult};
+    use crate::panel::keys::Key;
+    use crate::panel::test_support::{logged_in, screen, seed_groups};
+
+    #[test]
+    fn fig12_at_80x24() {
+        let mut a = logged_in();
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: GroupsFor::Register,
+            groups: seed_groups()[1..].to_vec(),
+        }));
+        a.key(Key::Digit(3));
+        insta::assert_snapshot!("fig12_register_with_group", screen(&mut a));
     }
 }

@@ -1,4 +1,7 @@
 //! FIG. 10: individual destinations from `all.rec`, each with a check box, scrolling.
+//!
+//! A row is "[x] name  domain". When it is too wide, the name is cut (ending in `…`) so the
+//! domain stays readable: two terminals may share a name, never a domain.
 
 use std::collections::BTreeSet;
 
@@ -7,6 +10,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::{chrome, hit_rows};
 use crate::panel::app::{Action, Ctx, Returned};
@@ -124,12 +128,14 @@ impl Individual {
                 } else {
                     "[ ]"
                 };
+                let (name, domain) = row(
+                    &format!("{mark} {}", super::peer_name(&d.name)),
+                    &format!("  {}", super::peer_name(&d.domain)),
+                    usize::from(body.width),
+                );
                 ListItem::new(Line::from(vec![
-                    Span::raw(format!("{mark} {}", super::peer_name(&d.name))),
-                    Span::styled(
-                        format!("  {}", super::peer_name(&d.domain)),
-                        ctx.theme.dim(),
-                    ),
+                    Span::raw(name),
+                    Span::styled(domain, ctx.theme.dim()),
                 ]))
             })
             .collect();
@@ -140,5 +146,113 @@ impl Individual {
             &mut self.list,
         );
         hit_rows(ctx, body, self.list.offset(), total);
+    }
+}
+
+/// The fewest columns of "[x] name" kept when the domain is too long to keep whole.
+const MIN_HEAD: usize = 16;
+
+/// A row's two parts, "[x] name" and "  domain", fitted to `width` columns: the name is cut
+/// first, so the domain stays whole; a domain too long for that is cut after the first
+/// [`MIN_HEAD`] columns of the name.
+fn row(head: &str, tail: &str, width: usize) -> (String, String) {
+    if head.width() + tail.width() <= width {
+        return (head.to_owned(), tail.to_owned());
+    }
+    if width >= tail.width() + MIN_HEAD {
+        return (cut(head, width - tail.width()), tail.to_owned());
+    }
+    let head = cut(head, MIN_HEAD.min(width));
+    let room = width - head.width();
+    (head, cut(tail, room))
+}
+
+/// `s` cut to at most `width` columns at a character boundary, ending in `…` when cut.
+fn cut(s: &str, width: usize) -> String {
+    if s.width() <= width {
+        return s.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    if width > 0 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::app::{App, AppEvent};
+    use crate::panel::jobs::JobResult;
+    use crate::panel::test_support::{dest, fig09, keys, screen, seed_destinations};
+
+    /// FIG. 10 over FIG. 9 with groups 2 and 4 ticked.
+    fn fig10(destinations: Vec<Destination>) -> App {
+        let mut a = fig09(&[Key::Digit(2), Key::Digit(4), Key::Star]);
+        a.event(AppEvent::Job(JobResult::Destinations(destinations)));
+        a
+    }
+
+    #[test]
+    fn fig10_at_80x24() {
+        let mut a = fig10(seed_destinations());
+        keys(
+            &mut a,
+            &[
+                Key::Down,
+                Key::Down,
+                Key::Space,
+                Key::Down,
+                Key::Down,
+                Key::Space,
+            ],
+        );
+        insta::assert_snapshot!("fig10_individual_destinations", screen(&mut a));
+    }
+
+    #[test]
+    fn long_names_are_cut_with_an_ellipsis_and_keep_the_domain() {
+        let mut a = fig10(vec![
+            dest(
+                "sale1.osk.mei.co.jp",
+                "sales office of the Osaka branch, second floor, beside the lifts",
+            ),
+            dest(
+                "kyo1.kyo.mei.co.jp",
+                "京都支店の営業所、二階のエレベーターの横",
+            ),
+            dest(
+                "a-very-long-domain-name.for-a-terminal.of-the-osaka.branch.mei.co.jp",
+                "planning section",
+            ),
+            dest("sale1.ngy.mei.co.jp", "sales office, the Nagoya branch"),
+        ]);
+        insta::assert_snapshot!("fig10_long_names", screen(&mut a));
+    }
+
+    #[test]
+    fn rows_are_cut_by_display_width_at_character_boundaries() {
+        assert_eq!(
+            row("[ ] short", "  a.example", 40),
+            ("[ ] short".to_owned(), "  a.example".to_owned())
+        );
+        let (name, domain) = row("[ ] 京都支店の営業所", "  kyo1.kyo.mei.co.jp", 37);
+        assert_eq!(domain, "  kyo1.kyo.mei.co.jp");
+        assert_eq!(name, "[ ] 京都支店の営…");
+        assert!(name.width() + domain.width() <= 37);
+        let (name, domain) = row("[x] planning section", "  long.domain.example.com", 24);
+        assert_eq!(name, "[x] planning se…");
+        assert_eq!(domain, "  long.…");
+        assert_eq!(cut("abc", 0), "");
+        assert_eq!(cut("abcdef", 4), "abc…");
     }
 }

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use super::chrome;
 use crate::panel::app::{Action, Conn, Ctx};
-use crate::panel::jobs::Job;
+use crate::panel::jobs::server::Login as LoginJob;
 use crate::panel::keys::Key;
 use crate::panel::strings;
 
@@ -23,16 +23,16 @@ pub enum LoginPurpose {
 /// Which box has the cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
-    /// User ID.
+    /// The user ID box.
     User,
-    /// Password.
+    /// The password box.
     Password,
 }
 
 /// FIG. 6's state.
 #[derive(Debug)]
 pub struct Login {
-    /// Why.
+    /// Why the dialog is shown.
     pub purpose: LoginPurpose,
     /// Typed user ID.
     pub user: String,
@@ -103,8 +103,7 @@ impl Login {
                     return Action::None;
                 }
                 self.error = None;
-                return Action::Run(Job::Login {
-                    client: None,
+                return Action::run(LoginJob {
                     user: self.user.clone(),
                     password: self.password.clone(),
                     quit: self.purpose == LoginPurpose::KioskQuit,
@@ -196,5 +195,60 @@ impl Login {
             }
         }
         f.render_widget(Paragraph::new(lines), body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::app::AppEvent;
+    use crate::panel::jobs::{Job, JobResult};
+    use crate::panel::test_support::{app, digits, keys, screen, the_job};
+
+    #[test]
+    fn login_types_with_ten_keys_and_starts_a_login_job() {
+        let mut a = app(true, false);
+        a.key(Key::Start);
+        assert!(screen(&mut a).contains("Enter your user ID first."));
+        keys(&mut a, &digits("1001"));
+        a.key(Key::Start);
+        // Start in the user box moves to the password box first.
+        assert!(a.take_jobs().is_empty());
+        keys(&mut a, &digits("1234"));
+        a.key(Key::Start);
+        match the_job(&mut a) {
+            Job::Login(LoginJob {
+                user,
+                password,
+                quit,
+            }) => {
+                assert_eq!(
+                    (user.as_str(), password.as_str(), quit),
+                    ("1001", "1234", false)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        a.event(AppEvent::Job(JobResult::LoginFailed(
+            "wrong user ID or password".into(),
+        )));
+        let s = screen(&mut a);
+        assert!(s.contains("wrong user ID or password"), "{s}");
+        assert!(
+            s.contains("Enter your user ID and password"),
+            "stays on FIG. 6"
+        );
+    }
+
+    #[test]
+    fn fig06_at_80x24() {
+        let mut a = app(true, false);
+        insta::assert_snapshot!("fig06_login", screen(&mut a));
+        keys(&mut a, &digits("1001"));
+        keys(&mut a, &[Key::Tab, Key::Digit(9)]);
+        a.event(AppEvent::Job(JobResult::LoginFailed(
+            "wrong user ID or password".into(),
+        )));
+        insta::assert_snapshot!("fig06_login_refused", screen(&mut a));
     }
 }

@@ -12,16 +12,16 @@ use crate::panel::keys::Key;
 /// A message dialog.
 #[derive(Debug)]
 pub struct Message {
-    /// Title.
+    /// What happened, in a few words.
     pub title: String,
-    /// Text lines.
+    /// The details, one line each.
     pub lines: Vec<String>,
     /// True for an error.
     pub error: bool,
 }
 
 impl Message {
-    /// Information.
+    /// A message with good or neutral news.
     pub fn info(title: impl Into<String>, lines: Vec<String>) -> Self {
         Self {
             title: title.into(),

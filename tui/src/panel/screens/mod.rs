@@ -28,19 +28,8 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::app::{Action, Ctx, ImageSource, Returned};
+use super::app::{Action, Ctx, Returned};
 use super::keys::Key;
-
-/// What a group list is fetched for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GroupsFor {
-    /// FIG. 9, for a distribution of this image.
-    Distribute(ImageSource),
-    /// FIG. 12, registration.
-    Register,
-    /// FIG. 12, withdrawal.
-    Withdraw,
-}
 
 /// Every dialog of the panel.
 #[derive(Debug)]
@@ -263,19 +252,21 @@ mod tests {
         app.event(AppEvent::Job(JobResult::LoggedIn {
             user: "1001".into(),
             role: Role::Operator,
-            password: "1234".into(),
             quit: false,
         }));
-        app.event(AppEvent::Received(Received {
-            delivery: DeliveryId(1),
-            dist: DistributionId::new_random(),
-            sender: dest("planning"),
-            user: evil("1001"),
-            files: Vec::new(),
+        app.event(AppEvent::Received {
+            received: Received {
+                delivery: DeliveryId(1),
+                dist: DistributionId::new_random(),
+                sender: dest("planning"),
+                user: evil("1001"),
+                files: Vec::new(),
+                pages: 1,
+                bytes: 10,
+                duplicate: false,
+            },
             pages: 1,
-            bytes: 10,
-            duplicate: false,
-        }));
+        });
         // Status line (device name, the "Printed ... from" note) and the received pane.
         drawn(&mut app, "home");
         app.event(AppEvent::Server(Event::Notice(evil("maintenance"))));
@@ -289,7 +280,7 @@ mod tests {
             members: 3,
         }];
         app.apply(Action::Push(Screen::Destinations(
-            destinations::Destinations::new(ImageSource::Adf, groups.clone()),
+            destinations::Destinations::new(crate::panel::jobs::ImageSource::Adf, groups.clone()),
         )));
         drawn(&mut app, "FIG. 9");
         app.apply(Action::Push(Screen::Individual(

@@ -3,9 +3,10 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
-use super::{chrome, distribution_mode, hit_rows, message, specify_image};
+use super::specify_image::{Purpose, SpecifyImage};
+use super::{chrome, distribution_mode, hit_rows, message};
 use crate::panel::app::{Action, Ctx};
-use crate::panel::jobs::{Job, Purpose};
+use crate::panel::jobs::paper::Copy;
 use crate::panel::keys::Key;
 use crate::panel::menu::{Menu, MenuKey};
 use crate::panel::screens::Screen;
@@ -43,17 +44,13 @@ impl ModeSelect {
             },
         };
         match chosen {
-            Some(0) => Action::Run(Job::Copy),
+            Some(0) => Action::run(Copy),
             Some(1) | Some(3) => Action::Push(Screen::Message(message::Message::info(
                 strings::MODES[chosen.unwrap_or(1)],
                 vec![strings::NO_FAX_GATEWAY.to_owned()],
             ))),
-            Some(2) => Action::Push(Screen::SpecifyImage(specify_image::SpecifyImage::new(
-                Purpose::TakeOut,
-            ))),
-            Some(4) => Action::Push(Screen::SpecifyImage(specify_image::SpecifyImage::new(
-                Purpose::Process,
-            ))),
+            Some(2) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::TakeOut))),
+            Some(4) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::Process))),
             Some(5) => Action::Push(Screen::DistributionMode(
                 distribution_mode::DistributionMode::new(),
             )),
@@ -72,5 +69,60 @@ impl ModeSelect {
         );
         hit_rows(ctx, body, 0, self.menu.items.len());
         self.menu.draw(f, body, &ctx.theme);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::app::AppEvent;
+    use crate::panel::jobs::server::FetchGroups;
+    use crate::panel::jobs::{GroupsFor, Job, JobResult};
+    use crate::panel::test_support::{logged_in, screen, the_job};
+
+    #[test]
+    fn mode_selection_routes_by_number_key_and_reset_logs_out() {
+        let mut a = logged_in();
+        assert!(matches!(a.screen(), Screen::ModeSelect(_)));
+        a.key(Key::Digit(2));
+        assert!(screen(&mut a).contains("No fax gateway is configured"));
+        a.key(Key::Start);
+        a.key(Key::Digit(1));
+        assert!(matches!(the_job(&mut a), Job::Copy(_)));
+        a.event(AppEvent::Job(JobResult::DoneHome {
+            title: "Copy finished".into(),
+            lines: vec![],
+        }));
+        a.key(Key::Start);
+        a.key(Key::Digit(3));
+        assert!(screen(&mut a).contains("Take out image: select the way"));
+        a.key(Key::Reset);
+        a.key(Key::Digit(6));
+        assert!(matches!(a.screen(), Screen::DistributionMode(_)));
+        a.key(Key::Digit(3));
+        assert!(matches!(
+            the_job(&mut a),
+            Job::FetchGroups(FetchGroups {
+                purpose: GroupsFor::Register,
+            })
+        ));
+        a.event(AppEvent::Job(JobResult::Failed {
+            title: "x".into(),
+            message: "y".into(),
+        }));
+        a.key(Key::Start);
+        a.key(Key::Reset);
+        a.key(Key::Reset);
+        assert!(
+            matches!(a.screen(), Screen::Login(_)),
+            "Reset on FIG. 7 logs out"
+        );
+        assert!(a.user.is_none());
+        assert!(matches!(the_job(&mut a), Job::Logout));
+    }
+
+    #[test]
+    fn fig07_at_80x24() {
+        insta::assert_snapshot!("fig07_mode_selection", screen(&mut logged_in()));
     }
 }

@@ -11,29 +11,13 @@ use ratatui::style::{Color, Style};
 
 use super::chrome;
 use crate::panel::app::{Action, Ctx};
+use crate::panel::jobs::PreviewData;
 use crate::panel::keys::Key;
-
-/// Pages to show.
-pub struct PreviewData {
-    /// Heading.
-    pub title: String,
-    /// Each page with its label.
-    pub pages: Vec<(String, DynamicImage)>,
-}
-
-impl std::fmt::Debug for PreviewData {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreviewData")
-            .field("title", &self.title)
-            .field("pages", &self.pages.len())
-            .finish()
-    }
-}
 
 /// The preview's state.
 #[derive(Debug)]
 pub struct Preview {
-    /// The pages.
+    /// The decoded pages and their heading.
     pub data: PreviewData,
     /// The page shown.
     pub page: usize,
@@ -170,6 +154,9 @@ fn grey_index(v: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::panel::app::AppEvent;
+    use crate::panel::jobs::JobResult;
+    use crate::panel::test_support::{logged_in, screen};
 
     #[test]
     fn black_ink_on_white_paper_shows_as_blocks_without_colour() {
@@ -187,5 +174,23 @@ mod tests {
         render(&gray, area, &mut buf, false);
         assert_eq!(buf[(0, 5)].symbol(), "█");
         assert_eq!(buf[(19, 5)].symbol(), " ");
+    }
+
+    #[test]
+    fn preview_at_80x24() {
+        let mut a = logged_in();
+        let mut page = image::GrayImage::from_pixel(120, 170, image::Luma([255]));
+        for y in 20..150 {
+            if y % 14 < 6 {
+                for x in 15..105 {
+                    page.put_pixel(x, y, image::Luma([0]));
+                }
+            }
+        }
+        a.event(AppEvent::Job(JobResult::Preview(Box::new(PreviewData {
+            title: "From sales office, the Osaka branch".into(),
+            pages: vec![("memo.png p.1".into(), DynamicImage::ImageLuma8(page))],
+        }))));
+        insta::assert_snapshot!("preview", screen(&mut a));
     }
 }

@@ -37,9 +37,9 @@ pub struct Progress {
     pub phase: Phase,
     /// Files scanned.
     pub files: usize,
-    /// Pages in them.
+    /// Pages in them (a multi-page TIFF counts all its pages).
     pub pages: usize,
-    /// Bytes.
+    /// The files' size in bytes.
     pub bytes: u64,
     /// Files refused by the scanner.
     pub refused: Vec<String>,
@@ -60,7 +60,7 @@ impl Default for Progress {
 }
 
 impl Progress {
-    /// Scanning.
+    /// The view as Start opens it: scanning.
     pub fn new() -> Self {
         Self {
             phase: Phase::Scanning,
@@ -292,5 +292,106 @@ pub fn human_bytes(b: u64) -> String {
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
         b if b >= 1 << 10 => format!("{} KiB", b >> 10),
         b => format!("{b} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::app::{App, AppEvent};
+    use crate::panel::jobs::JobResult;
+    use crate::panel::test_support::{dest, fig09, screen};
+
+    /// FIG. 9 after `ticks`, and Start: the progress view, scanning.
+    fn started(ticks: &[Key]) -> App {
+        let mut a = fig09(ticks);
+        a.key(Key::Start);
+        let _ = a.take_jobs();
+        a
+    }
+
+    #[test]
+    fn results_arriving_before_acceptance_are_kept() {
+        let mut a = started(&[Key::Digit(4)]);
+        let dist = DistributionId::new_random();
+        a.event(AppEvent::Server(Event::Progress {
+            dist,
+            status: DestinationStatus {
+                destination: dest("devl1.hqs.mei.co.jp", "dev"),
+                state: DeliveryState::Printed,
+            },
+        }));
+        a.event(AppEvent::Job(JobResult::Accepted(Accepted {
+            dist,
+            destinations: vec![dest("devl1.hqs.mei.co.jp", "dev")],
+            duplicate: false,
+        })));
+        let s = screen(&mut a);
+        assert!(s.contains("Distribution: finished"), "{s}");
+        assert!(s.contains("1 destination(s): 1 printed"), "{s}");
+    }
+
+    fn progress_app(done: bool) -> App {
+        let mut a = started(&[Key::Digit(2), Key::Digit(4), Key::Star]);
+        a.event(AppEvent::Job(JobResult::Scanned {
+            files: 3,
+            pages: 4,
+            bytes: 85_000,
+            refused: vec!["Refused notes.txt: not an image".into()],
+            kept: ImageId::new(20_261_121),
+        }));
+        let dist = DistributionId::new_random();
+        let dests = vec![
+            dest("sale1.osk.mei.co.jp", "sales office, the Osaka branch"),
+            dest("sale1.ngy.mei.co.jp", "sales office, the Nagoya branch"),
+            dest("sale1.fko.mei.co.jp", "sales office, the Fukuoka branch"),
+            dest(
+                "devl1.hqs.mei.co.jp",
+                "development department of the head office",
+            ),
+        ];
+        a.event(AppEvent::Job(JobResult::Accepted(Accepted {
+            dist,
+            destinations: dests.clone(),
+            duplicate: false,
+        })));
+        let states = [
+            DeliveryState::Printed,
+            DeliveryState::Sending,
+            DeliveryState::Failed("the terminal refused it: disk full".into()),
+            DeliveryState::Queued,
+        ];
+        for (d, s) in dests.iter().zip(states) {
+            a.event(AppEvent::Server(Event::Progress {
+                dist,
+                status: DestinationStatus {
+                    destination: d.clone(),
+                    state: s,
+                },
+            }));
+        }
+        if done {
+            let results = dests
+                .iter()
+                .zip([
+                    DeliveryState::Printed,
+                    DeliveryState::Printed,
+                    DeliveryState::Failed("the terminal refused it: disk full".into()),
+                    DeliveryState::Delivered,
+                ])
+                .map(|(d, s)| DestinationStatus {
+                    destination: d.clone(),
+                    state: s,
+                })
+                .collect();
+            a.event(AppEvent::Server(Event::Done { dist, results }));
+        }
+        a
+    }
+
+    #[test]
+    fn progress_at_80x24() {
+        insta::assert_snapshot!("progress_delivering", screen(&mut progress_app(false)));
+        insta::assert_snapshot!("progress_summary", screen(&mut progress_app(true)));
     }
 }

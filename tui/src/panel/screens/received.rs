@@ -7,7 +7,7 @@ use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
 use super::{chrome, peer_name};
 use crate::panel::app::{Action, Ctx, ReceivedEntry};
-use crate::panel::jobs::Job;
+use crate::panel::jobs::paper::LoadPreview;
 use crate::panel::keys::Key;
 use crate::panel::strings;
 
@@ -55,7 +55,7 @@ impl ReceivedList {
                 else {
                     return Action::None;
                 };
-                return Action::Run(Job::LoadPreview {
+                return Action::run(LoadPreview {
                     title: format!("From {}", peer_name(&e.received.sender.name)),
                     files: e.received.files.clone(),
                 });
@@ -118,5 +118,19 @@ impl ReceivedList {
             };
             super::hit(ctx, row, Key::Pick(entry));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::test_support::{logged_in, screen, two_received};
+
+    #[test]
+    fn received_list_at_80x24() {
+        let mut a = logged_in();
+        two_received(&mut a);
+        a.key(Key::Received);
+        insta::assert_snapshot!("received_list", screen(&mut a));
     }
 }

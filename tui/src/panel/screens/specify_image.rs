@@ -8,10 +8,24 @@ use ratatui::widgets::Paragraph;
 
 use super::chrome;
 use crate::panel::app::{Action, Ctx};
-use crate::panel::jobs::{Job, Purpose};
+use crate::panel::jobs::paper::ReadMarkSheet;
+use crate::panel::jobs::server::FetchGroups;
+use crate::panel::jobs::stored::{Process, TakeOut, UseImage};
+use crate::panel::jobs::{GroupsFor, ImageSource};
 use crate::panel::keys::Key;
 use crate::panel::strings;
 use crate::store::ImageId;
+
+/// What a stored image is wanted for: FIG. 7 and FIG. 8 lead here for three reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Distribute file (FIG. 8): on to FIG. 9 for this image.
+    Distribute,
+    /// Take out image (FIG. 7): print it.
+    TakeOut,
+    /// Process stored image (FIG. 7): copy it to removable media.
+    Process,
+}
 
 /// FIG. 11's state.
 #[derive(Debug)]
@@ -27,7 +41,7 @@ pub struct SpecifyImage {
 }
 
 impl SpecifyImage {
-    /// The dialog.
+    /// The dialog, mark sheet highlighted.
     pub fn new(purpose: Purpose) -> Self {
         Self {
             purpose,
@@ -54,10 +68,10 @@ impl SpecifyImage {
             }
             Key::Start => {
                 if self.way == 0 {
-                    return Action::Run(Job::ReadMarkSheet(self.purpose));
+                    return Action::run(ReadMarkSheet);
                 }
                 match self.id.parse::<ImageId>() {
-                    Ok(id) => return Action::Run(Job::UseImage(id, self.purpose)),
+                    Ok(id) => return Action::run(UseImage(id)),
                     Err(e) => self.error = Some(e.to_string()),
                 }
             }
@@ -65,6 +79,17 @@ impl SpecifyImage {
             _ => {}
         }
         Action::None
+    }
+
+    /// The image was found (by its mark sheet or its ID): on to what it is for.
+    pub fn chosen(&self, id: ImageId) -> Action {
+        match self.purpose {
+            Purpose::Distribute => Action::run(FetchGroups {
+                purpose: GroupsFor::Distribute(ImageSource::Stored(id)),
+            }),
+            Purpose::TakeOut => Action::run(TakeOut(id)),
+            Purpose::Process => Action::run(Process(id)),
+        }
     }
 
     /// Draws the dialog.
@@ -123,5 +148,74 @@ impl SpecifyImage {
             2,
         );
         f.render_widget(Paragraph::new(lines), body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::jobs::Job;
+    use crate::panel::test_support::{keys, logged_in, screen, the_job};
+
+    #[test]
+    fn image_id_box_takes_eight_digits() {
+        let mut a = logged_in();
+        keys(&mut a, &[Key::Digit(6), Key::Digit(2), Key::Digit(2)]);
+        keys(
+            &mut a,
+            &[Key::Digit(1), Key::Digit(2), Key::Digit(3), Key::Start],
+        );
+        assert!(screen(&mut a).contains("exactly 8 digits"));
+        keys(
+            &mut a,
+            &[
+                Key::Digit(4),
+                Key::Digit(5),
+                Key::Digit(6),
+                Key::Digit(7),
+                Key::Digit(8),
+                Key::Digit(9),
+            ],
+        );
+        a.key(Key::Start);
+        match the_job(&mut a) {
+            Job::UseImage(UseImage(id)) => assert_eq!(id.to_string(), "12345678"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_chosen_image_goes_where_it_was_wanted() {
+        let id = ImageId::new(12_345_678).unwrap();
+        let chosen = |purpose| match SpecifyImage::new(purpose).chosen(id) {
+            Action::Run(job) => job,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            chosen(Purpose::Distribute),
+            Job::FetchGroups(FetchGroups {
+                purpose: GroupsFor::Distribute(ImageSource::Stored(i)),
+            }) if i == id
+        ));
+        assert!(matches!(chosen(Purpose::TakeOut), Job::TakeOut(TakeOut(i)) if i == id));
+        assert!(matches!(chosen(Purpose::Process), Job::Process(Process(i)) if i == id));
+    }
+
+    #[test]
+    fn fig11_at_80x24() {
+        let mut a = logged_in();
+        keys(
+            &mut a,
+            &[
+                Key::Digit(6),
+                Key::Digit(2),
+                Key::Digit(2),
+                Key::Digit(0),
+                Key::Digit(6),
+                Key::Digit(0),
+                Key::Digit(6),
+            ],
+        );
+        insta::assert_snapshot!("fig11_specify_image", screen(&mut a));
     }
 }

@@ -8,7 +8,7 @@ use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
 use super::{chrome, hit_rows};
 use crate::panel::app::{Action, Ctx};
-use crate::panel::jobs::Job;
+use crate::panel::jobs::stored::{DeleteStored, PreviewStored};
 use crate::panel::keys::Key;
 use crate::panel::screens::progress::human_bytes;
 use crate::panel::strings;
@@ -88,13 +88,13 @@ impl Stored {
                 };
                 if self.confirm == Some(id) {
                     self.confirm = None;
-                    return Action::Run(Job::DeleteStored(id));
+                    return Action::run(DeleteStored(id));
                 }
                 self.confirm = Some(id);
             }
             Key::Start | Key::Preview => {
                 if let Some(id) = self.selected() {
-                    return Action::Run(Job::PreviewStored(id));
+                    return Action::run(PreviewStored(id));
                 }
             }
             Key::Reset => return Action::Back,
@@ -186,5 +186,40 @@ impl Stored {
                 ..body
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use crate::panel::app::AppEvent;
+    use crate::panel::jobs::JobResult;
+    use crate::panel::test_support::{logged_in, screen};
+    use crate::store::{Attributes, ImageId, Listing};
+
+    #[test]
+    fn stored_images_at_80x24() {
+        let mut a = logged_in();
+        a.event(AppEvent::Job(JobResult::Stored(Listing {
+            images: vec![
+                Attributes {
+                    id: ImageId::new(20_261_121).unwrap(),
+                    pages: 4,
+                    size: 85_000,
+                    stored_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_300_000),
+                    stored_by: "1001".into(),
+                },
+                Attributes {
+                    id: ImageId::new(31_415_926).unwrap(),
+                    pages: 1,
+                    size: 2_400_000,
+                    stored_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_303_600),
+                    stored_by: "1002".into(),
+                },
+            ],
+            damaged: vec![],
+        })));
+        insta::assert_snapshot!("stored_images", screen(&mut a));
     }
 }

@@ -1,0 +1,98 @@
+//! The PC client's commands (the seed's printer driver and receiving software): each resolves
+//! the settings, logs to stderr, and runs its [`crate::pc`] function on the runtime, printing
+//! to stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::options::Options;
+use super::{init_logging, runtime};
+use crate::config::Settings;
+use crate::pc;
+
+/// `send`'s flags.
+#[derive(clap::Args)]
+pub struct SendCmd {
+    /// A destination group name (repeatable).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// An individual destination's domain (repeatable).
+    #[arg(long = "to")]
+    to: Vec<String>,
+    /// Wait and print "DOMAIN: result" for every destination.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up after this many seconds (exit code 2).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// The pages, in order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// `groups [--for-registration]`.
+pub fn groups(options: &Options, for_registration: bool) -> anyhow::Result<ExitCode> {
+    let settings = settings(options)?;
+    let out = &mut std::io::stdout().lock();
+    runtime()?.block_on(pc::groups(&settings, for_registration, out))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `destinations`.
+pub fn destinations(options: &Options) -> anyhow::Result<ExitCode> {
+    let settings = settings(options)?;
+    let out = &mut std::io::stdout().lock();
+    runtime()?.block_on(pc::destinations(&settings, out))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `register --group NAME`.
+pub fn register(options: &Options, group: &str) -> anyhow::Result<ExitCode> {
+    let settings = settings(options)?;
+    let out = &mut std::io::stdout().lock();
+    runtime()?.block_on(pc::register(&settings, group, out))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `withdraw --group NAME`.
+pub fn withdraw(options: &Options, group: &str) -> anyhow::Result<ExitCode> {
+    let settings = settings(options)?;
+    let out = &mut std::io::stdout().lock();
+    runtime()?.block_on(pc::withdraw(&settings, group, out))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `receive --out DIR [--count N]`.
+pub fn receive(options: &Options, dir: &Path, count: Option<u64>) -> anyhow::Result<ExitCode> {
+    let settings = settings(options)?;
+    let out = &mut std::io::stdout().lock();
+    runtime()?.block_on(pc::receive(&settings, dir, count, out))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `send`: exits with 2 when waiting timed out or a destination failed.
+pub fn send(options: &Options, cmd: SendCmd) -> anyhow::Result<ExitCode> {
+    let settings = settings(options)?;
+    let args = pc::SendArgs {
+        groups: cmd.groups,
+        to: cmd.to,
+        files: cmd.files,
+        wait: cmd.wait,
+        timeout: cmd.timeout.map(Duration::from_secs),
+    };
+    let out = &mut std::io::stdout().lock();
+    let all_done = runtime()?.block_on(pc::send(&settings, &args, out))?;
+    Ok(if all_done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// The settings, then logging to stderr (a missing setting is reported before anything else).
+fn settings(options: &Options) -> anyhow::Result<Settings> {
+    let settings = options.settings()?;
+    init_logging(None);
+    Ok(settings)
+}

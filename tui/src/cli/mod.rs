@@ -1,0 +1,202 @@
+//! The `imagecast` command line: the clap definitions and one function per command. The
+//! binary only parses the arguments and calls [`main`].
+//!
+//! # Layout
+//! - this module: [`Cli`], [`Command`] and the one `match` that routes a command to its
+//!   function; errors printed as one sentence, logging, the runtime;
+//! - [`options`]: the connection options every command shares, resolved into settings;
+//! - [`client`]: `groups`, `destinations`, `send`, `receive`, `register`, `withdraw` (the PC
+//!   client);
+//! - [`panel`]: `panel` and `demo` (the demo only with the `demo` feature);
+//! - [`marksheet`]: `marksheet print` and `marksheet decode`.
+
+pub mod client;
+pub mod marksheet;
+pub mod options;
+pub mod panel;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use self::marksheet::MarksheetCmd;
+use self::options::Options;
+use self::panel::{DemoArgs, PanelCmd};
+
+/// imagecast terminal: send scanned images to destination groups, receive them, register.
+#[derive(Parser)]
+#[command(name = "imagecast", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    options: Options,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Every command, with its own flags.
+#[derive(Subcommand)]
+pub enum Command {
+    /// List the destination groups, numbered from 1 (FIG. 9).
+    Groups {
+        /// Leave out "all distribution destinations" (FIG. 12).
+        #[arg(long)]
+        for_registration: bool,
+    },
+    /// List every destination as "domain;name" (FIG. 10).
+    Destinations,
+    /// Send files (the pages of one image) to groups and destinations.
+    Send(client::SendCmd),
+    /// Stay connected and store every delivered image in a folder.
+    Receive {
+        /// The folder.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Exit after this many deliveries.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Register this terminal with a group.
+    Register {
+        /// The group name.
+        #[arg(long)]
+        group: String,
+    },
+    /// Withdraw this terminal from a group.
+    Withdraw {
+        /// The group name.
+        #[arg(long)]
+        group: String,
+    },
+    /// The MFP control panel (FIG. 6-12), connected as this device.
+    Panel(PanelCmd),
+    /// One command, no set-up: the seed's network with an embedded server, simulated
+    /// terminals, and this panel as MFP 120.
+    #[cfg_attr(not(feature = "demo"), command(hide = true))]
+    Demo(DemoArgs),
+    /// Mark sheets (FIG. 20): print one, or read the image ID from a scan.
+    #[command(subcommand)]
+    Marksheet(MarksheetCmd),
+}
+
+/// Runs the command; an error is printed as one sentence and exits with 1.
+pub fn main(cli: Cli) -> ExitCode {
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("imagecast: {}", error_text(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Cli { options, command } = cli;
+    match command {
+        Command::Groups { for_registration } => client::groups(&options, for_registration),
+        Command::Destinations => client::destinations(&options),
+        Command::Send(cmd) => client::send(&options, cmd),
+        Command::Receive { out, count } => client::receive(&options, &out, count),
+        Command::Register { group } => client::register(&options, &group),
+        Command::Withdraw { group } => client::withdraw(&options, &group),
+        Command::Panel(cmd) => panel::panel(&options, &cmd),
+        Command::Demo(args) => panel::demo(&args),
+        Command::Marksheet(cmd) => marksheet::run(&cmd),
+    }
+}
+
+/// The most characters of an error printed when it carries text from the server.
+const PEER_ERROR_CHARS: usize = 1000;
+
+/// An error as one printable sentence. One that came from the server or from a delivery (a
+/// refusal, an error reply, a broken stream) may carry a peer's text: its control characters
+/// and bidirectional overrides are escaped and its length bounded. Local errors (a config
+/// file's parse error, with its own line breaks) print as they are.
+fn error_text(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let from_peer = e.chain().any(|c| {
+        c.is::<imagecast_shared::client::ClientError>()
+            || c.is::<imagecast_shared::client::InboxError>()
+    });
+    if from_peer {
+        imagecast_shared::text::escape_bounded(&text, PEER_ERROR_CHARS).into_owned()
+    } else {
+        text
+    }
+}
+
+/// Logs to stderr, or to a file while the panel owns the terminal.
+fn init_logging(file: Option<&Path>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGECAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file.and_then(|p| {
+        std::fs::create_dir_all(p.parent()?).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    }) {
+        Some(f) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+}
+
+/// The runtime every command runs on: two workers are plenty for one terminal.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imagecast_shared::client::ClientError;
+    use imagecast_shared::msg::{ErrorCode, ErrorInfo};
+
+    #[test]
+    fn an_error_from_the_server_prints_as_one_escaped_bounded_line() {
+        let forged = format!(
+            "no such group\nimagecast: forged line\u{1b}]0;pwned\u{7}\u{202e}{}",
+            "A".repeat(100_000)
+        );
+        let e = anyhow::Error::from(ClientError::Server(ErrorInfo {
+            code: ErrorCode::UnknownGroup,
+            field: None,
+            message: forged,
+        }))
+        .context("cannot send");
+        let text = error_text(&e);
+        assert!(
+            !text.chars().any(imagecast_shared::text::is_unsafe),
+            "{text:.200}"
+        );
+        assert!(
+            text.starts_with("cannot send: no such group\\nimagecast: forged line\\u{1b}]0;pwned"),
+            "{text:.200}"
+        );
+        assert!(
+            text.chars().count() <= PEER_ERROR_CHARS + 100,
+            "{}",
+            text.len()
+        );
+        // A local error keeps its own line breaks.
+        let local = anyhow::anyhow!("config.toml:\n1 | sever = 1\n  | ^ unknown field");
+        assert_eq!(
+            error_text(&local),
+            "config.toml:\n1 | sever = 1\n  | ^ unknown field"
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

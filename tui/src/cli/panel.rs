@@ -1,0 +1,175 @@
+//! `panel`: the MFP control panel connected as this device; `demo`: the seed's network in one
+//! process with this panel as MFP 120 (only in builds with the `demo` feature).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::options::Options;
+use super::{init_logging, runtime};
+use crate::panel::{PanelDirs, PanelOptions, Script, Theme};
+use crate::pc;
+
+/// Options shared by `panel` and `demo`.
+#[derive(clap::Args)]
+pub struct PanelArgs {
+    /// Replay a walkthrough script (see docs/walkthroughs/).
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Draw into memory and print each screen as text (needs --script).
+    #[arg(long, requires = "script")]
+    headless: bool,
+    /// Terminal size when headless, as COLSxROWS.
+    #[arg(long, default_value = "80x24", value_parser = parse_size)]
+    size: (u16, u16),
+    /// Kiosk: quitting needs an administrator's login.
+    #[arg(long)]
+    kiosk: bool,
+}
+
+/// `panel`'s flags: the shared ones and where its paper lies.
+#[derive(clap::Args)]
+pub struct PanelCmd {
+    #[command(flatten)]
+    panel: PanelArgs,
+    /// The ADF / input tray folder.
+    #[arg(long)]
+    adf: Option<PathBuf>,
+    /// The output tray folder.
+    #[arg(long)]
+    output_tray: Option<PathBuf>,
+    /// The removable-media folder.
+    #[arg(long)]
+    removable: Option<PathBuf>,
+    /// The image store folder.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// The folder for logs and state.
+    #[arg(long)]
+    state: Option<PathBuf>,
+}
+
+/// `demo`'s flags.
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    panel: PanelArgs,
+    /// Where to put everything (default: a new folder in the temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// `panel`: the folders default to the platform data folder's `panel/DEVICE/`.
+pub fn panel(options: &Options, cmd: &PanelCmd) -> anyhow::Result<ExitCode> {
+    let settings = options.settings()?;
+    let base = directories::ProjectDirs::from("", "", "imagecast")
+        .map(|d| d.data_dir().join("panel").join(&settings.device))
+        .unwrap_or_else(|| PathBuf::from("imagecast-panel"));
+    let std_dirs = PanelDirs::under(&base);
+    let dirs = PanelDirs {
+        adf: cmd.adf.clone().unwrap_or(std_dirs.adf),
+        output_tray: cmd.output_tray.clone().unwrap_or(std_dirs.output_tray),
+        removable: cmd.removable.clone().unwrap_or(std_dirs.removable),
+        store: cmd.store.clone().unwrap_or(std_dirs.store),
+        state: cmd.state.clone().unwrap_or(std_dirs.state),
+    };
+    init_logging(
+        (!cmd.panel.headless)
+            .then(|| dirs.state.join("panel.log"))
+            .as_deref(),
+    );
+    let client = pc::client_config(&settings, true);
+    let opts = panel_options(&cmd.panel, client, dirs, false)?;
+    runtime()?.block_on(crate::panel::run(opts))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `demo`: starts the network, runs the panel, then prints where every tray is.
+#[cfg(feature = "demo")]
+pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    use crate::demo::{DemoNetwork, DemoOptions};
+
+    let root = match &args.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!(
+            "imagecast-demo-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        )),
+    };
+    init_logging(
+        (!args.panel.headless)
+            .then(|| root.join("demo.log"))
+            .as_deref(),
+    );
+    runtime()?.block_on(async {
+        let net = DemoNetwork::start(DemoOptions::new(&root)).await?;
+        let opts = panel_options(
+            &args.panel,
+            net.panel_client_config(),
+            net.panel_dirs(),
+            true,
+        )?;
+        let result = crate::panel::run(opts).await;
+        let summary = net.tray_summary();
+        net.shutdown().await;
+        println!("{summary}");
+        result.map(|()| ExitCode::SUCCESS)
+    })
+}
+
+/// `demo` in a build without the `demo` feature: says so.
+#[cfg(not(feature = "demo"))]
+pub fn demo(_: &DemoArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this build of imagecast has no demo (built without the `demo` feature)")
+}
+
+fn panel_options(
+    args: &PanelArgs,
+    client: imagecast_shared::client::ClientConfig,
+    dirs: PanelDirs,
+    demo: bool,
+) -> anyhow::Result<PanelOptions> {
+    let script = match &args.script {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the script {}", path.display()))?;
+            Some(Script::parse(&text).with_context(|| format!("{}", path.display()))?)
+        }
+    };
+    Ok(PanelOptions {
+        client,
+        dirs,
+        demo,
+        kiosk: args.kiosk,
+        script,
+        headless: args.headless,
+        size: args.size,
+        theme: if args.headless {
+            Theme::plain()
+        } else {
+            Theme::from_env()
+        },
+    })
+}
+
+/// Parses `--size COLSxROWS`.
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not COLSxROWS, like 80x24"))?;
+    let w: u16 = w
+        .parse()
+        .map_err(|_| format!("{w:?} is not a number of columns"))?;
+    let h: u16 = h
+        .parse()
+        .map_err(|_| format!("{h:?} is not a number of rows"))?;
+    if w < 20 || h < 5 {
+        return Err(format!("{w}x{h} is too small"));
+    }
+    Ok((w, h))
+}

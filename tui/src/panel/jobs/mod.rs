@@ -1,0 +1,425 @@
+//! Background work of the panel: everything that touches the network or the disk, off the UI.
+//!
+//! A screen asks for work by returning `Action::Run(job)`; the app queues the [`Job`] and the
+//! [`JobRunner`] executes it on the async runtime (disk work on the blocking pool) and answers
+//! with [`JobResult`]s. Stop cancels the job in flight.
+//!
+//! # Layout
+//! - this module: the [`Job`] list (one line per job), the answers, and the runner, which owns
+//!   the current connection and the logged-in user, so a screen never fills them in;
+//! - [`server`]: requests to the image server (log in, groups, destinations, distribute,
+//!   register, withdraw);
+//! - [`paper`]: the ADF, the output tray and mark sheets (copy, read a mark sheet, carry a
+//!   sheet, decode pages for a preview);
+//! - [`stored`]: the image store (use, print, copy, list, delete and preview stored images);
+//! - [`error`]: [`JobError`], whose words are what the operator reads in the error dialog.
+//!
+//! A job is a struct holding its inputs, with one function, [`Task::run`]. Adding one means
+//! writing that struct in the file of what it touches and one line in `jobs!` below.
+
+pub mod error;
+pub mod paper;
+pub mod server;
+pub mod stored;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use imagecast_shared::client::{Client, ClientError};
+use imagecast_shared::msg::{Accepted, Destination, GroupEntry, Role};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use error::JobError;
+pub use paper::{Paper, PreviewData};
+pub use server::{GroupsFor, ImageSource};
+
+use crate::store::{ImageId, Listing};
+
+/// One kind of job: the struct holds its inputs, [`Task::run`] does the work.
+trait Task {
+    /// What the status line shows while the job runs.
+    const LABEL: &'static str;
+    /// The job talks to the server: without a connection the app says so instead of queueing
+    /// it.
+    const NEEDS_SERVER: bool = false;
+    /// The title of the error dialog when the job fails.
+    const FAILED: &'static str;
+
+    /// Does the work.
+    async fn run(self, cx: &Context) -> Result<JobResult, JobError>;
+
+    /// The answer when [`Task::run`] failed: an error dialog titled [`Task::FAILED`] unless
+    /// the job shows its failures in place.
+    fn failed(e: JobError) -> JobResult {
+        JobResult::Failed {
+            title: Self::FAILED.to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Declares [`Job`] from one line per job, and routes each variant to its [`Task`].
+macro_rules! jobs {
+    ($($(#[$doc:meta])* $name:ident($task:ty),)*) => {
+        /// Work for the runner: one variant per job, holding the job's inputs.
+        #[derive(Debug)]
+        pub enum Job {
+            $($(#[$doc])* $name($task),)*
+            /// Stop the job in flight (the runner cancels it; no work of its own).
+            Cancel,
+            /// Log out: the runner forgets the user and tells the server, without a word back.
+            Logout,
+        }
+
+        impl Job {
+            /// What the status line calls the job.
+            pub fn label(&self) -> &'static str {
+                match self {
+                    $(Job::$name(_) => <$task as Task>::LABEL,)*
+                    Job::Cancel => "stopping",
+                    Job::Logout => "logging out",
+                }
+            }
+
+            /// True when the job needs the server.
+            pub fn needs_connection(&self) -> bool {
+                match self {
+                    $(Job::$name(_) => <$task as Task>::NEEDS_SERVER,)*
+                    Job::Cancel | Job::Logout => false,
+                }
+            }
+
+            /// Runs the job to its final answer; `Cancel` and `Logout` are the runner's own
+            /// business and answer nothing.
+            async fn run(self, cx: &Context) -> Option<JobResult> {
+                Some(match self {
+                    $(Job::$name(task) => task.run(cx).await.unwrap_or_else(<$task as Task>::failed),)*
+                    Job::Cancel | Job::Logout => return None,
+                })
+            }
+        }
+
+        $(impl From<$task> for Job {
+            fn from(task: $task) -> Self {
+                Job::$name(task)
+            }
+        })*
+    };
+}
+
+jobs! {
+    /// FIG. 6: log in (or, closing a kiosk, prove an administrator is there).
+    Login(server::Login),
+    /// Fetch the group names for FIG. 9 or FIG. 12.
+    FetchGroups(server::FetchGroups),
+    /// Fetch every destination for FIG. 10.
+    FetchDestinations(server::FetchDestinations),
+    /// Scan (or take a stored image) and distribute it.
+    Distribute(server::Distribute),
+    /// Register this terminal with a group.
+    Register(server::Register),
+    /// Withdraw this terminal from a group.
+    Withdraw(server::Withdraw),
+    /// Copy: scan the ADF and print it.
+    Copy(paper::Copy),
+    /// Read a mark sheet from the ADF.
+    ReadMarkSheet(paper::ReadMarkSheet),
+    /// Carry the output tray's newest sheet to the ADF.
+    CarryToAdf(paper::CarryToAdf),
+    /// Decode page files for a preview.
+    LoadPreview(paper::LoadPreview),
+    /// Check that a stored image exists, by its typed ID.
+    UseImage(stored::UseImage),
+    /// Take out image: print a stored image.
+    TakeOut(stored::TakeOut),
+    /// Process stored image: copy it to removable media.
+    Process(stored::Process),
+    /// List the image store.
+    ListStored(stored::ListStored),
+    /// Delete a stored image.
+    DeleteStored(stored::DeleteStored),
+    /// Decode a stored image's pages for a preview.
+    PreviewStored(stored::PreviewStored),
+}
+
+impl Job {
+    /// True when the job occupies the panel (one at a time; Stop cancels it).
+    pub fn is_long(&self) -> bool {
+        !matches!(self, Job::Cancel | Job::Logout)
+    }
+}
+
+/// A job's answer.
+#[derive(Debug)]
+pub enum JobResult {
+    /// Login succeeded.
+    LoggedIn {
+        /// Who logged in.
+        user: String,
+        /// What they may do.
+        role: Role,
+        /// It was a kiosk close: only an administrator closes the panel.
+        quit: bool,
+    },
+    /// After a reconnect the server no longer accepts the user: the session is over.
+    ReloginRefused,
+    /// Login refused, with the reason shown on FIG. 6.
+    LoginFailed(String),
+    /// Groups arrived.
+    Groups {
+        /// What they were fetched for.
+        purpose: GroupsFor,
+        /// The server's groups, in its order.
+        groups: Vec<GroupEntry>,
+    },
+    /// Destinations arrived (FIG. 10).
+    Destinations(Vec<Destination>),
+    /// The document was scanned (a progress step of a distribution).
+    Scanned {
+        /// Files taken.
+        files: usize,
+        /// Pages in them (a multi-page TIFF counts all its pages).
+        pages: usize,
+        /// The files' size in bytes.
+        bytes: u64,
+        /// Files refused, with reasons.
+        refused: Vec<String>,
+        /// The image ID, if kept with a mark sheet.
+        kept: Option<ImageId>,
+    },
+    /// The server stored the distribution.
+    Accepted(Accepted),
+    /// Distribution failed before it was accepted.
+    DistributionFailed(String),
+    /// A stored image was identified (by mark sheet or typed ID) for FIG. 11.
+    ImageChosen(ImageId),
+    /// Done; a message over mode selection.
+    DoneHome {
+        /// The message's title.
+        title: String,
+        /// What was done, one line each.
+        lines: Vec<String>,
+    },
+    /// Done; a short note in the status line.
+    Noted(String),
+    /// Failed; an error dialog.
+    Failed {
+        /// The dialog's title: what could not be done.
+        title: String,
+        /// Why, in one sentence.
+        message: String,
+    },
+    /// The image store's contents.
+    Stored(Listing),
+    /// Pages to preview.
+    Preview(Box<PreviewData>),
+    /// Stopped by the operator.
+    Cancelled,
+}
+
+impl JobResult {
+    /// True when this answer ends its job (progress steps and session news do not).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, JobResult::Scanned { .. } | JobResult::ReloginRefused)
+    }
+}
+
+/// Where the runner's answers go (the panel's event queue).
+pub type Report = Arc<dyn Fn(JobResult) + Send + Sync>;
+
+/// The user logged in on the current connection, kept to log in again after a reconnect.
+#[derive(Clone)]
+struct Credentials {
+    user: String,
+    password: String,
+}
+
+/// The connection and the logged-in user, as jobs find them.
+#[derive(Default)]
+struct Session {
+    client: Option<Client>,
+    login: Option<Credentials>,
+    /// Turns true once the user is logged in again on this connection (or was refused).
+    relogged: Option<watch::Receiver<bool>>,
+}
+
+/// What a job works with: the panel's paper, the connection and user of when it started, and
+/// where to report progress.
+pub struct Context {
+    paper: Arc<Paper>,
+    session: Arc<Mutex<Session>>,
+    client: Option<Client>,
+    user: Option<String>,
+    relogged: Option<watch::Receiver<bool>>,
+    report: Report,
+}
+
+impl Context {
+    /// A context with no connection and no user that reports nowhere, for tests of jobs that
+    /// touch only paper.
+    #[cfg(test)]
+    pub(crate) fn offline(paper: Paper) -> Self {
+        Self {
+            paper: Arc::new(paper),
+            session: Arc::default(),
+            client: None,
+            user: None,
+            relogged: None,
+            report: Arc::new(|_| {}),
+        }
+    }
+
+    fn client(&self) -> Result<&Client, JobError> {
+        self.client.as_ref().ok_or(JobError::NotConnected)
+    }
+
+    fn user(&self) -> Result<&str, JobError> {
+        self.user.as_deref().ok_or(JobError::NotLoggedIn)
+    }
+
+    /// Waits until the user is logged in again on a new connection, so a job the operator
+    /// starts right after a reconnect does not reach the server before the login does.
+    async fn relogged(&self) {
+        if let Some(mut relogged) = self.relogged.clone() {
+            let _ = relogged.wait_for(|done| *done).await;
+        }
+    }
+
+    fn paper(&self) -> Arc<Paper> {
+        self.paper.clone()
+    }
+
+    fn progress(&self, step: JobResult) {
+        (self.report)(step);
+    }
+
+    /// Remembers who logged in, for the jobs after this one and for a reconnect.
+    fn logged_in(&self, user: &str, password: &str) {
+        lock(&self.session).login = Some(Credentials {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        });
+    }
+}
+
+fn lock(session: &Mutex<Session>) -> MutexGuard<'_, Session> {
+    session.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs blocking disk work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, JobError> + Send + 'static,
+) -> Result<T, JobError> {
+    tokio::task::spawn_blocking(work).await?
+}
+
+/// Runs jobs with the current connection and user; one at a time may be cancelled with Stop.
+pub struct JobRunner {
+    paper: Arc<Paper>,
+    session: Arc<Mutex<Session>>,
+    report: Report,
+    current: Option<CancellationToken>,
+}
+
+impl JobRunner {
+    /// A runner over `paper` that answers through `report`.
+    pub fn new(paper: Paper, report: impl Fn(JobResult) + Send + Sync + 'static) -> Self {
+        Self {
+            paper: Arc::new(paper),
+            session: Arc::default(),
+            report: Arc::new(report),
+            current: None,
+        }
+    }
+
+    /// The link is up on `client`: jobs use it from now on, and the user logged in before is
+    /// logged in again, so the operator keeps their place.
+    pub fn connected(&mut self, client: Client) {
+        let (done, relogged) = watch::channel(false);
+        let login = {
+            let mut session = lock(&self.session);
+            session.client = Some(client.clone());
+            session.relogged = session.login.is_some().then_some(relogged);
+            session.login.clone()
+        };
+        let Some(login) = login else { return };
+        let session = self.session.clone();
+        let report = self.report.clone();
+        tokio::spawn(async move {
+            match client.login(&login.user, &login.password).await {
+                Ok(_) => {}
+                Err(ClientError::Server(_)) => {
+                    lock(&session).login = None;
+                    report(JobResult::ReloginRefused);
+                }
+                // The connection went again: the next one tries again.
+                Err(_) => {}
+            }
+            let _ = done.send(true);
+        });
+    }
+
+    /// The link is down (or refused): jobs find no connection until the next one.
+    pub fn disconnected(&mut self) {
+        let mut session = lock(&self.session);
+        session.client = None;
+        session.relogged = None;
+    }
+
+    /// Starts a job (or cancels the current one for [`Job::Cancel`]).
+    pub fn spawn(&mut self, job: Job) {
+        match job {
+            Job::Cancel => {
+                if let Some(t) = self.current.take() {
+                    t.cancel();
+                }
+            }
+            Job::Logout => {
+                let client = {
+                    let mut session = lock(&self.session);
+                    session.login = None;
+                    session.client.clone()
+                };
+                if let Some(client) = client {
+                    tokio::spawn(async move {
+                        let _ = client.logout().await;
+                    });
+                }
+            }
+            job => {
+                let token = CancellationToken::new();
+                self.current = Some(token.clone());
+                let cx = self.context();
+                let needs_server = job.needs_connection();
+                tokio::spawn(async move {
+                    let run = async {
+                        if needs_server {
+                            cx.relogged().await;
+                        }
+                        job.run(&cx).await
+                    };
+                    tokio::select! {
+                        _ = token.cancelled() => (cx.report)(JobResult::Cancelled),
+                        answer = run => {
+                            if let Some(answer) = answer {
+                                (cx.report)(answer);
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn context(&self) -> Context {
+        let session = lock(&self.session);
+        Context {
+            paper: self.paper.clone(),
+            session: self.session.clone(),
+            client: session.client.clone(),
+            user: session.login.as_ref().map(|l| l.user.clone()),
+            relogged: session.relogged.clone(),
+            report: self.report.clone(),
+        }
+    }
+}
