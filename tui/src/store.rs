@@ -405,15 +405,7 @@ impl ImageStore {
         match std::fs::metadata(&dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(StoreError::NotFound(id)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound(id));
-            }
-            Err(e) => {
-                return Err(StoreError::Io {
-                    path: dir,
-                    source: e,
-                });
-            }
+            Err(e) => return Err(missing_or_io(id, dir, e)),
         }
         load(&dir, id).map_err(|reason| StoreError::Damaged {
             entry: id.to_string(),
@@ -461,18 +453,23 @@ impl ImageStore {
             .join(format!(".trash-{}", uuid::Uuid::new_v4().simple()));
         match std::fs::rename(&dir, &trash) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound(id));
-            }
-            Err(e) => {
-                return Err(StoreError::Io {
-                    path: dir,
-                    source: e,
-                });
-            }
+            Err(e) => return Err(missing_or_io(id, dir, e)),
         }
         crate::paper::sync_dir(&self.dir).map_err(io_err(&self.dir))?;
         std::fs::remove_dir_all(&trash).map_err(io_err(&trash))
+    }
+}
+
+/// The error for image `id`, whose folder `dir` could not be used: not found, or the system's
+/// reason.
+fn missing_or_io(id: ImageId, dir: PathBuf, e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        StoreError::NotFound(id)
+    } else {
+        StoreError::Io {
+            path: dir,
+            source: e,
+        }
     }
 }
 

@@ -251,15 +251,8 @@ impl App {
             }
             return;
         }
-        let ctx = Ctx {
-            theme: self.theme,
-            conn: &self.conn,
-            demo: self.info.demo,
-            received: &self.received,
-            hits: &self.hits,
-        };
-        let n = self.stack.len();
-        let action = self.stack[n - 1].key(key, &ctx);
+        let (screen, ctx) = self.top();
+        let action = screen.key(key, &ctx);
         self.apply(action);
     }
 
@@ -541,6 +534,14 @@ impl App {
     pub fn draw(&mut self, f: &mut Frame) {
         self.hits.borrow_mut().clear();
         let areas = chrome::draw(f, self);
+        let (screen, ctx) = self.top();
+        screen.draw(f, areas.lcd, &ctx);
+        chrome::draw_keypad(f, areas.keypad, &self.theme, &self.hits);
+    }
+
+    /// The screen on top of the stack, with what screens may read while it handles a key or
+    /// draws.
+    fn top(&mut self) -> (&mut Screen, Ctx<'_>) {
         let ctx = Ctx {
             theme: self.theme,
             conn: &self.conn,
@@ -549,8 +550,7 @@ impl App {
             hits: &self.hits,
         };
         let n = self.stack.len();
-        self.stack[n - 1].draw(f, areas.lcd, &ctx);
-        chrome::draw_keypad(f, areas.keypad, &self.theme, &self.hits);
+        (&mut self.stack[n - 1], ctx)
     }
 
     /// The status line's short word for the connection.

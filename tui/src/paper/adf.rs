@@ -177,17 +177,7 @@ mod tests {
             std::fs::write(dir.path().join(name), b"x").expect("write");
         }
         std::fs::create_dir(dir.path().join("sub.png")).expect("dir");
-        let names: Vec<String> = adf
-            .documents()
-            .expect("documents")
-            .iter()
-            .map(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
+        let names = super::super::file_names(&adf.documents().expect("documents"));
         assert_eq!(names, ["a.jpg", "b.PNG", "c.TIFF", "d.tif", "e.jpeg"]);
     }
 

@@ -126,6 +126,20 @@ pub(crate) fn write_synced(path: &std::path::Path, bytes: &[u8]) -> Result<(), s
     file.sync_all()
 }
 
+/// The file names of `paths`, in their order.
+#[cfg(test)]
+pub(crate) fn file_names(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
 /// Flushes a folder's entries (new, renamed or removed files) to the disk.
 pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), std::io::Error> {
     std::fs::File::open(dir)?.sync_all()

@@ -128,16 +128,7 @@ mod tests {
     use image::{GrayImage, Luma};
 
     fn names(tray: &OutputTray) -> Vec<String> {
-        tray.files()
-            .expect("files")
-            .iter()
-            .map(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect()
+        super::super::file_names(&tray.files().expect("files"))
     }
 
     #[test]

@@ -8,7 +8,7 @@ use imagecast_shared::msg::GroupEntry;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph};
+use ratatui::widgets::{ListItem, ListState, Paragraph};
 
 use super::{chrome, hit_rows, peer_name};
 use crate::panel::app::{Action, Ctx};
@@ -184,12 +184,7 @@ impl Destinations {
                 Span::styled(format!(" ({})", g.members), ctx.theme.dim()),
             ])));
         }
-        let total = items.len();
-        f.render_stateful_widget(
-            List::new(items).highlight_style(ctx.theme.focus()),
-            list_area,
-            &mut self.list,
-        );
+        let total = super::pick_list(f, ctx, list_area, items, &mut self.list);
         hit_rows(ctx, list_area, self.list.offset(), total);
         let mut footer = Vec::new();
         if let Some(t) = self.typed {

@@ -9,7 +9,7 @@ use imagecast_shared::msg::Destination;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState};
+use ratatui::widgets::{ListItem, ListState};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::{chrome, hit_rows};
@@ -139,12 +139,7 @@ impl Individual {
                 ]))
             })
             .collect();
-        let total = items.len();
-        f.render_stateful_widget(
-            List::new(items).highlight_style(ctx.theme.focus()),
-            body,
-            &mut self.list,
-        );
+        let total = super::pick_list(f, ctx, body, items, &mut self.list);
         hit_rows(ctx, body, self.list.offset(), total);
     }
 }

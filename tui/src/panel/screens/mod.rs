@@ -26,7 +26,7 @@ use imagecast_shared::text::escape_bounded;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
 use super::app::{Action, Ctx, Returned};
 use super::keys::Key;
@@ -168,6 +168,24 @@ pub fn chrome(f: &mut Frame, area: Rect, ctx: &Ctx, title: &str, hint: &str) -> 
 /// Registers a touch area for a key.
 pub fn hit(ctx: &Ctx, area: Rect, key: Key) {
     ctx.hits.borrow_mut().push((area, key));
+}
+
+/// Draws a list whose highlighted entry Start acts on, and returns how many entries it has
+/// (for the touch areas: [`hit_rows`] for one row an entry).
+pub fn pick_list(
+    f: &mut Frame,
+    ctx: &Ctx,
+    area: Rect,
+    items: Vec<ListItem<'_>>,
+    state: &mut ListState,
+) -> usize {
+    let total = items.len();
+    f.render_stateful_widget(
+        List::new(items).highlight_style(ctx.theme.focus()),
+        area,
+        state,
+    );
+    total
 }
 
 /// Registers one touch area per visible list row: row `i` of the view is entry `offset + i`.

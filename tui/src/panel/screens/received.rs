@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph};
+use ratatui::widgets::{ListItem, ListState, Paragraph};
 
 use super::{chrome, peer_name};
 use crate::panel::app::{Action, Ctx, ReceivedEntry};
@@ -99,12 +99,7 @@ impl ReceivedList {
                 ])
             })
             .collect();
-        let total = items.len();
-        f.render_stateful_widget(
-            List::new(items).highlight_style(ctx.theme.focus()),
-            body,
-            &mut self.list,
-        );
+        let total = super::pick_list(f, ctx, body, items, &mut self.list);
         // Two rows per entry: a touch on either picks it.
         for i in 0..(body.height as usize / 2) {
             let entry = self.list.offset() + i;
