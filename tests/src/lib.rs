@@ -341,6 +341,15 @@ impl TestServer {
         run(self.imagecast(domain).args(args), LIMIT).expect("imagecast runs")
     }
 
+    /// Runs `imagecast send ARGS FILE` as `domain` (the demo user logged in) to completion.
+    pub fn send(&self, domain: &str, args: &[&str], file: &Path) -> Output {
+        run(
+            self.imagecast(domain).arg("send").args(args).arg(file),
+            LIMIT,
+        )
+        .expect("imagecast runs")
+    }
+
     /// A receiving terminal `domain` that stores into `dir` and acknowledges what it stored.
     pub async fn receiver(&self, domain: &str, dir: &Path) -> Receiver {
         Receiver::start(self, domain, dir, true)

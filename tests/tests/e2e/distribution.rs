@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use imagecast_tests::{Scratch, TestServer, list_files, multipage_tiff, run};
+use imagecast_tests::{Scratch, TestServer, list_files, multipage_tiff};
 
 use crate::LIMIT;
 
@@ -25,21 +25,11 @@ async fn multipage_tiff_reaches_every_member_byte_identical_and_no_one_else() {
     let tiff = work.join("report.tif");
     let bytes = multipage_tiff(&tiff, 3, 640, 480).unwrap();
 
-    let out = run(
-        server
-            .imagecast("plan1.hqs.mei.co.jp")
-            .args([
-                "send",
-                "--group",
-                "all sales offices",
-                "--wait",
-                "--timeout",
-                "20",
-            ])
-            .arg(&tiff),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--group", "all sales offices", "--wait", "--timeout", "20"],
+        &tiff,
+    );
     assert_eq!(
         out.code, 0,
         "stdout: {}\nstderr: {}",
@@ -120,29 +110,25 @@ async fn groups_and_individual_destinations_are_delivered_once_each() {
         b"not really a png, but bytes travel as they are",
     );
     // The sender sale1.hqs is in "all sales-related places": left out, unless picked.
-    let out = run(
-        server
-            .imagecast("sale1.hqs.mei.co.jp")
-            .args([
-                "send",
-                "--group",
-                "all sales offices",
-                "--group",
-                "all sales-related places",
-                "--to",
-                "sale1.osk.mei.co.jp",
-                "--to",
-                "devl1.osk.mei.co.jp",
-                "--to",
-                "DEVL1.OSK.MEI.CO.JP",
-                "--wait",
-                "--timeout",
-                "20",
-            ])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "sale1.hqs.mei.co.jp",
+        &[
+            "--group",
+            "all sales offices",
+            "--group",
+            "all sales-related places",
+            "--to",
+            "sale1.osk.mei.co.jp",
+            "--to",
+            "devl1.osk.mei.co.jp",
+            "--to",
+            "DEVL1.OSK.MEI.CO.JP",
+            "--wait",
+            "--timeout",
+            "20",
+        ],
+        &page,
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let expected = [
         "devl1.osk.mei.co.jp",
@@ -180,14 +166,11 @@ async fn the_sender_itself_is_included_only_when_picked() {
         .await;
     let page = work.page("p.jpg", [0xffu8, 0xd8, 0xff, 0xd9]);
     // develop.rec holds only devl1.hqs: sending to it from devl1.hqs reaches nobody.
-    let out = run(
-        server
-            .imagecast("devl1.hqs.mei.co.jp")
-            .args(["send", "--group", "product development-related places"])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "devl1.hqs.mei.co.jp",
+        &["--group", "product development-related places"],
+        &page,
+    );
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -195,21 +178,11 @@ async fn the_sender_itself_is_included_only_when_picked() {
         "{}",
         out.stderr
     );
-    let out = run(
-        server
-            .imagecast("devl1.hqs.mei.co.jp")
-            .args([
-                "send",
-                "--to",
-                "devl1.hqs.mei.co.jp",
-                "--wait",
-                "--timeout",
-                "20",
-            ])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "devl1.hqs.mei.co.jp",
+        &["--to", "devl1.hqs.mei.co.jp", "--wait", "--timeout", "20"],
+        &page,
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(me.wait_for(1, LIMIT).await);
     assert_eq!(

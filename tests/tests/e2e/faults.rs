@@ -112,28 +112,18 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
     .unwrap();
     out.assert_error("wrong user ID or password");
     // Unknown group, unknown domain.
-    let out = run(
-        server
-            .imagecast("plan1.hqs.mei.co.jp")
-            .args(["send", "--group", "nonexistent"])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send("plan1.hqs.mei.co.jp", &["--group", "nonexistent"], &page);
     assert!(
         out.stderr
             .contains("unknown destination group \"nonexistent\""),
         "{}",
         out.stderr
     );
-    let out = run(
-        server
-            .imagecast("plan1.hqs.mei.co.jp")
-            .args(["send", "--to", "nowhere.example.com"])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--to", "nowhere.example.com"],
+        &page,
+    );
     assert!(
         out.stderr
             .contains("\"nowhere.example.com\" is not listed in all.rec"),
@@ -286,21 +276,11 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
 
     // The bystander never lost its connection and still gets a distribution.
     assert!(!bystander.closed.load(std::sync::atomic::Ordering::SeqCst));
-    let out = run(
-        server
-            .imagecast("plan1.hqs.mei.co.jp")
-            .args([
-                "send",
-                "--to",
-                "sale1.osk.mei.co.jp",
-                "--wait",
-                "--timeout",
-                "20",
-            ])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--to", "sale1.osk.mei.co.jp", "--wait", "--timeout", "20"],
+        &page,
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(bystander.wait_for(1, LIMIT).await);
     bystander.stop().await;

@@ -71,14 +71,7 @@ async fn register_and_withdraw_edit_the_file_and_keep_its_comments() {
         .receiver("devl1.osk.mei.co.jp", &work.join("rx"))
         .await;
     let page = work.page("spec.tif", b"II*\0spec");
-    let sent = run(
-        server
-            .imagecast("sale1.hqs.mei.co.jp")
-            .args(["send", "--group", DEVELOP])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let sent = server.send("sale1.hqs.mei.co.jp", &["--group", DEVELOP], &page);
     assert_eq!(sent.code, 0, "{}", sent.stderr);
     assert!(rx.wait_for(1, LIMIT).await);
     rx.stop().await;
@@ -180,21 +173,11 @@ async fn files_edited_added_and_removed_on_disk_take_effect_without_restart() {
         .receiver("sale1.fko.mei.co.jp", &work.join("fko"))
         .await;
     let page = work.page("qa.png", b"qa");
-    let out = run(
-        server
-            .imagecast("plan1.hqs.mei.co.jp")
-            .args([
-                "send",
-                "--group",
-                "quality assurance",
-                "--wait",
-                "--timeout",
-                "20",
-            ])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--group", "quality assurance", "--wait", "--timeout", "20"],
+        &page,
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("sale1.fko.mei.co.jp: printed"));
     fko.stop().await;

@@ -12,14 +12,11 @@ fn a_file_named_with_control_characters_is_sent_under_a_safe_name_and_counted_by
     let tiff = work.path().join("a\nb\u{202e}.tif");
     multipage_tiff(&tiff, 3, 64, 48).unwrap();
 
-    let out = run(
-        server
-            .imagecast("plan1.hqs.mei.co.jp")
-            .args(["send", "--to", "sale1.osk.mei.co.jp"])
-            .arg(&tiff),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--to", "sale1.osk.mei.co.jp"],
+        &tiff,
+    );
     assert_eq!(
         out.code, 0,
         "stdout: {}\nstderr: {}",

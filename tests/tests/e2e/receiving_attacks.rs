@@ -18,7 +18,7 @@ use imagecast_shared::msg::{
 };
 use imagecast_shared::text::is_unsafe;
 use imagecast_shared::{DeliveryId, DistributionId};
-use imagecast_tests::{Scratch, TestServer, bin, list_files, run};
+use imagecast_tests::{Scratch, TestServer, bin, list_files};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -261,14 +261,7 @@ async fn a_dangling_link_in_the_out_folder_is_never_replaced() {
         .spawn()
         .unwrap();
     let page = work.page("report.tif", b"the delivered report");
-    let sent = run(
-        server
-            .imagecast("plan1.hqs.mei.co.jp")
-            .args(["send", "--to", RECEIVER])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let sent = server.send("plan1.hqs.mei.co.jp", &["--to", RECEIVER], &page);
     assert_eq!(sent.code, 0, "{}", sent.stderr);
     let done = finish(receiving, LIMIT).await;
     assert_eq!(

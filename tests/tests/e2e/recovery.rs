@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use imagecast_shared::DistributionId;
 use imagecast_shared::client::{DistributionRequest, OutgoingPage};
-use imagecast_tests::{PASSWORD, Receiver, Scratch, TestServer, USER, run};
+use imagecast_tests::{PASSWORD, Receiver, Scratch, TestServer, USER};
 
 use crate::LIMIT;
 
@@ -13,21 +13,11 @@ async fn an_offline_terminal_receives_when_it_connects() {
     let server = TestServer::start_demo().unwrap();
     let work = Scratch::new();
     let page = work.page("notice.png", b"for whoever is offline");
-    let out = run(
-        server
-            .imagecast("plan1.hqs.mei.co.jp")
-            .args([
-                "send",
-                "--to",
-                "devl1.osk.mei.co.jp",
-                "--wait",
-                "--timeout",
-                "1",
-            ])
-            .arg(&page),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--to", "devl1.osk.mei.co.jp", "--wait", "--timeout", "1"],
+        &page,
+    );
     assert_eq!(
         out.code, 2,
         "timed out waiting: {}{}",

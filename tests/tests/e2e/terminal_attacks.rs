@@ -11,7 +11,7 @@ use imagecast_shared::DistributionId;
 use imagecast_shared::client::{DistributionRequest, Event, OutgoingPage};
 use imagecast_shared::limits::{CHUNK_SIZE, MAX_FRAME, MAX_REASON};
 use imagecast_shared::msg::{ClientMsg, DeliveryOutcome, ErrorCode, ServerMsg};
-use imagecast_tests::{PASSWORD, Scratch, TestServer, USER, run};
+use imagecast_tests::{PASSWORD, Scratch, TestServer, USER};
 
 use crate::LIMIT;
 use crate::hostile::{BYSTANDER, Raw, SENDER, begin, page, server_pid, status_bytes, wire};
@@ -192,14 +192,11 @@ async fn a_refusal_reason_cannot_forge_journal_lines_or_escapes() {
     let page = tempfile::tempdir().unwrap();
     let file = page.path().join("note.txt");
     std::fs::write(&file, b"hello").unwrap();
-    let sent = run(
-        server
-            .imagecast(SENDER)
-            .args(["send", "--to", BYSTANDER, "--wait", "--timeout", "20"])
-            .arg(&file),
-        LIMIT,
-    )
-    .unwrap();
+    let sent = server.send(
+        SENDER,
+        &["--to", BYSTANDER, "--wait", "--timeout", "20"],
+        &file,
+    );
     assert_eq!(sent.code, 2, "a failed destination: {}", sent.stderr);
     tokio::time::timeout(LIMIT, refusing)
         .await
