@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use imagecast_server::datadir::DataDir;
 use imagecast_server::groups::GroupDir;
-use imagecast_server::{ServerConfig, ServerState, auth, queue, tls};
+use imagecast_server::store::datadir::DataDir;
+use imagecast_server::store::{auth, queue, tls};
+use imagecast_server::{ServerConfig, ServerState};
 use imagecast_shared::limits::MAX_REASON;
 use imagecast_shared::msg::{DeviceKind, Role};
 use imagecast_shared::text::{escape as esc, escape_bounded as esc_bounded};

@@ -8,9 +8,9 @@ use imagecast_shared::msg::{
 
 use super::registration::group_error;
 use super::{Session, check_name, error};
-use crate::auth::{self, AuthError};
-use crate::db::DbError;
 use crate::groups::{Registration, Withdrawal};
+use crate::store::auth::{self, AuthError};
+use crate::store::db::{DbError, now_ms};
 
 fn db_error(e: DbError) -> ErrorInfo {
     tracing::error!(error = %e, "database error");
@@ -86,7 +86,7 @@ impl Session {
         let devices = devices
             .into_iter()
             .map(|d| DeviceInfo {
-                online: self.state.hub.is_online(&d.domain),
+                online: self.state.connections.is_online(&d.domain),
                 domain: d.domain,
                 name: d.name,
                 kind: d.kind,
@@ -123,7 +123,7 @@ impl Session {
         }
         // At once, not a second later through the account events: every connection whose
         // token was checked before now used the revoked token (a later check is refused).
-        let dropped = self.state.hub.drop_device(&domain, crate::db::now_ms());
+        let dropped = self.state.connections.drop_device(&domain, now_ms());
         tracing::warn!(admin = ?self.user, %domain, dropped, "device token revoked");
         Ok(ServerMsg::Ok { id })
     }

@@ -12,10 +12,11 @@ use imagecast_shared::msg::{
 use imagecast_shared::{DistributionId, RequestId};
 
 use super::{Session, check_name, error};
-use crate::UploadClaim;
+use crate::delivery;
 use crate::groups::{GroupSnapshot, domain_key};
-use crate::queue::{self, NewDistribution};
-use crate::spool::{Upload, UploadError};
+use crate::state::UploadClaim;
+use crate::store::queue::{self, NewDistribution};
+use crate::store::spool::{Upload, UploadError};
 
 /// Most uploads one connection may have open at once.
 const MAX_OPEN_UPLOADS: usize = 4;
@@ -398,14 +399,15 @@ impl Session {
         }
         self.state.images.insert(dist, image);
         self.watch_dist(dist);
-        self.state
-            .hub
-            .wake(st.destinations.iter().map(|d| d.domain.as_str()));
+        delivery::wake(
+            &self.state,
+            st.destinations.iter().map(|d| d.domain.as_str()),
+        );
         Ok(std::mem::take(&mut st.destinations))
     }
 
     fn watch_dist(&mut self, dist: DistributionId) {
-        self.state.hub.watch(dist, self.conn.clone());
+        self.state.watchers.watch(dist, self.conn.clone());
         if !self.watching.contains(&dist) {
             self.watching.push(dist);
         }

@@ -574,6 +574,26 @@ fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
     }
 }
 
+/// Removes the hidden `.NAME.rec.tmp-*` files that a crash during a group-file rewrite leaves
+/// (the rewrite itself never happened: the group file is intact).
+pub fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".rec.tmp-") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed a temporary file left by a crash"),
+                Err(err) => {
+                    tracing::warn!(file = %name, error = %err, "cannot remove a temporary file")
+                }
+            }
+        }
+    }
+}
+
 /// A new hidden temporary file next to `path`: `.NAME.rec.tmp-PID-N`.
 fn create_temp(path: &Path) -> Result<(PathBuf, fs::File), GroupError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

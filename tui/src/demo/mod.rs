@@ -35,8 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use imagecast_server::datadir::{DEMO_DEVICES, DEMO_USERS, DataDir, DemoDevice};
-use imagecast_server::{ServerConfig, ServerState, auth};
+use imagecast_server::store::datadir::{DEMO_DEVICES, DEMO_USERS, DataDir, DemoDevice};
+use imagecast_server::store::{auth, tls};
+use imagecast_server::{ServerConfig, ServerState};
 use imagecast_shared::client::ClientConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -132,10 +133,10 @@ impl DemoNetwork {
                 .context("demo set-up was interrupted")??
         };
         let tls_dir = data.tls_dir();
-        if !imagecast_server::tls::files(&tls_dir).0.exists() {
-            imagecast_server::tls::create(&tls_dir, &[])?;
+        if !tls::files(&tls_dir).0.exists() {
+            tls::create(&tls_dir, &[])?;
         }
-        let (acceptor, fingerprint) = imagecast_server::tls::load(&tls_dir)?;
+        let (acceptor, fingerprint) = tls::load(&tls_dir)?;
         let shutdown = CancellationToken::new();
         let state =
             ServerState::open(data.clone(), ServerConfig::default(), shutdown.clone()).await?;
@@ -187,7 +188,8 @@ impl DemoNetwork {
                 .terminals
                 .iter()
                 .filter(|t| {
-                    t.is_online() && !(t.is_connected() && net.state.hub.is_online(t.domain()))
+                    t.is_online()
+                        && !(t.is_connected() && net.state.connections.is_online(t.domain()))
                 })
                 .map(|t| t.domain())
                 .collect();

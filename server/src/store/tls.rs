@@ -10,6 +10,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
+use super::files;
+
 /// The certificate file in the TLS folder.
 pub const CERT_FILE: &str = "server.crt";
 /// The key file in the TLS folder.
@@ -23,11 +25,11 @@ pub fn create(dir: &Path, names: &[String]) -> anyhow::Result<String> {
     sans.extend(names.iter().cloned());
     let certified =
         rcgen::generate_simple_self_signed(sans).context("cannot make a certificate")?;
-    write_private(
+    files::write_private(
         &dir.join(KEY_FILE),
         certified.signing_key.serialize_pem().as_bytes(),
     )?;
-    crate::datadir::write_atomic(&dir.join(CERT_FILE), certified.cert.pem().as_bytes())?;
+    files::write_atomic(&dir.join(CERT_FILE), certified.cert.pem().as_bytes())?;
     Ok(imagecast_shared::tls::fingerprint(certified.cert.der()))
 }
 
@@ -39,24 +41,9 @@ pub fn install(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<String> {
     let key_bytes = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
     let cert_bytes =
         std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
-    write_private(&dir.join(KEY_FILE), &key_bytes)?;
-    crate::datadir::write_atomic(&dir.join(CERT_FILE), &cert_bytes)?;
+    files::write_private(&dir.join(KEY_FILE), &key_bytes)?;
+    files::write_atomic(&dir.join(CERT_FILE), &cert_bytes)?;
     Ok(imagecast_shared::tls::fingerprint(&certs[0]))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_pair(

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-use crate::db::{DbError, now_ms};
+use super::db::{DbError, now_ms};
 
 /// A device as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -421,7 +421,7 @@ mod tests {
     #[test]
     fn tokens_and_passwords_check_out() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::db::open_connection(&dir.path().join("t.db")).unwrap();
+        let conn = crate::store::db::open_connection(&dir.path().join("t.db")).unwrap();
         let token = add_device(&conn, "Pc1.Example", "PC one", DeviceKind::Pc).unwrap();
         assert_eq!(token.len(), 64);
         assert!(matches!(

@@ -7,13 +7,12 @@
 //!   spool/           accepted images until every destination has them
 //! ```
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use imagecast_shared::msg::{DeviceKind, Role};
 
-use crate::auth;
+use super::{auth, db, files, tls};
 use crate::groups::{ALL_FILE, GroupError, RecFile};
 
 /// A data directory.
@@ -191,7 +190,7 @@ impl DataDir {
     /// Opens a database connection for a command-line operation.
     pub fn connect(&self) -> anyhow::Result<rusqlite::Connection> {
         self.check_exists()?;
-        crate::db::open_connection(&self.db_path())
+        db::open_connection(&self.db_path())
             .with_context(|| format!("cannot open {}", self.db_path().display()))
     }
 
@@ -209,10 +208,10 @@ impl DataDir {
             .with_context(|| format!("cannot create {}", self.spool_dir().display()))?;
         let all = self.groups_dir().join(ALL_FILE);
         let mut report = InitReport {
-            fingerprint: crate::tls::create(&self.tls_dir(), &[])?,
+            fingerprint: tls::create(&self.tls_dir(), &[])?,
             ..InitReport::default()
         };
-        let conn = crate::db::open_connection(&self.db_path())?;
+        let conn = db::open_connection(&self.db_path())?;
         if !all.exists() {
             let mut text = format!("# {ALL_GROUP_NAME}\n# {ALL_FILE}\n");
             if demo {
@@ -220,7 +219,7 @@ impl DataDir {
                     text.push_str(&format!("{};{}\n", d.domain, d.name));
                 }
             }
-            write_atomic(&all, text.as_bytes())?;
+            files::write_atomic(&all, text.as_bytes())?;
         }
         if demo {
             for (file, group, members) in DEMO_GROUPS {
@@ -232,7 +231,7 @@ impl DataDir {
                         .map_or("", |d| d.name);
                     text.push_str(&format!("{m};{name}\n"));
                 }
-                write_atomic(&self.groups_dir().join(file), text.as_bytes())?;
+                files::write_atomic(&self.groups_dir().join(file), text.as_bytes())?;
             }
             for d in DEMO_DEVICES {
                 let token = auth::add_device(&conn, d.domain, d.name, d.kind)?;
@@ -263,30 +262,8 @@ impl DataDir {
         let file = RecFile::parse(ALL_FILE, &bytes).map_err(GroupError::Malformed)?;
         let (new, changed) = file.with_member_added(domain, name)?;
         if changed {
-            write_atomic(&path, &new.to_bytes())?;
+            files::write_atomic(&path, &new.to_bytes())?;
         }
         Ok(changed)
     }
-}
-
-/// Writes a file atomically: a temporary file in the same folder, fsync, rename, fsync of the
-/// folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,7 +1,7 @@
 //! The distribution queue and the journal, as rows in the database: what was accepted, which
 //! destination still waits for it, and every destination's result.
 //!
-//! Functions here run on the database thread (see [`crate::db::Db::call`]).
+//! Functions here run on the database thread (see [`super::db::Db::call`]).
 
 use std::collections::HashSet;
 
@@ -10,7 +10,7 @@ use imagecast_shared::msg::{DeliveryState, Destination, DestinationStatus, PageI
 use imagecast_shared::{DeliveryId, DistributionId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::db::{DbError, now_ms};
+use super::db::{DbError, now_ms};
 
 /// A distribution about to be recorded as accepted.
 #[derive(Clone, Debug)]
