@@ -21,13 +21,6 @@ fn db_error(e: DbError) -> ErrorInfo {
     )
 }
 
-fn auth_db(e: AuthError) -> DbError {
-    match e {
-        AuthError::Db(d) => d,
-        other => DbError::Corrupt(other.to_string()),
-    }
-}
-
 impl Session {
     pub(super) async fn admin_register(
         &mut self,
@@ -77,12 +70,7 @@ impl Session {
 
     pub(super) async fn list_devices(&mut self, id: RequestId) -> Result<ServerMsg, ErrorInfo> {
         self.require_admin("listing devices")?;
-        let devices = self
-            .state
-            .db
-            .call(|c| auth::devices(c).map_err(auth_db))
-            .await
-            .map_err(db_error)?;
+        let devices = self.state.db.call(auth::devices).await.map_err(db_error)?;
         let devices = devices
             .into_iter()
             .map(|d| DeviceInfo {
@@ -110,7 +98,7 @@ impl Session {
             .call(move |c| match auth::revoke_device(c, &d) {
                 Ok(()) => Ok(Ok(())),
                 Err(AuthError::Missing(m)) => Ok(Err(m)),
-                Err(e) => Err(auth_db(e)),
+                Err(e) => Err(DbError::from(e)),
             })
             .await
             .map_err(db_error)?;
@@ -138,7 +126,7 @@ impl Session {
         let entries = self
             .state
             .db
-            .call(move |c| auth::failed_logins(c, n).map_err(auth_db))
+            .call(move |c| auth::failed_logins(c, n))
             .await
             .map_err(db_error)?;
         Ok(ServerMsg::FailedLogins { id, entries })

@@ -80,9 +80,7 @@ impl Session {
                     (self.device.domain.clone(), user.clone(), self.peer.clone());
                 if let Err(e) = state
                     .db
-                    .call(move |c| {
-                        auth::record_failed_login(c, &device, &who, &peer).map_err(db_error)
-                    })
+                    .call(move |c| auth::record_failed_login(c, &device, &who, &peer))
                     .await
                 {
                     tracing::error!(error = %e, "cannot record a failed login");
@@ -151,19 +149,12 @@ impl Session {
     }
 }
 
-fn db_error(e: auth::AuthError) -> crate::store::db::DbError {
-    match e {
-        auth::AuthError::Db(d) => d,
-        other => crate::store::db::DbError::Corrupt(other.to_string()),
-    }
-}
-
 /// A user's account and password hash, as stored now.
 async fn read_secret(state: &ServerState, user: &str) -> Result<Option<(User, String)>, ErrorInfo> {
     let user = user.to_owned();
     state
         .db
-        .call(move |c| auth::user_secret(c, &user).map_err(db_error))
+        .call(move |c| auth::user_secret(c, &user))
         .await
         .map_err(|e| error(ErrorCode::Internal, None, e.to_string()))
 }
@@ -205,7 +196,7 @@ mod tests {
             .unwrap();
         let device = state
             .db
-            .call(|c| auth::device(c, DEVICE).map_err(db_error))
+            .call(|c| auth::device(c, DEVICE))
             .await
             .unwrap()
             .unwrap();
@@ -236,9 +227,9 @@ mod tests {
             .db
             .call(move |c| {
                 if remove {
-                    auth::remove_user(c, "1001").map_err(db_error)
+                    auth::remove_user(c, "1001")
                 } else {
-                    auth::set_password(c, "1001", &hash).map_err(db_error)
+                    auth::set_password(c, "1001", &hash)
                 }
             })
             .await

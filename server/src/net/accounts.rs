@@ -13,15 +13,7 @@ use crate::store::auth;
 /// concerned are dropped. For a device, those whose token was checked at or before the
 /// change: a connection opened with the new token right after a reissue stays.
 pub async fn watch(state: Arc<ServerState>) {
-    let map = |e: auth::AuthError| match e {
-        auth::AuthError::Db(d) => d,
-        other => crate::store::db::DbError::Corrupt(other.to_string()),
-    };
-    let mut last = match state
-        .db
-        .call(move |c| auth::last_account_event(c).map_err(map))
-        .await
-    {
+    let mut last = match state.db.call(auth::last_account_event).await {
         Ok(n) => n,
         Err(e) => {
             tracing::error!(error = %e, "cannot watch account changes");
@@ -37,7 +29,7 @@ pub async fn watch(state: Arc<ServerState>) {
         let since = last;
         let events = match state
             .db
-            .call(move |c| auth::account_events_after(c, since).map_err(map))
+            .call(move |c| auth::account_events_after(c, since))
             .await
         {
             Ok(e) => e,

@@ -34,9 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbox::{ConnHandle, Next};
 use crate::cmd::{Session, error};
+use crate::delivery;
 use crate::state::ServerState;
 use crate::store::auth::{self, Device, TokenCheck};
-use crate::{delivery, store};
 
 /// Serves one accepted connection until it closes; `held` (the connection's slot, say) is
 /// dropped when it does.
@@ -517,12 +517,7 @@ async fn check_device(state: &ServerState, hello: &Hello) -> Result<Device, (Ref
     }
     let check = state
         .db
-        .call(move |c| {
-            auth::check_token(c, &domain, &token).map_err(|e| match e {
-                auth::AuthError::Db(d) => d,
-                other => store::db::DbError::Corrupt(other.to_string()),
-            })
-        })
+        .call(move |c| auth::check_token(c, &domain, &token))
         .await;
     // The name as the peer wrote it, safe to log and to send back.
     let shown = imagecast_shared::text::escape(&hello.device);

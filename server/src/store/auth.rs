@@ -60,6 +60,21 @@ pub enum AuthError {
     Invalid(String),
 }
 
+/// An account operation that fails inside a database closure ([`Db::call`]) fails the call:
+/// a database fault stays one, anything else (an account that vanished, say) is a row that does
+/// not make sense to the caller. Callers that expect [`AuthError::Missing`] match on it inside
+/// the closure.
+///
+/// [`Db::call`]: super::db::Db::call
+impl From<AuthError> for DbError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Db(d) => d,
+            other => DbError::Corrupt(other.to_string()),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for AuthError {
     fn from(e: rusqlite::Error) -> Self {
         AuthError::Db(DbError::Sqlite(e))
