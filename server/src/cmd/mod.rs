@@ -13,8 +13,6 @@ use imagecast_shared::limits::MAX_REASON;
 use imagecast_shared::msg::{ClientMsg, DeliveryOutcome, ErrorCode, ErrorInfo, Role, ServerMsg};
 use imagecast_shared::{RequestId, text};
 
-pub use distribution::resolve_destinations;
-
 use crate::net::outbox::ConnHandle;
 use crate::state::ServerState;
 use crate::store::auth::Device;

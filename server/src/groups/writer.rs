@@ -659,6 +659,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::groups::domain_key;
 
     const ALL: &str = "# all distribution destinations\n# all.rec\n\
         sale1.hqs.mei.co.jp;sales department 1 of the head office\n\
@@ -1021,7 +1022,7 @@ mod tests {
         let sales = s.group(SALES_GROUP).unwrap();
         let domains = |f: &RecFile| {
             f.members()
-                .map(|m| m.domain.to_ascii_lowercase())
+                .map(|m| domain_key(&m.domain).into_owned())
                 .collect::<Vec<_>>()
         };
         assert_eq!(domains(develop), ["devl1.osk.mei.co.jp"]);
