@@ -30,6 +30,7 @@
 
 pub mod cmd;
 pub mod delivery;
+pub mod demo;
 pub mod groups;
 pub mod net;
 pub mod state;

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use imagecast_server::groups::GroupDir;
 use imagecast_server::store::datadir::DataDir;
 use imagecast_server::store::{auth, queue, tls};
-use imagecast_server::{ServerConfig, ServerState};
+use imagecast_server::{ServerConfig, ServerState, demo};
 use imagecast_shared::limits::MAX_REASON;
 use imagecast_shared::msg::{DeviceKind, Role};
 use imagecast_shared::text::{escape as esc, escape_bounded as esc_bounded};
@@ -239,15 +239,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_key,
         } => {
             let data = DataDir::new(&data_dir);
-            let mut report = data.init(demo)?;
+            let (mut fingerprint, demo) = if demo {
+                let made = demo::init(&data)?;
+                (made.fingerprint.clone(), Some(made))
+            } else {
+                (data.init(&[])?, None)
+            };
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
-                report.fingerprint = tls::install(&data.tls_dir(), &cert, &key)?;
+                fingerprint = tls::install(&data.tls_dir(), &cert, &key)?;
             }
             println!("initialised {}", data_dir.display());
-            println!("server certificate fingerprint {}", report.fingerprint);
-            if demo {
+            println!("server certificate fingerprint {fingerprint}");
+            if let Some(made) = demo {
                 println!("demo devices (domain, kind, name, token):");
-                for (d, token) in &report.devices {
+                for (d, token) in &made.devices {
                     println!(
                         "  {:<22} {:<4} {:<44} {token}",
                         d.domain,
@@ -256,17 +261,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
                 println!("demo users (user ID / password, role):");
-                for (u, p, r) in &report.users {
+                for (u, p, r) in &made.users {
                     println!("  {u} / {p}  {}", r.as_str());
                 }
-                let tokens: String = report
-                    .devices
-                    .iter()
-                    .map(|(d, t)| format!("{} {t}\n", d.domain))
-                    .collect();
-                let path = data_dir.join("demo-tokens.txt");
-                std::fs::write(&path, tokens)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let path = demo::write_tokens(&data, &made.devices)?;
                 println!("tokens also written to {}", path.display());
             }
             Ok(ExitCode::SUCCESS)

@@ -10,6 +10,7 @@
 //! - [`marksheet`]: mark sheets (FIG. 20): a QR code of the image ID stamped on page one.
 
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod marksheet;
 pub mod panel;

@@ -181,7 +181,7 @@ mod tests {
     /// device.
     async fn session(dir: &tempfile::TempDir) -> Session {
         let data = DataDir::new(dir.path().join("data"));
-        data.init(false).unwrap();
+        data.init(&[]).unwrap();
         let conn = data.connect().unwrap();
         auth::add_device(&conn, DEVICE, "PC one", DeviceKind::Pc).unwrap();
         auth::add_user(

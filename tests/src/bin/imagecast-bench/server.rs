@@ -119,7 +119,7 @@ impl BenchServer {
             .prefix("imagecast-bench-")
             .tempdir()?;
         let data = DataDir::new(dir.path().join("data"));
-        data.init(false)?;
+        data.init(&[])?;
 
         let line = |domain: &str| format!("{domain};bench terminal {domain}");
         let sender_domain = "sender.bench.imagecast".to_owned();
