@@ -28,6 +28,7 @@
 //! queue in [`store::queue`] and pushes through the connection's [`net::outbox`].
 //! `main.rs` only parses arguments, sets up logging and calls the library.
 
+pub mod cli;
 pub mod cmd;
 pub mod delivery;
 pub mod demo;

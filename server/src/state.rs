@@ -90,13 +90,9 @@ impl ServerState {
         let db = Db::open(&data.db_path())
             .with_context(|| format!("cannot open the database {}", data.db_path().display()))?;
         let groups = Arc::new(GroupDir::new(data.groups_dir()));
-        match groups.snapshot() {
-            Ok(snap) => {
-                for p in snap.problems() {
-                    tracing::warn!("{p}");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot read the group files"),
+        // The first snapshot logs every problem of the group files.
+        if let Err(e) = groups.snapshot() {
+            tracing::error!(error = %e, "cannot read the group files");
         }
         groups::writer::remove_stale_temp_files(&data.groups_dir());
         let rec_writer = RecWriter::new(groups.clone());
