@@ -14,8 +14,9 @@ use super::{Session, check_name, error};
 use crate::delivery;
 use crate::groups::{Unresolved, domain_key, resolve_destinations};
 use crate::state::UploadClaim;
+use crate::store::pages;
 use crate::store::queue::{self, NewDistribution};
-use crate::store::spool::{Upload, UploadError};
+use crate::store::spool::{SpoolError, Upload, UploadError};
 
 /// Most uploads one connection may have open at once.
 const MAX_OPEN_UPLOADS: usize = 4;
@@ -327,11 +328,21 @@ impl Session {
                 ),
             ));
         }
-        let image = tokio::task::spawn_blocking(move || upload.finish())
-            .await
-            .map_err(storage_error)?
-            .map_err(storage_error)?;
         let dist = st.request.dist;
+        let files = st.request.pages.len();
+        let spool = self.state.spool.clone();
+        // The journal counts pages, not files: a multi-page TIFF is read for its page count
+        // once it is durable.
+        let (image, page_count) = tokio::task::spawn_blocking(move || {
+            let image = upload.finish()?;
+            let pages = (0..files)
+                .map(|i| pages::count(&spool.page_path(&dist, i)))
+                .fold(0u32, u32::saturating_add);
+            Ok::<_, SpoolError>((image, pages))
+        })
+        .await
+        .map_err(storage_error)?
+        .map_err(storage_error)?;
         let user = self.user.as_ref().map(|u| u.0.clone()).unwrap_or_default();
         let new = NewDistribution {
             dist,
@@ -341,6 +352,7 @@ impl Session {
             },
             user,
             pages: st.request.pages.clone(),
+            page_count,
             destinations: st.destinations.clone(),
         };
         if let Err(e) = self.state.db.call(move |c| queue::insert(c, &new)).await {

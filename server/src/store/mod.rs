@@ -7,6 +7,7 @@
 //! - [`auth`]: devices (tokens) and users (passwords, roles).
 //! - [`queue`]: distributions, their deliveries, and the journal, as rows.
 //! - [`spool`]: accepted images on disk, and held once in memory while they are delivered.
+//! - [`pages`]: how many pages a spooled file holds (a multi-page TIFF, each of its pages).
 //! - [`tls`]: the server's key and certificate in `DATA/tls/`.
 //! - [`files`]: atomic and owner-only file writes.
 
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod datadir;
 pub mod db;
 pub mod files;
+pub mod pages;
 pub mod queue;
 pub mod spool;
 pub mod tls;
