@@ -16,12 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::{ServerConfig, ServerState};
-use crate::store::datadir::DataDir;
+use crate::store::datadir::{DEMO_TOKENS_FILE, DataDir};
 use crate::store::{auth, files, tls};
-
-/// The file, in the data directory, that lists every demo device's token ("domain token" a
-/// line); only its owner may read it.
-pub const TOKENS_FILE: &str = "demo-tokens.txt";
 
 /// How long [`DemoServer::shutdown`] waits for the server to close its connections.
 const STOP_WAIT: Duration = Duration::from_secs(6);
@@ -205,13 +201,13 @@ fn reuse(data: &DataDir) -> anyhow::Result<Vec<(DemoDevice, String)>> {
     Ok(devices)
 }
 
-/// Writes [`TOKENS_FILE`] in the data directory, readable by its owner only; returns its path.
+/// Writes [`DEMO_TOKENS_FILE`] in the data directory, readable by its owner only; returns its path.
 pub fn write_tokens(data: &DataDir, devices: &[(DemoDevice, String)]) -> anyhow::Result<PathBuf> {
     let tokens: String = devices
         .iter()
         .map(|(d, t)| format!("{} {t}\n", d.domain))
         .collect();
-    let path = data.root().join(TOKENS_FILE);
+    let path = data.root().join(DEMO_TOKENS_FILE);
     files::write_private(&path, tokens.as_bytes())?;
     Ok(path)
 }
@@ -239,7 +235,7 @@ impl std::fmt::Debug for DemoServer {
 
 impl DemoServer {
     /// Creates the demo's data directory at `dir` (or reuses it: groups edited and images
-    /// queued stay, every device gets a fresh token), writes [`TOKENS_FILE`], and serves it
+    /// queued stay, every device gets a fresh token), writes [`DEMO_TOKENS_FILE`], and serves it
     /// over TLS on `listen` (`127.0.0.1:0` picks a free port).
     pub async fn start(dir: impl Into<PathBuf>, listen: &str) -> anyhow::Result<DemoServer> {
         let data = DataDir::new(dir);
@@ -315,9 +311,9 @@ impl Drop for DemoServer {
 }
 
 /// Creates or reuses the data directory and returns every demo device with a usable token,
-/// also written to [`TOKENS_FILE`]. Blocking.
+/// also written to [`DEMO_TOKENS_FILE`]. Blocking.
 fn prepare(data: &DataDir) -> anyhow::Result<Vec<(DemoDevice, String)>> {
-    std::fs::create_dir_all(data.root())
+    files::create_private_dir(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;
     let devices = if data.db_path().exists() {
         reuse(data)?

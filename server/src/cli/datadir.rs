@@ -74,8 +74,9 @@ pub fn tls_install(data: &DataDir, cert: &Path, key: &Path) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// `check`: every problem of the group files once, on standard output; fails when one is an
-/// error (a warning alone does not).
+/// `check`: every problem of the group files once, on standard output, then what of the data
+/// directory other users may read or write; fails when a group file has an error (warnings
+/// alone do not).
 pub fn check(data: &DataDir) -> anyhow::Result<ExitCode> {
     if !data.groups_dir().is_dir() {
         bail!(
@@ -92,6 +93,10 @@ pub fn check(data: &DataDir) -> anyhow::Result<ExitCode> {
         if !p.is_warning() {
             errors += 1;
         }
+    }
+    // Like ssh with a private key: what others may read is said, not refused.
+    for open in data.open_to_others() {
+        println!("{}", esc(&open.to_string()));
     }
     let groups = snap.groups().len();
     if errors > 0 {

@@ -5,8 +5,15 @@
 //!   groups/*.rec     destination group files (the seed's format; edit them freely)
 //!   imagecast.db     devices, users, distributions, deliveries, journal (SQLite, WAL)
 //!   spool/           accepted images until every destination has them
+//!   tls/             the server's key and certificate
+//!   demo-tokens.txt  with `init --demo`: every demo device's token
 //! ```
+//!
+//! Everything in it is its owner's only ([`files`]): `check` names what other local users
+//! may read or write ([`DataDir::open_to_others`]).
 
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -22,6 +29,34 @@ pub struct DataDir {
 
 /// The name of "all distribution destinations".
 pub const ALL_GROUP_NAME: &str = "all distribution destinations";
+
+/// The file that lists every demo device's token ("domain token" a line), written by
+/// `init --demo` and `imagecast demo`.
+pub const DEMO_TOKENS_FILE: &str = "demo-tokens.txt";
+
+/// A file or folder of the data directory that other local users may read or write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenToOthers {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// Its permission bits.
+    pub mode: u32,
+    /// The mode it should have: `0700` for a folder, `0600` for a file.
+    pub private: u32,
+}
+
+impl fmt::Display for OpenToOthers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: warning: other users may read or write it (mode {:04o}); run chmod {:o} {}",
+            self.path.display(),
+            self.mode,
+            self.private,
+            self.path.display()
+        )
+    }
+}
 
 impl DataDir {
     /// The data directory at `root`.
@@ -66,6 +101,38 @@ impl DataDir {
         Ok(())
     }
 
+    /// The parts that hold secrets or documents (the folder itself, the database, the spool,
+    /// the TLS key, `demo-tokens.txt`) that other local users may read or write; what does not
+    /// exist is skipped.
+    pub fn open_to_others(&self) -> Vec<OpenToOthers> {
+        let db = self.db_path().into_os_string();
+        let with = |suffix: &str| {
+            let mut p = db.clone();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        let checked = [
+            (self.root.clone(), files::PRIVATE_DIR),
+            (self.db_path(), files::PRIVATE_FILE),
+            (with("-wal"), files::PRIVATE_FILE),
+            (with("-shm"), files::PRIVATE_FILE),
+            (self.spool_dir(), files::PRIVATE_DIR),
+            (tls::files(&self.tls_dir()).1, files::PRIVATE_FILE),
+            (self.root.join(DEMO_TOKENS_FILE), files::PRIVATE_FILE),
+        ];
+        checked
+            .into_iter()
+            .filter_map(|(path, private)| {
+                let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o7777;
+                (mode & 0o077 != 0).then_some(OpenToOthers {
+                    path,
+                    mode,
+                    private,
+                })
+            })
+            .collect()
+    }
+
     /// Opens a database connection for a command-line operation.
     pub fn connect(&self) -> anyhow::Result<rusqlite::Connection> {
         self.check_exists()?;
@@ -83,12 +150,16 @@ impl DataDir {
                 self.root.display()
             );
         }
-        std::fs::create_dir_all(self.groups_dir())
-            .with_context(|| format!("cannot create {}", self.groups_dir().display()))?;
-        std::fs::create_dir_all(self.spool_dir())
-            .with_context(|| format!("cannot create {}", self.spool_dir().display()))?;
+        for dir in [self.root.clone(), self.groups_dir(), self.spool_dir()] {
+            files::create_private_dir(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         let all = self.groups_dir().join(ALL_FILE);
         let fingerprint = tls::create(&self.tls_dir(), &[])?;
+        // Created empty for its owner only before SQLite opens it: its -wal and -shm files
+        // take its mode.
+        files::create_private_file(&self.db_path())
+            .with_context(|| format!("cannot create {}", self.db_path().display()))?;
         db::open_connection(&self.db_path())?;
         if !all.exists() {
             let mut text = format!("# {ALL_GROUP_NAME}\n# {ALL_FILE}\n");

@@ -20,7 +20,7 @@ pub const KEY_FILE: &str = "server.key";
 /// Makes a key and a self-signed certificate for `names` (plus localhost and 127.0.0.1) in
 /// `dir`; the key file is readable by its owner only. Returns the fingerprint.
 pub fn create(dir: &Path, names: &[String]) -> anyhow::Result<String> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    files::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     sans.extend(names.iter().cloned());
     let certified =
@@ -37,7 +37,7 @@ pub fn create(dir: &Path, names: &[String]) -> anyhow::Result<String> {
 pub fn install(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<String> {
     let (certs, key_der) = read_pair(cert, key)?;
     config(certs.clone(), key_der)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    files::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key_bytes = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
     let cert_bytes =
         std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;

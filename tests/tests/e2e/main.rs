@@ -9,6 +9,7 @@ mod faults;
 mod groups;
 mod hostile;
 mod login_attacks;
+mod papercuts_server;
 mod receiving_attacks;
 mod recovery;
 mod terminal_attacks;
