@@ -4,29 +4,43 @@
 //!
 //! # Layout
 //!
-//! The folders are the layers, lowest first; a module imports only from its own layer and
-//! those below it.
+//! One folder per concern, the lowest first. Where a concern has both state and tasks, its
+//! state (the outbox and registry in `net/`, the acknowledgement slots and watchers in
+//! `delivery/`) sits below [`state`], which gathers it, and its tasks (connections, workers)
+//! above. No two files import each other, directly or round a circle.
 //!
-//! - [`store`]: everything on disk, in one data directory: the database (devices, users, the
-//!   distribution queue, the journal), the spool of accepted images, the TLS identity.
-//! - [`groups`]: the seed's `.rec` group files, the group table (FIG. 18), registration and
-//!   withdrawal edits, resolving a distribution's destinations.
-//! - [`state`]: [`ServerState`], what every connection shares, opened from a data directory.
-//! - [`delivery`]: pushing images to terminals (one worker per receiving connection while
-//!   something is queued for it), the acknowledgement slots and the progress watchers.
+//! - [`store`]: everything on disk, in one data directory ([`store::datadir`]): the database
+//!   thread ([`store::db`]), devices and users ([`store::auth`]), the distribution queue and
+//!   the journal ([`store::queue`]), the spool of accepted images ([`store::spool`]), the TLS
+//!   identity ([`store::tls`]), and owner-only, crash-safe file writes ([`store::files`]).
+//! - [`groups`]: the seed's `.rec` group files ([`groups::rec`]), the group table of FIG. 18
+//!   ([`groups::table`]), registration and withdrawal edits ([`groups::writer`]), and
+//!   resolving a distribution's destinations ([`groups::resolve`]).
+//! - [`state`]: [`ServerState`], what every connection shares, opened from a data directory,
+//!   and the claim that keeps one upload on one connection.
+//! - [`delivery`]: pushing images to terminals, one worker per receiving connection while
+//!   something is queued for its device ([`delivery::worker`]); the acknowledgement slots
+//!   ([`delivery::acks`]) and the progress watchers ([`delivery::watchers`]).
 //! - [`cmd`]: the requests after the handshake, one file per concern behind one `match`.
-//! - [`net`]: the network edge: the listener, each connection (handshake, reader, writer), the
-//!   per-connection outbox, the registry of who is connected, the login throttle.
+//! - [`net`]: the network edge: the listener and its accept loop ([`net::listener`]), one
+//!   terminal's connection ([`net::conn`]), its outbound queues ([`net::outbox`]), who is
+//!   connected ([`net::registry`]), failed-login delays ([`net::throttle`]), and account
+//!   changes made by other processes ([`net::accounts`]).
+//! - [`demo`]: the seed's demo network, for `init --demo` and for `imagecast demo`, which
+//!   reaches the server through this module only.
+//! - [`cli`]: the `imagecast-server` commands, one function each behind one `match`;
+//!   `main.rs` only parses the arguments, sets up logging and calls [`cli::Cli::run`].
 //!
-//! To come beside them: `fax/` (the fax gateway), `relay/` (server-to-server forwarding) and
-//! `cluster/` (several servers sharing the load).
+//! To come beside them: `fax/` (the fax gateway as a destination), `relay/` (forwarding to
+//! another image server) and `cluster/` (several servers sharing one network).
 //!
 //! # Where to start reading
 //!
-//! [`net::run`] accepts connections; [`net::conn`] reads a terminal's requests and hands each
-//! to [`cmd::Session::handle`]; a committed distribution wakes [`delivery`], which reads the
-//! queue in [`store::queue`] and pushes through the connection's [`net::outbox`].
-//! `main.rs` only parses arguments, sets up logging and calls the library.
+//! [`net::run`] accepts a connection and [`net::conn`] checks its hello, then hands each
+//! request to [`cmd::Session::handle`]. A committed distribution ([`cmd`]'s
+//! `distribution.rs`) is in the spool and the queue before it is answered; then
+//! [`delivery::wake`] starts the receivers' workers, which read [`store::queue`] and push
+//! through each connection's [`net::outbox`], and [`delivery::watchers`] tell the sender.
 
 pub mod cli;
 pub mod cmd;

@@ -44,21 +44,23 @@ impl Default for ServerConfig {
     }
 }
 
-/// Everything the connections share: one per running server, behind an `Arc`.
+/// Everything the connections share: one per running server, behind an `Arc`. Each part
+/// belongs to the module that works it; this only holds them together and opens them from a
+/// data directory.
 pub struct ServerState {
-    /// Settings.
+    /// Timings and limits, fixed for the server's life.
     pub config: ServerConfig,
-    /// The data directory.
+    /// Where everything below is kept on disk.
     pub data: DataDir,
-    /// The database.
+    /// Devices, users, the distribution queue and the journal, behind one database thread.
     pub db: Db,
-    /// The group files.
+    /// The group files as they are now, rescanned when they change.
     pub groups: Arc<GroupDir>,
-    /// Registration and withdrawal edits.
+    /// Registration and withdrawal edits, one file at a time.
     pub rec_writer: RecWriter,
-    /// Accepted images on disk.
+    /// Accepted images on disk until every destination has them.
     pub spool: Spool,
-    /// Images being delivered, held once.
+    /// The images being delivered, held in memory once for every connection.
     pub images: ImageCache,
     /// Who is connected, and each device's receiving connection.
     pub connections: Registry,

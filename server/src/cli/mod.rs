@@ -1,10 +1,10 @@
 //! The `imagecast-server` command line: the arguments ([`Cli`]), and one function per command
 //! behind one `match` ([`Cli::run`]). `main.rs` parses, sets up logging and calls [`Cli::run`].
 //!
-//! - [`datadir`]: `init`, `check`, `fingerprint`, `tls create|install`.
-//! - [`accounts`]: `device …`, `user …`, `logins`.
-//! - [`journal`]: `journal`.
-//! - [`serve`]: `run`.
+//! - `datadir.rs`: `init`, `check`, `fingerprint`, `tls create|install`.
+//! - `accounts.rs`: `device …`, `user …`, `logins`.
+//! - `journal.rs`: `journal`.
+//! - `serve.rs`: `run`.
 //!
 //! What a command prints on standard output is its result (a token, a fingerprint, a listing),
 //! one item a line; what it says about it goes to standard error.

@@ -3,7 +3,7 @@
 //!
 //! Progress events may be skipped for a watcher whose queue is full: a thousand destinations
 //! starting at once would otherwise overflow it, and the final results repeat every state. The
-//! final results always get through to a watcher that reads (see [`RESULT_PATIENCE`]).
+//! final results always get through to a watcher that reads (within `RESULT_PATIENCE`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -64,12 +64,13 @@ mod tests {
 
     fn tiff(pages: u32) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
-        let mut enc = TiffEncoder::new(&mut out).unwrap();
-        for p in 0..pages {
-            let data: Vec<u8> = (0..64u32).map(|i| (i * (p + 1)) as u8).collect();
-            enc.write_image::<Gray8>(8, 8, &data).unwrap();
+        {
+            let mut enc = TiffEncoder::new(&mut out).unwrap();
+            for p in 0..pages {
+                let data: Vec<u8> = (0..64u32).map(|i| (i * (p + 1)) as u8).collect();
+                enc.write_image::<Gray8>(8, 8, &data).unwrap();
+            }
         }
-        drop(enc);
         out.into_inner()
     }
 
