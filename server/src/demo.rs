@@ -27,11 +27,11 @@ const STOP_WAIT: Duration = Duration::from_secs(6);
 pub struct DemoDevice {
     /// Reference numeral in the seed (MFP 120, PC 160...), or 0 for the extra offices.
     pub numeral: u32,
-    /// Network domain name.
+    /// Network domain name, as `all.rec` lists it and the device says it in its hello.
     pub domain: &'static str,
-    /// Destination name.
+    /// Destination name, as terminals show it.
     pub name: &'static str,
-    /// Kind.
+    /// MFP or PC: what the device does with what it receives (prints it, or stores it).
     pub kind: DeviceKind,
 }
 

@@ -21,7 +21,8 @@ use anyhow::{Context, bail};
 use super::{db, files, tls};
 use crate::groups::{ALL_FILE, GroupError, RecFile};
 
-/// A data directory.
+/// A data directory: only paths, so it is cheap to make and pass around; nothing is read
+/// until a method asks.
 #[derive(Clone, Debug)]
 pub struct DataDir {
     root: PathBuf,
@@ -69,12 +70,12 @@ impl DataDir {
         &self.root
     }
 
-    /// `groups/`.
+    /// `groups/`: the `.rec` files, the operator's to edit.
     pub fn groups_dir(&self) -> PathBuf {
         self.root.join("groups")
     }
 
-    /// `imagecast.db`.
+    /// `imagecast.db`: accounts, the queue and the journal.
     pub fn db_path(&self) -> PathBuf {
         self.root.join("imagecast.db")
     }
@@ -84,7 +85,7 @@ impl DataDir {
         self.root.join("tls")
     }
 
-    /// `spool/`.
+    /// `spool/`: accepted images until every destination has them.
     pub fn spool_dir(&self) -> PathBuf {
         self.root.join("spool")
     }
