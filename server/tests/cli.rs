@@ -107,3 +107,48 @@ fn init_check_and_accounts() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("bad.rec:3: "));
 }
+
+#[test]
+fn a_command_without_a_data_directory_says_how_to_give_one() {
+    for args in [
+        &["check"][..],
+        &["device", "list"],
+        &["journal", "--last", "3"],
+    ] {
+        let out = server()
+            .args(args)
+            .env_remove("IMAGECAST_DATA_DIR")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("this command needs --data-dir or IMAGECAST_DATA_DIR"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Given once, anywhere after the command, or by the environment.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let out = server()
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = server()
+        .args(["device", "list"])
+        .env("IMAGECAST_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -473,7 +473,7 @@ mod throttle_schedules {
     use std::collections::HashMap;
     use std::time::{Duration, Instant};
 
-    use imagecast_server::throttle::{
+    use imagecast_server::net::throttle::{
         Attempt, DEVICE, DEVICE_USER, LoginThrottle, Policy, USER, delay_after,
     };
     use proptest::prelude::*;

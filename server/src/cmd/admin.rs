@@ -8,9 +8,9 @@ use imagecast_shared::msg::{
 
 use super::registration::group_error;
 use super::{Session, check_name, error};
-use crate::auth::{self, AuthError};
-use crate::db::DbError;
 use crate::groups::{Registration, Withdrawal};
+use crate::store::auth::{self, AuthError};
+use crate::store::db::{DbError, now_ms};
 
 fn db_error(e: DbError) -> ErrorInfo {
     tracing::error!(error = %e, "database error");
@@ -19,13 +19,6 @@ fn db_error(e: DbError) -> ErrorInfo {
         None,
         "the server's database failed; nothing changed",
     )
-}
-
-fn auth_db(e: AuthError) -> DbError {
-    match e {
-        AuthError::Db(d) => d,
-        other => DbError::Corrupt(other.to_string()),
-    }
 }
 
 impl Session {
@@ -77,16 +70,11 @@ impl Session {
 
     pub(super) async fn list_devices(&mut self, id: RequestId) -> Result<ServerMsg, ErrorInfo> {
         self.require_admin("listing devices")?;
-        let devices = self
-            .state
-            .db
-            .call(|c| auth::devices(c).map_err(auth_db))
-            .await
-            .map_err(db_error)?;
+        let devices = self.state.db.call(auth::devices).await.map_err(db_error)?;
         let devices = devices
             .into_iter()
             .map(|d| DeviceInfo {
-                online: self.state.hub.is_online(&d.domain),
+                online: self.state.connections.is_online(&d.domain),
                 domain: d.domain,
                 name: d.name,
                 kind: d.kind,
@@ -110,7 +98,7 @@ impl Session {
             .call(move |c| match auth::revoke_device(c, &d) {
                 Ok(()) => Ok(Ok(())),
                 Err(AuthError::Missing(m)) => Ok(Err(m)),
-                Err(e) => Err(auth_db(e)),
+                Err(e) => Err(DbError::from(e)),
             })
             .await
             .map_err(db_error)?;
@@ -123,7 +111,7 @@ impl Session {
         }
         // At once, not a second later through the account events: every connection whose
         // token was checked before now used the revoked token (a later check is refused).
-        let dropped = self.state.hub.drop_device(&domain, crate::db::now_ms());
+        let dropped = self.state.connections.drop_device(&domain, now_ms());
         tracing::warn!(admin = ?self.user, %domain, dropped, "device token revoked");
         Ok(ServerMsg::Ok { id })
     }
@@ -138,7 +126,7 @@ impl Session {
         let entries = self
             .state
             .db
-            .call(move |c| auth::failed_logins(c, n).map_err(auth_db))
+            .call(move |c| auth::failed_logins(c, n))
             .await
             .map_err(db_error)?;
         Ok(ServerMsg::FailedLogins { id, entries })

@@ -1,7 +1,6 @@
 //! FIG. 3 and 4: a terminal uploads an image with its destination information; the server
 //! stores it durably, resolves the destinations and answers "accepted".
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,10 +11,12 @@ use imagecast_shared::msg::{
 use imagecast_shared::{DistributionId, RequestId};
 
 use super::{Session, check_name, error};
-use crate::UploadClaim;
-use crate::groups::{GroupSnapshot, domain_key};
-use crate::queue::{self, NewDistribution};
-use crate::spool::{Upload, UploadError};
+use crate::delivery;
+use crate::groups::{Unresolved, domain_key, resolve_destinations};
+use crate::state::UploadClaim;
+use crate::store::pages;
+use crate::store::queue::{self, NewDistribution};
+use crate::store::spool::{SpoolError, Upload, UploadError};
 
 /// Most uploads one connection may have open at once.
 const MAX_OPEN_UPLOADS: usize = 4;
@@ -34,64 +35,14 @@ pub struct UploadState {
     _claim: UploadClaim,
 }
 
-/// Resolves groups and individual destinations to destinations, each once (FIG. 4, S42–S43).
-/// Group members equal to the sender are left out; the sender is included only when picked
-/// individually. Names come from `all.rec` where the domain is listed there. Each destination
-/// is named by its [`domain_key`], the one identity the queue, the connections and the journal
-/// know it by, however a group file spells it (`2001:0db8:0:0::5` is `2001:db8::5`).
-pub fn resolve_destinations(
-    snap: &GroupSnapshot,
-    sender: &str,
-    groups: &[String],
-    individuals: &[String],
-) -> Result<Vec<Destination>, ErrorInfo> {
-    let sender_key = domain_key(sender).into_owned();
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for (i, g) in groups.iter().enumerate() {
-        let file = snap.group(g).ok_or_else(|| {
-            error(
-                ErrorCode::UnknownGroup,
-                Some(&format!("groups[{i}]")),
-                format!("unknown destination group {g:?}"),
-            )
-        })?;
-        for m in file.members() {
-            let key = domain_key(&m.domain).into_owned();
-            if key == sender_key || !seen.insert(key.clone()) {
-                continue;
-            }
-            let name = snap
-                .destination_name(&m.domain)
-                .unwrap_or(&m.name)
-                .to_owned();
-            out.push(Destination { domain: key, name });
-        }
-    }
-    for (i, d) in individuals.iter().enumerate() {
-        let member = snap.all().and_then(|all| all.find(d)).ok_or_else(|| {
-            error(
-                ErrorCode::UnknownDomain,
-                Some(&format!("destinations[{i}]")),
-                format!("{d:?} is not listed in all.rec (all distribution destinations)"),
-            )
-        })?;
-        let key = domain_key(&member.domain).into_owned();
-        if seen.insert(key.clone()) {
-            out.push(Destination {
-                domain: key,
-                name: member.name.to_string(),
-            });
-        }
-    }
-    if out.is_empty() {
-        return Err(error(
-            ErrorCode::NoDestinations,
-            None,
-            "the chosen groups and destinations contain no destination other than this terminal",
-        ));
-    }
-    Ok(out)
+/// The error reply for destinations that do not resolve.
+fn unresolved(e: Unresolved) -> ErrorInfo {
+    let code = match e {
+        Unresolved::UnknownGroup { .. } => ErrorCode::UnknownGroup,
+        Unresolved::UnknownDomain { .. } => ErrorCode::UnknownDomain,
+        Unresolved::NoDestinations => ErrorCode::NoDestinations,
+    };
+    error(code, e.field().as_deref(), e.to_string())
 }
 
 fn check_page_name(i: usize, name: &str) -> Result<(), ErrorInfo> {
@@ -199,7 +150,8 @@ impl Session {
         }
         let snap = self.snapshot().await?;
         let destinations =
-            resolve_destinations(&snap, &self.device.domain, &req.groups, &req.destinations)?;
+            resolve_destinations(&snap, &self.device.domain, &req.groups, &req.destinations)
+                .map_err(unresolved)?;
         let sizes: Vec<u64> = req.pages.iter().map(|p| p.size).collect();
         let upload = self
             .state
@@ -376,11 +328,21 @@ impl Session {
                 ),
             ));
         }
-        let image = tokio::task::spawn_blocking(move || upload.finish())
-            .await
-            .map_err(storage_error)?
-            .map_err(storage_error)?;
         let dist = st.request.dist;
+        let files = st.request.pages.len();
+        let spool = self.state.spool.clone();
+        // The journal counts pages, not files: a multi-page TIFF is read for its page count
+        // once it is durable.
+        let (image, page_count) = tokio::task::spawn_blocking(move || {
+            let image = upload.finish()?;
+            let pages = (0..files)
+                .map(|i| pages::count(&spool.page_path(&dist, i)))
+                .fold(0u32, u32::saturating_add);
+            Ok::<_, SpoolError>((image, pages))
+        })
+        .await
+        .map_err(storage_error)?
+        .map_err(storage_error)?;
         let user = self.user.as_ref().map(|u| u.0.clone()).unwrap_or_default();
         let new = NewDistribution {
             dist,
@@ -390,6 +352,7 @@ impl Session {
             },
             user,
             pages: st.request.pages.clone(),
+            page_count,
             destinations: st.destinations.clone(),
         };
         if let Err(e) = self.state.db.call(move |c| queue::insert(c, &new)).await {
@@ -398,14 +361,15 @@ impl Session {
         }
         self.state.images.insert(dist, image);
         self.watch_dist(dist);
-        self.state
-            .hub
-            .wake(st.destinations.iter().map(|d| d.domain.as_str()));
+        delivery::wake(
+            &self.state,
+            st.destinations.iter().map(|d| d.domain.as_str()),
+        );
         Ok(std::mem::take(&mut st.destinations))
     }
 
     fn watch_dist(&mut self, dist: DistributionId) {
-        self.state.hub.watch(dist, self.conn.clone());
+        self.state.watchers.watch(dist, self.conn.clone());
         if !self.watching.contains(&dist) {
             self.watching.push(dist);
         }

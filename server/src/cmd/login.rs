@@ -1,15 +1,15 @@
 //! FIG. 6: a user logs in with a user ID and password.
 //!
 //! The steps, in this order:
-//! 1. the [throttle](crate::throttle) admits the attempt or refuses it at once (nothing
+//! 1. the [throttle](crate::net::throttle) admits the attempt or refuses it at once (nothing
 //!    sleeps, so a throttled login holds nothing);
 //! 2. the user's password hash is read;
-//! 3. a permit for a password check is taken ([`PasswordChecks`](crate::throttle::PasswordChecks):
+//! 3. a permit for a password check is taken ([`PasswordChecks`](crate::net::throttle::PasswordChecks):
 //!    a few at once, a bounded line, past it "busy");
 //! 4. argon2 runs in a blocking task that holds the permit;
-//! 5. on success the user is filed with the hub *before* the hash is read again: a password
+//! 5. on success the user is filed in the registry *before* the hash is read again: a password
 //!    change or removal committed before that second read fails the login, and one committed
-//!    after it writes an account event that the server's watcher applies to the hub, where
+//!    after it writes an account event that the server's watcher applies to the registry, where
 //!    this session already is.
 //!
 //! Steps 3 and 4 end as soon as the connection is dropped (a revocation, the shutdown), and
@@ -19,9 +19,9 @@ use imagecast_shared::RequestId;
 use imagecast_shared::msg::{ErrorCode, ErrorInfo, ServerMsg};
 
 use super::{Session, check_name, error};
-use crate::ServerState;
-use crate::auth::{self, User};
-use crate::throttle::Attempt;
+use crate::net::throttle::Attempt;
+use crate::state::ServerState;
+use crate::store::auth::{self, User};
 
 /// The answer to a wrong password and to an unknown user alike.
 const WRONG: &str = "wrong user ID or password";
@@ -36,7 +36,7 @@ impl Session {
         check_name("user", &user)?;
         // Whatever the outcome, whoever was logged in here is not any more.
         self.user = None;
-        self.state.hub.set_user(self.conn.id, None);
+        self.state.connections.set_user(self.conn.id, None);
         let state = self.state.clone();
         let attempt = match state.throttle.admit(&self.device.domain, &user) {
             Ok(a) => a,
@@ -80,9 +80,7 @@ impl Session {
                     (self.device.domain.clone(), user.clone(), self.peer.clone());
                 if let Err(e) = state
                     .db
-                    .call(move |c| {
-                        auth::record_failed_login(c, &device, &who, &peer).map_err(db_error)
-                    })
+                    .call(move |c| auth::record_failed_login(c, &device, &who, &peer))
                     .await
                 {
                     tracing::error!(error = %e, "cannot record a failed login");
@@ -102,11 +100,13 @@ impl Session {
         attempt: Attempt<'_>,
     ) -> Result<ServerMsg, ErrorInfo> {
         // Filed first, read again second (see the module doc).
-        self.state.hub.set_user(self.conn.id, Some(&account.user));
+        self.state
+            .connections
+            .set_user(self.conn.id, Some(&account.user));
         let again = read_secret(&self.state, &account.user).await;
         let unchanged = matches!(&again, Ok(Some((u, h))) if h == hash && u.role == account.role);
         if !unchanged {
-            self.state.hub.set_user(self.conn.id, None);
+            self.state.connections.set_user(self.conn.id, None);
             // Neither a failure nor a success: the attempt only gives its place back.
             drop(attempt);
             tracing::warn!(user = %account.user, device = %self.device.domain, "the account changed during a login; no session");
@@ -149,19 +149,12 @@ impl Session {
     }
 }
 
-fn db_error(e: auth::AuthError) -> crate::db::DbError {
-    match e {
-        auth::AuthError::Db(d) => d,
-        other => crate::db::DbError::Corrupt(other.to_string()),
-    }
-}
-
 /// A user's account and password hash, as stored now.
 async fn read_secret(state: &ServerState, user: &str) -> Result<Option<(User, String)>, ErrorInfo> {
     let user = user.to_owned();
     state
         .db
-        .call(move |c| auth::user_secret(c, &user).map_err(db_error))
+        .call(move |c| auth::user_secret(c, &user))
         .await
         .map_err(|e| error(ErrorCode::Internal, None, e.to_string()))
 }
@@ -178,9 +171,9 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::datadir::DataDir;
-    use crate::hub::ConnHandle;
-    use crate::{ServerConfig, ServerState};
+    use crate::net::outbox::ConnHandle;
+    use crate::state::{ServerConfig, ServerState};
+    use crate::store::datadir::DataDir;
 
     const DEVICE: &str = "pc1.example";
 
@@ -188,7 +181,7 @@ mod tests {
     /// device.
     async fn session(dir: &tempfile::TempDir) -> Session {
         let data = DataDir::new(dir.path().join("data"));
-        data.init(false).unwrap();
+        data.init(&[]).unwrap();
         let conn = data.connect().unwrap();
         auth::add_device(&conn, DEVICE, "PC one", DeviceKind::Pc).unwrap();
         auth::add_user(
@@ -203,12 +196,15 @@ mod tests {
             .unwrap();
         let device = state
             .db
-            .call(|c| auth::device(c, DEVICE).map_err(db_error))
+            .call(|c| auth::device(c, DEVICE))
             .await
             .unwrap()
             .unwrap();
-        let conn = ConnHandle::new(state.hub.next_conn_id(), state.shutdown.child_token());
-        state.hub.attach(&conn, DEVICE, 0);
+        let conn = ConnHandle::new(
+            state.connections.next_conn_id(),
+            state.shutdown.child_token(),
+        );
+        state.connections.attach(&conn, DEVICE, 0);
         Session {
             state,
             peer: "127.0.0.1:1".into(),
@@ -231,9 +227,9 @@ mod tests {
             .db
             .call(move |c| {
                 if remove {
-                    auth::remove_user(c, "1001").map_err(db_error)
+                    auth::remove_user(c, "1001")
                 } else {
-                    auth::set_password(c, "1001", &hash).map_err(db_error)
+                    auth::set_password(c, "1001", &hash)
                 }
             })
             .await
@@ -273,7 +269,11 @@ mod tests {
             };
             assert_eq!(err.message, expected);
             assert!(session.user.is_none());
-            assert_eq!(state.hub.drop_user("1001"), 0, "no session in the hub");
+            assert_eq!(
+                state.connections.drop_user("1001"),
+                0,
+                "no session in the registry"
+            );
             // Not counted as a failure: three attempts may still run at once.
             let free: Vec<_> = (0..3)
                 .map(|_| state.throttle.admit(DEVICE, "1001").unwrap())
@@ -324,7 +324,7 @@ mod tests {
                     .is_err()
             );
             // A revocation drops the connection.
-            assert_eq!(state.hub.drop_device(DEVICE, i64::MAX), 1);
+            assert_eq!(state.connections.drop_device(DEVICE, i64::MAX), 1);
             tokio::time::timeout(Duration::from_secs(1), login)
                 .await
                 .expect("the login ends with its connection")

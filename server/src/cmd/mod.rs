@@ -13,11 +13,9 @@ use imagecast_shared::limits::MAX_REASON;
 use imagecast_shared::msg::{ClientMsg, DeliveryOutcome, ErrorCode, ErrorInfo, Role, ServerMsg};
 use imagecast_shared::{RequestId, text};
 
-pub use distribution::resolve_destinations;
-
-use crate::ServerState;
-use crate::auth::Device;
-use crate::hub::ConnHandle;
+use crate::net::outbox::ConnHandle;
+use crate::state::ServerState;
+use crate::store::auth::Device;
 
 /// The state of one terminal's connection that requests read and change.
 pub struct Session {
@@ -111,7 +109,9 @@ impl Session {
     pub fn close(&mut self) {
         // Each upload's spooled pages and claim go with it.
         self.uploads.clear();
-        self.state.hub.unwatch_all(self.conn.id, &self.watching);
+        self.state
+            .watchers
+            .unwatch_all(self.conn.id, &self.watching);
     }
 
     /// The error for a request only an administrator may make, if this user is not one.
@@ -150,7 +150,11 @@ impl Session {
         let (id, result) = match msg {
             ClientMsg::Heartbeat => return None,
             ClientMsg::DeliveryAck { delivery, outcome } => {
-                if !self.state.hub.ack(delivery, self.conn.id, bounded(outcome)) {
+                if !self
+                    .state
+                    .acks
+                    .hand_over(delivery, self.conn.id, bounded(outcome))
+                {
                     tracing::debug!(%delivery, "acknowledgement nobody waits for");
                 }
                 return None;
@@ -158,7 +162,7 @@ impl Session {
             ClientMsg::Login { id, user, password } => (id, self.login(id, user, password).await),
             ClientMsg::Logout { id } => {
                 self.user = None;
-                self.state.hub.set_user(self.conn.id, None);
+                self.state.connections.set_user(self.conn.id, None);
                 (id, Ok(ServerMsg::Ok { id }))
             }
             ClientMsg::ListGroups {

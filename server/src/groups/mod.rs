@@ -12,6 +12,8 @@
 //! - [`writer`]: [`RecWriter`] applies registrations and withdrawals atomically (temp file,
 //!   fsync, rename, fsync of the directory), one file at a time, with group commit: edits that
 //!   queue up while a write is in flight go to disk together in the next write.
+//! - [`resolve`]: [`resolve_destinations`] turns a sender's chosen groups and individual
+//!   destinations into the devices that get the image, each once, named by its [`domain_key`].
 //!
 //! # The format (seed section 1.2)
 //!
@@ -62,6 +64,7 @@
 //!   with `warning: ` before the reason of a warning.
 
 pub mod rec;
+pub mod resolve;
 pub mod table;
 pub mod writer;
 
@@ -72,6 +75,7 @@ pub use rec::{
     EditOutcome, MAX_FILE_SIZE, MAX_PROBLEMS, Member, RecEdit, RecFile, RecProblem, Severity,
     domain_key,
 };
+pub use resolve::{Unresolved, resolve_destinations};
 pub use table::{GroupDir, GroupRow, GroupSnapshot, GroupTable};
 pub use writer::{RecWriter, Registration, Withdrawal, WriterStats};
 

@@ -822,13 +822,8 @@ fn check_domain(domain: &str) -> Result<Cow<'_, str>, String> {
     if domain.is_empty() {
         return Err("the network domain name before ';' is empty".to_owned());
     }
-    if let Some(ip) = parse_ip(domain) {
-        let canonical = ip.to_string();
-        return Ok(if canonical == domain {
-            Cow::Borrowed(domain)
-        } else {
-            Cow::Owned(canonical)
-        });
+    if parse_ip(domain).is_some() {
+        return Ok(domain_key(domain));
     }
     let not_a_name = || {
         format!(
@@ -840,7 +835,6 @@ fn check_domain(domain: &str) -> Result<Cow<'_, str>, String> {
         return Err(format!("{}: longer than 253 characters", not_a_name()));
     }
     let mut all_digits = true;
-    let mut upper = false;
     for label in domain.split('.') {
         let l = label.as_bytes();
         if l.is_empty() {
@@ -856,9 +850,7 @@ fn check_domain(domain: &str) -> Result<Cow<'_, str>, String> {
             ));
         }
         for &b in l {
-            if b.is_ascii_uppercase() {
-                upper = true;
-            } else if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            if !(b.is_ascii_alphanumeric() || b == b'-') {
                 return Err(format!(
                     "{}: only letters, digits, '-' and '.' are allowed",
                     not_a_name()
@@ -875,11 +867,7 @@ fn check_domain(domain: &str) -> Result<Cow<'_, str>, String> {
     if all_digits {
         return Err(format!("{} is not a valid IPv4 address", quote(domain)));
     }
-    Ok(if upper {
-        Cow::Owned(domain.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(domain)
-    })
+    Ok(domain_key(domain))
 }
 
 /// The domain key of a member-like line (no validation), for removing every line of a domain.

@@ -324,6 +324,8 @@ pub struct GroupDir {
     file_reads: AtomicU64,
     /// Tests turn the racy-file check off to count reads exactly.
     racy_check: bool,
+    /// False for a reader that reports the problems itself ([`GroupDir::without_logging`]).
+    log_problems: bool,
 }
 
 impl GroupDir {
@@ -336,7 +338,15 @@ impl GroupDir {
             rescans: AtomicU64::new(0),
             file_reads: AtomicU64::new(0),
             racy_check: true,
+            log_problems: true,
         }
+    }
+
+    /// Logs no problems: for a one-off reader that shows them itself (`imagecast-server
+    /// check` prints each problem once, on standard output, rather than also in the log).
+    pub fn without_logging(mut self) -> GroupDir {
+        self.log_problems = false;
+        self
     }
 
     /// The directory watched.
@@ -424,7 +434,9 @@ impl GroupDir {
             &mut state.checked,
             generation,
         ));
-        log_new_problems(previous.as_deref(), &snapshot);
+        if self.log_problems {
+            log_new_problems(previous.as_deref(), &snapshot);
+        }
         state.listing_problems = listing_problems;
         state.snapshot = Some(Arc::clone(&snapshot));
         Ok(snapshot)

@@ -574,6 +574,26 @@ fn same_inode(a: &fs::Metadata, b: &fs::Metadata) -> bool {
     }
 }
 
+/// Removes the hidden `.NAME.rec.tmp-*` files that a crash during a group-file rewrite leaves
+/// (the rewrite itself never happened: the group file is intact).
+pub fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".rec.tmp-") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed a temporary file left by a crash"),
+                Err(err) => {
+                    tracing::warn!(file = %name, error = %err, "cannot remove a temporary file")
+                }
+            }
+        }
+    }
+}
+
 /// A new hidden temporary file next to `path`: `.NAME.rec.tmp-PID-N`.
 fn create_temp(path: &Path) -> Result<(PathBuf, fs::File), GroupError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -586,11 +606,15 @@ fn create_temp(path: &Path) -> Result<(PathBuf, fs::File), GroupError> {
     for _ in 0..16 {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let temp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // Its owner's only until it takes the old file's mode (no moment open to others).
+        #[cfg(unix)]
         {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(&temp) {
             Ok(file) => return Ok((temp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
             Err(e) => return Err(GroupError::io(temp, e)),
@@ -639,6 +663,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::groups::domain_key;
 
     const ALL: &str = "# all distribution destinations\n# all.rec\n\
         sale1.hqs.mei.co.jp;sales department 1 of the head office\n\
@@ -1001,7 +1026,7 @@ mod tests {
         let sales = s.group(SALES_GROUP).unwrap();
         let domains = |f: &RecFile| {
             f.members()
-                .map(|m| m.domain.to_ascii_lowercase())
+                .map(|m| domain_key(&m.domain).into_owned())
                 .collect::<Vec<_>>()
         };
         assert_eq!(domains(develop), ["devl1.osk.mei.co.jp"]);

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use imagecast_server::datadir::DEMO_DEVICES;
+use imagecast_server::demo::DEMO_DEVICES;
 use imagecast_shared::client::{
     Client, ClientConfig, ClientError, DistributionRequest, Event, Events, Inbox, InboxMode,
     OutgoingPage, Received,

@@ -79,7 +79,7 @@ async fn multipage_tiff_reaches_every_member_byte_identical_and_no_one_else() {
         assert_eq!(f[1], dist);
         assert_eq!(f[2], "plan1.hqs.mei.co.jp");
         assert!(SALES_OFFICES.contains(&f[3]), "{l}");
-        assert_eq!(f[4], "1", "pages (one file holding a 3-page TIFF): {l}");
+        assert_eq!(f[4], "3", "pages (one file holding a 3-page TIFF): {l}");
         assert_eq!(f[5], bytes.len().to_string(), "bytes: {l}");
         assert_eq!(f[6], "printed");
     }

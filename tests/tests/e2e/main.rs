@@ -9,6 +9,7 @@ mod faults;
 mod groups;
 mod hostile;
 mod login_attacks;
+mod papercuts_server;
 mod papercuts_terminal;
 mod receiving_attacks;
 mod recovery;

@@ -31,14 +31,11 @@ pub mod samples;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use imagecast_server::datadir::{DEMO_DEVICES, DEMO_USERS, DataDir, DemoDevice};
-use imagecast_server::{ServerConfig, ServerState, auth};
+use imagecast_server::demo::{DEMO_DEVICES, DemoDevice, DemoServer};
 use imagecast_shared::client::ClientConfig;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -58,7 +55,7 @@ pub const DEMO_PASSWORD: &str = "1234";
 
 /// How long [`DemoNetwork::start`] waits for the simulated terminals to connect.
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
-/// How long [`DemoNetwork::shutdown`] waits for the terminals, then for the server.
+/// How long [`DemoNetwork::shutdown`] waits for the terminals (the server has its own wait).
 const STOP_WAIT: Duration = Duration::from_secs(3);
 
 /// Where the demo goes and what it listens on.
@@ -96,14 +93,10 @@ fn terminal_tray(root: &Path, domain: &str) -> PathBuf {
 /// The seed's network, running: the server and the simulated terminals.
 pub struct DemoNetwork {
     root: PathBuf,
-    data: DataDir,
-    addr: String,
-    state: Arc<ServerState>,
+    server: DemoServer,
     panel: DemoDevice,
     panel_token: String,
     terminals: Vec<SimulatedTerminal>,
-    shutdown: CancellationToken,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
     stop_terminals: CancellationToken,
     tasks: TaskTracker,
     tls: imagecast_shared::tls::TlsSettings,
@@ -113,7 +106,7 @@ impl std::fmt::Debug for DemoNetwork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DemoNetwork")
             .field("root", &self.root)
-            .field("addr", &self.addr)
+            .field("addr", &self.server.addr())
             .finish_non_exhaustive()
     }
 }
@@ -123,31 +116,15 @@ impl DemoNetwork {
     /// and [`OFFLINE_DOMAIN`]; waits (a few seconds at most) until they are connected.
     pub async fn start(opts: DemoOptions) -> anyhow::Result<DemoNetwork> {
         let root = opts.root.clone();
-        let data = DataDir::new(root.join("server"));
         let dirs = PanelDirs::under(&panel_root(&root));
-        let devices = {
-            let (data, root, dirs) = (data.clone(), root.clone(), dirs.clone());
-            tokio::task::spawn_blocking(move || prepare(&data, &root, &dirs))
+        {
+            let (root, dirs) = (root.clone(), dirs.clone());
+            tokio::task::spawn_blocking(move || prepare(&root, &dirs))
                 .await
-                .context("demo set-up was interrupted")??
-        };
-        let tls_dir = data.tls_dir();
-        if !imagecast_server::tls::files(&tls_dir).0.exists() {
-            imagecast_server::tls::create(&tls_dir, &[])?;
+                .context("demo set-up was interrupted")??;
         }
-        let (acceptor, fingerprint) = imagecast_server::tls::load(&tls_dir)?;
-        let shutdown = CancellationToken::new();
-        let state =
-            ServerState::open(data.clone(), ServerConfig::default(), shutdown.clone()).await?;
-        let listener = imagecast_server::bind(&opts.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", opts.listen))?;
-        let addr = listener.local_addr()?.to_string();
-        let server = tokio::spawn(imagecast_server::run(
-            listener,
-            state.clone(),
-            Some(acceptor),
-        ));
+        let server = DemoServer::start(root.join("server"), &opts.listen).await?;
+        let devices = server.devices().to_vec();
 
         let mut panel = None;
         let mut terminals = Vec::new();
@@ -162,19 +139,16 @@ impl DemoNetwork {
         let Some((panel, panel_token)) = panel else {
             anyhow::bail!("the demo network has no device {PANEL_DOMAIN}");
         };
+        let tls = imagecast_shared::tls::TlsSettings::pinned(server.fingerprint());
         let net = DemoNetwork {
             root,
-            data,
-            addr,
-            state,
+            server,
             panel,
             panel_token,
             terminals,
-            shutdown,
-            server: Some(server),
             stop_terminals: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            tls: imagecast_shared::tls::TlsSettings::pinned(&fingerprint),
+            tls,
         };
         for t in &net.terminals {
             if t.domain() != OFFLINE_DOMAIN {
@@ -187,7 +161,7 @@ impl DemoNetwork {
                 .terminals
                 .iter()
                 .filter(|t| {
-                    t.is_online() && !(t.is_connected() && net.state.hub.is_online(t.domain()))
+                    t.is_online() && !(t.is_connected() && net.server.is_online(t.domain()))
                 })
                 .map(|t| t.domain())
                 .collect();
@@ -210,17 +184,17 @@ impl DemoNetwork {
 
     /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.data.root().to_owned()
+        self.server.data_dir().to_owned()
     }
 
     /// `HOST:PORT` of the server.
     pub fn server_addr(&self) -> &str {
-        &self.addr
+        self.server.addr()
     }
 
-    /// The running server's state (who is online, for instance).
-    pub fn server_state(&self) -> &Arc<ServerState> {
-        &self.state
+    /// The running server (who is online, for instance).
+    pub fn server(&self) -> &DemoServer {
+        &self.server
     }
 
     /// MFP 120, whose panel the demo opens.
@@ -240,7 +214,7 @@ impl DemoNetwork {
 
     /// How a device connects to the demo's server (over TLS, the certificate pinned).
     pub fn client_config(&self, domain: &str, token: &str, receive: bool) -> ClientConfig {
-        let mut cfg = ClientConfig::new(&self.addr, domain, token, receive);
+        let mut cfg = ClientConfig::new(self.server.addr(), domain, token, receive);
         cfg.tls = Some(self.tls.clone());
         cfg
     }
@@ -271,7 +245,7 @@ impl DemoNetwork {
             .terminal(domain)
             .with_context(|| format!("the demo has no simulated terminal {domain}"))?;
         if let Some(task) = t.switch_on(
-            &self.addr,
+            self.server.addr(),
             Some(self.tls.clone()),
             self.stop_terminals.clone(),
         ) {
@@ -326,7 +300,7 @@ impl DemoNetwork {
         out.push_str(&format!(
             "Server data directory: {}
 ",
-            self.data.root().display()
+            self.server.data_dir().display()
         ));
         out
     }
@@ -336,92 +310,34 @@ impl DemoNetwork {
         self.stop_terminals.cancel();
         self.tasks.close();
         let _ = tokio::time::timeout(STOP_WAIT, self.tasks.wait()).await;
-        self.shutdown.cancel();
-        if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(STOP_WAIT * 2, server).await;
-        }
+        self.server.shutdown().await;
     }
 }
 
 impl Drop for DemoNetwork {
     fn drop(&mut self) {
+        // The server stops when it is dropped.
         self.stop_terminals.cancel();
-        self.shutdown.cancel();
     }
 }
 
-/// Creates or reuses the data directory and returns every demo device with a usable token;
-/// creates the panel's and terminals' folders, fills an empty ADF with the samples, and
-/// writes `demo-tokens.txt`. Blocking (password hashing, files).
-fn prepare(
-    data: &DataDir,
-    root: &Path,
-    dirs: &PanelDirs,
-) -> anyhow::Result<Vec<(DemoDevice, String)>> {
-    std::fs::create_dir_all(data.root())
-        .with_context(|| format!("cannot create {}", data.root().display()))?;
-    let devices = if data.db_path().exists() {
-        reuse(data)?
-    } else {
-        data.init(true)?.devices
-    };
-    let tokens: String = devices
-        .iter()
-        .map(|(d, t)| format!("{} {t}\n", d.domain))
-        .collect();
-    let tokens_path = data.root().join("demo-tokens.txt");
-    write_private(&tokens_path, tokens.as_bytes())
-        .with_context(|| format!("cannot write {}", tokens_path.display()))?;
-
+/// Creates the panel's and terminals' folders and fills an empty ADF with the samples.
+/// Blocking.
+fn prepare(root: &Path, dirs: &PanelDirs) -> anyhow::Result<()> {
     for dir in dirs.all() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     if Adf::new(&dirs.adf).documents()?.is_empty() {
         write_samples(&dirs.adf)?;
     }
-    for (d, _) in &devices {
+    for d in DEMO_DEVICES {
         if d.domain != PANEL_DOMAIN {
             let tray = terminal_tray(root, d.domain);
             std::fs::create_dir_all(&tray)
                 .with_context(|| format!("cannot create {}", tray.display()))?;
         }
     }
-    Ok(devices)
-}
-
-/// An existing data directory: issues fresh tokens for the demo devices (adding any that
-/// are missing) and adds missing demo users; groups and queued images stay as they are.
-fn reuse(data: &DataDir) -> anyhow::Result<Vec<(DemoDevice, String)>> {
-    let conn = data.connect()?;
-    let mut devices = Vec::with_capacity(DEMO_DEVICES.len());
-    for d in DEMO_DEVICES {
-        let token = if auth::device(&conn, d.domain)?.is_some() {
-            auth::reissue_token(&conn, d.domain)?
-        } else {
-            data.add_to_all(d.domain, d.name)?;
-            auth::add_device(&conn, d.domain, d.name, d.kind)?
-        };
-        devices.push((*d, token));
-    }
-    for (user, password, role) in DEMO_USERS {
-        if auth::user_secret(&conn, user)?.is_none() {
-            auth::add_user(&conn, user, *role, &auth::hash_password(password)?)?;
-        }
-    }
-    Ok(devices)
-}
-
-/// Writes a file only its owner can read (it holds device tokens).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(bytes)
+    Ok(())
 }
 
 #[cfg(test)]

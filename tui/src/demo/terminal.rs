@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imagecast_server::datadir::DemoDevice;
+use imagecast_server::demo::DemoDevice;
 use imagecast_shared::client::{Client, ClientConfig, Event, Inbox, InboxMode, Received};
 use imagecast_shared::msg::{DeliveryOutcome, DeviceKind};
 use imagecast_shared::text::escape_bounded;
@@ -43,7 +43,7 @@ struct Counters {
 /// One simulated terminal of the demo network: a device of [`DEMO_DEVICES`] other than the
 /// panel's, with its output tray and what it received this session.
 ///
-/// [`DEMO_DEVICES`]: imagecast_server::datadir::DEMO_DEVICES
+/// [`DEMO_DEVICES`]: imagecast_server::demo::DEMO_DEVICES
 #[derive(Debug)]
 pub struct SimulatedTerminal {
     device: DemoDevice,

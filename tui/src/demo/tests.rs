@@ -86,7 +86,7 @@ async fn the_panel_distributes_to_all_sales_offices_and_the_offline_one_waits() 
             let online = t.domain() != OFFLINE_DOMAIN;
             assert_eq!(t.is_online(), online, "{}", t.domain());
             assert_eq!(
-                net.server_state().hub.is_online(t.domain()),
+                net.server().is_online(t.domain()),
                 online,
                 "{}",
                 t.domain()
@@ -322,7 +322,7 @@ async fn a_terminal_reconnects_when_its_connection_is_taken() {
         assert!(closed.is_ok(), "the simulated terminal did not come back");
         assert!(intruder.is_closed());
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !(t.is_connected() && net.server_state().hub.is_online(t.domain())) {
+        while !(t.is_connected() && net.server().is_online(t.domain())) {
             assert!(Instant::now() < deadline, "not reconnected");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -39,8 +39,8 @@ pub async fn sender(receivers: usize, bytes: usize, tls: bool) -> anyhow::Result
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let dir = tempfile::tempdir()?;
     let acceptor = if tls {
-        imagecast_server::tls::create(dir.path(), &["127.0.0.1".to_owned()])?;
-        let (acceptor, fingerprint) = imagecast_server::tls::load(dir.path())?;
+        imagecast_server::store::tls::create(dir.path(), &["127.0.0.1".to_owned()])?;
+        let (acceptor, fingerprint) = imagecast_server::store::tls::load(dir.path())?;
         println!("listening on {} {fingerprint}", listener.local_addr()?);
         Some(acceptor)
     } else {

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use argon2::password_hash::{PasswordHasher, SaltString};
-use imagecast_server::auth;
-use imagecast_server::datadir::{ALL_GROUP_NAME, DataDir, write_atomic};
+use imagecast_server::store::auth;
+use imagecast_server::store::datadir::{ALL_GROUP_NAME, DataDir};
+use imagecast_server::store::files::write_atomic;
 use imagecast_shared::client::ClientConfig;
 use imagecast_shared::msg::{DeviceKind, Role};
 
@@ -118,7 +119,7 @@ impl BenchServer {
             .prefix("imagecast-bench-")
             .tempdir()?;
         let data = DataDir::new(dir.path().join("data"));
-        data.init(false)?;
+        data.init(&[])?;
 
         let line = |domain: &str| format!("{domain};bench terminal {domain}");
         let sender_domain = "sender.bench.imagecast".to_owned();
@@ -176,7 +177,7 @@ impl BenchServer {
 
         let log = dir.path().join("server.log");
         let fingerprint = if layout.tls {
-            Some(imagecast_server::tls::fingerprint(&data.tls_dir())?)
+            Some(imagecast_server::store::tls::fingerprint(&data.tls_dir())?)
         } else {
             None
         };

@@ -2,7 +2,7 @@
 //!
 //! The handshake reads one frame of at most [`MAX_HELLO_FRAME`] bytes within the handshake
 //! timeout, checks magic and version before anything else, then the device token. After it,
-//! the connection has an [`Outbox`](crate::hub::Outbox) with two bounded queues: control
+//! the connection has an [`Outbox`](super::outbox::Outbox) with two bounded queues: control
 //! (replies and events, never waited for: a peer that lets it fill up is dropped) and data
 //! (delivered pages, waited for by this device's delivery worker only). The reader reads
 //! requests and answers them in order; the writer drains the outbox, control first, and sends
@@ -32,10 +32,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::ServerState;
-use crate::auth::{self, Device, TokenCheck};
+use super::outbox::{ConnHandle, Next};
 use crate::cmd::{Session, error};
-use crate::hub::{ConnHandle, Next};
+use crate::delivery;
+use crate::state::ServerState;
+use crate::store::auth::{self, Device, TokenCheck};
 
 /// Serves one accepted connection until it closes; `held` (the connection's slot, say) is
 /// dropped when it does.
@@ -85,8 +86,10 @@ where
                 tracing::info!(conn = conn.id, device = %session.device.domain, %reason, "terminal disconnected");
             }
             session.close();
-            state.hub.detach(conn.id);
-            state.hub.detach_receiver(&session.device.domain, conn.id);
+            state.connections.detach(conn.id);
+            state
+                .connections
+                .detach_receiver(&session.device.domain, conn.id);
             // The writer sends the last replies (an error explaining the close), then ends.
             conn.outbox.close();
             match written {
@@ -106,15 +109,17 @@ where
     }
 }
 
-/// Files an authenticated connection with the hub (and a receiving terminal's delivery
+/// Files an authenticated connection in the registry (and a receiving terminal's delivery
 /// worker) and returns its session.
 fn start(state: &Arc<ServerState>, device: Device, receive: bool, peer: String) -> Session {
     let cancel = state.shutdown.child_token();
-    let conn = ConnHandle::new(state.hub.next_conn_id(), cancel);
+    let conn = ConnHandle::new(state.connections.next_conn_id(), cancel);
     tracing::info!(conn = conn.id, %peer, device = %device.domain, receive, "terminal connected");
-    state.hub.attach(&conn, &device.domain, device.checked_ms);
+    state
+        .connections
+        .attach(&conn, &device.domain, device.checked_ms);
     if receive {
-        state.hub.attach_receiver(&device.domain, conn.clone());
+        delivery::attach_receiver(state, &device.domain, &conn);
     }
     Session {
         state: state.clone(),
@@ -512,12 +517,7 @@ async fn check_device(state: &ServerState, hello: &Hello) -> Result<Device, (Ref
     }
     let check = state
         .db
-        .call(move |c| {
-            auth::check_token(c, &domain, &token).map_err(|e| match e {
-                auth::AuthError::Db(d) => d,
-                other => crate::db::DbError::Corrupt(other.to_string()),
-            })
-        })
+        .call(move |c| auth::check_token(c, &domain, &token))
         .await;
     // The name as the peer wrote it, safe to log and to send back.
     let shown = imagecast_shared::text::escape(&hello.device);

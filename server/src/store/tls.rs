@@ -10,6 +10,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
+use super::files;
+
 /// The certificate file in the TLS folder.
 pub const CERT_FILE: &str = "server.crt";
 /// The key file in the TLS folder.
@@ -18,16 +20,16 @@ pub const KEY_FILE: &str = "server.key";
 /// Makes a key and a self-signed certificate for `names` (plus localhost and 127.0.0.1) in
 /// `dir`; the key file is readable by its owner only. Returns the fingerprint.
 pub fn create(dir: &Path, names: &[String]) -> anyhow::Result<String> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    files::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     sans.extend(names.iter().cloned());
     let certified =
         rcgen::generate_simple_self_signed(sans).context("cannot make a certificate")?;
-    write_private(
+    files::write_private(
         &dir.join(KEY_FILE),
         certified.signing_key.serialize_pem().as_bytes(),
     )?;
-    crate::datadir::write_atomic(&dir.join(CERT_FILE), certified.cert.pem().as_bytes())?;
+    files::write_atomic(&dir.join(CERT_FILE), certified.cert.pem().as_bytes())?;
     Ok(imagecast_shared::tls::fingerprint(certified.cert.der()))
 }
 
@@ -35,28 +37,13 @@ pub fn create(dir: &Path, names: &[String]) -> anyhow::Result<String> {
 pub fn install(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<String> {
     let (certs, key_der) = read_pair(cert, key)?;
     config(certs.clone(), key_der)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    files::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key_bytes = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
     let cert_bytes =
         std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
-    write_private(&dir.join(KEY_FILE), &key_bytes)?;
-    crate::datadir::write_atomic(&dir.join(CERT_FILE), &cert_bytes)?;
+    files::write_private(&dir.join(KEY_FILE), &key_bytes)?;
+    files::write_atomic(&dir.join(CERT_FILE), &cert_bytes)?;
     Ok(imagecast_shared::tls::fingerprint(&certs[0]))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read_pair(

@@ -1,7 +1,7 @@
 //! The distribution queue and the journal, as rows in the database: what was accepted, which
 //! destination still waits for it, and every destination's result.
 //!
-//! Functions here run on the database thread (see [`crate::db::Db::call`]).
+//! Functions here run on the database thread (see [`super::db::Db::call`]).
 
 use std::collections::HashSet;
 
@@ -10,7 +10,7 @@ use imagecast_shared::msg::{DeliveryState, Destination, DestinationStatus, PageI
 use imagecast_shared::{DeliveryId, DistributionId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::db::{DbError, now_ms};
+use super::db::{DbError, now_ms};
 
 /// A distribution about to be recorded as accepted.
 #[derive(Clone, Debug)]
@@ -21,8 +21,11 @@ pub struct NewDistribution {
     pub sender: Destination,
     /// The user who sent it.
     pub user: String,
-    /// Its pages.
+    /// Its pages (files, as sent).
     pub pages: Vec<PageInfo>,
+    /// How many pages the files hold in all, a multi-page TIFF counting each of its pages
+    /// ([`super::pages`]): the journal's pages.
+    pub page_count: u32,
     /// Every destination, each once.
     pub destinations: Vec<Destination>,
 }
@@ -71,7 +74,7 @@ pub struct JournalLine {
     pub sender: String,
     /// Destination domain.
     pub destination: String,
-    /// Number of pages.
+    /// Number of pages (a multi-page TIFF sent as one file counts each of its pages).
     pub pages: u32,
     /// Bytes.
     pub bytes: u64,
@@ -112,7 +115,7 @@ pub fn insert(conn: &Connection, d: &NewDistribution) -> Result<(), DbError> {
     let bytes: u64 = d.pages.iter().map(|p| p.size).sum();
     conn.execute(
         "INSERT INTO distributions (id, sender, sender_name, user, accepted_ms, pages, bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![&d.dist.as_bytes()[..], d.sender.domain, d.sender.name, d.user, now, d.pages.len() as i64, bytes as i64],
+        params![&d.dist.as_bytes()[..], d.sender.domain, d.sender.name, d.user, now, i64::from(d.page_count), bytes as i64],
     )?;
     let mut page =
         conn.prepare_cached("INSERT INTO pages (dist, idx, name, size) VALUES (?1, ?2, ?3, ?4)")?;

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-use crate::db::{DbError, now_ms};
+use super::db::{DbError, now_ms};
 
 /// A device as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +58,21 @@ pub enum AuthError {
     /// A value is unusable.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// An account operation that fails inside a database closure ([`Db::call`]) fails the call:
+/// a database fault stays one, anything else (an account that vanished, say) is a row that does
+/// not make sense to the caller. Callers that expect [`AuthError::Missing`] match on it inside
+/// the closure.
+///
+/// [`Db::call`]: super::db::Db::call
+impl From<AuthError> for DbError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Db(d) => d,
+            other => DbError::Corrupt(other.to_string()),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for AuthError {
@@ -421,7 +436,7 @@ mod tests {
     #[test]
     fn tokens_and_passwords_check_out() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = crate::db::open_connection(&dir.path().join("t.db")).unwrap();
+        let conn = crate::store::db::open_connection(&dir.path().join("t.db")).unwrap();
         let token = add_device(&conn, "Pc1.Example", "PC one", DeviceKind::Pc).unwrap();
         assert_eq!(token.len(), 64);
         assert!(matches!(

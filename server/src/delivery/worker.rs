@@ -1,21 +1,6 @@
-//! Delivery: pushing accepted images to terminals over their own connections (FIG. 4, S44),
-//! store and forward for terminals that are offline, and recording each result.
-//!
-//! A receiving connection runs one worker while there is something queued for its device: it
-//! starts when the connection attaches (to push what was queued while the device was offline)
-//! and when [`crate::hub::Hub::wake`] says deliveries were queued, and ends when the queue is
-//! empty, so an idle terminal costs no task. The worker takes the device's oldest queued
-//! delivery from the database, pushes the header, the pages and the end marker through the
-//! connection's bounded data queue (a slow terminal slows only its own worker), and waits for
-//! the terminal's acknowledgement, which it records in the queue and journal. A connection
-//! that drops leaves the delivery queued; it is pushed again when the terminal comes back, with
-//! the same delivery and distribution IDs, so the terminal can recognise it.
-//!
-//! When a newer receiving connection of the device takes over, the older worker may still be
-//! on its way out with the same delivery: a worker whose connection is gone never clears the
-//! acknowledgement slot (it may already be the newer connection's), and a worker whose slot
-//! was taken while its connection lives simply takes the delivery again. Only failures on the
-//! terminal's side count toward [`MAX_ATTEMPTS`]; a server crash does not.
+//! The delivery worker of one receiving connection: it pushes the device's queued deliveries
+//! one after the other through the connection's data queue, waits for each acknowledgement and
+//! records the result (see [`super`] for the rules).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +12,10 @@ use imagecast_shared::msg::{
 };
 use imagecast_shared::{DeliveryId, DistributionId};
 
-use crate::ServerState;
-use crate::hub::ConnHandle;
-use crate::queue::{self, PendingDelivery};
+use crate::net::outbox::ConnHandle;
+use crate::state::ServerState;
+use crate::store::queue::{self, PendingDelivery};
+use crate::store::spool::SpoolError;
 
 /// Failed tries before a delivery the terminal never acknowledges is given up as failed. A try
 /// fails when the terminal's connection drops while the image is pushed or before its
@@ -43,10 +29,27 @@ enum Stop {
     Disconnected,
 }
 
+/// Makes `conn` the device's receiving connection (an older one is dropped) and starts its
+/// worker, which first pushes what was queued while the device was offline.
+pub fn attach_receiver(state: &Arc<ServerState>, domain: &str, conn: &ConnHandle) {
+    if let Some(key) = state.connections.attach_receiver(domain, conn) {
+        tokio::spawn(run_worker(state.clone(), key, conn.clone()));
+    }
+}
+
+/// Tells the workers of these domains that deliveries were queued for them, starting the
+/// workers of online devices that do not run.
+pub fn wake<'a>(state: &Arc<ServerState>, domains: impl IntoIterator<Item = &'a str>) {
+    for (key, conn) in state.connections.wake(domains) {
+        tokio::spawn(run_worker(state.clone(), key, conn));
+    }
+}
+
 /// Runs the delivery worker of one receiving connection (of the device with domain key
-/// `domain`) until nothing is queued for the device or the connection closes. Started by the
-/// [`crate::hub::Hub`], never twice at once for one connection.
-pub async fn run_worker(state: Arc<ServerState>, domain: String, conn: ConnHandle) {
+/// `domain`) until nothing is queued for the device or the connection closes. Started by
+/// [`attach_receiver`] and [`wake`], never twice at once for one connection (the connection's
+/// outbox keeps the flag).
+async fn run_worker(state: Arc<ServerState>, domain: String, conn: ConnHandle) {
     loop {
         conn.worker_looks();
         let d = domain.clone();
@@ -103,7 +106,7 @@ async fn deliver_one(
         return Err(Stop::Disconnected);
     }
     publish_sending(state, &d);
-    let ack = state.hub.expect_ack(d.id, conn.id);
+    let ack = state.acks.expect(d.id, conn.id);
     let header = ServerMsg::Deliver(Deliver {
         delivery: d.id,
         dist: d.dist,
@@ -142,12 +145,12 @@ async fn deliver_one(
         Err(Ok(Stop::Disconnected)) => {
             // Only this connection's slot goes: a newer connection of the device may already
             // have put its own there.
-            state.hub.forget_ack(d.id, conn.id);
+            state.acks.forget(d.id, conn.id);
             count_failure(state, d.id).await;
             return Err(Stop::Disconnected);
         }
         Err(Err(e)) => {
-            state.hub.forget_ack(d.id, conn.id);
+            state.acks.forget(d.id, conn.id);
             tracing::error!(dist = %d.dist, error = %e, "spooled image unreadable");
             // The terminal holds a half delivery: drop the connection so it discards it.
             conn.cancel();
@@ -158,7 +161,7 @@ async fn deliver_one(
     }
     let outcome = tokio::select! {
         _ = conn.cancelled() => {
-            state.hub.forget_ack(d.id, conn.id);
+            state.acks.forget(d.id, conn.id);
             count_failure(state, d.id).await;
             return Err(Stop::Disconnected);
         }
@@ -171,7 +174,7 @@ async fn deliver_one(
         Ok(Err(_)) if !conn.is_cancelled() => return Ok(()),
         Ok(Err(_)) => return Err(Stop::Disconnected),
         Err(_) => {
-            state.hub.forget_ack(d.id, conn.id);
+            state.acks.forget(d.id, conn.id);
             count_failure(state, d.id).await;
             tracing::warn!(delivery = %d.id, "no acknowledgement in time; dropping the connection");
             conn.cancel();
@@ -223,7 +226,7 @@ fn data_frame(
 async fn push(
     conn: &ConnHandle,
     frame: Result<OutFrame, imagecast_shared::ProtoError>,
-) -> Result<(), Result<Stop, crate::spool::SpoolError>> {
+) -> Result<(), Result<Stop, SpoolError>> {
     let frame = match frame {
         Ok(f) => f,
         Err(e) => {
@@ -238,7 +241,7 @@ async fn push(
 }
 
 fn publish_sending(state: &ServerState, d: &PendingDelivery) {
-    state.hub.publish(
+    state.watchers.publish(
         d.dist,
         &ServerMsg::Progress {
             dist: d.dist,
@@ -272,7 +275,7 @@ pub async fn finish(state: &ServerState, delivery: DeliveryId, result: DeliveryS
         state = ?recorded.status.state,
         "delivery finished"
     );
-    state.hub.publish(
+    state.watchers.publish(
         recorded.dist,
         &ServerMsg::Progress {
             dist: recorded.dist,
@@ -287,7 +290,7 @@ pub async fn finish(state: &ServerState, delivery: DeliveryId, result: DeliveryS
 
 fn finish_distribution(state: &ServerState, dist: DistributionId, results: Vec<DestinationStatus>) {
     state
-        .hub
+        .watchers
         .publish(dist, &ServerMsg::DistributionDone { dist, results }, true);
     state.images.remove(&dist);
     if let Err(e) = state.spool.remove(&dist) {

@@ -26,6 +26,8 @@ use imagecast_shared::limits::CHUNK_SIZE;
 use thiserror::Error;
 use tokio::sync::OnceCell;
 
+use super::files::{create_private_dir, create_private_file};
+
 /// Images up to this size are held in memory while they are delivered.
 pub const MEMORY_IMAGE_LIMIT: u64 = 64 << 20;
 /// Total size of the images held in memory at once.
@@ -57,11 +59,13 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// The spool in `dir` (created if missing).
+    /// The spool in `dir` (created if missing, like every folder and file in it, for its owner
+    /// only: it holds the documents in transit).
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, SpoolError> {
         let dir = dir.into();
+        create_private_dir(&dir).map_err(err(&dir))?;
         let tmp = dir.join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(err(&tmp))?;
+        create_private_dir(&tmp).map_err(err(&tmp))?;
         Ok(Self {
             dir,
             uploading_bytes: Arc::new(AtomicU64::new(0)),
@@ -97,7 +101,7 @@ impl Spool {
             .dir
             .join("tmp")
             .join(format!("{dist}-{:016x}", u64::from_le_bytes(rnd)));
-        std::fs::create_dir_all(&tmp).map_err(err(&tmp))?;
+        create_private_dir(&tmp).map_err(err(&tmp))?;
         // Small images are also kept in memory for the fan-out, within a server-wide budget;
         // the others are read back from the spool file while they are delivered.
         let total: u64 = sizes.iter().sum();
@@ -129,7 +133,7 @@ impl Spool {
     pub fn clean(&self, live: &dyn Fn(&DistributionId) -> bool) -> Result<usize, SpoolError> {
         let tmp = self.dir.join("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(err(&tmp))?;
+        create_private_dir(&tmp).map_err(err(&tmp))?;
         let mut removed = 0;
         for entry in std::fs::read_dir(&self.dir)
             .map_err(err(&self.dir))?
@@ -212,7 +216,7 @@ impl Upload {
         }
         if self.file.is_none() {
             let path = self.tmp.join(page.to_string());
-            self.file = Some(File::create(&path).map_err(err(&path))?);
+            self.file = Some(create_private_file(&path).map_err(err(&path))?);
         }
         if let Some(f) = self.file.as_mut() {
             f.write_all(&data).map_err(err(&self.tmp))?;
@@ -237,7 +241,7 @@ impl Upload {
         let path = self.tmp.join(self.page.to_string());
         match self.file.take() {
             Some(f) => f.sync_all().map_err(err(&path))?,
-            None => File::create(&path)
+            None => create_private_file(&path)
                 .and_then(|f| f.sync_all())
                 .map_err(err(&path))?,
         }

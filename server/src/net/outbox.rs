@@ -1,27 +1,23 @@
-//! Who is connected: the receiving connection of each device, the connections watching each
-//! distribution, and the acknowledgements on their way to delivery workers.
+//! A connection's outbound frames: two bounded queues between the request handlers and
+//! delivery worker that produce frames and the connection's writer that sends them.
 //!
-//! Everything here is a short, non-blocking map operation; messages to connections go through
-//! their bounded outboxes without waiting, so one terminal that reads nothing can never hold up
-//! the others (its connection is closed instead).
+//! Everything here is a short, non-blocking operation; messages go through the bounded queues
+//! without waiting, so one terminal that reads nothing can never hold up the others (its
+//! connection is closed instead). Only the device's own delivery worker waits, for room in the
+//! data queue ([`ConnHandle::push_data`]).
 //!
-//! Idle connections are cheap: an [`Outbox`] holds no memory while it is empty, and a device's
-//! delivery worker runs only while there is something queued for it ([`Hub::wake`] starts it).
+//! Idle connections are cheap: an [`Outbox`] holds no memory while it is empty. It also keeps
+//! the one flag that says whether the connection's delivery worker runs, so that the worker
+//! starts only while something is queued for the device (see [`crate::delivery`]).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use imagecast_shared::domain::domain_key;
 use imagecast_shared::frame::OutFrame;
-use imagecast_shared::msg::{DeliveryOutcome, ServerMsg};
-use imagecast_shared::{DeliveryId, DistributionId};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-
-/// How long the final results of a distribution wait for room in a watcher's queue.
-const RESULT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Replies and events a connection may have queued before it counts as not reading.
 pub const CONTROL_QUEUE: usize = 1024;
@@ -221,12 +217,6 @@ impl Outbox {
     pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.cancel.cancelled()
     }
-
-    /// Notes that there is work for the delivery worker. True when none runs: the caller
-    /// must start one.
-    fn wake_worker(&self) -> bool {
-        self.worker.swap(WORKER_AGAIN, Ordering::AcqRel) == WORKER_IDLE
-    }
 }
 
 /// A connection: its outbox and its off switch ([`Outbox::cancel`]).
@@ -349,6 +339,12 @@ impl ConnHandle {
         }
     }
 
+    /// Notes that there is work for the connection's delivery worker. True when none runs:
+    /// the caller must start one.
+    pub fn wake_worker(&self) -> bool {
+        self.outbox.worker.swap(WORKER_AGAIN, Ordering::AcqRel) == WORKER_IDLE
+    }
+
     /// For the delivery worker, before it looks for queued deliveries: what is queued from
     /// now on wakes it again.
     pub fn worker_looks(&self) {
@@ -370,260 +366,15 @@ impl ConnHandle {
     }
 }
 
-/// Starts the delivery worker of a device's receiving connection (the device's domain key).
-type StartWorker = Box<dyn Fn(String, ConnHandle) + Send + Sync>;
-
-/// Who a connection is: its device and its logged-in user.
-struct ConnEntry {
-    domain: String,
-    user: Option<String>,
-    /// When its device token was checked (wall-clock ms): a token change or revocation at
-    /// or after this drops the connection, one before it does not (a revoked device given a
-    /// new token connects again).
-    checked_ms: i64,
-    outbox: Arc<Outbox>,
-}
-
-/// The registry of connections. One per server.
-#[derive(Default)]
-pub struct Hub {
-    next_conn: AtomicU64,
-    conns: Mutex<HashMap<ConnId, ConnEntry>>,
-    /// Each device's receiving connection, by domain key.
-    receivers: Mutex<HashMap<String, ConnHandle>>,
-    watchers: Mutex<HashMap<DistributionId, Vec<ConnHandle>>>,
-    acks: Mutex<HashMap<DeliveryId, (ConnId, oneshot::Sender<DeliveryOutcome>)>>,
-    /// Starts delivery workers; set once by the server ([`Hub::start_workers_with`]).
-    start_worker: OnceLock<StartWorker>,
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Hub {
-    /// A fresh connection ID.
-    pub fn next_conn_id(&self) -> ConnId {
-        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Files a new authenticated connection under its device, whose token was checked at
-    /// `checked_ms` (wall-clock ms, see [`Hub::drop_device`]).
-    pub fn attach(&self, conn: &ConnHandle, domain: &str, checked_ms: i64) {
-        lock(&self.conns).insert(
-            conn.id,
-            ConnEntry {
-                domain: domain_key(domain).into_owned(),
-                user: None,
-                checked_ms,
-                outbox: conn.outbox.clone(),
-            },
-        );
-    }
-
-    /// Forgets a closed connection.
-    pub fn detach(&self, conn: ConnId) {
-        lock(&self.conns).remove(&conn);
-    }
-
-    /// Notes who is logged in on a connection.
-    pub fn set_user(&self, conn: ConnId, user: Option<&str>) {
-        if let Some(e) = lock(&self.conns).get_mut(&conn) {
-            e.user = user.map(str::to_owned);
-        }
-    }
-
-    /// Drops the connections of a device whose token was checked at or before `up_to_ms`
-    /// (wall-clock ms): its token was revoked or replaced then, and those connections used
-    /// the old one. Connections opened with a newer token stay. Returns how many.
-    pub fn drop_device(&self, domain: &str, up_to_ms: i64) -> usize {
-        let key = domain_key(domain);
-        let mut n = 0;
-        for e in lock(&self.conns).values() {
-            if e.domain == key && e.checked_ms <= up_to_ms {
-                e.outbox.cancel();
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Drops every connection where this user is logged in (removed, or password changed).
-    pub fn drop_user(&self, user: &str) -> usize {
-        let mut n = 0;
-        for e in lock(&self.conns).values() {
-            if e.user.as_deref() == Some(user) {
-                e.outbox.cancel();
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// How [`Hub::wake`] starts a delivery worker: `start(domain key, connection)`, which
-    /// must run `delivery::run_worker` in a task of its own. Set once, when the server starts.
-    pub fn start_workers_with(&self, start: impl Fn(String, ConnHandle) + Send + Sync + 'static) {
-        if self.start_worker.set(Box::new(start)).is_err() {
-            tracing::error!("delivery workers are already started elsewhere");
-        }
-    }
-
-    /// Makes `conn` the device's receiving connection, replacing (and dropping) an older one,
-    /// and starts its delivery worker, which first pushes what was queued while the device was
-    /// offline.
-    pub fn attach_receiver(&self, domain: &str, conn: ConnHandle) {
-        let key = domain_key(domain).into_owned();
-        let old = {
-            let mut receivers = lock(&self.receivers);
-            let old = receivers.insert(key.clone(), conn.clone());
-            // Cancelled before the lock is let go: a `wake` that finds the new connection
-            // then starts its worker only once the older one is cancelled.
-            if let Some(old) = &old {
-                old.cancel();
-            }
-            old
-        };
-        if let Some(old) = old {
-            tracing::info!(
-                domain,
-                conn = old.id,
-                "a newer connection takes over receiving"
-            );
-        }
-        // Started only after the older connection was cancelled (see `delivery`).
-        if conn.outbox.wake_worker() {
-            self.start(key, conn);
-        }
-    }
-
-    fn start(&self, key: String, conn: ConnHandle) {
-        if let Some(start) = self.start_worker.get() {
-            start(key, conn);
-        }
-    }
-
-    /// Forgets `conn` as the device's receiving connection, if it still is.
-    pub fn detach_receiver(&self, domain: &str, conn: ConnId) {
-        let key = domain_key(domain).into_owned();
-        let mut map = lock(&self.receivers);
-        if map.get(&key).is_some_and(|r| r.id == conn) {
-            map.remove(&key);
-        }
-    }
-
-    /// True when the device has a receiving connection.
-    pub fn is_online(&self, domain: &str) -> bool {
-        lock(&self.receivers).contains_key(&*domain_key(domain))
-    }
-
-    /// Tells the delivery workers of these domains (those that are online) that deliveries
-    /// were queued for them, starting the workers that do not run.
-    pub fn wake<'a>(&self, domains: impl IntoIterator<Item = &'a str>) {
-        let mut start = Vec::new();
-        {
-            let map = lock(&self.receivers);
-            for d in domains {
-                let key = domain_key(d).into_owned();
-                if let Some(conn) = map.get(&key) {
-                    if conn.outbox.wake_worker() {
-                        start.push((key, conn.clone()));
-                    }
-                }
-            }
-        }
-        for (key, conn) in start {
-            self.start(key, conn);
-        }
-    }
-
-    /// Sends `dist`'s progress events to `conn` from now on.
-    pub fn watch(&self, dist: DistributionId, conn: ConnHandle) {
-        let mut map = lock(&self.watchers);
-        let list = map.entry(dist).or_default();
-        if !list.iter().any(|c| c.id == conn.id) {
-            list.push(conn);
-        }
-    }
-
-    /// Stops sending events to a closed connection.
-    pub fn unwatch_all(&self, conn: ConnId, dists: &[DistributionId]) {
-        let mut map = lock(&self.watchers);
-        for d in dists {
-            if let Some(list) = map.get_mut(d) {
-                list.retain(|c| c.id != conn);
-                if list.is_empty() {
-                    map.remove(d);
-                }
-            }
-        }
-    }
-
-    /// Sends an event to everyone watching `dist`; `last` forgets the watchers afterwards.
-    /// Progress events are skipped for a watcher whose queue is full (a thousand destinations
-    /// starting at once would otherwise overflow it); the last event, with every result, always
-    /// gets through to a watcher that reads.
-    pub fn publish(&self, dist: DistributionId, msg: &ServerMsg, last: bool) {
-        let watchers = if last {
-            lock(&self.watchers).remove(&dist).unwrap_or_default()
-        } else {
-            lock(&self.watchers).get(&dist).cloned().unwrap_or_default()
-        };
-        if watchers.is_empty() {
-            return;
-        }
-        match OutFrame::encode(msg) {
-            Ok(frame) => {
-                for w in watchers {
-                    if last {
-                        w.push_patiently(frame.clone(), RESULT_PATIENCE);
-                    } else {
-                        w.offer(frame.clone());
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot encode an event"),
-        }
-    }
-
-    /// Waits for the acknowledgement of `delivery` from connection `conn`.
-    pub fn expect_ack(
-        &self,
-        delivery: DeliveryId,
-        conn: ConnId,
-    ) -> oneshot::Receiver<DeliveryOutcome> {
-        let (tx, rx) = oneshot::channel();
-        lock(&self.acks).insert(delivery, (conn, tx));
-        rx
-    }
-
-    /// Hands an acknowledgement to the worker waiting for it. False when none waits on
-    /// that connection (a stray or repeated acknowledgement).
-    pub fn ack(&self, delivery: DeliveryId, conn: ConnId, outcome: DeliveryOutcome) -> bool {
-        let mut map = lock(&self.acks);
-        match map.get(&delivery) {
-            Some((c, _)) if *c == conn => {
-                if let Some((_, tx)) = map.remove(&delivery) {
-                    return tx.send(outcome).is_ok();
-                }
-                false
-            }
-            _ => false,
-        }
-    }
-
-    /// Forgets an acknowledgement `conn` no longer awaits; a slot a newer connection of the
-    /// device has put there since is left alone.
-    pub fn forget_ack(&self, delivery: DeliveryId, conn: ConnId) {
-        let mut map = lock(&self.acks);
-        if map.get(&delivery).is_some_and(|(c, _)| *c == conn) {
-            map.remove(&delivery);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use imagecast_shared::msg::ServerMsg;
 
     use super::*;
 
@@ -661,23 +412,5 @@ mod tests {
         assert!(matches!(conn.outbox.pop(), Next::Frame(_)));
         assert!(conn.push(notice(mib)));
         assert!(!conn.is_cancelled());
-    }
-
-    /// Issue 6, item 5: a token change drops the connections that used the old token (checked
-    /// at or before the change), not those opened with the new one.
-    #[test]
-    fn a_token_change_drops_only_connections_checked_before_it() {
-        let hub = Hub::default();
-        let old = ConnHandle::new(1, CancellationToken::new());
-        let same_ms = ConnHandle::new(2, CancellationToken::new());
-        let new = ConnHandle::new(3, CancellationToken::new());
-        let other = ConnHandle::new(4, CancellationToken::new());
-        hub.attach(&old, "PC1.example", 100);
-        hub.attach(&same_ms, "pc1.example", 150);
-        hub.attach(&new, "pc1.example", 151);
-        hub.attach(&other, "pc2.example", 100);
-        assert_eq!(hub.drop_device("pc1.EXAMPLE", 150), 2);
-        assert!(old.is_cancelled() && same_ms.is_cancelled());
-        assert!(!new.is_cancelled() && !other.is_cancelled());
     }
 }

@@ -161,15 +161,20 @@ impl Db {
     }
 
     /// Runs `f` on the database thread inside a transaction; answers after the commit.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, DbError>
+    ///
+    /// `f` may fail with any error that converts into a [`DbError`] (the account functions'
+    /// [`AuthError`](super::auth::AuthError), say), so that the functions of [`super::auth`]
+    /// and [`super::queue`] can be handed over as they are.
+    pub async fn call<T, E, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+        DbError: From<E>,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
-                Some(conn) => f(conn),
+                Some(conn) => f(conn).map_err(DbError::from),
                 None => Err(DbError::Commit(Arc::from("cannot begin a transaction"))),
             };
             let ok = result.is_ok();
@@ -253,8 +258,7 @@ mod tests {
                     c.execute(
                         "INSERT INTO users (user, role, password, created_ms) VALUES (?1, 'operator', 'x', 0)",
                         [format!("u{}", i % 10)],
-                    )?;
-                    Ok(())
+                    )
                 })
                 .await
             }));
@@ -267,7 +271,7 @@ mod tests {
         }
         assert_eq!(ok, 10, "each user name once; duplicates fail alone");
         let n: i64 = db
-            .call(|c| Ok(c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
+            .call(|c| c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0)))
             .await
             .unwrap();
         assert_eq!(n, 10);

@@ -1,0 +1,71 @@
+//! `run`: serves terminals until SIGTERM or SIGINT.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::net;
+use crate::state::{ServerConfig, ServerState};
+use crate::store::datadir::DataDir;
+use crate::store::tls;
+
+/// Opens the data directory and serves it on `listen` (over TLS unless `plain`), printing
+/// `listening on ADDR` once the port is bound (tests and scripts wait for that line).
+pub fn run(
+    data: DataDir,
+    listen: &str,
+    config: ServerConfig,
+    plain: bool,
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(serve(data, listen, config, plain))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(
+    data: DataDir,
+    listen: &str,
+    config: ServerConfig,
+    plain: bool,
+) -> anyhow::Result<()> {
+    let tls = if plain {
+        tracing::warn!("serving plain TCP: traffic is not encrypted");
+        None
+    } else {
+        data.check_exists()?;
+        let (acceptor, fp) = tls::load(&data.tls_dir())?;
+        tracing::info!(fingerprint = %fp, "serving TLS");
+        Some(acceptor)
+    };
+    let shutdown = CancellationToken::new();
+    let state = ServerState::open(data, config, shutdown.clone()).await?;
+    let listener = net::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("listening on {addr}");
+    std::io::stdout().flush()?;
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.cancel();
+    });
+    net::run(listener, state, tls).await
+}
+
+/// Completes on SIGTERM or SIGINT (on Ctrl-C where those cannot be watched).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
