@@ -31,8 +31,10 @@
 //! - [`cli`]: the `imagecast-server` commands, one function each behind one `match`;
 //!   `main.rs` only parses the arguments, sets up logging and calls [`cli::Cli::run`].
 //!
-//! To come beside them: `fax/` (the fax gateway as a destination), `relay/` (forwarding to
-//! another image server) and `cluster/` (several servers sharing one network).
+//! To come beside them: `fax/` (the network-fax supervising server: fax gateways as
+//! terminals, priority tables, communication records), `relay/` (real-time sessions between
+//! terminals behind NAT, demanded by ID) and `cluster/` (several servers acting as one on a
+//! NATS cluster).
 //!
 //! # Where to start reading
 //!
