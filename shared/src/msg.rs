@@ -228,7 +228,7 @@ impl DeliveryState {
 /// One destination's state within a distribution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationStatus {
-    /// The destination.
+    /// The destination whose state this is.
     pub destination: Destination,
     /// Its state.
     pub state: DeliveryState,
@@ -372,7 +372,7 @@ pub enum ClientMsg {
         id: RequestId,
         /// User ID.
         user: String,
-        /// Password.
+        /// The password, sent inside TLS and never stored by the server (only its argon2 hash).
         password: String,
     },
     /// 2: log the user out.
@@ -501,7 +501,7 @@ pub struct DeviceInfo {
     pub domain: String,
     /// Destination name.
     pub name: String,
-    /// Kind.
+    /// What kind of terminal it is (MFP, PC, printer, fax gateway).
     pub kind: DeviceKind,
     /// True once revoked.
     pub revoked: bool,
@@ -545,14 +545,14 @@ pub enum ServerMsg {
         id: RequestId,
         /// User ID.
         user: String,
-        /// Role.
+        /// What the user may do: an operator distributes and registers, an admin also manages.
         role: Role,
     },
     /// 4: group names, in the order to number them from 1.
     Groups {
         /// Request ID.
         id: RequestId,
-        /// The groups.
+        /// The groups in FIG. 18's order, numbered from 1 as the panel shows them.
         groups: Vec<GroupEntry>,
     },
     /// 5: all destinations.
@@ -603,21 +603,21 @@ pub enum ServerMsg {
     DistributionStatus {
         /// Request ID.
         id: RequestId,
-        /// The distribution.
+        /// The distribution asked about.
         dist: DistributionId,
         /// Every destination's state.
         destinations: Vec<DestinationStatus>,
     },
     /// 12: event: one destination's state changed.
     Progress {
-        /// The distribution.
+        /// The distribution, of this terminal's, that progressed.
         dist: DistributionId,
         /// The destination and its new state.
         status: DestinationStatus,
     },
     /// 13: event: every destination is done; the final results.
     DistributionDone {
-        /// The distribution.
+        /// The distribution, of this terminal's, that is finished.
         dist: DistributionId,
         /// Every destination's final state.
         results: Vec<DestinationStatus>,
@@ -632,7 +632,7 @@ pub enum ServerMsg {
         page: u32,
         /// Byte offset within the page.
         offset: u64,
-        /// The bytes.
+        /// The piece's bytes, at most [`crate::limits::CHUNK_SIZE`].
         data: Bytes,
     },
     /// 16: event: the delivery's last byte was sent; store it and acknowledge.
@@ -649,7 +649,7 @@ pub enum ServerMsg {
     Devices {
         /// Request ID.
         id: RequestId,
-        /// The devices.
+        /// Every device the server knows, revoked ones included.
         devices: Vec<DeviceInfo>,
     },
     /// 19: recent failed logins (admin).

@@ -53,7 +53,7 @@ impl Scratch {
         }
     }
 
-    /// The folder.
+    /// The folder itself.
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

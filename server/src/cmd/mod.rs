@@ -19,11 +19,11 @@ use crate::store::auth::Device;
 
 /// The state of one terminal's connection that requests read and change.
 pub struct Session {
-    /// The server.
+    /// What every connection shares: database, groups, spool, connections.
     pub state: Arc<ServerState>,
     /// The network peer, for the log.
     pub peer: String,
-    /// The terminal.
+    /// The terminal this connection authenticated as.
     pub device: Device,
     /// This connection.
     pub conn: ConnHandle,

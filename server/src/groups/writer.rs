@@ -66,7 +66,7 @@ pub enum Registration {
     },
     /// The domain was already a member; the file was not touched.
     AlreadyMember {
-        /// The group.
+        /// The group the terminal already belongs to, as named in its file.
         group: String,
         /// Its file.
         file_name: String,
@@ -91,7 +91,7 @@ pub enum Withdrawal {
     },
     /// The domain was not a member; the file was not touched.
     NotMember {
-        /// The group.
+        /// The group the terminal does not belong to, as named in its file.
         group: String,
         /// Its file.
         file_name: String,

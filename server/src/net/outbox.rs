@@ -222,7 +222,7 @@ impl Outbox {
 /// A connection: its outbox and its off switch ([`Outbox::cancel`]).
 #[derive(Clone, Debug)]
 pub struct ConnHandle {
-    /// The connection.
+    /// The connection's number, unique while the server runs (log lines name it).
     pub id: ConnId,
     /// Frames on their way to the connection's writer.
     pub outbox: Arc<Outbox>,

@@ -39,7 +39,7 @@ pub struct Device {
 pub struct User {
     /// User ID.
     pub user: String,
-    /// Role.
+    /// What the user may do: operator or admin.
     pub role: Role,
 }
 

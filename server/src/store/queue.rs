@@ -33,7 +33,7 @@ pub struct NewDistribution {
 /// A delivery waiting to be pushed.
 #[derive(Clone, Debug)]
 pub struct PendingDelivery {
-    /// The delivery.
+    /// The delivery's row, which its acknowledgement names.
     pub id: DeliveryId,
     /// Its distribution.
     pub dist: DistributionId,
@@ -45,7 +45,7 @@ pub struct PendingDelivery {
     pub user: String,
     /// When it was accepted.
     pub accepted_ms: i64,
-    /// The pages.
+    /// The pages, in order, as the sender announced them.
     pub pages: Vec<PageInfo>,
     /// How often pushing it failed before on the terminal's side (see
     /// [`count_failed_attempt`]); a crash of the server does not count.
@@ -55,7 +55,7 @@ pub struct PendingDelivery {
 /// What recording a result changed.
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    /// The distribution.
+    /// The distribution the result belongs to.
     pub dist: DistributionId,
     /// The destination and its new state.
     pub status: DestinationStatus,
@@ -68,7 +68,7 @@ pub struct Recorded {
 pub struct JournalLine {
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: i64,
-    /// The distribution.
+    /// The distribution the line is about.
     pub dist: DistributionId,
     /// Sending terminal's domain.
     pub sender: String,
@@ -76,7 +76,7 @@ pub struct JournalLine {
     pub destination: String,
     /// Number of pages (a multi-page TIFF sent as one file counts each of its pages).
     pub pages: u32,
-    /// Bytes.
+    /// The image's size in bytes, all pages together.
     pub bytes: u64,
     /// `delivered`, `printed` or `failed`.
     pub result: String,

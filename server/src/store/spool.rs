@@ -39,7 +39,7 @@ pub const MEMORY_TOTAL_LIMIT: u64 = 512 << 20;
 pub struct SpoolError {
     /// The file or folder.
     pub path: PathBuf,
-    /// The reason.
+    /// The system's reason.
     pub source: std::io::Error,
 }
 

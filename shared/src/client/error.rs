@@ -37,7 +37,7 @@ pub enum ClientError {
     /// A local page file could not be read.
     #[error("cannot read {}: {reason}", path.display())]
     File {
-        /// The file.
+        /// The file that could not be read.
         path: PathBuf,
         /// The system's reason (in the message, not repeated as a source).
         reason: std::io::Error,
@@ -51,7 +51,7 @@ pub enum ClientError {
     /// The server's certificate is not the one pinned for it.
     #[error("the image server at {server} presented certificate {seen}, but {expected} is pinned for it{}; if its certificate was replaced on purpose, remove the old line{} or give the new fingerprint with --server-fingerprint", known_servers.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default(), known_servers.as_ref().map(|_| " from that file").unwrap_or_default())]
     ServerChanged {
-        /// The address.
+        /// The server's address, as dialled and as the pin is filed under.
         server: String,
         /// The pinned fingerprint.
         expected: String,

@@ -56,7 +56,7 @@ pub enum InboxMode {
 pub struct Received {
     /// The delivery, to acknowledge.
     pub delivery: DeliveryId,
-    /// The distribution.
+    /// The distribution it belongs to, which recognises a redelivery.
     pub dist: DistributionId,
     /// The sending terminal.
     pub sender: Destination,
@@ -86,7 +86,7 @@ pub enum InboxError {
     /// The server's stream of pieces does not add up.
     #[error("delivery {delivery} is inconsistent: {reason}")]
     Inconsistent {
-        /// The delivery.
+        /// The delivery whose pieces do not add up.
         delivery: DeliveryId,
         /// What does not add up.
         reason: String,

@@ -85,7 +85,7 @@ pub enum Event {
         page: u32,
         /// Byte offset within the page.
         offset: u64,
-        /// The bytes.
+        /// The piece's bytes (borrowed from the frame, not copied).
         data: Bytes,
     },
     /// The delivery is complete: store it, then [`Client::ack`].
@@ -95,14 +95,14 @@ pub enum Event {
     },
     /// A destination of one of this terminal's distributions changed state.
     Progress {
-        /// The distribution.
+        /// The distribution, of this terminal's, that progressed.
         dist: DistributionId,
         /// The destination and its state.
         status: DestinationStatus,
     },
     /// Every destination of a distribution is done.
     Done {
-        /// The distribution.
+        /// The distribution, of this terminal's, that is finished.
         dist: DistributionId,
         /// Final results.
         results: Vec<DestinationStatus>,
@@ -136,7 +136,7 @@ impl Events {
 pub struct OutgoingPage {
     /// File name the destinations will see.
     pub name: String,
-    /// The bytes.
+    /// Where the page's bytes come from: memory, or a file read while sending.
     pub source: PageSource,
 }
 

@@ -49,7 +49,7 @@ pub enum Command {
     Send(client::SendCmd),
     /// Stay connected and store every delivered image in a folder.
     Receive {
-        /// The folder.
+        /// The folder the received pages are written to (created, owner-only, if missing).
         #[arg(long)]
         out: std::path::PathBuf,
         /// Exit after this many deliveries.

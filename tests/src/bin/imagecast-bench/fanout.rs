@@ -41,7 +41,7 @@ pub struct RoundOptions {
 
 /// The server, the receiving terminals and the sender of a distribution scenario.
 pub struct Rig {
-    /// The server.
+    /// The image server under test.
     pub server: BenchServer,
     /// The receiving terminals.
     pub fleet: Fleet,

@@ -27,7 +27,7 @@ const CONNECT_CONCURRENCY: usize = 64;
 /// A terminal finished a delivery: stored (discarded) and acknowledged.
 #[derive(Clone, Copy, Debug)]
 pub struct Completion {
-    /// The distribution.
+    /// The distribution that completed.
     pub dist: DistributionId,
     /// When the acknowledgement was handed to the connection.
     pub at: Instant,
