@@ -4,6 +4,17 @@
 
 use std::process::Command;
 
+/// Runs `cmd` and asserts that it succeeded, showing its stderr when it did not.
+fn succeeds(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn server() -> Command {
     Command::new(env!("CARGO_BIN_EXE_imagecast-server"))
 }
@@ -20,16 +31,7 @@ fn init_check_and_accounts() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("data directory"));
 
-    let out = server()
-        .args(["init", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(server().args(["init", "--data-dir"]).arg(&data));
     let again = server()
         .args(["init", "--data-dir"])
         .arg(&data)
@@ -47,22 +49,17 @@ fn init_check_and_accounts() {
         .unwrap();
     assert!(out.status.success());
 
-    let out = server()
-        .args(["device", "add", "--data-dir"])
-        .arg(&data)
-        .args([
-            "10.0.0.7",
-            "--name",
-            "front desk printer",
-            "--kind",
-            "printer",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        server()
+            .args(["device", "add", "--data-dir"])
+            .arg(&data)
+            .args([
+                "10.0.0.7",
+                "--name",
+                "front desk printer",
+                "--kind",
+                "printer",
+            ]),
     );
     let token = String::from_utf8(out.stdout).unwrap();
     assert_eq!(token.trim().len(), 64, "the token alone on stdout");
@@ -130,25 +127,10 @@ fn a_command_without_a_data_directory_says_how_to_give_one() {
     // Given once, anywhere after the command, or by the environment.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
-    let out = server()
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("init")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = server()
-        .args(["device", "list"])
-        .env("IMAGECAST_DATA_DIR", &data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(server().arg("--data-dir").arg(&data).arg("init"));
+    succeeds(
+        server()
+            .args(["device", "list"])
+            .env("IMAGECAST_DATA_DIR", &data),
     );
 }

@@ -190,21 +190,9 @@ impl TestServer {
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .context("the server did not say it was listening within 30 s")?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .with_context(|| format!("unexpected first line {line:?}; log: {}", self.log_text()))?;
-        self.addr = addr.to_owned();
+        let addr = wait_listening(&mut child, Duration::from_secs(30))
+            .with_context(|| format!("the server's log: {}", self.log_text()))?;
+        self.addr = addr;
         self.child = Some(child);
         Ok(())
     }
@@ -391,6 +379,28 @@ impl Output {
             "stderr lacks {text:?}: {}",
             self.stderr
         );
+    }
+}
+
+/// Waits (at most `limit`) for a starting `imagecast-server run` to print `listening on
+/// ADDR` on its piped stdout, and returns ADDR.
+pub fn wait_listening(child: &mut Child, limit: Duration) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(limit).with_context(|| {
+        format!(
+            "the server did not say it was listening within {} s",
+            limit.as_secs()
+        )
+    })?;
+    match line.trim().strip_prefix("listening on ") {
+        Some(addr) => Ok(addr.to_owned()),
+        None => bail!("unexpected first line {line:?} from the server"),
     }
 }
 

@@ -3,6 +3,17 @@
 
 use std::process::Command;
 
+/// Runs `cmd` and asserts that it succeeded, showing its stderr when it did not.
+fn succeeds(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn imagecast() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_imagecast"));
     c.env_clear().env("HOME", std::env::temp_dir());
@@ -52,17 +63,12 @@ fn marksheet_print_then_decode_even_after_a_rough_rescan() {
     });
     img.save(&page).unwrap();
     let sheet = dir.path().join("sheet.png");
-    let out = imagecast()
-        .args(["marksheet", "print", "01234567", "--page"])
-        .arg(&page)
-        .arg("--out")
-        .arg(&sheet)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        imagecast()
+            .args(["marksheet", "print", "01234567", "--page"])
+            .arg(&page)
+            .arg("--out")
+            .arg(&sheet),
     );
     // Rescanned: half resolution, saved as a JPEG.
     let rescan = dir.path().join("rescan.jpg");
@@ -76,16 +82,7 @@ fn marksheet_print_then_decode_even_after_a_rough_rescan() {
         .to_luma8()
         .save(&rescan)
         .unwrap();
-    let out = imagecast()
-        .args(["marksheet", "decode"])
-        .arg(&rescan)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeds(imagecast().args(["marksheet", "decode"]).arg(&rescan));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "01234567\n");
 
     let out = imagecast()

@@ -303,29 +303,15 @@ async fn bystander_served(server: &TestServer, bystander: &Receiver, count: usiz
     client.close().await;
 }
 
-/// A hostile test's stage: the demo server (run with `args`), a scratch folder, and a
-/// bystander MFP receiving into its `osk` folder, which must be served throughout.
-struct Stage {
-    server: TestServer,
-    work: Scratch,
-    bystander: Receiver,
-    /// `/etc/passwd` before the test, to prove no path escape wrote to it.
-    passwd: Vec<u8>,
-}
-
-impl Stage {
-    async fn new(args: &[&str]) -> Stage {
-        let server = TestServer::start_demo_with(args).unwrap();
-        let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
-        let work = Scratch::new();
-        let bystander = server.receiver(BYSTANDER, &work.join("osk")).await;
-        Stage {
-            server,
-            work,
-            bystander,
-            passwd,
-        }
-    }
+/// A hostile test's stage: the demo server (run with `args`), a scratch folder, a bystander
+/// MFP receiving into its `osk` folder, which must be served throughout, and `/etc/passwd`
+/// as it was before, to prove no path escape wrote to it.
+async fn stage(args: &[&str]) -> (TestServer, Scratch, Receiver, Vec<u8>) {
+    let server = TestServer::start_demo_with(args).unwrap();
+    let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
+    let work = Scratch::new();
+    let bystander = server.receiver(BYSTANDER, &work.join("osk")).await;
+    (server, work, bystander, passwd)
 }
 
 /// The end of every hostile test: the bystander still gets its image number `count` at once,
@@ -343,12 +329,7 @@ async fn bystander_served_and_nothing_outside(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_page_names_counts_and_sizes_are_refused_naming_the_field() {
-    let Stage {
-        server,
-        work,
-        bystander,
-        passwd,
-    } = Stage::new(&DEFAULT_RUN).await;
+    let (server, work, bystander, passwd) = stage(&DEFAULT_RUN).await;
     let tray = work.join("osk");
     let mut raw = Raw::logged_in(&server, SENDER).await;
 
@@ -503,12 +484,7 @@ async fn hostile_page_names_counts_and_sizes_are_refused_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_names_with_separators_are_refused_and_files_stay_unchanged() {
-    let Stage {
-        server,
-        work: _work,
-        bystander,
-        passwd,
-    } = Stage::new(&DEFAULT_RUN).await;
+    let (server, _work, bystander, passwd) = stage(&DEFAULT_RUN).await;
     let groups_dir = server.data_dir().join("groups");
     let before = tree(&groups_dir);
     let develop = "product development-related places";
@@ -613,12 +589,7 @@ async fn group_names_with_separators_are_refused_and_files_stay_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_data_out_of_bounds_gets_clear_errors_and_leaves_no_spool() {
-    let Stage {
-        server,
-        work: _work,
-        bystander,
-        passwd,
-    } = Stage::new(&DEFAULT_RUN).await;
+    let (server, _work, bystander, passwd) = stage(&DEFAULT_RUN).await;
     let mut raw = Raw::logged_in(&server, SENDER).await;
 
     // Data and a commit for uploads that were never opened.
@@ -925,12 +896,8 @@ async fn open_silent(addr: &str, n: usize, batch: usize) -> tokio::task::JoinSet
 async fn a_thousand_silent_connections_are_closed_and_a_terminal_still_works() {
     // A handshake timeout of 3 s, not 1: opening 1,000 connections takes ~0.2 s alone but
     // over a second while the rest of the suite runs, and they must all be open at once.
-    let Stage {
-        server,
-        work: _work,
-        bystander,
-        passwd,
-    } = Stage::new(&["--heartbeat-ms", "1000", "--handshake-timeout", "3"]).await;
+    let (server, _work, bystander, passwd) =
+        stage(&["--heartbeat-ms", "1000", "--handshake-timeout", "3"]).await;
     let pid = server_pid(&server);
     let fds_before = open_fds(pid);
     let rss_before = status_bytes(pid, "VmRSS:");

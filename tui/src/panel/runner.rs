@@ -102,6 +102,17 @@ struct Core {
 }
 
 impl Core {
+    /// Hands a scripted key or touch to the app; false when the script asked for something
+    /// else, which the caller handles.
+    fn feed(&mut self, poll: &Poll) -> bool {
+        match *poll {
+            Poll::Key(k) => self.app.key(k),
+            Poll::Click(x, y) => self.app.click(x, y),
+            _ => return false,
+        }
+        true
+    }
+
     fn start(opts: &PanelOptions) -> anyhow::Result<Core> {
         opts.dirs.create()?;
         let store = ImageStore::open(&opts.dirs.store).with_context(|| {
@@ -367,16 +378,12 @@ pub async fn run_headless(opts: PanelOptions, out: &mut dyn Write) -> anyhow::Re
     loop {
         core.spawn_jobs();
         let screen = buffer_text(terminal.draw(|f| core.app.draw(f))?.buffer);
-        match driver.poll(&screen, core.idle(), core.ready()) {
-            Poll::Idle => {}
-            Poll::Key(k) => {
-                core.app.key(k);
-                continue;
-            }
-            Poll::Click(x, y) => {
-                core.app.click(x, y);
-                continue;
-            }
+        let poll = driver.poll(&screen, core.idle(), core.ready());
+        if core.feed(&poll) {
+            continue;
+        }
+        match poll {
+            Poll::Idle | Poll::Key(_) | Poll::Click(..) => {}
             Poll::Resize(w, h) => {
                 terminal.backend_mut().resize(w, h);
                 terminal.resize(ratatui::layout::Rect::new(0, 0, w, h))?;
@@ -470,15 +477,11 @@ async fn run_terminal(opts: PanelOptions) -> anyhow::Result<()> {
         core.spawn_jobs();
         let screen = buffer_text(terminal.draw(|f| core.app.draw(f))?.buffer);
         if let Some(d) = driver.as_mut() {
-            match d.poll(&screen, core.idle(), core.ready()) {
-                Poll::Key(k) => {
-                    core.app.key(k);
-                    continue;
-                }
-                Poll::Click(x, y) => {
-                    core.app.click(x, y);
-                    continue;
-                }
+            let poll = d.poll(&screen, core.idle(), core.ready());
+            if core.feed(&poll) {
+                continue;
+            }
+            match poll {
                 Poll::Done => break,
                 Poll::Fail(msg) => {
                     drop(terminal);
@@ -489,7 +492,8 @@ async fn run_terminal(opts: PanelOptions) -> anyhow::Result<()> {
                     move_to_adf(&opts.dirs, &prefix)?;
                     continue;
                 }
-                Poll::Idle | Poll::Resize(..) | Poll::Print(_) => {}
+                Poll::Idle | Poll::Key(_) | Poll::Click(..) | Poll::Resize(..) | Poll::Print(_) => {
+                }
             }
         }
         if core.app.quit {

@@ -6,12 +6,11 @@
 //! `auth::add_device` for every device in one transaction), and the group files are written
 //! directly in the seed's format. Then the real binary runs on it, found next to this one.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use imagecast_server::store::auth;
 use imagecast_server::store::datadir::{ALL_GROUP_NAME, DataDir};
@@ -197,23 +196,14 @@ impl BenchServer {
     }
 
     fn wait_listening(&mut self) -> anyhow::Result<String> {
-        let stdout = self.child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .context("the server did not say it was listening within 60 s")?;
-        match line.trim().strip_prefix("listening on ") {
-            Some(addr) => Ok(addr.to_owned()),
-            None => bail!(
-                "unexpected first line {line:?} from the server; its log: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            ),
-        }
+        imagecast_tests::wait_listening(&mut self.child, Duration::from_secs(60)).with_context(
+            || {
+                format!(
+                    "the server's log: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                )
+            },
+        )
     }
 
     /// The server's process ID.
