@@ -26,7 +26,7 @@ use self::panel::{DemoArgs, PanelCmd};
 
 /// imagecast terminal: send scanned images to destination groups, receive them, register.
 #[derive(Parser)]
-#[command(name = "imagecast", version, about)]
+#[command(name = "imagecast", version, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(flatten)]
     options: Options,
@@ -79,13 +79,40 @@ pub enum Command {
     Marksheet(MarksheetCmd),
 }
 
-/// Runs the command; an error is printed as one sentence and exits with 1.
+/// The exit codes, so that scripts can tell the cases apart (also in `--help` and the README).
+pub mod exit {
+    /// An error: the server unreachable or refusing, a file unreadable, a setting missing.
+    pub const ERROR: u8 = 1;
+    /// The command line is wrong (clap's own code for usage errors).
+    pub const USAGE: u8 = 2;
+    /// `send --wait` or `status`: a destination failed.
+    pub const FAILED: u8 = 3;
+    /// `send --wait` or `status`: a destination is not done yet (the timeout ran out).
+    pub const NOT_DONE: u8 = 4;
+}
+
+/// The exit codes as `--help` shows them.
+const EXIT_CODES_HELP: &str = "Exit codes: 0 done; 1 error (one sentence on stderr); 2 usage \
+(the command line is wrong); 3 a destination failed (send --wait, status); 4 a destination is \
+not done yet (send --wait's timeout ran out, status).";
+
+/// A mistake in the command line that clap cannot see (exit code 2, like clap's own).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs the command; an error is printed as one sentence and exits with 1 (2 for a usage
+/// error).
 pub fn main(cli: Cli) -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("imagecast: {}", error_text(&e));
-            ExitCode::FAILURE
+            if e.is::<UsageError>() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::from(exit::ERROR)
+            }
         }
     }
 }

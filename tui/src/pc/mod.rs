@@ -137,6 +137,32 @@ pub struct SendArgs {
     pub timeout: Option<Duration>,
 }
 
+/// How a `send --wait` or a `status` ended: each maps to an exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every destination has its image (or `send` did not wait).
+    Done,
+    /// A destination failed.
+    Failed,
+    /// A destination is not done yet (waiting timed out).
+    NotDone,
+}
+
+impl Outcome {
+    /// The outcome of these destination states: a failure first, then one not done.
+    fn of<'a>(states: impl IntoIterator<Item = &'a DeliveryState>) -> Self {
+        let mut outcome = Outcome::Done;
+        for st in states {
+            match st {
+                DeliveryState::Failed(_) => return Outcome::Failed,
+                s if !s.is_final() => outcome = Outcome::NotDone,
+                _ => {}
+            }
+        }
+        outcome
+    }
+}
+
 /// The word a result is printed with; a failure's reason (from a peer) escaped and bounded.
 pub fn state_word(state: &DeliveryState) -> String {
     match state {
@@ -149,9 +175,9 @@ pub fn state_word(state: &DeliveryState) -> String {
 }
 
 /// `send`: prints the distribution ID, then with `wait` "DOMAIN: result" per destination.
-/// Returns false when waiting timed out or a destination failed. A file whose name holds
+/// Returns whether a destination failed or is not done when waiting timed out. A file whose name holds
 /// control or bidirectional characters is sent under a safe name, said on stderr.
-pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     if args.files.is_empty() {
         bail!("name at least one file to send");
     }
@@ -208,7 +234,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
     out.flush()?;
     if !args.wait {
         client.close().await;
-        return Ok(true);
+        return Ok(Outcome::Done);
     }
     let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
     let mut finals: HashMap<String, DeliveryState> = HashMap::new();
@@ -237,7 +263,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
                         }
                     }
                     client.close().await;
-                    return Ok(false);
+                    return Ok(Outcome::NotDone);
                 }
             },
             None => events.recv().await,
@@ -256,9 +282,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         }
     }
     client.close().await;
-    Ok(finals
-        .values()
-        .all(|s| !matches!(s, DeliveryState::Failed(_))))
+    Ok(Outcome::of(finals.values()))
 }
 
 fn report(
