@@ -20,10 +20,11 @@ pub struct SendCmd {
     /// An individual destination's domain (repeatable).
     #[arg(long = "to")]
     to: Vec<String>,
-    /// Wait and print "DOMAIN: result" for every destination.
+    /// Wait, printing "DOMAIN: state" for every destination as it changes (queued, sending,
+    /// then delivered, printed or failed).
     #[arg(long)]
     wait: bool,
-    /// With --wait: give up after this many seconds (exit code 4).
+    /// With --wait: give up after this many seconds (exit code 4); default 60, 0 for no limit.
     #[arg(long)]
     timeout: Option<u64>,
     /// The pages, in order.

@@ -36,6 +36,9 @@ const SEND_ATTEMPTS: u32 = 3;
 /// let go only when they notice the dead connection (two heartbeat intervals, 30 s).
 const STALE_UPLOAD_WAITS: u32 = 8;
 
+/// How long `send --wait` waits without `--timeout` (`--timeout 0` waits without a limit).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+
 /// The most characters of a peer's name, domain, user ID or file name printed.
 pub const NAME_CHARS: usize = 256;
 /// The most characters of a peer's reason or notice printed.
@@ -133,7 +136,7 @@ pub struct SendArgs {
     pub files: Vec<PathBuf>,
     /// Wait for every destination's result.
     pub wait: bool,
-    /// Give up waiting after this long.
+    /// Give up waiting after this long (default [`DEFAULT_WAIT`]; zero: no limit).
     pub timeout: Option<Duration>,
 }
 
@@ -236,32 +239,31 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         client.close().await;
         return Ok(Outcome::Done);
     }
-    let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut finals: HashMap<String, DeliveryState> = HashMap::new();
+    let timeout = args.timeout.unwrap_or(DEFAULT_WAIT);
+    let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
+    let mut states: HashMap<String, DeliveryState> = HashMap::new();
     let total = accepted.destinations.len();
     let mut client = client;
     // Status first: results that came before we listened are not lost.
     let mut status = client.watch(accepted.dist).await?;
     loop {
         for st in status.drain(..) {
-            report(&mut finals, st, out)?;
+            report(&mut states, st, out)?;
         }
-        if finals.len() >= total {
+        if states.values().filter(|s| s.is_final()).count() >= total {
             break;
         }
         let next = match deadline {
             Some(d) => match tokio::time::timeout_at(d, events.recv()).await {
                 Ok(e) => e,
                 Err(_) => {
-                    for dest in &accepted.destinations {
-                        if !finals.contains_key(&dest.domain) {
-                            writeln!(
-                                out,
-                                "{}: queued (still waiting when --timeout ran out)",
-                                peer(&dest.domain)
-                            )?;
-                        }
-                    }
+                    let waiting = total - states.values().filter(|s| s.is_final()).count();
+                    eprintln!(
+                        "imagecast: {waiting} destination(s) not done after {} s; they get the \
+                         image when they connect, and `imagecast status {}` shows how far it got",
+                        timeout.as_secs(),
+                        accepted.dist
+                    );
                     client.close().await;
                     return Ok(Outcome::NotDone);
                 }
@@ -282,15 +284,21 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         }
     }
     client.close().await;
-    Ok(Outcome::of(finals.values()))
+    Ok(Outcome::of(states.values()))
 }
 
+/// Prints "DOMAIN: state" when a destination's state changed (`queued`, `sending`, then its
+/// result); a result, once printed, is final.
 fn report(
-    finals: &mut HashMap<String, DeliveryState>,
+    states: &mut HashMap<String, DeliveryState>,
     st: DestinationStatus,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    if st.state.is_final() && !finals.contains_key(&st.destination.domain) {
+    let changed = match states.get(&st.destination.domain) {
+        Some(last) => !last.is_final() && *last != st.state,
+        None => true,
+    };
+    if changed {
         writeln!(
             out,
             "{}: {}",
@@ -298,7 +306,7 @@ fn report(
             state_word(&st.state)
         )?;
         out.flush()?;
-        finals.insert(st.destination.domain, st.state);
+        states.insert(st.destination.domain, st.state);
     }
     Ok(())
 }
@@ -472,7 +480,7 @@ mod tests {
     #[test]
     fn a_forged_refusal_prints_as_one_bounded_line() {
         let mut out = Vec::new();
-        let mut finals = HashMap::new();
+        let mut states = HashMap::new();
         let st = DestinationStatus {
             destination: Destination {
                 domain: "sale1.osk.mei.co.jp".into(),
@@ -480,7 +488,7 @@ mod tests {
             },
             state: DeliveryState::Failed(forged_reason()),
         };
-        report(&mut finals, st, &mut out).unwrap();
+        report(&mut states, st, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_clean(&text, 1);
         assert!(
