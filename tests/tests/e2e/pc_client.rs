@@ -36,3 +36,77 @@ fn waiting_on_an_offline_destination_says_queued_and_how_to_follow_it() {
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+/// A group named almost right gets the closest names suggested; its number from `groups`, a
+/// different case, and a destination's name in place of its domain all work.
+#[test]
+fn groups_by_number_or_case_and_destinations_by_name() {
+    let server = TestServer::start_demo().unwrap();
+    let work = Scratch::new();
+    let page = work.page("note.txt", b"note");
+    let sender = "plan1.hqs.mei.co.jp";
+
+    let out = server.send(sender, &["--group", "all sales office"], &page);
+    out.assert_error(
+        "unknown destination group \"all sales office\"; did you mean \"all sales offices\"?",
+    );
+    let out = server.send(sender, &["--to", "sales office, the Osaka"], &page);
+    out.assert_error("did you mean \"sales office, the Osaka branch\"?");
+
+    // "2: all sales offices" in the demo's list.
+    let groups = server.terminal(sender, ["groups"]);
+    assert!(
+        groups.stdout.contains("2: all sales offices\n"),
+        "{}",
+        groups.stdout
+    );
+    let by_number = server.send(sender, &["--group", "2", "--wait", "--timeout", "1"], &page);
+    let by_case = server.send(
+        sender,
+        &["--group", "ALL Sales Offices", "--wait", "--timeout", "1"],
+        &page,
+    );
+    for out in [&by_number, &by_case] {
+        assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
+        for office in ["sale1.osk", "sale1.ngy", "sale1.fko"] {
+            assert!(
+                out.stdout.contains(&format!("{office}.mei.co.jp: queued")),
+                "{}",
+                out.stdout
+            );
+        }
+    }
+    let by_name = server.send(
+        sender,
+        &[
+            "--to",
+            "Sales office, the Nagoya branch",
+            "--wait",
+            "--timeout",
+            "1",
+        ],
+        &page,
+    );
+    assert_eq!(by_name.code, 4, "{}", by_name.stderr);
+    assert!(
+        by_name.stdout.ends_with("\nsale1.ngy.mei.co.jp: queued\n"),
+        "{}",
+        by_name.stdout
+    );
+
+    // Registration numbers the groups as `groups --for-registration` does.
+    let listed = server.terminal(sender, ["groups", "--for-registration"]);
+    let line = listed
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(": all sales offices"))
+        .unwrap()
+        .to_owned();
+    let number = line.split(':').next().unwrap();
+    let out = server.terminal(sender, ["register", "--group", number]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "registered plan1.hqs.mei.co.jp with \"all sales offices\"\n"
+    );
+}

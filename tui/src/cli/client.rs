@@ -14,10 +14,10 @@ use crate::pc;
 /// `send`'s flags.
 #[derive(clap::Args)]
 pub struct SendCmd {
-    /// A destination group name (repeatable).
+    /// A destination group: its name, any case, or its number in `groups` (repeatable).
     #[arg(long = "group")]
     groups: Vec<String>,
-    /// An individual destination's domain (repeatable).
+    /// An individual destination: its domain or its name (repeatable).
     #[arg(long = "to")]
     to: Vec<String>,
     /// Wait, printing "DOMAIN: state" for every destination as it changes (queued, sending,

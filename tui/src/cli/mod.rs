@@ -58,13 +58,13 @@ pub enum Command {
     },
     /// Register this terminal with a group.
     Register {
-        /// The group name.
+        /// The group: its name or its number in `groups --for-registration`.
         #[arg(long)]
         group: String,
     },
     /// Withdraw this terminal from a group.
     Withdraw {
-        /// The group name.
+        /// The group: its name or its number in `groups --for-registration`.
         #[arg(long)]
         group: String,
     },

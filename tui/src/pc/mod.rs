@@ -7,6 +7,8 @@
 //! and bidirectional overrides escaped, the length bounded, so a peer can neither forge an
 //! output line nor drive the terminal with escape sequences.
 
+mod names;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
@@ -103,6 +105,7 @@ pub async fn destinations(s: &Settings, out: &mut impl Write) -> anyhow::Result<
 pub async fn register(s: &Settings, group: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
     login(&client, s).await?;
+    let group = &registration_group(&client, group).await?;
     match client.register(group).await? {
         RegisterOutcome::Added => writeln!(out, "registered {} with {group:?}", s.device)?,
         RegisterOutcome::AlreadyMember => {
@@ -117,6 +120,7 @@ pub async fn register(s: &Settings, group: &str, out: &mut impl Write) -> anyhow
 pub async fn withdraw(s: &Settings, group: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
     login(&client, s).await?;
+    let group = &registration_group(&client, group).await?;
     match client.withdraw(group).await? {
         WithdrawOutcome::Removed => writeln!(out, "withdrew {} from {group:?}", s.device)?,
         WithdrawOutcome::NotMember => writeln!(out, "{} was not a member of {group:?}", s.device)?,
@@ -200,18 +204,23 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         }
         pages.push(page);
     }
-    let req = DistributionRequest {
+    let mut req = DistributionRequest {
         dist: DistributionId::new_random(),
-        groups: args.groups.clone(),
-        destinations: args.to.clone(),
+        groups: Vec::new(),
+        destinations: Vec::new(),
         pages,
     };
+    let mut resolved = false;
     let mut attempt = 0;
     let (client, mut events, accepted) = loop {
         attempt += 1;
         let result = async {
             let (client, events) = connect(s, false).await?;
             login(&client, s).await?;
+            if !resolved {
+                resolve(&client, args, &mut req).await?;
+                resolved = true;
+            }
             let accepted = client.distribute(&req).await?;
             anyhow::Ok((client, events, accepted))
         }
@@ -309,6 +318,57 @@ fn report(
         states.insert(st.destination.domain, st.state);
     }
     Ok(())
+}
+
+/// Fills in the request's groups and destinations as the operator named them (see
+/// [`names`]): each list is asked for only when needed.
+async fn resolve(
+    client: &Client,
+    args: &SendArgs,
+    req: &mut DistributionRequest,
+) -> anyhow::Result<()> {
+    if !args.groups.is_empty() {
+        let list: Vec<String> = client
+            .groups(false)
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        req.groups = args
+            .groups
+            .iter()
+            .map(|g| names::group(g, &list))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if !args.to.is_empty() {
+        let list = client.destinations().await?;
+        req.destinations = args
+            .to
+            .iter()
+            .map(|d| names::destination(d, &list))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    Ok(())
+}
+
+/// The group `input` names among those a terminal can register with (numbered as
+/// `groups --for-registration` prints them). A group outside that list but named exactly
+/// ("all distribution destinations") goes to the server, which says why it cannot be.
+async fn registration_group(client: &Client, input: &str) -> anyhow::Result<String> {
+    let names_of = |groups: Vec<imagecast_shared::msg::GroupEntry>| -> Vec<String> {
+        groups.into_iter().map(|g| g.name).collect()
+    };
+    match names::group(input, &names_of(client.groups(true).await?)) {
+        Ok(name) => Ok(name),
+        Err(_)
+            if names_of(client.groups(false).await?)
+                .iter()
+                .any(|n| n == input) =>
+        {
+            Ok(input.to_owned())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn is_stale_upload(e: &anyhow::Error) -> bool {
