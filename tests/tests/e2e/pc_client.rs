@@ -1,7 +1,12 @@
 //! The PC client as operators use it (issue "The panel and the PC client as operators use
 //! them"): the real `imagecast` binary against the real server.
 
-use imagecast_tests::{Scratch, TestServer};
+use std::process::Stdio;
+use std::time::Duration;
+
+use imagecast_tests::{Scratch, TestServer, run};
+
+use crate::LIMIT;
 
 /// `send --wait` to an offline terminal says `queued` at once and, when the timeout runs out,
 /// how to follow the distribution later; it exits 4 (not done), not 2 (usage).
@@ -109,4 +114,58 @@ fn groups_by_number_or_case_and_destinations_by_name() {
         out.stdout,
         "registered plan1.hqs.mei.co.jp with \"all sales offices\"\n"
     );
+}
+
+/// `receive` says where it connected, and when it lost and regained the server (stderr); a
+/// wrong token fails before `--out` is created.
+#[test]
+fn receive_says_when_it_connects_and_creates_nothing_with_a_wrong_token() {
+    let mut server = TestServer::start_demo().unwrap();
+    let work = Scratch::new();
+    let tray = work.join("tray");
+    let out = run(
+        server
+            .imagecast("sale1.osk.mei.co.jp")
+            .env("IMAGECAST_TOKEN", "wrong")
+            .args(["receive", "--count", "1", "--out"])
+            .arg(&tray),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!tray.exists(), "created before failing: {}", out.stderr);
+
+    let child = server
+        .imagecast("sale1.osk.mei.co.jp")
+        .args(["receive", "--count", "1", "--out"])
+        .arg(&tray)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let connected = format!("connected to {} as sale1.osk.mei.co.jp\n", server.addr);
+    // Connected: its tray exists (created after the connection).
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !tray.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.kill9();
+    server.restart().unwrap();
+    let page = work.page("after.txt", b"after the restart");
+    let sent = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--to", "sale1.osk.mei.co.jp"],
+        &page,
+    );
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches(&connected).count(), 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("lost the connection to {} (", server.addr)),
+        "{stderr}"
+    );
+    assert!(tray.join("after.txt").exists());
 }

@@ -410,8 +410,8 @@ pub async fn receive(
     count: Option<u64>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut inbox = Inbox::open(dir, InboxMode::Store)
-        .with_context(|| format!("cannot use {} for received images", dir.display()))?;
+    // Opened after the first connection, so that a wrong token or address creates nothing.
+    let mut inbox: Option<Inbox> = None;
     let mut received = 0u64;
     let mut delay = Duration::from_millis(200);
     let mut connected_once = false;
@@ -422,7 +422,7 @@ pub async fn receive(
             Err(e) if connected_once && e.is_connection_lost() => {
                 let error = e.to_string();
                 let error = peer_reason(&error);
-                tracing::warn!(%error, "cannot reach the server; retrying");
+                tracing::info!(%error, "cannot reach the server; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 continue;
@@ -431,9 +431,21 @@ pub async fn receive(
         };
         connected_once = true;
         delay = Duration::from_millis(200);
+        let inbox = match &mut inbox {
+            Some(inbox) => inbox,
+            None => inbox
+                .insert(Inbox::open(dir, InboxMode::Store).with_context(|| {
+                    format!("cannot use {} for received images", dir.display())
+                })?),
+        };
+        eprintln!("connected to {} as {}", s.server, s.device);
         while let Some(event) = events.recv().await {
             if let Event::Closed(reason) = &event {
-                tracing::warn!(reason = %peer_reason(reason), "connection lost; reconnecting");
+                eprintln!(
+                    "lost the connection to {} ({}); reconnecting",
+                    s.server,
+                    peer_reason(reason)
+                );
                 break;
             }
             if let Event::Notice(text) = &event {
