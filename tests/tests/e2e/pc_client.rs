@@ -169,3 +169,45 @@ fn receive_says_when_it_connects_and_creates_nothing_with_a_wrong_token() {
     );
     assert!(tray.join("after.txt").exists());
 }
+
+/// `status ID` takes the ID `send` printed: each destination's state, exit 4 while one is
+/// queued, 0 once all have it; another terminal may not ask; a malformed ID is a usage error.
+#[test]
+fn status_follows_a_distribution_by_the_id_send_printed() {
+    let server = TestServer::start_demo().unwrap();
+    let work = Scratch::new();
+    let page = work.page("memo.txt", b"memo");
+    let sender = "plan1.hqs.mei.co.jp";
+    let sent = server.send(sender, &["--to", "devl1.osk.mei.co.jp"], &page);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let dist = sent.stdout.trim().to_owned();
+
+    let out = server.terminal(sender, ["status", &dist]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(out.stdout, "devl1.osk.mei.co.jp: queued\n");
+
+    let got = run(
+        server
+            .imagecast("devl1.osk.mei.co.jp")
+            .args(["receive", "--count", "1", "--out"])
+            .arg(work.join("tray")),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    let deadline = std::time::Instant::now() + LIMIT;
+    let out = loop {
+        let out = server.terminal(sender, ["status", &dist]);
+        if out.code != 4 || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, "devl1.osk.mei.co.jp: delivered\n");
+
+    let out = server.terminal("sale1.osk.mei.co.jp", ["status", &dist]);
+    out.assert_error("only the sending terminal or an administrator");
+    let out = server.terminal(sender, ["status", "12345"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

@@ -96,6 +96,17 @@ pub fn send(options: &Options, cmd: SendCmd) -> anyhow::Result<ExitCode> {
     Ok(exit_code(outcome))
 }
 
+/// `status ID`: exits with 3 when a destination failed, 4 when one is not done yet.
+pub fn status(
+    options: &Options,
+    dist: imagecast_shared::DistributionId,
+) -> anyhow::Result<ExitCode> {
+    let settings = settings(options)?;
+    let out = &mut std::io::stdout().lock();
+    let outcome = runtime()?.block_on(pc::status(&settings, dist, out))?;
+    Ok(exit_code(outcome))
+}
+
 /// The exit code of an outcome (see [`super::exit`]).
 fn exit_code(outcome: pc::Outcome) -> ExitCode {
     match outcome {

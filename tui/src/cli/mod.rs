@@ -5,8 +5,8 @@
 //! - this module: [`Cli`], [`Command`] and the one `match` that routes a command to its
 //!   function; errors printed as one sentence, logging, the runtime;
 //! - [`options`]: the connection options every command shares, resolved into settings;
-//! - [`client`]: `groups`, `destinations`, `send`, `receive`, `register`, `withdraw` (the PC
-//!   client);
+//! - [`client`]: `groups`, `destinations`, `send`, `status`, `receive`, `register`,
+//!   `withdraw` (the PC client);
 //! - [`panel`]: `panel` and `demo` (the demo only with the `demo` feature);
 //! - [`marksheet`]: `marksheet print` and `marksheet decode`.
 
@@ -55,6 +55,12 @@ pub enum Command {
         /// Exit after this many deliveries.
         #[arg(long)]
         count: Option<u64>,
+    },
+    /// Show where each destination of a distribution stands, by the ID `send` printed (the
+    /// sending terminal, or an administrator logged in).
+    Status {
+        /// The distribution ID.
+        dist: imagecast_shared::DistributionId,
     },
     /// Register this terminal with a group.
     Register {
@@ -124,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Destinations => client::destinations(&options),
         Command::Send(cmd) => client::send(&options, cmd),
         Command::Receive { out, count } => client::receive(&options, &out, count),
+        Command::Status { dist } => client::status(&options, dist),
         Command::Register { group } => client::register(&options, &group),
         Command::Withdraw { group } => client::withdraw(&options, &group),
         Command::Panel(cmd) => panel::panel(&options, &cmd),

@@ -371,6 +371,26 @@ async fn registration_group(client: &Client, input: &str) -> anyhow::Result<Stri
     }
 }
 
+/// `status ID`: "DOMAIN: state" for every destination of a distribution this terminal sent
+/// (or any, for an administrator: the user logs in when one is given).
+pub async fn status(
+    s: &Settings,
+    dist: DistributionId,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let (client, _events) = connect(s, false).await?;
+    if s.user.is_some() && s.password.is_some() {
+        login(&client, s).await?;
+    }
+    let destinations = client.watch(dist).await?;
+    let mut states = HashMap::new();
+    for st in destinations {
+        report(&mut states, st, out)?;
+    }
+    client.close().await;
+    Ok(Outcome::of(states.values()))
+}
+
 fn is_stale_upload(e: &anyhow::Error) -> bool {
     e.downcast_ref::<ClientError>()
         .and_then(ClientError::server_error)
