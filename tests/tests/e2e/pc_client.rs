@@ -211,3 +211,30 @@ fn status_follows_a_distribution_by_the_id_send_printed() {
     let out = server.terminal(sender, ["status", "12345"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+/// A server certificate trusted for the first time is said once, with its fingerprint.
+#[test]
+fn a_first_seen_server_certificate_is_said_once_with_its_fingerprint() {
+    let server = TestServer::start_demo().unwrap();
+    let fingerprint = server.fingerprint.clone().unwrap();
+    let work = Scratch::new();
+    let groups = || {
+        let mut c = server.imagecast("plan1.hqs.mei.co.jp");
+        c.env_remove("IMAGECAST_SERVER_FINGERPRINT")
+            .env("IMAGECAST_KNOWN_SERVERS", work.join("known_servers"))
+            .arg("groups");
+        run(&mut c, LIMIT).unwrap()
+    };
+    let first = groups();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        first.stderr,
+        format!(
+            "remembered server {} with fingerprint {fingerprint} (compare it with `imagecast-server fingerprint` on the server)\n",
+            server.addr
+        )
+    );
+    let again = groups();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stderr, "", "said once");
+}

@@ -25,6 +25,7 @@ use imagecast_shared::msg::{
     DeliveryOutcome, DeliveryState, DestinationStatus, RegisterOutcome, WithdrawOutcome,
 };
 use imagecast_shared::text::{escape, escape_bounded, safe_file_name};
+use imagecast_shared::tls::known_fingerprint;
 
 use crate::config::Settings;
 use crate::paper::pages::count_pages;
@@ -63,8 +64,26 @@ pub fn client_config(s: &Settings, receive: bool) -> ClientConfig {
     cfg
 }
 
+/// Connects; a server certificate trusted for the first time is said on stderr with its
+/// fingerprint, once, as ssh does (the pin is written by the client library on first use).
 async fn connect(s: &Settings, receive: bool) -> Result<(Client, Events), ClientError> {
-    Client::connect(&client_config(s, receive)).await
+    let unpinned = s
+        .tls
+        .as_ref()
+        .and_then(|t| match (&t.fingerprint, &t.known_servers) {
+            (None, Some(path)) => {
+                matches!(known_fingerprint(path, &s.server), Ok(None)).then_some(path)
+            }
+            _ => None,
+        });
+    let connected = Client::connect(&client_config(s, receive)).await?;
+    if let Some(Ok(Some(fp))) = unpinned.map(|path| known_fingerprint(path, &s.server)) {
+        eprintln!(
+            "remembered server {} with fingerprint {fp} (compare it with `imagecast-server fingerprint` on the server)",
+            s.server
+        );
+    }
+    Ok(connected)
 }
 
 async fn login(client: &Client, s: &Settings) -> anyhow::Result<()> {
