@@ -238,3 +238,38 @@ fn a_first_seen_server_certificate_is_said_once_with_its_fingerprint() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.stderr, "", "said once");
 }
+
+/// `receive` counts pages in files: two files, one of them a 3-page TIFF, are "4 pages in 2
+/// files".
+#[test]
+fn receive_says_pages_in_files() {
+    let server = TestServer::start_demo().unwrap();
+    let work = Scratch::new();
+    let tiff = work.join("scan.tif");
+    imagecast_tests::multipage_tiff(&tiff, 3, 64, 48).unwrap();
+    let note = work.page("note.txt", b"note");
+    let sent = run(
+        server
+            .imagecast("plan1.hqs.mei.co.jp")
+            .args(["send", "--to", "sale1.osk.mei.co.jp"])
+            .arg(&tiff)
+            .arg(&note),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let got = run(
+        server
+            .imagecast("sale1.osk.mei.co.jp")
+            .args(["receive", "--count", "1", "--out"])
+            .arg(work.join("tray")),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert!(
+        got.stdout.contains(" by 1001: 4 pages in 2 files, "),
+        "{}",
+        got.stdout
+    );
+}

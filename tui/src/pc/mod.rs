@@ -527,6 +527,17 @@ pub async fn receive(
     }
 }
 
+/// "N pages in M files": how the PC client counts what it sends and receives (a multi-page
+/// TIFF is one file of several pages).
+pub fn pages_in_files(pages: usize, files: usize) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    format!(
+        "{pages} page{} in {files} file{}",
+        plural(pages),
+        plural(files)
+    )
+}
+
 /// The line `receive` prints for a stored delivery of `pages` pages (a multi-page TIFF counts
 /// all its pages): every name from the peer escaped.
 fn print_received(r: &Received, pages: usize, out: &mut impl Write) -> anyhow::Result<()> {
@@ -549,12 +560,12 @@ fn print_received(r: &Received, pages: usize, out: &mut impl Write) -> anyhow::R
             .collect();
         writeln!(
             out,
-            "{} from {} ({}) by {}: {} page(s), {} bytes: {}",
+            "{} from {} ({}) by {}: {}, {} bytes: {}",
             r.dist,
             peer(&r.sender.domain),
             peer(&r.sender.name),
             peer(&r.user),
-            pages,
+            pages_in_files(pages, r.files.len()),
             r.bytes,
             files.join(", ")
         )?;
@@ -608,6 +619,13 @@ mod tests {
         );
         assert!(text.contains("\\u{1b}]0;pwned\\u{7}"), "{text:.300}");
         assert!(text.len() < 600, "{} bytes printed", text.len());
+    }
+
+    #[test]
+    fn pages_are_counted_in_files() {
+        assert_eq!(pages_in_files(15, 12), "15 pages in 12 files");
+        assert_eq!(pages_in_files(1, 1), "1 page in 1 file");
+        assert_eq!(pages_in_files(3, 1), "3 pages in 1 file");
     }
 
     #[test]
