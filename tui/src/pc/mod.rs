@@ -6,6 +6,11 @@
 //! names, reasons, notices) is printed through [`peer`] or [`peer_reason`]: control characters
 //! and bidirectional overrides escaped, the length bounded, so a peer can neither forge an
 //! output line nor drive the terminal with escape sequences.
+//!
+//! # Layout
+//! - this module: `groups`, `destinations`, `send`, `status`, `receive`, `register`,
+//!   `withdraw`;
+//! - `names.rs`: group and destination names resolved as operators type them.
 
 mod names;
 
@@ -340,7 +345,7 @@ fn report(
 }
 
 /// Fills in the request's groups and destinations as the operator named them (see
-/// [`names`]): each list is asked for only when needed.
+/// `names.rs`): each list is asked for only when needed.
 async fn resolve(
     client: &Client,
     args: &SendArgs,
