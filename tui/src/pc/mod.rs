@@ -627,6 +627,41 @@ mod tests {
     }
 
     #[test]
+    fn each_state_change_prints_once_and_a_result_is_final() {
+        let st = |state| DestinationStatus {
+            destination: Destination {
+                domain: "sale1.osk.mei.co.jp".into(),
+                name: "sales office".into(),
+            },
+            state,
+        };
+        let mut out = Vec::new();
+        let mut states = HashMap::new();
+        for state in [
+            DeliveryState::Queued,
+            DeliveryState::Queued,
+            DeliveryState::Sending,
+            DeliveryState::Printed,
+            DeliveryState::Printed,
+            DeliveryState::Queued,
+        ] {
+            report(&mut states, st(state), &mut out).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "sale1.osk.mei.co.jp: queued\nsale1.osk.mei.co.jp: sending\nsale1.osk.mei.co.jp: printed\n"
+        );
+        assert_eq!(Outcome::of(states.values()), Outcome::Done);
+        let failed = DeliveryState::Failed("x".into());
+        let queued = DeliveryState::Queued;
+        assert_eq!(Outcome::of([&queued, &failed]), Outcome::Failed);
+        assert_eq!(
+            Outcome::of([&DeliveryState::Printed, &queued]),
+            Outcome::NotDone
+        );
+    }
+
+    #[test]
     fn pages_are_counted_in_files() {
         assert_eq!(pages_in_files(15, 12), "15 pages in 12 files");
         assert_eq!(pages_in_files(1, 1), "1 page in 1 file");
