@@ -5,7 +5,7 @@ use std::process::Command;
 
 /// Runs `cmd` and asserts that it succeeded, showing its stderr when it did not.
 fn succeeds(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().expect("the command runs");
+    let out = cmd.output().expect("imagecast runs");
     assert!(
         out.status.success(),
         "{}",
@@ -110,4 +110,47 @@ fn marksheet_print_then_decode_even_after_a_rough_rescan() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.png"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_the_exit_codes_are_in_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.txt");
+    std::fs::write(&page, b"x").unwrap();
+    // The settings come from the environment: the usage line does not ask for them.
+    let out = imagecast()
+        .env("IMAGECAST_SERVER", "127.0.0.1:1")
+        .env("IMAGECAST_DEVICE", "a.example")
+        .env("IMAGECAST_TOKEN", "t")
+        .arg("send")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("name at least one destination"), "{err}");
+
+    let out = imagecast()
+        .env("IMAGECAST_DEVICE", "a.example")
+        .arg("receive")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Usage: imagecast receive --out <OUT>\n"),
+        "{err}"
+    );
+    assert!(!err.contains("--device"), "{err}");
+
+    let out = succeeds(imagecast().arg("--help"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for code in [
+        "1 error",
+        "2 usage",
+        "3 a destination failed",
+        "4 a destination is",
+    ] {
+        assert!(help.contains(code), "{code}: {help}");
+    }
 }

@@ -11,6 +11,7 @@ mod hostile;
 mod login_attacks;
 mod papercuts_server;
 mod papercuts_terminal;
+mod pc_client;
 mod receiving_attacks;
 mod recovery;
 mod terminal_attacks;

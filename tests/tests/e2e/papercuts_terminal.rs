@@ -50,7 +50,7 @@ fn a_file_named_with_control_characters_is_sent_under_a_safe_name_and_counted_by
         out.stdout, out.stderr
     );
     assert!(
-        out.stdout.contains(" by 1001: 3 page(s), "),
+        out.stdout.contains(" by 1001: 3 pages in 1 file, "),
         "the pages of the TIFF, not its one file: {}",
         out.stdout
     );

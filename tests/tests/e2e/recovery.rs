@@ -19,7 +19,7 @@ async fn an_offline_terminal_receives_when_it_connects() {
         &page,
     );
     assert_eq!(
-        out.code, 2,
+        out.code, 4,
         "timed out waiting: {}{}",
         out.stdout, out.stderr
     );

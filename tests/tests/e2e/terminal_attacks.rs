@@ -197,7 +197,7 @@ async fn a_refusal_reason_cannot_forge_journal_lines_or_escapes() {
         &["--to", BYSTANDER, "--wait", "--timeout", "20"],
         &file,
     );
-    assert_eq!(sent.code, 2, "a failed destination: {}", sent.stderr);
+    assert_eq!(sent.code, 3, "a failed destination: {}", sent.stderr);
     tokio::time::timeout(LIMIT, refusing)
         .await
         .unwrap()

@@ -7,23 +7,24 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::options::Options;
-use super::{init_logging, runtime};
+use super::{UsageError, exit, init_logging, runtime};
 use crate::config::Settings;
 use crate::pc;
 
 /// `send`'s flags.
 #[derive(clap::Args)]
 pub struct SendCmd {
-    /// A destination group name (repeatable).
+    /// A destination group: its name, any case, or its number in `groups` (repeatable).
     #[arg(long = "group")]
     groups: Vec<String>,
-    /// An individual destination's domain (repeatable).
+    /// An individual destination: its domain or its name (repeatable).
     #[arg(long = "to")]
     to: Vec<String>,
-    /// Wait and print "DOMAIN: result" for every destination.
+    /// Wait, printing "DOMAIN: state" for every destination as it changes (queued, sending,
+    /// then delivered, printed or failed).
     #[arg(long)]
     wait: bool,
-    /// With --wait: give up after this many seconds (exit code 2).
+    /// With --wait: give up after this many seconds (exit code 4); default 60, 0 for no limit.
     #[arg(long)]
     timeout: Option<u64>,
     /// The pages, in order.
@@ -71,8 +72,17 @@ pub fn receive(options: &Options, dir: &Path, count: Option<u64>) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-/// `send`: exits with 2 when waiting timed out or a destination failed.
+/// `send`: exits with 3 when a destination failed, 4 when waiting timed out.
 pub fn send(options: &Options, cmd: SendCmd) -> anyhow::Result<ExitCode> {
+    if cmd.groups.is_empty() && cmd.to.is_empty() {
+        return Err(UsageError(
+            "name at least one destination with --group NAME or --to DOMAIN".into(),
+        )
+        .into());
+    }
+    if cmd.timeout.is_some() && !cmd.wait {
+        return Err(UsageError("--timeout only applies with --wait".into()).into());
+    }
     let settings = settings(options)?;
     let args = pc::SendArgs {
         groups: cmd.groups,
@@ -82,12 +92,28 @@ pub fn send(options: &Options, cmd: SendCmd) -> anyhow::Result<ExitCode> {
         timeout: cmd.timeout.map(Duration::from_secs),
     };
     let out = &mut std::io::stdout().lock();
-    let all_done = runtime()?.block_on(pc::send(&settings, &args, out))?;
-    Ok(if all_done {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    let outcome = runtime()?.block_on(pc::send(&settings, &args, out))?;
+    Ok(exit_code(outcome))
+}
+
+/// `status ID`: exits with 3 when a destination failed, 4 when one is not done yet.
+pub fn status(
+    options: &Options,
+    dist: imagecast_shared::DistributionId,
+) -> anyhow::Result<ExitCode> {
+    let settings = settings(options)?;
+    let out = &mut std::io::stdout().lock();
+    let outcome = runtime()?.block_on(pc::status(&settings, dist, out))?;
+    Ok(exit_code(outcome))
+}
+
+/// The exit code of an outcome (see [`super::exit`]).
+fn exit_code(outcome: pc::Outcome) -> ExitCode {
+    match outcome {
+        pc::Outcome::Done => ExitCode::SUCCESS,
+        pc::Outcome::Failed => ExitCode::from(exit::FAILED),
+        pc::Outcome::NotDone => ExitCode::from(exit::NOT_DONE),
+    }
 }
 
 /// The settings, then logging to stderr (a missing setting is reported before anything else).

@@ -5,8 +5,8 @@
 //! - this module: [`Cli`], [`Command`] and the one `match` that routes a command to its
 //!   function; errors printed as one sentence, logging, the runtime;
 //! - [`options`]: the connection options every command shares, resolved into settings;
-//! - [`client`]: `groups`, `destinations`, `send`, `receive`, `register`, `withdraw` (the PC
-//!   client);
+//! - [`client`]: `groups`, `destinations`, `send`, `status`, `receive`, `register`,
+//!   `withdraw` (the PC client);
 //! - [`panel`]: `panel` and `demo` (the demo only with the `demo` feature);
 //! - [`marksheet`]: `marksheet print` and `marksheet decode`.
 
@@ -26,7 +26,7 @@ use self::panel::{DemoArgs, PanelCmd};
 
 /// imagecast terminal: send scanned images to destination groups, receive them, register.
 #[derive(Parser)]
-#[command(name = "imagecast", version, about)]
+#[command(name = "imagecast", version, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(flatten)]
     options: Options,
@@ -56,15 +56,21 @@ pub enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Show where each destination of a distribution stands, by the ID `send` printed (the
+    /// sending terminal, or an administrator logged in).
+    Status {
+        /// The distribution ID.
+        dist: imagecast_shared::DistributionId,
+    },
     /// Register this terminal with a group.
     Register {
-        /// The group name.
+        /// The group: its name or its number in `groups --for-registration`.
         #[arg(long)]
         group: String,
     },
     /// Withdraw this terminal from a group.
     Withdraw {
-        /// The group name.
+        /// The group: its name or its number in `groups --for-registration`.
         #[arg(long)]
         group: String,
     },
@@ -79,13 +85,40 @@ pub enum Command {
     Marksheet(MarksheetCmd),
 }
 
-/// Runs the command; an error is printed as one sentence and exits with 1.
+/// The exit codes, so that scripts can tell the cases apart (also in `--help` and the README).
+pub mod exit {
+    /// An error: the server unreachable or refusing, a file unreadable, a setting missing.
+    pub const ERROR: u8 = 1;
+    /// The command line is wrong (clap's own code for usage errors).
+    pub const USAGE: u8 = 2;
+    /// `send --wait` or `status`: a destination failed.
+    pub const FAILED: u8 = 3;
+    /// `send --wait` or `status`: a destination is not done yet (the timeout ran out).
+    pub const NOT_DONE: u8 = 4;
+}
+
+/// The exit codes as `--help` shows them.
+const EXIT_CODES_HELP: &str = "Exit codes: 0 done; 1 error (one sentence on stderr); 2 usage \
+(the command line is wrong); 3 a destination failed (send --wait, status); 4 a destination is \
+not done yet (send --wait's timeout ran out, status).";
+
+/// A mistake in the command line that clap cannot see (exit code 2, like clap's own).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs the command; an error is printed as one sentence and exits with 1 (2 for a usage
+/// error).
 pub fn main(cli: Cli) -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("imagecast: {}", error_text(&e));
-            ExitCode::FAILURE
+            if e.is::<UsageError>() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::from(exit::ERROR)
+            }
         }
     }
 }
@@ -97,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Destinations => client::destinations(&options),
         Command::Send(cmd) => client::send(&options, cmd),
         Command::Receive { out, count } => client::receive(&options, &out, count),
+        Command::Status { dist } => client::status(&options, dist),
         Command::Register { group } => client::register(&options, &group),
         Command::Withdraw { group } => client::withdraw(&options, &group),
         Command::Panel(cmd) => panel::panel(&options, &cmd),

@@ -8,53 +8,68 @@ use anyhow::{Context, bail};
 
 use crate::config::{FileConfig, Settings, TlsArgs};
 
-/// Where the server is, who this terminal is, and who logs in.
+/// Where the server is, who this terminal is, and who logs in. The `IMAGECAST_*` variables
+/// are read here rather than by clap, whose usage lines would otherwise list a flag the
+/// environment supplies as if it were required.
 #[derive(clap::Args)]
 pub struct Options {
-    /// Image server address HOST:PORT.
-    #[arg(long, global = true, env = "IMAGECAST_SERVER")]
+    /// Image server address HOST:PORT (else IMAGECAST_SERVER).
+    #[arg(long, global = true)]
     server: Option<String>,
-    /// This terminal's network domain name.
-    #[arg(long, global = true, env = "IMAGECAST_DEVICE")]
+    /// This terminal's network domain name (else IMAGECAST_DEVICE).
+    #[arg(long, global = true)]
     device: Option<String>,
-    /// This terminal's device token.
-    #[arg(long, global = true, env = "IMAGECAST_TOKEN", hide_env_values = true)]
+    /// This terminal's device token (else IMAGECAST_TOKEN).
+    #[arg(long, global = true)]
     token: Option<String>,
-    /// User ID to log in with.
-    #[arg(long, global = true, env = "IMAGECAST_USER")]
+    /// User ID to log in with (else IMAGECAST_USER).
+    #[arg(long, global = true)]
     user: Option<String>,
     /// Read the password from standard input (else IMAGECAST_PASSWORD).
     #[arg(long, global = true)]
     password_stdin: bool,
-    /// Connect without TLS (only to a server run with --plain).
-    #[arg(long, global = true, env = "IMAGECAST_PLAIN", value_parser = clap::builder::BoolishValueParser::new())]
+    /// Connect without TLS (only to a server run with --plain; else IMAGECAST_PLAIN=1).
+    #[arg(long, global = true)]
     plain: bool,
     /// The server certificate's fingerprint (from `imagecast-server fingerprint`); without it
-    /// the first one seen is trusted and remembered.
-    #[arg(long, global = true, env = "IMAGECAST_SERVER_FINGERPRINT")]
+    /// the first one seen is trusted and remembered (else IMAGECAST_SERVER_FINGERPRINT).
+    #[arg(long, global = true)]
     server_fingerprint: Option<String>,
-    /// The file of remembered server fingerprints (default: the config folder's known_servers).
-    #[arg(long, global = true, env = "IMAGECAST_KNOWN_SERVERS")]
+    /// The file of remembered server fingerprints (else IMAGECAST_KNOWN_SERVERS; default: the
+    /// config folder's known_servers).
+    #[arg(long, global = true)]
     known_servers: Option<PathBuf>,
-    /// Config file (default: the platform config folder's imagecast/config.toml).
-    #[arg(long, global = true, env = "IMAGECAST_CONFIG")]
+    /// Config file (else IMAGECAST_CONFIG; default: the platform config folder's
+    /// imagecast/config.toml).
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
 }
 
 impl Options {
     /// The settings: these options over the config file's.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let file = FileConfig::load(self.config.as_deref())?;
+        let file = FileConfig::load(
+            self.config
+                .clone()
+                .or_else(|| env("IMAGECAST_CONFIG").map(PathBuf::from))
+                .as_deref(),
+        )?;
         Settings::resolve(
-            self.server.clone(),
-            self.device.clone(),
-            self.token.clone(),
-            self.user.clone(),
+            self.server.clone().or_else(|| env("IMAGECAST_SERVER")),
+            self.device.clone().or_else(|| env("IMAGECAST_DEVICE")),
+            self.token.clone().or_else(|| env("IMAGECAST_TOKEN")),
+            self.user.clone().or_else(|| env("IMAGECAST_USER")),
             self.password()?,
             TlsArgs {
-                plain: self.plain,
-                fingerprint: self.server_fingerprint.clone(),
-                known_servers: self.known_servers.clone(),
+                plain: self.plain || env("IMAGECAST_PLAIN").is_some_and(|v| truthy(&v)),
+                fingerprint: self
+                    .server_fingerprint
+                    .clone()
+                    .or_else(|| env("IMAGECAST_SERVER_FINGERPRINT")),
+                known_servers: self
+                    .known_servers
+                    .clone()
+                    .or_else(|| env("IMAGECAST_KNOWN_SERVERS").map(PathBuf::from)),
             },
             file,
         )
@@ -77,4 +92,17 @@ impl Options {
         }
         Ok(std::env::var("IMAGECAST_PASSWORD").ok())
     }
+}
+
+/// An `IMAGECAST_*` variable, if set and not empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A yes in a boolean variable, as clap reads one (`1`, `true`, `yes`, `on`, `y`).
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on" | "y"
+    )
 }

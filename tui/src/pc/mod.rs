@@ -6,6 +6,13 @@
 //! names, reasons, notices) is printed through [`peer`] or [`peer_reason`]: control characters
 //! and bidirectional overrides escaped, the length bounded, so a peer can neither forge an
 //! output line nor drive the terminal with escape sequences.
+//!
+//! # Layout
+//! - this module: `groups`, `destinations`, `send`, `status`, `receive`, `register`,
+//!   `withdraw`;
+//! - `names.rs`: group and destination names resolved as operators type them.
+
+mod names;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -23,6 +30,7 @@ use imagecast_shared::msg::{
     DeliveryOutcome, DeliveryState, DestinationStatus, RegisterOutcome, WithdrawOutcome,
 };
 use imagecast_shared::text::{escape, escape_bounded, safe_file_name};
+use imagecast_shared::tls::known_fingerprint;
 
 use crate::config::Settings;
 use crate::paper::pages::count_pages;
@@ -35,6 +43,9 @@ const SEND_ATTEMPTS: u32 = 3;
 /// waits cover an older connection that takes longer to wind down, and older servers, which
 /// let go only when they notice the dead connection (two heartbeat intervals, 30 s).
 const STALE_UPLOAD_WAITS: u32 = 8;
+
+/// How long `send --wait` waits without `--timeout` (`--timeout 0` waits without a limit).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 /// The most characters of a peer's name, domain, user ID or file name printed.
 pub const NAME_CHARS: usize = 256;
@@ -58,8 +69,26 @@ pub fn client_config(s: &Settings, receive: bool) -> ClientConfig {
     cfg
 }
 
+/// Connects; a server certificate trusted for the first time is said on stderr with its
+/// fingerprint, once, as ssh does (the pin is written by the client library on first use).
 async fn connect(s: &Settings, receive: bool) -> Result<(Client, Events), ClientError> {
-    Client::connect(&client_config(s, receive)).await
+    let unpinned = s
+        .tls
+        .as_ref()
+        .and_then(|t| match (&t.fingerprint, &t.known_servers) {
+            (None, Some(path)) => {
+                matches!(known_fingerprint(path, &s.server), Ok(None)).then_some(path)
+            }
+            _ => None,
+        });
+    let connected = Client::connect(&client_config(s, receive)).await?;
+    if let Some(Ok(Some(fp))) = unpinned.map(|path| known_fingerprint(path, &s.server)) {
+        eprintln!(
+            "remembered server {} with fingerprint {fp} (compare it with `imagecast-server fingerprint` on the server)",
+            s.server
+        );
+    }
+    Ok(connected)
 }
 
 async fn login(client: &Client, s: &Settings) -> anyhow::Result<()> {
@@ -100,6 +129,7 @@ pub async fn destinations(s: &Settings, out: &mut impl Write) -> anyhow::Result<
 pub async fn register(s: &Settings, group: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
     login(&client, s).await?;
+    let group = &registration_group(&client, group).await?;
     match client.register(group).await? {
         RegisterOutcome::Added => writeln!(out, "registered {} with {group:?}", s.device)?,
         RegisterOutcome::AlreadyMember => {
@@ -114,6 +144,7 @@ pub async fn register(s: &Settings, group: &str, out: &mut impl Write) -> anyhow
 pub async fn withdraw(s: &Settings, group: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
     login(&client, s).await?;
+    let group = &registration_group(&client, group).await?;
     match client.withdraw(group).await? {
         WithdrawOutcome::Removed => writeln!(out, "withdrew {} from {group:?}", s.device)?,
         WithdrawOutcome::NotMember => writeln!(out, "{} was not a member of {group:?}", s.device)?,
@@ -133,8 +164,34 @@ pub struct SendArgs {
     pub files: Vec<PathBuf>,
     /// Wait for every destination's result.
     pub wait: bool,
-    /// Give up waiting after this long.
+    /// Give up waiting after this long (default [`DEFAULT_WAIT`]; zero: no limit).
     pub timeout: Option<Duration>,
+}
+
+/// How a `send --wait` or a `status` ended: each maps to an exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every destination has its image (or `send` did not wait).
+    Done,
+    /// A destination failed.
+    Failed,
+    /// A destination is not done yet (waiting timed out).
+    NotDone,
+}
+
+impl Outcome {
+    /// The outcome of these destination states: a failure first, then one not done.
+    fn of<'a>(states: impl IntoIterator<Item = &'a DeliveryState>) -> Self {
+        let mut outcome = Outcome::Done;
+        for st in states {
+            match st {
+                DeliveryState::Failed(_) => return Outcome::Failed,
+                s if !s.is_final() => outcome = Outcome::NotDone,
+                _ => {}
+            }
+        }
+        outcome
+    }
 }
 
 /// The word a result is printed with; a failure's reason (from a peer) escaped and bounded.
@@ -149,9 +206,9 @@ pub fn state_word(state: &DeliveryState) -> String {
 }
 
 /// `send`: prints the distribution ID, then with `wait` "DOMAIN: result" per destination.
-/// Returns false when waiting timed out or a destination failed. A file whose name holds
+/// Returns whether a destination failed or is not done when waiting timed out. A file whose name holds
 /// control or bidirectional characters is sent under a safe name, said on stderr.
-pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     if args.files.is_empty() {
         bail!("name at least one file to send");
     }
@@ -171,18 +228,23 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         }
         pages.push(page);
     }
-    let req = DistributionRequest {
+    let mut req = DistributionRequest {
         dist: DistributionId::new_random(),
-        groups: args.groups.clone(),
-        destinations: args.to.clone(),
+        groups: Vec::new(),
+        destinations: Vec::new(),
         pages,
     };
+    let mut resolved = false;
     let mut attempt = 0;
     let (client, mut events, accepted) = loop {
         attempt += 1;
         let result = async {
             let (client, events) = connect(s, false).await?;
             login(&client, s).await?;
+            if !resolved {
+                resolve(&client, args, &mut req).await?;
+                resolved = true;
+            }
             let accepted = client.distribute(&req).await?;
             anyhow::Ok((client, events, accepted))
         }
@@ -208,36 +270,35 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
     out.flush()?;
     if !args.wait {
         client.close().await;
-        return Ok(true);
+        return Ok(Outcome::Done);
     }
-    let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut finals: HashMap<String, DeliveryState> = HashMap::new();
+    let timeout = args.timeout.unwrap_or(DEFAULT_WAIT);
+    let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
+    let mut states: HashMap<String, DeliveryState> = HashMap::new();
     let total = accepted.destinations.len();
     let mut client = client;
     // Status first: results that came before we listened are not lost.
     let mut status = client.watch(accepted.dist).await?;
     loop {
         for st in status.drain(..) {
-            report(&mut finals, st, out)?;
+            report(&mut states, st, out)?;
         }
-        if finals.len() >= total {
+        if states.values().filter(|s| s.is_final()).count() >= total {
             break;
         }
         let next = match deadline {
             Some(d) => match tokio::time::timeout_at(d, events.recv()).await {
                 Ok(e) => e,
                 Err(_) => {
-                    for dest in &accepted.destinations {
-                        if !finals.contains_key(&dest.domain) {
-                            writeln!(
-                                out,
-                                "{}: queued (still waiting when --timeout ran out)",
-                                peer(&dest.domain)
-                            )?;
-                        }
-                    }
+                    let waiting = total - states.values().filter(|s| s.is_final()).count();
+                    eprintln!(
+                        "imagecast: {waiting} destination(s) not done after {} s; they get the \
+                         image when they connect, and `imagecast status {}` shows how far it got",
+                        timeout.as_secs(),
+                        accepted.dist
+                    );
                     client.close().await;
-                    return Ok(false);
+                    return Ok(Outcome::NotDone);
                 }
             },
             None => events.recv().await,
@@ -256,17 +317,21 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         }
     }
     client.close().await;
-    Ok(finals
-        .values()
-        .all(|s| !matches!(s, DeliveryState::Failed(_))))
+    Ok(Outcome::of(states.values()))
 }
 
+/// Prints "DOMAIN: state" when a destination's state changed (`queued`, `sending`, then its
+/// result); a result, once printed, is final.
 fn report(
-    finals: &mut HashMap<String, DeliveryState>,
+    states: &mut HashMap<String, DeliveryState>,
     st: DestinationStatus,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    if st.state.is_final() && !finals.contains_key(&st.destination.domain) {
+    let changed = match states.get(&st.destination.domain) {
+        Some(last) => !last.is_final() && *last != st.state,
+        None => true,
+    };
+    if changed {
         writeln!(
             out,
             "{}: {}",
@@ -274,9 +339,80 @@ fn report(
             state_word(&st.state)
         )?;
         out.flush()?;
-        finals.insert(st.destination.domain, st.state);
+        states.insert(st.destination.domain, st.state);
     }
     Ok(())
+}
+
+/// Fills in the request's groups and destinations as the operator named them (see
+/// `names.rs`): each list is asked for only when needed.
+async fn resolve(
+    client: &Client,
+    args: &SendArgs,
+    req: &mut DistributionRequest,
+) -> anyhow::Result<()> {
+    if !args.groups.is_empty() {
+        let list: Vec<String> = client
+            .groups(false)
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        req.groups = args
+            .groups
+            .iter()
+            .map(|g| names::group(g, &list))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if !args.to.is_empty() {
+        let list = client.destinations().await?;
+        req.destinations = args
+            .to
+            .iter()
+            .map(|d| names::destination(d, &list))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    Ok(())
+}
+
+/// The group `input` names among those a terminal can register with (numbered as
+/// `groups --for-registration` prints them). A group outside that list but named exactly
+/// ("all distribution destinations") goes to the server, which says why it cannot be.
+async fn registration_group(client: &Client, input: &str) -> anyhow::Result<String> {
+    let names_of = |groups: Vec<imagecast_shared::msg::GroupEntry>| -> Vec<String> {
+        groups.into_iter().map(|g| g.name).collect()
+    };
+    match names::group(input, &names_of(client.groups(true).await?)) {
+        Ok(name) => Ok(name),
+        Err(_)
+            if names_of(client.groups(false).await?)
+                .iter()
+                .any(|n| n == input) =>
+        {
+            Ok(input.to_owned())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `status ID`: "DOMAIN: state" for every destination of a distribution this terminal sent
+/// (or any, for an administrator: the user logs in when one is given).
+pub async fn status(
+    s: &Settings,
+    dist: DistributionId,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let (client, _events) = connect(s, false).await?;
+    if s.user.is_some() && s.password.is_some() {
+        login(&client, s).await?;
+    }
+    let destinations = client.watch(dist).await?;
+    let mut states = HashMap::new();
+    for st in destinations {
+        report(&mut states, st, out)?;
+    }
+    client.close().await;
+    Ok(Outcome::of(states.values()))
 }
 
 fn is_stale_upload(e: &anyhow::Error) -> bool {
@@ -318,8 +454,8 @@ pub async fn receive(
     count: Option<u64>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut inbox = Inbox::open(dir, InboxMode::Store)
-        .with_context(|| format!("cannot use {} for received images", dir.display()))?;
+    // Opened after the first connection, so that a wrong token or address creates nothing.
+    let mut inbox: Option<Inbox> = None;
     let mut received = 0u64;
     let mut delay = Duration::from_millis(200);
     let mut connected_once = false;
@@ -330,7 +466,7 @@ pub async fn receive(
             Err(e) if connected_once && e.is_connection_lost() => {
                 let error = e.to_string();
                 let error = peer_reason(&error);
-                tracing::warn!(%error, "cannot reach the server; retrying");
+                tracing::info!(%error, "cannot reach the server; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 continue;
@@ -339,9 +475,21 @@ pub async fn receive(
         };
         connected_once = true;
         delay = Duration::from_millis(200);
+        let inbox = match &mut inbox {
+            Some(inbox) => inbox,
+            None => inbox
+                .insert(Inbox::open(dir, InboxMode::Store).with_context(|| {
+                    format!("cannot use {} for received images", dir.display())
+                })?),
+        };
+        eprintln!("connected to {} as {}", s.server, s.device);
         while let Some(event) = events.recv().await {
             if let Event::Closed(reason) = &event {
-                tracing::warn!(reason = %peer_reason(reason), "connection lost; reconnecting");
+                eprintln!(
+                    "lost the connection to {} ({}); reconnecting",
+                    s.server,
+                    peer_reason(reason)
+                );
                 break;
             }
             if let Event::Notice(text) = &event {
@@ -384,6 +532,17 @@ pub async fn receive(
     }
 }
 
+/// "N pages in M files": how the PC client counts what it sends and receives (a multi-page
+/// TIFF is one file of several pages).
+pub fn pages_in_files(pages: usize, files: usize) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    format!(
+        "{pages} page{} in {files} file{}",
+        plural(pages),
+        plural(files)
+    )
+}
+
 /// The line `receive` prints for a stored delivery of `pages` pages (a multi-page TIFF counts
 /// all its pages): every name from the peer escaped.
 fn print_received(r: &Received, pages: usize, out: &mut impl Write) -> anyhow::Result<()> {
@@ -406,12 +565,12 @@ fn print_received(r: &Received, pages: usize, out: &mut impl Write) -> anyhow::R
             .collect();
         writeln!(
             out,
-            "{} from {} ({}) by {}: {} page(s), {} bytes: {}",
+            "{} from {} ({}) by {}: {}, {} bytes: {}",
             r.dist,
             peer(&r.sender.domain),
             peer(&r.sender.name),
             peer(&r.user),
-            pages,
+            pages_in_files(pages, r.files.len()),
             r.bytes,
             files.join(", ")
         )?;
@@ -448,7 +607,7 @@ mod tests {
     #[test]
     fn a_forged_refusal_prints_as_one_bounded_line() {
         let mut out = Vec::new();
-        let mut finals = HashMap::new();
+        let mut states = HashMap::new();
         let st = DestinationStatus {
             destination: Destination {
                 domain: "sale1.osk.mei.co.jp".into(),
@@ -456,7 +615,7 @@ mod tests {
             },
             state: DeliveryState::Failed(forged_reason()),
         };
-        report(&mut finals, st, &mut out).unwrap();
+        report(&mut states, st, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_clean(&text, 1);
         assert!(
@@ -465,6 +624,48 @@ mod tests {
         );
         assert!(text.contains("\\u{1b}]0;pwned\\u{7}"), "{text:.300}");
         assert!(text.len() < 600, "{} bytes printed", text.len());
+    }
+
+    #[test]
+    fn each_state_change_prints_once_and_a_result_is_final() {
+        let st = |state| DestinationStatus {
+            destination: Destination {
+                domain: "sale1.osk.mei.co.jp".into(),
+                name: "sales office".into(),
+            },
+            state,
+        };
+        let mut out = Vec::new();
+        let mut states = HashMap::new();
+        for state in [
+            DeliveryState::Queued,
+            DeliveryState::Queued,
+            DeliveryState::Sending,
+            DeliveryState::Printed,
+            DeliveryState::Printed,
+            DeliveryState::Queued,
+        ] {
+            report(&mut states, st(state), &mut out).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "sale1.osk.mei.co.jp: queued\nsale1.osk.mei.co.jp: sending\nsale1.osk.mei.co.jp: printed\n"
+        );
+        assert_eq!(Outcome::of(states.values()), Outcome::Done);
+        let failed = DeliveryState::Failed("x".into());
+        let queued = DeliveryState::Queued;
+        assert_eq!(Outcome::of([&queued, &failed]), Outcome::Failed);
+        assert_eq!(
+            Outcome::of([&DeliveryState::Printed, &queued]),
+            Outcome::NotDone
+        );
+    }
+
+    #[test]
+    fn pages_are_counted_in_files() {
+        assert_eq!(pages_in_files(15, 12), "15 pages in 12 files");
+        assert_eq!(pages_in_files(1, 1), "1 page in 1 file");
+        assert_eq!(pages_in_files(3, 1), "3 pages in 1 file");
     }
 
     #[test]
