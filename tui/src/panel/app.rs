@@ -19,6 +19,9 @@ use super::keys::Key;
 use super::screens::{self, Screen};
 use super::theme::Theme;
 
+/// The most keys kept while a screen loads.
+const TYPED_AHEAD_MAX: usize = 32;
+
 /// What a screen asks the app to do after a key.
 #[derive(Debug)]
 pub enum Action {
@@ -166,6 +169,9 @@ pub struct App {
     pub note: Option<(String, Instant)>,
     /// Jobs waiting for the runner.
     jobs: Vec<Job>,
+    /// Keys typed while a job loads the next screen: they go to that screen once it is up
+    /// (or are dropped, with a word, if the job fails or is stopped).
+    typed_ahead: Vec<Key>,
     /// True once the panel should close.
     pub quit: bool,
     hits: RefCell<Vec<(Rect, Key)>>,
@@ -191,6 +197,7 @@ impl App {
             busy: None,
             note: None,
             jobs: Vec::new(),
+            typed_ahead: Vec::new(),
             quit: false,
             hits: RefCell::new(Vec::new()),
         }
@@ -228,6 +235,15 @@ impl App {
                 let label = label.clone();
                 self.jobs.push(Job::Cancel);
                 self.notify(format!("Stop: cancelling {label}"));
+            }
+            return;
+        }
+        // While a job loads the next screen, keys wait for that screen: `6 1 2` typed
+        // quickly ticks group 2 on FIG. 9, never entry 2 of FIG. 8. The progress view takes
+        // its keys itself.
+        if self.busy.is_some() && !matches!(self.screen(), Screen::Progress(_)) {
+            if self.typed_ahead.len() < TYPED_AHEAD_MAX {
+                self.typed_ahead.push(key);
             }
             return;
         }
@@ -340,9 +356,10 @@ impl App {
         if job.is_long() {
             self.busy = Some(job.label().to_owned());
         }
-        if let Job::Distribute(_) = &job {
-            self.stack
-                .push(Screen::Progress(screens::progress::Progress::new()));
+        if let Job::Distribute(d) = &job {
+            let mut progress = screens::progress::Progress::new();
+            progress.from_adf = d.source == super::jobs::ImageSource::Adf;
+            self.stack.push(Screen::Progress(progress));
         }
         self.jobs.push(job);
     }
@@ -404,9 +421,41 @@ impl App {
     }
 
     fn job_result(&mut self, result: JobResult) {
-        if result.is_final() {
+        let final_answer = result.is_final();
+        // After a failure or a stop, keys typed for the screen that never came are dropped.
+        let stopped = matches!(result, JobResult::Cancelled);
+        let replay = !matches!(
+            result,
+            JobResult::Cancelled
+                | JobResult::Failed { .. }
+                | JobResult::LoginFailed(_)
+                | JobResult::DistributionFailed(_)
+                | JobResult::ReloginRefused
+        );
+        if final_answer {
             self.busy = None;
         }
+        self.job_answer(result);
+        if final_answer {
+            let typed = std::mem::take(&mut self.typed_ahead);
+            if !replay {
+                if !typed.is_empty() {
+                    self.notify(format!(
+                        "{}{} key(s) typed ahead dropped: the screen they were for did not open",
+                        if stopped { "Stopped; " } else { "" },
+                        typed.len()
+                    ));
+                }
+                return;
+            }
+            // A key may start another job: the keys after it wait for its screen in turn.
+            for key in typed {
+                self.key(key);
+            }
+        }
+    }
+
+    fn job_answer(&mut self, result: JobResult) {
         match result {
             JobResult::LoggedIn { user, role, quit } => {
                 if quit {
@@ -491,7 +540,15 @@ impl App {
                 self.stack
                     .push(Screen::Preview(screens::preview::Preview::new(*p)));
             }
-            JobResult::Cancelled => self.notify("Stopped"),
+            JobResult::Cancelled => {
+                self.notify("Stopped");
+                // A stopped distribution ends on its result, never on "Stop (x) cancels."
+                for s in &mut self.stack {
+                    if let Screen::Progress(p) = s {
+                        p.stopped();
+                    }
+                }
+            }
         }
     }
 
@@ -607,6 +664,35 @@ mod tests {
         let col = line[..line.find("6: Others").unwrap()].chars().count() as u16;
         a.click(col + 2, row as u16);
         assert!(matches!(a.screen(), Screen::DistributionMode(_)));
+    }
+
+    #[test]
+    fn keys_typed_while_a_screen_loads_go_to_that_screen() {
+        let mut a = logged_in();
+        // `6 1 2` typed quickly: the 2 arrives while FIG. 9's groups are loading.
+        keys(&mut a, &[Key::Digit(6), Key::Digit(1), Key::Digit(2)]);
+        assert!(matches!(the_job(&mut a), Job::FetchGroups(_)));
+        assert!(matches!(a.screen(), Screen::DistributionMode(_)));
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: GroupsFor::Distribute(ImageSource::Adf),
+            groups: crate::panel::test_support::seed_groups(),
+        }));
+        let Screen::Destinations(d) = a.screen() else {
+            panic!("FIG. 9 expected: {}", screen(&mut a));
+        };
+        assert!(d.chosen.contains(&1), "group 2 is ticked");
+        assert!(screen(&mut a).contains("[x] 2: all sales offices"));
+
+        // A failed load drops the keys, and says so.
+        let mut b = logged_in();
+        keys(&mut b, &[Key::Digit(6), Key::Digit(1), Key::Digit(2)]);
+        let _ = b.take_jobs();
+        b.event(AppEvent::Job(JobResult::Failed {
+            title: "Cannot get the destination groups".into(),
+            message: "the server is busy".into(),
+        }));
+        assert!(matches!(b.screen(), Screen::Message(_)));
+        assert!(screen(&mut b).contains("1 key(s) typed ahead dropped"));
     }
 
     #[test]

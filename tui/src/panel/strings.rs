@@ -64,3 +64,7 @@ pub const STORED_TITLE: &str = "Stored images (memory means)";
 pub const RECEIVED_TITLE: &str = "Received images";
 /// Progress view title.
 pub const PROGRESS_TITLE: &str = "Distribution";
+/// The progress view after Stop, for a scan of the ADF.
+pub const STOPPED_ADF: &str = "Stopped: nothing sent; the originals are back in the ADF.";
+/// The progress view after Stop, for a stored image.
+pub const STOPPED_STORED: &str = "Stopped: nothing sent; the stored image is unchanged.";

@@ -159,7 +159,23 @@ impl Destinations {
             &title,
             "Numbers tick, 0 individual, * keep, Start sends.",
         );
-        let footer_h = 2.min(body.height);
+        let mut footer = Vec::new();
+        if let Some(t) = self.typed {
+            footer.push(Line::raw(format!("Number: {t}_  (next digit, or Space)")));
+        } else if let Some(e) = &self.error {
+            // The message wraps: it is never cut off at the LCD's edge.
+            for l in super::wrap(e, body.width as usize) {
+                footer.push(Line::styled(l, ctx.theme.error()));
+            }
+        } else {
+            footer.push(Line::raw(""));
+        }
+        let keep_row = footer.len() as u16;
+        if self.source == ImageSource::Adf {
+            let mark = if self.keep { "[x]" } else { "[ ]" };
+            footer.push(Line::raw(format!("{mark} {}", strings::KEEP_COPY)));
+        }
+        let footer_h = (footer.len() as u16).max(2).min(body.height);
         let list_area = Rect {
             height: body.height - footer_h,
             ..body
@@ -186,28 +202,16 @@ impl Destinations {
         }
         let total = super::pick_list(f, ctx, list_area, items, &mut self.list);
         hit_rows(ctx, list_area, self.list.offset(), total);
-        let mut footer = Vec::new();
-        if let Some(t) = self.typed {
-            footer.push(Line::raw(format!("Number: {t}_  (next digit, or Space)")));
-        } else if let Some(e) = &self.error {
-            footer.push(Line::styled(e.clone(), ctx.theme.error()));
-        } else {
-            footer.push(Line::raw(""));
-        }
-        if self.source == ImageSource::Adf {
-            let mark = if self.keep { "[x]" } else { "[ ]" };
-            footer.push(Line::raw(format!("{mark} {}", strings::KEEP_COPY)));
-        }
         let footer_area = Rect {
             y: body.y + list_area.height,
             height: footer_h,
             ..body
         };
-        if footer_h == 2 {
+        if self.source == ImageSource::Adf && keep_row < footer_h {
             super::hit(
                 ctx,
                 Rect {
-                    y: footer_area.y + 1,
+                    y: footer_area.y + keep_row,
                     height: 1,
                     ..footer_area
                 },

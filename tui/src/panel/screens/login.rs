@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::chrome;
 use crate::panel::app::{Action, Conn, Ctx};
@@ -194,7 +194,8 @@ impl Login {
                 );
             }
         }
-        f.render_widget(Paragraph::new(lines), body);
+        // Messages wrap at spaces instead of running off the LCD's edge.
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
     }
 }
 

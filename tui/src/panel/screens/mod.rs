@@ -165,6 +165,46 @@ pub fn chrome(f: &mut Frame, area: Rect, ctx: &Ctx, title: &str, hint: &str) -> 
     body
 }
 
+/// Breaks `text` into lines at most `width` columns wide, at spaces where it can (a word
+/// longer than a line is cut), so a message is never cut off mid-word at the LCD's edge.
+/// Widths are counted as the terminal shows them.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthChar;
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut line_w = 0;
+    for word in text.split(' ') {
+        let word_w: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+        let gap = usize::from(!line.is_empty());
+        if line_w + gap + word_w <= width {
+            if gap == 1 {
+                line.push(' ');
+            }
+            line.push_str(word);
+            line_w += gap + word_w;
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+            line_w = 0;
+        }
+        for c in word.chars() {
+            let w = c.width().unwrap_or(0);
+            if line_w + w > width {
+                lines.push(std::mem::take(&mut line));
+                line_w = 0;
+            }
+            line.push(c);
+            line_w += w;
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// Registers a touch area for a key.
 pub fn hit(ctx: &Ctx, area: Rect, key: Key) {
     ctx.hits.borrow_mut().push((area, key));
@@ -336,6 +376,17 @@ mod tests {
         }));
         let text = drawn(&mut app, "error dialog");
         assert!(text.contains("no such group\\u{202e}fdp.exe\\u{1b}]0;pwned\\u{7}\\n2026"));
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_cuts_only_long_words() {
+        assert_eq!(
+            wrap("8 destination(s): 5 printed, 1 waiting", 20),
+            ["8 destination(s): 5", "printed, 1 waiting"]
+        );
+        assert_eq!(wrap("abcdefgh ij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 4), [""]);
+        assert_eq!(wrap("営業所 大阪", 6), ["営業所", "大阪"]);
     }
 
     #[test]

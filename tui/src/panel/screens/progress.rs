@@ -28,6 +28,8 @@ pub enum Phase {
     Done,
     /// Not accepted.
     Failed(String),
+    /// Stopped by the operator before the server accepted it: nothing was sent.
+    Stopped,
 }
 
 /// The progress view's state.
@@ -51,6 +53,8 @@ pub struct Progress {
     pub rows: Vec<DestinationStatus>,
     /// Scroll position.
     pub list: ListState,
+    /// The pages come from the ADF (not the image store): a stop hands them back there.
+    pub from_adf: bool,
 }
 
 impl Default for Progress {
@@ -72,6 +76,7 @@ impl Progress {
             dist: None,
             rows: Vec::new(),
             list: ListState::default(),
+            from_adf: true,
         }
     }
 
@@ -84,6 +89,9 @@ impl Progress {
         refused: Vec<String>,
         kept: Option<ImageId>,
     ) {
+        if self.phase == Phase::Stopped {
+            return;
+        }
         self.files = files;
         self.pages = pages;
         self.bytes = bytes;
@@ -128,6 +136,18 @@ impl Progress {
         self.phase = Phase::Failed(msg);
     }
 
+    /// True while Stop still cancels it: scanning or sending, not yet accepted.
+    pub fn stoppable(&self) -> bool {
+        matches!(self.phase, Phase::Scanning | Phase::Uploading)
+    }
+
+    /// The operator stopped it before the server accepted it.
+    pub fn stopped(&mut self) {
+        if self.stoppable() {
+            self.phase = Phase::Stopped;
+        }
+    }
+
     /// A progress event from the server.
     pub fn server_event(&mut self, ev: &Event) {
         match ev {
@@ -163,7 +183,7 @@ impl Progress {
             Key::Down => self.list.select_next(),
             Key::Start | Key::Reset | Key::Pick(_) => match self.phase {
                 Phase::Scanning | Phase::Uploading => {}
-                Phase::Failed(_) => return Action::Back,
+                Phase::Failed(_) | Phase::Stopped => return Action::Back,
                 Phase::Delivering | Phase::Done => return Action::Home,
             },
             _ => {}
@@ -192,6 +212,7 @@ impl Progress {
             Phase::Delivering => ("accepted, delivering", "Start: OK (delivery goes on)."),
             Phase::Done => ("finished", "Start: OK."),
             Phase::Failed(_) => ("not sent", "Start: OK."),
+            Phase::Stopped => ("stopped", "Start: OK (back to the destinations)."),
         };
         let body = chrome(
             f,
@@ -221,6 +242,14 @@ impl Progress {
             Phase::Failed(msg) => {
                 head.push(Line::styled(peer_text(msg).into_owned(), ctx.theme.error()))
             }
+            Phase::Stopped => head.push(Line::styled(
+                if self.from_adf {
+                    strings::STOPPED_ADF
+                } else {
+                    strings::STOPPED_STORED
+                },
+                ctx.theme.error(),
+            )),
             Phase::Done | Phase::Delivering => {
                 let (printed, delivered, failed, waiting) = self.counts();
                 let mut s = format!(
@@ -243,6 +272,17 @@ impl Progress {
             }
             _ => {}
         }
+        // Long lines wrap at spaces: a count at the end of the summary is never lost.
+        let head: Vec<Line> = head
+            .into_iter()
+            .flat_map(|l| {
+                let style = l.style;
+                let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+                super::wrap(&text, body.width as usize)
+                    .into_iter()
+                    .map(move |t| Line::styled(t, style))
+            })
+            .collect();
         let head_h = (head.len() as u16).min(body.height);
         f.render_widget(
             Paragraph::new(head),
@@ -329,6 +369,44 @@ mod tests {
         let s = screen(&mut a);
         assert!(s.contains("Distribution: finished"), "{s}");
         assert!(s.contains("1 destination(s): 1 printed"), "{s}");
+    }
+
+    #[test]
+    fn stop_while_scanning_or_sending_ends_on_a_result_screen() {
+        for scanned in [false, true] {
+            let mut a = started(&[Key::Digit(2)]);
+            if scanned {
+                a.event(AppEvent::Job(JobResult::Scanned {
+                    files: 1,
+                    pages: 1,
+                    bytes: 100,
+                    refused: Vec::new(),
+                    kept: None,
+                }));
+            }
+            a.key(Key::Stop);
+            assert!(matches!(
+                a.take_jobs().as_slice(),
+                [crate::panel::jobs::Job::Cancel]
+            ));
+            a.event(AppEvent::Job(JobResult::Cancelled));
+            let s = screen(&mut a);
+            assert!(s.contains("Distribution: stopped"), "{s}");
+            assert!(s.contains("Stopped: nothing sent; the originals are back in the"), "{s}");
+            assert!(s.contains("│ADF."), "wrapped at a space: {s}");
+            assert!(!s.contains("Stop (x) cancels."), "{s}");
+            if !scanned {
+                insta::assert_snapshot!("progress_stopped", s);
+            }
+            // Start (or Reset) leaves it, back to FIG. 9 with the ticks kept.
+            a.key(if scanned { Key::Reset } else { Key::Start });
+            assert!(
+                matches!(a.screen(), crate::panel::screens::Screen::Destinations(_)),
+                "{}",
+                screen(&mut a)
+            );
+            assert!(a.busy.is_none());
+        }
     }
 
     fn progress_app(done: bool) -> App {

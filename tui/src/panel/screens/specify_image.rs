@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::chrome;
 use crate::panel::app::{Action, Ctx};
@@ -147,7 +147,8 @@ impl SpecifyImage {
             0,
             2,
         );
-        f.render_widget(Paragraph::new(lines), body);
+        // Messages wrap at spaces instead of running off the LCD's edge.
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
     }
 }
 
