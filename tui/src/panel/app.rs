@@ -17,6 +17,7 @@ use super::chrome;
 use super::jobs::{GroupsFor, Job, JobResult, paper::CarryToAdf, stored::ListStored};
 use super::keys::Key;
 use super::screens::{self, Screen};
+use super::strings;
 use super::theme::Theme;
 
 /// The most keys kept while a screen loads.
@@ -39,6 +40,8 @@ pub enum Action {
     Logout,
     /// Start background work (see [`Action::run`]).
     Run(Job),
+    /// Say something in the status line (why a key did nothing).
+    Note(String),
     /// Leave the panel.
     Quit,
 }
@@ -118,6 +121,61 @@ pub struct ReceivedEntry {
     pub pages: usize,
     /// When it was printed.
     pub at: SystemTime,
+}
+
+/// The deliveries an earlier run printed to the output tray `tray`, oldest first, from the
+/// inbox's receipt log (`TRAY/.imagecast/received`: one `DISTRIBUTION<TAB>FILE` line per
+/// page), keeping only the files still in the tray, so a restarted panel lists what its tray
+/// holds. The log names no sender: those entries say "before the restart". Unreadable lines
+/// are skipped; no log means nothing was received.
+pub fn received_before(tray: &std::path::Path) -> Vec<ReceivedEntry> {
+    let Ok(log) = std::fs::read_to_string(tray.join(".imagecast").join("received")) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<ReceivedEntry> = Vec::new();
+    for line in log.lines() {
+        let Some((dist, name)) = line.split_once('\t') else {
+            continue;
+        };
+        let Ok(dist) = dist.parse::<imagecast_shared::DistributionId>() else {
+            continue;
+        };
+        let path = tray.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let at = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        match entries.iter_mut().find(|e| e.received.dist == dist) {
+            Some(e) => {
+                e.received.files.push(path);
+                e.received.pages += 1;
+                e.received.bytes += meta.len();
+                e.pages += 1;
+            }
+            None => entries.push(ReceivedEntry {
+                received: Received {
+                    delivery: imagecast_shared::DeliveryId(0),
+                    dist,
+                    sender: Destination {
+                        domain: String::new(),
+                        name: "(before the restart)".to_owned(),
+                    },
+                    user: String::new(),
+                    files: vec![path],
+                    pages: 1,
+                    bytes: meta.len(),
+                    duplicate: false,
+                },
+                pages: 1,
+                at,
+            }),
+        }
+    }
+    entries.sort_by_key(|e| e.at);
+    entries
 }
 
 /// Read-only facts screens draw with.
@@ -235,6 +293,10 @@ impl App {
                 let label = label.clone();
                 self.jobs.push(Job::Cancel);
                 self.notify(format!("Stop: cancelling {label}"));
+            } else if matches!(self.screen(), Screen::Progress(p) if p.dist.is_some()) {
+                self.notify(strings::STOP_AFTER_ACCEPTED);
+            } else {
+                self.notify(strings::NOTHING_TO_STOP);
             }
             return;
         }
@@ -325,6 +387,7 @@ impl App {
                 ))];
             }
             Action::Run(job) => self.run(job),
+            Action::Note(text) => self.notify(text),
             Action::Quit => self.quit = true,
         }
     }
@@ -639,6 +702,7 @@ mod tests {
     use crate::panel::jobs::{GroupsFor, ImageSource};
     use crate::panel::test_support::{app, keys, logged_in, screen, the_job};
     use crate::store::ImageId;
+    use imagecast_shared::DistributionId;
 
     #[test]
     fn touches_act_as_the_keys_drawn_there() {
@@ -693,6 +757,32 @@ mod tests {
         }));
         assert!(matches!(b.screen(), Screen::Message(_)));
         assert!(screen(&mut b).contains("1 key(s) typed ahead dropped"));
+    }
+
+    #[test]
+    fn a_restarted_panel_lists_what_its_tray_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(received_before(dir.path()).is_empty());
+        std::fs::create_dir_all(dir.path().join(".imagecast")).unwrap();
+        let (d1, d2) = (DistributionId::new_random(), DistributionId::new_random());
+        for name in ["a.png", "b.png", "c.png"] {
+            std::fs::write(dir.path().join(name), b"page").unwrap();
+        }
+        std::fs::write(
+            dir.path().join(".imagecast").join("received"),
+            format!("{d1}\ta.png\n{d1}\tb.png\n{d2}\tc.png\n{d2}\tgone.png\nbroken\n"),
+        )
+        .unwrap();
+        let got = received_before(dir.path());
+        assert_eq!(got.len(), 2);
+        let first = got.iter().find(|e| e.received.dist == d1).unwrap();
+        assert_eq!(first.received.files.len(), 2);
+        assert_eq!(first.pages, 2);
+        let second = got.iter().find(|e| e.received.dist == d2).unwrap();
+        assert_eq!(second.pages, 1, "a file no longer in the tray is not listed");
+        let mut a = logged_in();
+        a.received = got;
+        assert!(screen(&mut a).contains("Received 2"));
     }
 
     #[test]

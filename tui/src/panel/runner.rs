@@ -134,7 +134,7 @@ impl Core {
             tx.clone(),
             cancel.clone(),
         ));
-        let app = App::new(
+        let mut app = App::new(
             PanelInfo {
                 server: cfg.server.clone(),
                 device: cfg.device.clone(),
@@ -143,6 +143,7 @@ impl Core {
             },
             opts.theme,
         );
+        app.received = super::app::received_before(&opts.dirs.output_tray);
         let jobs = JobRunner::new(paper, move |r| {
             let _ = tx.send(AppEvent::Job(r));
         });

@@ -23,6 +23,16 @@ pub const MODES: [&str; 6] = [
     "Others",
 ];
 
+/// FIG. 7 after Reset: the question before logging out.
+pub const LOGOUT_TITLE: &str = "Log out?";
+/// FIG. 7 after Reset.
+pub const LOGOUT_QUESTION: &str =
+    "Log out? Start (or Reset again) = yes; any other key stays logged in.";
+/// FIG. 7 after Reset: the hint.
+pub const LOGOUT_HINT: &str = "Start: log out. Other keys: stay.";
+/// FIG. 7: the answer was no.
+pub const LOGOUT_KEPT: &str = "Still logged in.";
+
 /// FIG. 8 title.
 pub const DIST_MODE_TITLE: &str = "Select a distribution mode";
 /// FIG. 8 entries, numbered from 1.
@@ -68,3 +78,10 @@ pub const PROGRESS_TITLE: &str = "Distribution";
 pub const STOPPED_ADF: &str = "Stopped: nothing sent; the originals are back in the ADF.";
 /// The progress view after Stop, for a stored image.
 pub const STOPPED_STORED: &str = "Stopped: nothing sent; the stored image is unchanged.";
+/// Stop once the server has the distribution.
+pub const STOP_AFTER_ACCEPTED: &str =
+    "Accepted by the server: delivery continues; it can't be stopped here.";
+/// Stop with no job running.
+pub const NOTHING_TO_STOP: &str = "Nothing to stop.";
+/// Reset or Start while a distribution is scanned or sent.
+pub const WAIT_OR_STOP: &str = "Sending: wait for the result, or press Stop (x) to cancel.";

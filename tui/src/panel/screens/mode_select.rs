@@ -17,6 +17,8 @@ use crate::panel::strings;
 pub struct ModeSelect {
     /// The six modes.
     pub menu: Menu,
+    /// Reset was pressed once: the dialog asks before logging out.
+    pub confirm_logout: bool,
 }
 
 impl Default for ModeSelect {
@@ -30,14 +32,27 @@ impl ModeSelect {
     pub fn new() -> Self {
         Self {
             menu: Menu::new(strings::MODES.iter().map(|s| (*s).to_owned()).collect()),
+            confirm_logout: false,
         }
     }
 
     /// Handles a key.
     pub fn key(&mut self, key: Key) -> Action {
+        // Reset asks first: a stray Esc must not log out and send the next digits to the
+        // User ID box.
+        if self.confirm_logout {
+            self.confirm_logout = false;
+            return match key {
+                Key::Start | Key::Reset => Action::Logout,
+                _ => Action::Note(strings::LOGOUT_KEPT.to_owned()),
+            };
+        }
         let chosen = match key {
             Key::Pick(i) => Some(i),
-            Key::Reset => return Action::Logout,
+            Key::Reset => {
+                self.confirm_logout = true;
+                return Action::None;
+            }
             k => match self.menu.key(k) {
                 MenuKey::Chosen(i) => Some(i),
                 _ => None,
@@ -60,6 +75,16 @@ impl ModeSelect {
 
     /// Draws the dialog.
     pub fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        if self.confirm_logout {
+            let body = chrome(f, area, ctx, strings::LOGOUT_TITLE, strings::LOGOUT_HINT);
+            f.render_widget(
+                ratatui::widgets::Paragraph::new(strings::LOGOUT_QUESTION)
+                    .wrap(ratatui::widgets::Wrap { trim: true }),
+                body,
+            );
+            super::hit(ctx, body, Key::Start);
+            return;
+        }
         let body = chrome(
             f,
             area,
@@ -113,12 +138,35 @@ mod tests {
         a.key(Key::Start);
         a.key(Key::Reset);
         a.key(Key::Reset);
+        assert!(matches!(a.screen(), Screen::ModeSelect(_)));
+        assert!(screen(&mut a).contains("Log out?"), "Reset on FIG. 7 asks first");
+        a.key(Key::Start);
         assert!(
             matches!(a.screen(), Screen::Login(_)),
-            "Reset on FIG. 7 logs out"
+            "Start (or Reset again) logs out"
         );
         assert!(a.user.is_none());
         assert!(matches!(the_job(&mut a), Job::Logout));
+    }
+
+    #[test]
+    fn reset_on_fig07_asks_before_logging_out() {
+        let mut a = logged_in();
+        a.key(Key::Reset);
+        let s = screen(&mut a);
+        assert!(a.user.is_some(), "not logged out yet");
+        insta::assert_snapshot!("fig07_log_out", s);
+        // Any other key keeps the session, says so, and does nothing else.
+        a.key(Key::Digit(1));
+        assert!(a.take_jobs().is_empty(), "the 1 did not start a copy");
+        let s = screen(&mut a);
+        assert!(s.contains("Select a mode"), "{s}");
+        assert!(s.contains("Still logged in"), "{s}");
+        // Reset twice logs out.
+        a.key(Key::Reset);
+        a.key(Key::Reset);
+        assert!(matches!(a.screen(), Screen::Login(_)));
+        assert!(a.user.is_none());
     }
 
     #[test]

@@ -182,7 +182,9 @@ impl Progress {
             Key::Up => self.list.select_previous(),
             Key::Down => self.list.select_next(),
             Key::Start | Key::Reset | Key::Pick(_) => match self.phase {
-                Phase::Scanning | Phase::Uploading => {}
+                Phase::Scanning | Phase::Uploading => {
+                    return Action::Note(strings::WAIT_OR_STOP.to_owned());
+                }
                 Phase::Failed(_) | Phase::Stopped => return Action::Back,
                 Phase::Delivering | Phase::Done => return Action::Home,
             },
@@ -407,6 +409,29 @@ mod tests {
             );
             assert!(a.busy.is_none());
         }
+    }
+
+    #[test]
+    fn keys_that_cannot_act_while_sending_say_why() {
+        let mut a = started(&[Key::Digit(2)]);
+        a.key(Key::Reset);
+        assert!(matches!(a.screen(), crate::panel::screens::Screen::Progress(_)));
+        assert!(screen(&mut a).contains("Sending: wait for the result, or press Stop (x)"));
+        a.event(AppEvent::Job(JobResult::Accepted(Accepted {
+            dist: DistributionId::new_random(),
+            destinations: vec![dest("sale1.osk.mei.co.jp", "Osaka")],
+            duplicate: false,
+        })));
+        a.key(Key::Stop);
+        assert!(a.take_jobs().is_empty());
+        assert!(
+            screen(&mut a).contains("Accepted by the server: delivery continues; it can't be"),
+            "{}",
+            screen(&mut a)
+        );
+        a.key(Key::Start);
+        a.key(Key::Stop);
+        assert!(screen(&mut a).contains("Nothing to stop."));
     }
 
     fn progress_app(done: bool) -> App {
