@@ -85,3 +85,11 @@ pub const STOP_AFTER_ACCEPTED: &str =
 pub const NOTHING_TO_STOP: &str = "Nothing to stop.";
 /// Reset or Start while a distribution is scanned or sent.
 pub const WAIT_OR_STOP: &str = "Sending: wait for the result, or press Stop (x) to cancel.";
+/// FIG. 7, Copy chosen: what Start will do.
+pub const COPY_QUESTION: &str = "Start copies the documents in the ADF to the output tray.";
+/// FIG. 7, Copy chosen: the hint.
+pub const COPY_HINT: &str = "Start: copy. Reset: back.";
+/// FIG. 7, Copy chosen, then another key.
+pub const COPY_NOT_STARTED: &str = "Copy not started.";
+/// FIG. 12: Start with no group picked yet.
+pub const PICK_FIRST: &str = "Check the group below, then press Start again.";

@@ -19,6 +19,8 @@ pub struct ModeSelect {
     pub menu: Menu,
     /// Reset was pressed once: the dialog asks before logging out.
     pub confirm_logout: bool,
+    /// Copy was chosen: the dialog says what Start will do before the ADF is touched.
+    pub confirm_copy: bool,
 }
 
 impl Default for ModeSelect {
@@ -33,6 +35,7 @@ impl ModeSelect {
         Self {
             menu: Menu::new(strings::MODES.iter().map(|s| (*s).to_owned()).collect()),
             confirm_logout: false,
+            confirm_copy: false,
         }
     }
 
@@ -47,6 +50,16 @@ impl ModeSelect {
                 _ => Action::Note(strings::LOGOUT_KEPT.to_owned()),
             };
         }
+        // Copy empties the ADF: the number (or Start on the highlight) only says what Start
+        // will do; Start then does it.
+        if self.confirm_copy {
+            self.confirm_copy = false;
+            return match key {
+                Key::Start | Key::Pick(_) => Action::run(Copy),
+                Key::Reset => Action::None,
+                _ => Action::Note(strings::COPY_NOT_STARTED.to_owned()),
+            };
+        }
         let chosen = match key {
             Key::Pick(i) => Some(i),
             Key::Reset => {
@@ -59,7 +72,10 @@ impl ModeSelect {
             },
         };
         match chosen {
-            Some(0) => Action::run(Copy),
+            Some(0) => {
+                self.confirm_copy = true;
+                Action::None
+            }
             Some(1) | Some(3) => Action::Push(Screen::Message(message::Message::info(
                 strings::MODES[chosen.unwrap_or(1)],
                 vec![strings::NO_FAX_GATEWAY.to_owned()],
@@ -79,6 +95,16 @@ impl ModeSelect {
             let body = chrome(f, area, ctx, strings::LOGOUT_TITLE, strings::LOGOUT_HINT);
             f.render_widget(
                 ratatui::widgets::Paragraph::new(strings::LOGOUT_QUESTION)
+                    .wrap(ratatui::widgets::Wrap { trim: true }),
+                body,
+            );
+            super::hit(ctx, body, Key::Start);
+            return;
+        }
+        if self.confirm_copy {
+            let body = chrome(f, area, ctx, strings::MODES[0], strings::COPY_HINT);
+            f.render_widget(
+                ratatui::widgets::Paragraph::new(strings::COPY_QUESTION)
                     .wrap(ratatui::widgets::Wrap { trim: true }),
                 body,
             );
@@ -113,6 +139,9 @@ mod tests {
         assert!(screen(&mut a).contains("No fax gateway is configured"));
         a.key(Key::Start);
         a.key(Key::Digit(1));
+        assert!(a.take_jobs().is_empty(), "1 only says what Start will do");
+        assert!(screen(&mut a).contains("Start copies"));
+        a.key(Key::Start);
         assert!(matches!(the_job(&mut a), Job::Copy(_)));
         a.event(AppEvent::Job(JobResult::DoneHome {
             title: "Copy finished".into(),
@@ -167,6 +196,22 @@ mod tests {
         a.key(Key::Reset);
         assert!(matches!(a.screen(), Screen::Login(_)));
         assert!(a.user.is_none());
+    }
+
+    #[test]
+    fn start_on_fig07_says_what_copy_will_do_before_doing_it() {
+        let mut a = logged_in();
+        // One Enter on the highlighted "Copy" does not empty the ADF.
+        a.key(Key::Start);
+        assert!(a.take_jobs().is_empty());
+        insta::assert_snapshot!("fig07_copy_confirm", screen(&mut a));
+        a.key(Key::Reset);
+        assert!(a.take_jobs().is_empty());
+        assert!(screen(&mut a).contains("Select a mode"));
+        assert!(a.user.is_some(), "Reset leaves the question, not the session");
+        a.key(Key::Digit(1));
+        a.key(Key::Start);
+        assert!(matches!(the_job(&mut a), Job::Copy(_)));
     }
 
     #[test]
