@@ -132,6 +132,11 @@ impl Destinations {
             Key::Star if self.source == ImageSource::Adf => {
                 self.keep = !self.keep;
             }
+            Key::Star => {
+                return Action::Note(
+                    "* keeps a scan; this image is in the image store already.".to_owned(),
+                );
+            }
             Key::Backspace => self.typed = None,
             Key::Start => {
                 if let Some(v) = self.typed.take() {
@@ -152,13 +157,12 @@ impl Destinations {
             ImageSource::Adf => strings::DEST_TITLE.to_owned(),
             ImageSource::Stored(id) => format!("{} for image {id}", strings::DEST_TITLE),
         };
-        let body = chrome(
-            f,
-            area,
-            ctx,
-            &title,
-            "Numbers tick, 0 individual, * keep, Start sends.",
-        );
+        // `*` keeps a scan; a stored image is kept already.
+        let hint = match &self.source {
+            ImageSource::Adf => "Numbers tick, 0 individual, * keep, Start sends.",
+            ImageSource::Stored(_) => "Numbers tick, 0 individual, Start sends.",
+        };
+        let body = chrome(f, area, ctx, &title, hint);
         let mut footer = Vec::new();
         if let Some(t) = self.typed {
             footer.push(Line::raw(format!("Number: {t}_  (next digit, or Space)")));

@@ -225,8 +225,13 @@ impl Progress {
         );
         let mut head = Vec::new();
         if self.files > 0 {
+            // A stored image was not scanned: its lines say where it came from.
+            let what = match (self.from_adf, self.kept) {
+                (false, Some(id)) => format!("Stored image {id}:"),
+                _ => "Scanned".to_owned(),
+            };
             head.push(Line::raw(format!(
-                "Scanned {} page(s) in {} file(s), {}",
+                "{what} {} page(s) in {} file(s), {}",
                 self.pages,
                 self.files,
                 human_bytes(self.bytes)
@@ -235,7 +240,7 @@ impl Progress {
         for r in &self.refused {
             head.push(Line::styled(peer_text(r).into_owned(), ctx.theme.error()));
         }
-        if let Some(id) = self.kept {
+        if let (true, Some(id)) = (self.from_adf, self.kept) {
             head.push(Line::raw(format!(
                 "Kept as image {id} (mark sheet in the output tray)"
             )));
@@ -432,6 +437,34 @@ mod tests {
         a.key(Key::Start);
         a.key(Key::Stop);
         assert!(screen(&mut a).contains("Nothing to stop."));
+    }
+
+    #[test]
+    fn a_stored_image_sent_again_is_not_called_a_scan() {
+        let id = ImageId::new(20_261_121).unwrap();
+        let mut a = crate::panel::test_support::logged_in();
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: crate::panel::jobs::GroupsFor::Distribute(
+                crate::panel::jobs::ImageSource::Stored(id),
+            ),
+            groups: crate::panel::test_support::seed_groups(),
+        }));
+        let s = screen(&mut a);
+        assert!(!s.contains("* keep"), "no `*` for a stored image: {s}");
+        a.key(Key::Digit(2));
+        a.key(Key::Start);
+        let _ = a.take_jobs();
+        a.event(AppEvent::Job(JobResult::Scanned {
+            files: 3,
+            pages: 4,
+            bytes: 85_000,
+            refused: Vec::new(),
+            kept: Some(id),
+        }));
+        let s = screen(&mut a);
+        assert!(s.contains("Stored image 20261121: 4 page(s) in 3 file(s)"), "{s}");
+        assert!(!s.contains("Scanned"), "{s}");
+        assert!(!s.contains("mark sheet in the output tray"), "{s}");
     }
 
     fn progress_app(done: bool) -> App {
