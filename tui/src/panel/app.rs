@@ -309,6 +309,15 @@ impl App {
             }
             return;
         }
+        if key == Key::Help {
+            if matches!(self.screen(), Screen::Help(_)) {
+                self.apply(Action::Back);
+            } else {
+                let help = self.screen().help();
+                self.stack.push(Screen::Help(help));
+            }
+            return;
+        }
         if key == Key::Carry {
             self.apply(Action::run(CarryToAdf));
             return;

@@ -91,10 +91,17 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
     let legend = match &app.note {
         // Notes quote the server's notices and senders.
         Some((text, _)) => Line::styled(format!(" {}", peer_text(text)), theme.ok()),
-        None if rows[2].width > keys::LEGEND.chars().count() as u16 => {
-            Line::styled(format!(" {}", keys::LEGEND), theme.dim())
+        // The screen's own keys first, then the shared ones while they fit.
+        None => {
+            let own = app.screen().legend();
+            let full = format!(" {own}  {}", keys::LEGEND_GLOBAL);
+            let text = if full.chars().count() <= rows[2].width as usize {
+                full
+            } else {
+                format!(" {own}  ?=help")
+            };
+            Line::styled(text, theme.dim())
         }
-        None => Line::styled(format!(" {}", keys::LEGEND_SHORT), theme.dim()),
     };
     f.render_widget(Paragraph::new(legend), rows[2]);
 
@@ -249,8 +256,8 @@ mod tests {
         let s = draw(&mut a, 120, 40);
         assert!(s.contains("6: Others"));
         assert!(
-            s.contains("0-9 ten keys  Enter Start"),
-            "the long legend fits: {s}"
+            s.contains("1-6 choose Enter=Start Esc=log out  ?=help F2/F3 lists c=carry ^Q quit"),
+            "the screen's keys, then the shared ones: {s}"
         );
     }
 
