@@ -5,7 +5,7 @@ use std::process::Command;
 
 /// Runs `cmd` and asserts that it succeeded, showing its stderr when it did not.
 fn succeeds(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
+    let out = cmd.output().expect("the command runs");
     assert!(
         out.status.success(),
         "{}",

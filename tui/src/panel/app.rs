@@ -459,7 +459,8 @@ impl App {
             AppEvent::Received { received, pages } => {
                 if !received.duplicate {
                     self.notify(format!(
-                        "Printed {pages} page(s) from {}",
+                        "Printed {pages} page(s) in {} file(s) from {}",
+                        received.files.len(),
                         received.sender.name
                     ));
                     self.received.push(ReceivedEntry {
@@ -501,6 +502,7 @@ impl App {
             JobResult::Cancelled
                 | JobResult::Failed { .. }
                 | JobResult::LoginFailed(_)
+                | JobResult::ImageRefused(_)
                 | JobResult::DistributionFailed(_)
                 | JobResult::ReloginRefused
         );
@@ -592,6 +594,19 @@ impl App {
                 }
             }
             JobResult::Noted(text) => self.notify(text),
+            JobResult::Told { title, lines } => {
+                self.stack
+                    .push(Screen::Message(screens::message::Message::info(
+                        title, lines,
+                    )));
+            }
+            JobResult::ImageRefused(msg) => {
+                if let Screen::SpecifyImage(s) = self.screen_mut() {
+                    s.error = Some(msg);
+                } else {
+                    self.error_box("No such image", msg);
+                }
+            }
             JobResult::DoneHome { title, lines } => {
                 self.home();
                 self.stack

@@ -200,6 +200,15 @@ pub enum JobResult {
         /// What was done, one line each.
         lines: Vec<String>,
     },
+    /// Done; a message over the dialog it was started from (OK returns there).
+    Told {
+        /// The message's title.
+        title: String,
+        /// What happened, one line each.
+        lines: Vec<String>,
+    },
+    /// A typed image ID names no stored image: said under the ID box, as on FIG. 6.
+    ImageRefused(String),
     /// Done; a short note in the status line.
     Noted(String),
     /// Failed; an error dialog.

@@ -60,10 +60,16 @@ impl Task for Copy {
             Ok((scan.pages.len(), scan.total_pages(), refusals(&scan)))
         })
         .await?;
-        let mut lines = vec![format!(
-            "{documents} document(s), {pages} page(s) printed to the output tray {}.",
-            cx.paper.tray.dir().display()
-        )];
+        let mut lines = vec![
+            format!(
+                "{pages} page(s) in {documents} file(s) printed to the output tray {}.",
+                cx.paper.tray.dir().display()
+            ),
+            format!(
+                "The originals are back in {}.",
+                cx.paper.adf.returned_dir().display()
+            ),
+        ];
         lines.extend(refused);
         Ok(JobResult::DoneHome {
             title: "Copy finished".into(),
@@ -95,7 +101,8 @@ impl Task for ReadMarkSheet {
                 source,
             })?;
             paper.store.get(id)?;
-            std::fs::remove_file(sheet).map_err(|e| PaperError::io(sheet, e))?;
+            // The sheet is handed back, as a real ADF hands paper back.
+            paper.adf.hand_back(sheet)?;
             Ok(id)
         })
         .await?;

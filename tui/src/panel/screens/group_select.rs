@@ -165,6 +165,28 @@ mod tests {
     }
 
     #[test]
+    fn ok_after_already_registered_returns_to_the_list() {
+        let mut a = logged_in();
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: GroupsFor::Register,
+            groups: seed_groups()[1..].to_vec(),
+        }));
+        a.key(Key::Digit(3));
+        a.key(Key::Start);
+        let _ = a.take_jobs();
+        a.event(AppEvent::Job(JobResult::Told {
+            title: "Already registered".into(),
+            lines: vec!["nothing changed".into()],
+        }));
+        assert!(screen(&mut a).contains("Already registered"));
+        a.key(Key::Start);
+        assert!(matches!(
+            a.screen(),
+            crate::panel::screens::Screen::GroupSelect(_)
+        ));
+    }
+
+    #[test]
     fn fig12_at_80x24() {
         let mut a = logged_in();
         a.event(AppEvent::Job(JobResult::Groups {

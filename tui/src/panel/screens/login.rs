@@ -69,6 +69,10 @@ impl Login {
     pub fn key(&mut self, key: Key) -> Action {
         match key {
             Key::Digit(d) => {
+                // A prompt to type the ID goes once it is being typed.
+                if self.focus == Field::User && self.user.is_empty() {
+                    self.error = None;
+                }
                 let f = self.field();
                 if f.len() < MAX_LEN {
                     f.push(char::from(b'0' + d));
@@ -239,6 +243,15 @@ mod tests {
             s.contains("Enter your user ID and password"),
             "stays on FIG. 6"
         );
+    }
+
+    #[test]
+    fn the_prompt_to_type_the_user_id_goes_once_it_is_typed() {
+        let mut a = app(true, false);
+        a.key(Key::Start);
+        assert!(screen(&mut a).contains("Enter your user ID first."));
+        a.key(Key::Digit(1));
+        assert!(!screen(&mut a).contains("Enter your user ID first."));
     }
 
     #[test]
