@@ -12,7 +12,6 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::app::{App, ReceivedEntry};
 use super::keys::{self, Key};
-use super::screens::received::describe;
 use super::screens::{peer_name, peer_text};
 use super::theme::Theme;
 
@@ -105,7 +104,13 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
     };
     f.render_widget(Paragraph::new(legend), rows[2]);
 
-    let right_w = 24.min(rows[1].width / 3);
+    // From 100 columns the received pane takes two fifths of the width (names fit); below,
+    // the LCD keeps the room.
+    let right_w = if rows[1].width >= 100 {
+        (rows[1].width * 2 / 5).min(56)
+    } else {
+        24.min(rows[1].width / 3)
+    };
     let cols = Layout::default()
         .direction(Direction::Horizontal)
         .constraints([Constraint::Min(30), Constraint::Length(right_w)])
@@ -149,7 +154,7 @@ fn draw_inbox(f: &mut Frame, area: Rect, theme: &Theme, received: &[ReceivedEntr
         .iter()
         .rev()
         .take(inner.height as usize)
-        .map(|e| Line::raw(describe(e)))
+        .map(|e| Line::raw(pane_line(e, inner.width as usize)))
         .collect();
     let text = if lines.is_empty() {
         vec![Line::styled("(F3 lists them)", theme.dim())]
@@ -157,6 +162,20 @@ fn draw_inbox(f: &mut Frame, area: Rect, theme: &Theme, received: &[ReceivedEntr
         lines
     };
     f.render_widget(Paragraph::new(text), inner);
+}
+
+/// One delivery in the received pane: time, pages, then the sender's name, cut with `…` to
+/// the pane's width, so two senders whose names begin alike still differ by their pages or
+/// time and a cut is visible.
+fn pane_line(e: &ReceivedEntry, width: usize) -> String {
+    let t = humantime::format_rfc3339_seconds(e.at).to_string();
+    let time = t.get(11..16).unwrap_or(&t).to_owned();
+    let line = format!("{time} {}p {}", e.pages, peer_name(&e.received.sender.name));
+    if line.chars().count() <= width {
+        return line;
+    }
+    let cut: String = line.chars().take(width.saturating_sub(1)).collect();
+    format!("{cut}…")
 }
 
 /// The ten-key pad: each key a touch area.
@@ -248,6 +267,14 @@ mod tests {
             "reconnecting_status",
             draw(&mut a, 80, 24).lines().next().unwrap_or_default()
         );
+    }
+
+    #[test]
+    fn the_received_pane_uses_the_width_of_larger_terminals() {
+        let mut a = logged_in();
+        two_received(&mut a);
+        let s = draw(&mut a, 120, 40);
+        assert!(s.contains("1p sales office, the Osaka branch"), "{s}");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub const WITHDRAW_TITLE: &str = "Select a group to withdraw from";
 pub const NO_FAX_GATEWAY: &str = "No fax gateway is configured on this image server, so facsimile modes are not available yet. They arrive with the network-fax release.";
 
 /// Image store title (FIG. 19).
-pub const STORED_TITLE: &str = "Stored images (memory means)";
+pub const STORED_TITLE: &str = "Stored images";
 /// Received list title.
 pub const RECEIVED_TITLE: &str = "Received images";
 /// Progress view title.
