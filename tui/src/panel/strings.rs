@@ -65,8 +65,8 @@ pub const REGISTER_TITLE: &str = "Select a group to register with";
 /// FIG. 12, withdrawal.
 pub const WITHDRAW_TITLE: &str = "Select a group to withdraw from";
 
-/// The fax modes until a gateway exists.
-pub const NO_FAX_GATEWAY: &str = "No fax gateway is configured on this image server, so facsimile modes are not available yet. They arrive with the network-fax release.";
+/// The fax modes until a gateway exists: the reason under FIG. 7's greyed entries.
+pub const NO_FAX_GATEWAY: &str = "2 and 4 (fax): no fax gateway on this image server yet.";
 
 /// Image store title (FIG. 19).
 pub const STORED_TITLE: &str = "Stored images";

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use super::specify_image::{Purpose, SpecifyImage};
-use super::{chrome, distribution_mode, hit_rows, message};
+use super::{chrome, distribution_mode, hit_rows};
 use crate::panel::app::{Action, Ctx};
 use crate::panel::jobs::paper::Copy;
 use crate::panel::keys::Key;
@@ -32,8 +32,11 @@ impl Default for ModeSelect {
 impl ModeSelect {
     /// The dialog, "Copy" highlighted.
     pub fn new() -> Self {
+        let mut menu = Menu::new(strings::MODES.iter().map(|s| (*s).to_owned()).collect());
+        // The fax modes, greyed out until a fax gateway exists.
+        menu.greyed = vec![1, 3];
         Self {
-            menu: Menu::new(strings::MODES.iter().map(|s| (*s).to_owned()).collect()),
+            menu,
             confirm_logout: false,
             confirm_copy: false,
         }
@@ -76,10 +79,7 @@ impl ModeSelect {
                 self.confirm_copy = true;
                 Action::None
             }
-            Some(1) | Some(3) => Action::Push(Screen::Message(message::Message::info(
-                strings::MODES[chosen.unwrap_or(1)],
-                vec![strings::NO_FAX_GATEWAY.to_owned()],
-            ))),
+            Some(1) | Some(3) => Action::Note(strings::NO_FAX_GATEWAY.to_owned()),
             Some(2) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::TakeOut))),
             Some(4) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::Process))),
             Some(5) => Action::Push(Screen::DistributionMode(
@@ -120,6 +120,20 @@ impl ModeSelect {
         );
         hit_rows(ctx, body, 0, self.menu.items.len());
         self.menu.draw(f, body, &ctx.theme);
+        let n = self.menu.items.len() as u16 + 1;
+        if body.height > n {
+            f.render_widget(
+                ratatui::widgets::Paragraph::new(ratatui::text::Line::styled(
+                    strings::NO_FAX_GATEWAY,
+                    ctx.theme.dim(),
+                )),
+                Rect {
+                    y: body.y + n,
+                    height: 1,
+                    ..body
+                },
+            );
+        }
     }
 }
 
@@ -136,8 +150,8 @@ mod tests {
         let mut a = logged_in();
         assert!(matches!(a.screen(), Screen::ModeSelect(_)));
         a.key(Key::Digit(2));
-        assert!(screen(&mut a).contains("No fax gateway is configured"));
-        a.key(Key::Start);
+        assert!(matches!(a.screen(), Screen::ModeSelect(_)), "fax is greyed out");
+        assert!(screen(&mut a).contains("no fax gateway on this image server yet"));
         a.key(Key::Digit(1));
         assert!(a.take_jobs().is_empty(), "1 only says what Start will do");
         assert!(screen(&mut a).contains("Start copies"));
