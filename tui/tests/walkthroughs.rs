@@ -112,7 +112,11 @@ fn every_walkthrough_passes_headless() {
             // The feeder is empty: the originals were handed back to its `returned` folder.
             let adf = root.path().join("mfp120/adf");
             assert_eq!(files(&adf), ["returned"], "the ADF was emptied");
-            assert_eq!(files(&adf.join("returned")), samples, "the originals came back");
+            assert_eq!(
+                files(&adf.join("returned")),
+                samples,
+                "the originals came back"
+            );
             // The price list is a two-page TIFF: four pages in three files, for the panel
             // and for every receiver alike.
             assert!(out.contains("Scanned 4 page(s) in 3 file(s)"), "{out}");

@@ -431,6 +431,16 @@ impl App {
         if let Job::Distribute(d) = &job {
             let mut progress = screens::progress::Progress::new();
             progress.from_adf = d.source == super::jobs::ImageSource::Adf;
+            if let Screen::Destinations(fig9) = self.screen() {
+                let largest = fig9
+                    .chosen
+                    .iter()
+                    .filter_map(|&i| fig9.groups.get(i))
+                    .map(|g| g.members as usize)
+                    .max()
+                    .unwrap_or(0);
+                progress.at_least = largest.max(fig9.individuals.len());
+            }
             self.stack.push(Screen::Progress(progress));
         }
         self.jobs.push(job);
@@ -803,7 +813,10 @@ mod tests {
         assert_eq!(first.received.files.len(), 2);
         assert_eq!(first.pages, 2);
         let second = got.iter().find(|e| e.received.dist == d2).unwrap();
-        assert_eq!(second.pages, 1, "a file no longer in the tray is not listed");
+        assert_eq!(
+            second.pages, 1,
+            "a file no longer in the tray is not listed"
+        );
         let mut a = logged_in();
         a.received = got;
         assert!(screen(&mut a).contains("Received 2"));

@@ -137,9 +137,10 @@ impl Adf {
     /// Hands one original back (a mark sheet once read): see [`Adf::take`].
     pub fn hand_back(&self, path: &Path) -> Result<PathBuf, PaperError> {
         let bytes = std::fs::read(path).map_err(|e| PaperError::io(path, e))?;
-        let name = path
-            .file_name()
-            .map_or_else(|| "original".to_owned(), |n| n.to_string_lossy().into_owned());
+        let name = path.file_name().map_or_else(
+            || "original".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let to = super::OutputTray::new(self.returned_dir()).print(&name, &bytes)?;
         std::fs::remove_file(path).map_err(|e| PaperError::io(path, e))?;
         Ok(to)

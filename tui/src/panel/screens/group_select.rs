@@ -153,10 +153,16 @@ mod tests {
             groups: seed_groups()[1..].to_vec(),
         }));
         a.key(Key::Start);
-        assert!(a.take_jobs().is_empty(), "the first Start registers nothing");
+        assert!(
+            a.take_jobs().is_empty(),
+            "the first Start registers nothing"
+        );
         let s = screen(&mut a);
         assert!(s.contains("Start registers this terminal with:"), "{s}");
-        assert!(s.contains("Check the group below, then press Start again."), "{s}");
+        assert!(
+            s.contains("Check the group below, then press Start again."),
+            "{s}"
+        );
         a.key(Key::Start);
         assert!(matches!(
             crate::panel::test_support::the_job(&mut a),

@@ -72,7 +72,10 @@ mod tests {
         ));
         a.key(Key::Help);
         let s = screen(&mut a);
-        assert!(s.contains("Delete d"), "the image store's Delete is listed: {s}");
+        assert!(
+            s.contains("Delete d"),
+            "the image store's Delete is listed: {s}"
+        );
         insta::assert_snapshot!("help_image_store", s);
     }
 }

@@ -150,7 +150,10 @@ mod tests {
         let mut a = logged_in();
         assert!(matches!(a.screen(), Screen::ModeSelect(_)));
         a.key(Key::Digit(2));
-        assert!(matches!(a.screen(), Screen::ModeSelect(_)), "fax is greyed out");
+        assert!(
+            matches!(a.screen(), Screen::ModeSelect(_)),
+            "fax is greyed out"
+        );
         assert!(screen(&mut a).contains("no fax gateway on this image server yet"));
         a.key(Key::Digit(1));
         assert!(a.take_jobs().is_empty(), "1 only says what Start will do");
@@ -182,7 +185,10 @@ mod tests {
         a.key(Key::Reset);
         a.key(Key::Reset);
         assert!(matches!(a.screen(), Screen::ModeSelect(_)));
-        assert!(screen(&mut a).contains("Log out?"), "Reset on FIG. 7 asks first");
+        assert!(
+            screen(&mut a).contains("Log out?"),
+            "Reset on FIG. 7 asks first"
+        );
         a.key(Key::Start);
         assert!(
             matches!(a.screen(), Screen::Login(_)),
@@ -222,7 +228,10 @@ mod tests {
         a.key(Key::Reset);
         assert!(a.take_jobs().is_empty());
         assert!(screen(&mut a).contains("Select a mode"));
-        assert!(a.user.is_some(), "Reset leaves the question, not the session");
+        assert!(
+            a.user.is_some(),
+            "Reset leaves the question, not the session"
+        );
         a.key(Key::Digit(1));
         a.key(Key::Start);
         assert!(matches!(the_job(&mut a), Job::Copy(_)));

@@ -55,6 +55,9 @@ pub struct Progress {
     pub list: ListState,
     /// The pages come from the ADF (not the image store): a stop hands them back there.
     pub from_adf: bool,
+    /// The fewest destinations the ticks stand for (the largest ticked group, or the
+    /// individuals ticked): fewer accepted means the server skipped this terminal.
+    pub at_least: usize,
 }
 
 impl Default for Progress {
@@ -77,6 +80,7 @@ impl Progress {
             rows: Vec::new(),
             list: ListState::default(),
             from_adf: true,
+            at_least: 0,
         }
     }
 
@@ -259,8 +263,13 @@ impl Progress {
             )),
             Phase::Done | Phase::Delivering => {
                 let (printed, delivered, failed, waiting) = self.counts();
+                let skipped = if self.rows.len() < self.at_least {
+                    " (this terminal skipped)"
+                } else {
+                    ""
+                };
                 let mut s = format!(
-                    "{} destination(s): {printed} printed, {delivered} delivered, {failed} failed",
+                    "{} destination(s){skipped}: {printed} printed, {delivered} delivered, {failed} failed",
                     self.rows.len()
                 );
                 if waiting > 0 {
@@ -399,7 +408,10 @@ mod tests {
             a.event(AppEvent::Job(JobResult::Cancelled));
             let s = screen(&mut a);
             assert!(s.contains("Distribution: stopped"), "{s}");
-            assert!(s.contains("Stopped: nothing sent; the originals are back in the"), "{s}");
+            assert!(
+                s.contains("Stopped: nothing sent; the originals are back in the"),
+                "{s}"
+            );
             assert!(s.contains("│ADF."), "wrapped at a space: {s}");
             assert!(!s.contains("Stop (x) cancels."), "{s}");
             if !scanned {
@@ -420,7 +432,10 @@ mod tests {
     fn keys_that_cannot_act_while_sending_say_why() {
         let mut a = started(&[Key::Digit(2)]);
         a.key(Key::Reset);
-        assert!(matches!(a.screen(), crate::panel::screens::Screen::Progress(_)));
+        assert!(matches!(
+            a.screen(),
+            crate::panel::screens::Screen::Progress(_)
+        ));
         assert!(screen(&mut a).contains("Sending: wait for the result, or press Stop (x)"));
         a.event(AppEvent::Job(JobResult::Accepted(Accepted {
             dist: DistributionId::new_random(),
@@ -462,9 +477,31 @@ mod tests {
             kept: Some(id),
         }));
         let s = screen(&mut a);
-        assert!(s.contains("Stored image 20261121: 4 page(s) in 3 file(s)"), "{s}");
+        assert!(
+            s.contains("Stored image 20261121: 4 page(s) in 3 file(s)"),
+            "{s}"
+        );
         assert!(!s.contains("Scanned"), "{s}");
         assert!(!s.contains("mark sheet in the output tray"), "{s}");
+    }
+
+    #[test]
+    fn a_group_holding_this_terminal_says_it_was_skipped() {
+        // "all sales-related places (6)" holds this terminal: five are sent to.
+        let mut a = started(&[Key::Digit(3)]);
+        let dests: Vec<_> = (0..5)
+            .map(|i| dest(&format!("t{i}.example"), &format!("terminal {i}")))
+            .collect();
+        a.event(AppEvent::Job(JobResult::Accepted(Accepted {
+            dist: DistributionId::new_random(),
+            destinations: dests,
+            duplicate: false,
+        })));
+        let s = screen(&mut a);
+        assert!(
+            s.contains("5 destination(s) (this terminal skipped):"),
+            "{s}"
+        );
     }
 
     fn progress_app(done: bool) -> App {

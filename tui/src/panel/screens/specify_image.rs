@@ -171,7 +171,10 @@ mod tests {
                 "no image with ID 77777777 in the image store".into(),
             ),
         ));
-        assert!(matches!(a.screen(), crate::panel::screens::Screen::SpecifyImage(_)));
+        assert!(matches!(
+            a.screen(),
+            crate::panel::screens::Screen::SpecifyImage(_)
+        ));
         assert!(screen(&mut a).contains("no image with ID 77777777 in the image store"));
     }
     use crate::panel::test_support::{keys, logged_in, screen, the_job};

@@ -169,8 +169,15 @@ impl Stored {
             ],
         )
         .header(
-            Row::new(vec!["Image ID", "Document", "Pages", "Size", "Stored UTC", "By"])
-                .style(ctx.theme.title()),
+            Row::new(vec![
+                "Image ID",
+                "Document",
+                "Pages",
+                "Size",
+                "Stored UTC",
+                "By",
+            ])
+            .style(ctx.theme.title()),
         )
         .row_highlight_style(ctx.theme.focus());
         f.render_stateful_widget(table, table_area, &mut self.table);
