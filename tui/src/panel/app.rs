@@ -416,7 +416,11 @@ impl App {
         if job.needs_connection() && self.conn != Conn::Connected {
             let text = match &self.conn {
                 Conn::Refused(r) => format!("The image server refused this terminal: {r}"),
-                _ => "Not connected to the image server; the panel keeps trying. Please try again in a moment.".to_owned(),
+                // Asking for the server while offline dials it now, not at the countdown's end.
+                _ => {
+                    self.jobs.push(Job::RetryNow);
+                    "Not connected to the image server; trying again now. Please try again in a moment.".to_owned()
+                }
             };
             self.stack
                 .push(Screen::Message(screens::message::Message::error(
@@ -870,8 +874,12 @@ mod tests {
         let s = screen(&mut a);
         assert!(s.contains("OFFLINE, retry in"), "{s}");
         a.key(Key::Digit(1));
-        assert!(a.take_jobs().is_empty());
+        assert!(
+            matches!(a.take_jobs().as_slice(), [Job::RetryNow]),
+            "asking for the server while offline dials it now"
+        );
         assert!(screen(&mut a).contains("Not connected"));
+        assert!(screen(&mut a).contains("trying again now"));
     }
 
     #[test]

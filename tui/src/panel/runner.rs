@@ -128,11 +128,13 @@ impl Core {
         let cancel = CancellationToken::new();
         let mut cfg = opts.client.clone();
         cfg.receive = true;
+        let retry = std::sync::Arc::new(tokio::sync::Notify::new());
         tokio::spawn(link::run(
             cfg.clone(),
             opts.dirs.output_tray.clone(),
             tx.clone(),
             cancel.clone(),
+            retry.clone(),
         ));
         let mut app = App::new(
             PanelInfo {
@@ -144,9 +146,10 @@ impl Core {
             opts.theme,
         );
         app.received = super::app::received_before(&opts.dirs.output_tray);
-        let jobs = JobRunner::new(paper, move |r| {
+        let mut jobs = JobRunner::new(paper, move |r| {
             let _ = tx.send(AppEvent::Job(r));
         });
+        jobs.retry = Some(retry);
         Ok(Core {
             app,
             jobs,
