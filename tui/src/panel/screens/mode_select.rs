@@ -116,7 +116,7 @@ impl ModeSelect {
             area,
             ctx,
             strings::MODE_TITLE,
-            "Number key chooses. Reset logs out.",
+            "Number key chooses. Reset: log out (asks first).",
         );
         hit_rows(ctx, body, 0, self.menu.items.len());
         self.menu.draw(f, body, &ctx.theme);
