@@ -104,12 +104,13 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
     };
     f.render_widget(Paragraph::new(legend), rows[2]);
 
-    // From 100 columns the received pane takes two fifths of the width (names fit); below,
-    // the LCD keeps the room.
+    // From 100 columns the received pane takes two fifths of the width (names fit) under
+    // the key pad; below, the decorative key pad goes (its keys are in the legend) and the
+    // LCD keeps the room.
     let right_w = if rows[1].width >= 100 {
         (rows[1].width * 2 / 5).min(56)
     } else {
-        24.min(rows[1].width / 3)
+        20.min(rows[1].width / 3)
     };
     let cols = Layout::default()
         .direction(Direction::Horizontal)
@@ -126,7 +127,11 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
         .title(title);
     let lcd = lcd_block.inner(cols[0]);
     f.render_widget(lcd_block, cols[0]);
-    let keypad_h = 11.min(cols[1].height);
+    let keypad_h = if rows[1].width >= 100 {
+        11.min(cols[1].height)
+    } else {
+        0
+    };
     let keypad = Rect {
         height: keypad_h,
         ..cols[1]

@@ -409,10 +409,9 @@ mod tests {
             let s = screen(&mut a);
             assert!(s.contains("Distribution: stopped"), "{s}");
             assert!(
-                s.contains("Stopped: nothing sent; the originals are back in the"),
+                s.contains("Stopped: nothing sent; the originals are back in the ADF."),
                 "{s}"
             );
-            assert!(s.contains("│ADF."), "wrapped at a space: {s}");
             assert!(!s.contains("Stop (x) cancels."), "{s}");
             if !scanned {
                 insta::assert_snapshot!("progress_stopped", s);
