@@ -177,6 +177,9 @@ pub struct Attributes {
     pub stored_at: SystemTime,
     /// The user who stored it.
     pub stored_by: String,
+    /// The document's name as the operator knows it: its first file's original name, with
+    /// "+N" when more files follow.
+    pub name: String,
 }
 
 /// One file of a stored image.
@@ -546,9 +549,19 @@ fn load(dir: &Path, id: ImageId) -> Result<StoredImage, String> {
             size: file.size,
             stored_at,
             stored_by: file.stored_by,
+            name: document_name(&files),
         },
         files,
     })
+}
+
+/// "quote.png", or "quote.png +2" for three files.
+fn document_name(files: &[StoredFile]) -> String {
+    match files {
+        [] => String::new(),
+        [one] => one.name.clone(),
+        [first, rest @ ..] => format!("{} +{}", first.name, rest.len()),
+    }
 }
 
 #[cfg(test)]

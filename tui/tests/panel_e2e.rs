@@ -94,7 +94,7 @@ async fn a_stored_image_is_distributed_printed_and_copied_by_its_id() {
     ];
     let id = store.keep(&files, 2, "1001").unwrap();
     let script = format!(
-        "{LOGIN}press 6 2\nexpect \"Select the way of specifying images\"\npress 2\ntype {id}\nexpect \"[{id}]\"\npress start\nexpect \"Select destinations for image {id}\" within 20s\npress 3 start\nexpect \"Distribution: finished\" within 30s\nexpect \"5 destination(s): 4 printed, 1 delivered, 0 failed\"\npress start\nexpect \"Select a mode\"\npress 3 2\ntype {id}\npress start\nexpect \"Printed\" within 20s\npress start\npress 5 2\ntype {id}\npress start\nexpect \"Copied\" within 20s\npress start\npress 3 2\ntype 99999999\npress start\nexpect \"No such image\" within 20s\n"
+        "{LOGIN}press 6 2\nexpect \"Select the way of specifying images\"\npress 2\ntype {id}\nexpect \"[{id}]\"\npress start\nexpect \"Select destinations for image {id}\" within 20s\npress 3 start\nexpect \"Distribution: finished\" within 30s\nexpect \"5 destination(s) (this terminal skipped): 4 printed, 1\"\nexpect \"delivered, 0 failed\"\npress start\nexpect \"Select a mode\"\npress 3 2\ntype {id}\npress start\nexpect \"Printed\" within 20s\npress start\npress 5 2\ntype {id}\npress start\nexpect \"Copied\" within 20s\npress start\npress 3 2\ntype 99999999\npress start\nexpect \"no image with ID 99999999 in the image store\" within 20s\n"
     );
     let mut out = Vec::new();
     let r = bounded(run_headless(options(&net, &script), &mut out)).await;

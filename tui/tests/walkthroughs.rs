@@ -109,9 +109,13 @@ fn every_walkthrough_passes_headless() {
             ] {
                 assert!(files(&tray(d)).is_empty(), "{d} is in neither group");
             }
-            assert!(
-                files(&root.path().join("mfp120/adf")).is_empty(),
-                "the ADF was emptied"
+            // The feeder is empty: the originals were handed back to its `returned` folder.
+            let adf = root.path().join("mfp120/adf");
+            assert_eq!(files(&adf), ["returned"], "the ADF was emptied");
+            assert_eq!(
+                files(&adf.join("returned")),
+                samples,
+                "the originals came back"
             );
             // The price list is a two-page TIFF: four pages in three files, for the panel
             // and for every receiver alike.
@@ -127,9 +131,10 @@ fn every_walkthrough_passes_headless() {
             assert_eq!(store.len(), 1, "{store:?}");
             assert_eq!(files(&tray("devl1.hqs.mei.co.jp")), samples);
             assert_eq!(files(&tray("sale1.osk.mei.co.jp")), samples);
-            assert!(
-                files(&root.path().join("mfp120/adf")).is_empty(),
-                "the sheet left the feeder"
+            assert_eq!(
+                files(&root.path().join("mfp120/adf")),
+                ["returned"],
+                "the sheet left the feeder (handed back to `returned`)"
             );
         }
         if name.starts_with("03-") {

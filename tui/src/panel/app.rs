@@ -17,7 +17,11 @@ use super::chrome;
 use super::jobs::{GroupsFor, Job, JobResult, paper::CarryToAdf, stored::ListStored};
 use super::keys::Key;
 use super::screens::{self, Screen};
+use super::strings;
 use super::theme::Theme;
+
+/// The most keys kept while a screen loads.
+const TYPED_AHEAD_MAX: usize = 32;
 
 /// What a screen asks the app to do after a key.
 #[derive(Debug)]
@@ -36,6 +40,8 @@ pub enum Action {
     Logout,
     /// Start background work (see [`Action::run`]).
     Run(Job),
+    /// Say something in the status line (why a key did nothing).
+    Note(String),
     /// Leave the panel.
     Quit,
 }
@@ -117,6 +123,61 @@ pub struct ReceivedEntry {
     pub at: SystemTime,
 }
 
+/// The deliveries an earlier run printed to the output tray `tray`, oldest first, from the
+/// inbox's receipt log (`TRAY/.imagecast/received`: one `DISTRIBUTION<TAB>FILE` line per
+/// page), keeping only the files still in the tray, so a restarted panel lists what its tray
+/// holds. The log names no sender: those entries say "before the restart". Unreadable lines
+/// are skipped; no log means nothing was received.
+pub fn received_before(tray: &std::path::Path) -> Vec<ReceivedEntry> {
+    let Ok(log) = std::fs::read_to_string(tray.join(".imagecast").join("received")) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<ReceivedEntry> = Vec::new();
+    for line in log.lines() {
+        let Some((dist, name)) = line.split_once('\t') else {
+            continue;
+        };
+        let Ok(dist) = dist.parse::<imagecast_shared::DistributionId>() else {
+            continue;
+        };
+        let path = tray.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let at = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        match entries.iter_mut().find(|e| e.received.dist == dist) {
+            Some(e) => {
+                e.received.files.push(path);
+                e.received.pages += 1;
+                e.received.bytes += meta.len();
+                e.pages += 1;
+            }
+            None => entries.push(ReceivedEntry {
+                received: Received {
+                    delivery: imagecast_shared::DeliveryId(0),
+                    dist,
+                    sender: Destination {
+                        domain: String::new(),
+                        name: "(before the restart)".to_owned(),
+                    },
+                    user: String::new(),
+                    files: vec![path],
+                    pages: 1,
+                    bytes: meta.len(),
+                    duplicate: false,
+                },
+                pages: 1,
+                at,
+            }),
+        }
+    }
+    entries.sort_by_key(|e| e.at);
+    entries
+}
+
 /// Read-only facts screens draw with.
 pub struct Ctx<'a> {
     /// The colours, or none under `NO_COLOR`.
@@ -166,6 +227,9 @@ pub struct App {
     pub note: Option<(String, Instant)>,
     /// Jobs waiting for the runner.
     jobs: Vec<Job>,
+    /// Keys typed while a job loads the next screen: they go to that screen once it is up
+    /// (or are dropped, with a word, if the job fails or is stopped).
+    typed_ahead: Vec<Key>,
     /// True once the panel should close.
     pub quit: bool,
     hits: RefCell<Vec<(Rect, Key)>>,
@@ -191,6 +255,7 @@ impl App {
             busy: None,
             note: None,
             jobs: Vec::new(),
+            typed_ahead: Vec::new(),
             quit: false,
             hits: RefCell::new(Vec::new()),
         }
@@ -228,6 +293,28 @@ impl App {
                 let label = label.clone();
                 self.jobs.push(Job::Cancel);
                 self.notify(format!("Stop: cancelling {label}"));
+            } else if matches!(self.screen(), Screen::Progress(p) if p.dist.is_some()) {
+                self.notify(strings::STOP_AFTER_ACCEPTED);
+            } else {
+                self.notify(strings::NOTHING_TO_STOP);
+            }
+            return;
+        }
+        // While a job loads the next screen, keys wait for that screen: `6 1 2` typed
+        // quickly ticks group 2 on FIG. 9, never entry 2 of FIG. 8. The progress view takes
+        // its keys itself.
+        if self.busy.is_some() && !matches!(self.screen(), Screen::Progress(_)) {
+            if self.typed_ahead.len() < TYPED_AHEAD_MAX {
+                self.typed_ahead.push(key);
+            }
+            return;
+        }
+        if key == Key::Help {
+            if matches!(self.screen(), Screen::Help(_)) {
+                self.apply(Action::Back);
+            } else {
+                let help = self.screen().help();
+                self.stack.push(Screen::Help(help));
             }
             return;
         }
@@ -309,6 +396,7 @@ impl App {
                 ))];
             }
             Action::Run(job) => self.run(job),
+            Action::Note(text) => self.notify(text),
             Action::Quit => self.quit = true,
         }
     }
@@ -328,7 +416,11 @@ impl App {
         if job.needs_connection() && self.conn != Conn::Connected {
             let text = match &self.conn {
                 Conn::Refused(r) => format!("The image server refused this terminal: {r}"),
-                _ => "Not connected to the image server; the panel keeps trying. Please try again in a moment.".to_owned(),
+                // Asking for the server while offline dials it now, not at the countdown's end.
+                _ => {
+                    self.jobs.push(Job::RetryNow);
+                    "Not connected to the image server; trying again now. Please try again in a moment.".to_owned()
+                }
             };
             self.stack
                 .push(Screen::Message(screens::message::Message::error(
@@ -340,9 +432,20 @@ impl App {
         if job.is_long() {
             self.busy = Some(job.label().to_owned());
         }
-        if let Job::Distribute(_) = &job {
-            self.stack
-                .push(Screen::Progress(screens::progress::Progress::new()));
+        if let Job::Distribute(d) = &job {
+            let mut progress = screens::progress::Progress::new();
+            progress.from_adf = d.source == super::jobs::ImageSource::Adf;
+            if let Screen::Destinations(fig9) = self.screen() {
+                let largest = fig9
+                    .chosen
+                    .iter()
+                    .filter_map(|&i| fig9.groups.get(i))
+                    .map(|g| g.members as usize)
+                    .max()
+                    .unwrap_or(0);
+                progress.at_least = largest.max(fig9.individuals.len());
+            }
+            self.stack.push(Screen::Progress(progress));
         }
         self.jobs.push(job);
     }
@@ -370,7 +473,8 @@ impl App {
             AppEvent::Received { received, pages } => {
                 if !received.duplicate {
                     self.notify(format!(
-                        "Printed {pages} page(s) from {}",
+                        "Printed {pages} page(s) in {} file(s) from {}",
+                        received.files.len(),
                         received.sender.name
                     ));
                     self.received.push(ReceivedEntry {
@@ -404,9 +508,42 @@ impl App {
     }
 
     fn job_result(&mut self, result: JobResult) {
-        if result.is_final() {
+        let final_answer = result.is_final();
+        // After a failure or a stop, keys typed for the screen that never came are dropped.
+        let stopped = matches!(result, JobResult::Cancelled);
+        let replay = !matches!(
+            result,
+            JobResult::Cancelled
+                | JobResult::Failed { .. }
+                | JobResult::LoginFailed(_)
+                | JobResult::ImageRefused(_)
+                | JobResult::DistributionFailed(_)
+                | JobResult::ReloginRefused
+        );
+        if final_answer {
             self.busy = None;
         }
+        self.job_answer(result);
+        if final_answer {
+            let typed = std::mem::take(&mut self.typed_ahead);
+            if !replay {
+                if !typed.is_empty() {
+                    self.notify(format!(
+                        "{}{} key(s) typed ahead dropped: the screen they were for did not open",
+                        if stopped { "Stopped; " } else { "" },
+                        typed.len()
+                    ));
+                }
+                return;
+            }
+            // A key may start another job: the keys after it wait for its screen in turn.
+            for key in typed {
+                self.key(key);
+            }
+        }
+    }
+
+    fn job_answer(&mut self, result: JobResult) {
         match result {
             JobResult::LoggedIn { user, role, quit } => {
                 if quit {
@@ -471,6 +608,19 @@ impl App {
                 }
             }
             JobResult::Noted(text) => self.notify(text),
+            JobResult::Told { title, lines } => {
+                self.stack
+                    .push(Screen::Message(screens::message::Message::info(
+                        title, lines,
+                    )));
+            }
+            JobResult::ImageRefused(msg) => {
+                if let Screen::SpecifyImage(s) = self.screen_mut() {
+                    s.error = Some(msg);
+                } else {
+                    self.error_box("No such image", msg);
+                }
+            }
             JobResult::DoneHome { title, lines } => {
                 self.home();
                 self.stack
@@ -491,7 +641,15 @@ impl App {
                 self.stack
                     .push(Screen::Preview(screens::preview::Preview::new(*p)));
             }
-            JobResult::Cancelled => self.notify("Stopped"),
+            JobResult::Cancelled => {
+                self.notify("Stopped");
+                // A stopped distribution ends on its result, never on "Stop (x) cancels."
+                for s in &mut self.stack {
+                    if let Screen::Progress(p) = s {
+                        p.stopped();
+                    }
+                }
+            }
         }
     }
 
@@ -582,13 +740,15 @@ mod tests {
     use crate::panel::jobs::{GroupsFor, ImageSource};
     use crate::panel::test_support::{app, keys, logged_in, screen, the_job};
     use crate::store::ImageId;
+    use imagecast_shared::DistributionId;
 
     #[test]
     fn touches_act_as_the_keys_drawn_there() {
         let mut a = logged_in();
-        let s = screen(&mut a);
+        // The key pad is drawn from 100 columns.
+        let wide = crate::panel::test_support::draw(&mut a, 120, 40);
         // The key pad's [6] and the LCD's "6: Others" both lead to FIG. 8.
-        let (row, line) = s
+        let (row, line) = wide
             .lines()
             .enumerate()
             .find(|(_, l)| l.contains("[6]"))
@@ -598,7 +758,8 @@ mod tests {
         a.click(col + 1, row as u16);
         assert!(matches!(a.screen(), Screen::DistributionMode(_)));
         a.key(Key::Reset);
-        screen(&mut a);
+        let s = screen(&mut a);
+        assert!(!s.contains("[6]"), "no key pad below 100 columns");
         let (row, line) = s
             .lines()
             .enumerate()
@@ -607,6 +768,64 @@ mod tests {
         let col = line[..line.find("6: Others").unwrap()].chars().count() as u16;
         a.click(col + 2, row as u16);
         assert!(matches!(a.screen(), Screen::DistributionMode(_)));
+    }
+
+    #[test]
+    fn keys_typed_while_a_screen_loads_go_to_that_screen() {
+        let mut a = logged_in();
+        // `6 1 2` typed quickly: the 2 arrives while FIG. 9's groups are loading.
+        keys(&mut a, &[Key::Digit(6), Key::Digit(1), Key::Digit(2)]);
+        assert!(matches!(the_job(&mut a), Job::FetchGroups(_)));
+        assert!(matches!(a.screen(), Screen::DistributionMode(_)));
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: GroupsFor::Distribute(ImageSource::Adf),
+            groups: crate::panel::test_support::seed_groups(),
+        }));
+        let Screen::Destinations(d) = a.screen() else {
+            panic!("FIG. 9 expected: {}", screen(&mut a));
+        };
+        assert!(d.chosen.contains(&1), "group 2 is ticked");
+        assert!(screen(&mut a).contains("[x] 2: all sales offices"));
+
+        // A failed load drops the keys, and says so.
+        let mut b = logged_in();
+        keys(&mut b, &[Key::Digit(6), Key::Digit(1), Key::Digit(2)]);
+        let _ = b.take_jobs();
+        b.event(AppEvent::Job(JobResult::Failed {
+            title: "Cannot get the destination groups".into(),
+            message: "the server is busy".into(),
+        }));
+        assert!(matches!(b.screen(), Screen::Message(_)));
+        assert!(screen(&mut b).contains("1 key(s) typed ahead dropped"));
+    }
+
+    #[test]
+    fn a_restarted_panel_lists_what_its_tray_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(received_before(dir.path()).is_empty());
+        std::fs::create_dir_all(dir.path().join(".imagecast")).unwrap();
+        let (d1, d2) = (DistributionId::new_random(), DistributionId::new_random());
+        for name in ["a.png", "b.png", "c.png"] {
+            std::fs::write(dir.path().join(name), b"page").unwrap();
+        }
+        std::fs::write(
+            dir.path().join(".imagecast").join("received"),
+            format!("{d1}\ta.png\n{d1}\tb.png\n{d2}\tc.png\n{d2}\tgone.png\nbroken\n"),
+        )
+        .unwrap();
+        let got = received_before(dir.path());
+        assert_eq!(got.len(), 2);
+        let first = got.iter().find(|e| e.received.dist == d1).unwrap();
+        assert_eq!(first.received.files.len(), 2);
+        assert_eq!(first.pages, 2);
+        let second = got.iter().find(|e| e.received.dist == d2).unwrap();
+        assert_eq!(
+            second.pages, 1,
+            "a file no longer in the tray is not listed"
+        );
+        let mut a = logged_in();
+        a.received = got;
+        assert!(screen(&mut a).contains("Received 2"));
     }
 
     #[test]
@@ -657,8 +876,12 @@ mod tests {
         let s = screen(&mut a);
         assert!(s.contains("OFFLINE, retry in"), "{s}");
         a.key(Key::Digit(1));
-        assert!(a.take_jobs().is_empty());
+        assert!(
+            matches!(a.take_jobs().as_slice(), [Job::RetryNow]),
+            "asking for the server while offline dials it now"
+        );
         assert!(screen(&mut a).contains("Not connected"));
+        assert!(screen(&mut a).contains("trying again now"));
     }
 
     #[test]

@@ -12,7 +12,6 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::app::{App, ReceivedEntry};
 use super::keys::{self, Key};
-use super::screens::received::describe;
 use super::screens::{peer_name, peer_text};
 use super::theme::Theme;
 
@@ -91,14 +90,28 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
     let legend = match &app.note {
         // Notes quote the server's notices and senders.
         Some((text, _)) => Line::styled(format!(" {}", peer_text(text)), theme.ok()),
-        None if rows[2].width > keys::LEGEND.chars().count() as u16 => {
-            Line::styled(format!(" {}", keys::LEGEND), theme.dim())
+        // The screen's own keys first, then the shared ones while they fit.
+        None => {
+            let own = app.screen().legend();
+            let full = format!(" {own}  {}", keys::LEGEND_GLOBAL);
+            let text = if full.chars().count() <= rows[2].width as usize {
+                full
+            } else {
+                format!(" {own}  ?=help")
+            };
+            Line::styled(text, theme.dim())
         }
-        None => Line::styled(format!(" {}", keys::LEGEND_SHORT), theme.dim()),
     };
     f.render_widget(Paragraph::new(legend), rows[2]);
 
-    let right_w = 24.min(rows[1].width / 3);
+    // From 100 columns the received pane takes two fifths of the width (names fit) under
+    // the key pad; below, the decorative key pad goes (its keys are in the legend) and the
+    // LCD keeps the room.
+    let right_w = if rows[1].width >= 100 {
+        (rows[1].width * 2 / 5).min(56)
+    } else {
+        20.min(rows[1].width / 3)
+    };
     let cols = Layout::default()
         .direction(Direction::Horizontal)
         .constraints([Constraint::Min(30), Constraint::Length(right_w)])
@@ -114,7 +127,11 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
         .title(title);
     let lcd = lcd_block.inner(cols[0]);
     f.render_widget(lcd_block, cols[0]);
-    let keypad_h = 11.min(cols[1].height);
+    let keypad_h = if rows[1].width >= 100 {
+        11.min(cols[1].height)
+    } else {
+        0
+    };
     let keypad = Rect {
         height: keypad_h,
         ..cols[1]
@@ -142,7 +159,7 @@ fn draw_inbox(f: &mut Frame, area: Rect, theme: &Theme, received: &[ReceivedEntr
         .iter()
         .rev()
         .take(inner.height as usize)
-        .map(|e| Line::raw(describe(e)))
+        .map(|e| Line::raw(pane_line(e, inner.width as usize)))
         .collect();
     let text = if lines.is_empty() {
         vec![Line::styled("(F3 lists them)", theme.dim())]
@@ -150,6 +167,20 @@ fn draw_inbox(f: &mut Frame, area: Rect, theme: &Theme, received: &[ReceivedEntr
         lines
     };
     f.render_widget(Paragraph::new(text), inner);
+}
+
+/// One delivery in the received pane: time, pages, then the sender's name, cut with `…` to
+/// the pane's width, so two senders whose names begin alike still differ by their pages or
+/// time and a cut is visible.
+fn pane_line(e: &ReceivedEntry, width: usize) -> String {
+    let t = humantime::format_rfc3339_seconds(e.at).to_string();
+    let time = t.get(11..16).unwrap_or(&t).to_owned();
+    let line = format!("{time} {}p {}", e.pages, peer_name(&e.received.sender.name));
+    if line.chars().count() <= width {
+        return line;
+    }
+    let cut: String = line.chars().take(width.saturating_sub(1)).collect();
+    format!("{cut}…")
 }
 
 /// The ten-key pad: each key a touch area.
@@ -244,13 +275,21 @@ mod tests {
     }
 
     #[test]
+    fn the_received_pane_uses_the_width_of_larger_terminals() {
+        let mut a = logged_in();
+        two_received(&mut a);
+        let s = draw(&mut a, 120, 40);
+        assert!(s.contains("1p sales office, the Osaka branch"), "{s}");
+    }
+
+    #[test]
     fn larger_terminals_get_the_same_dialogs_with_more_room() {
         let mut a = logged_in();
         let s = draw(&mut a, 120, 40);
         assert!(s.contains("6: Others"));
         assert!(
-            s.contains("0-9 ten keys  Enter Start"),
-            "the long legend fits: {s}"
+            s.contains("1-6 choose Enter=Start Esc=log out  ?=help F2/F3 lists c=carry ^Q quit"),
+            "the screen's keys, then the shared ones: {s}"
         );
     }
 

@@ -54,6 +54,8 @@ pub enum Key {
     Carry,
     /// Quit the panel (Ctrl-Q or F10).
     Quit,
+    /// Show every key of the screen (`?`, `h`, F1), as lazygit and k9s do.
+    Help,
     /// A touch on entry `n` (from 0) of the list on the screen.
     Pick(usize),
 }
@@ -89,6 +91,9 @@ impl Key {
             KeyCode::F(3) | KeyCode::Char('r') | KeyCode::Char('R') => Key::Received,
             KeyCode::Char('p') | KeyCode::Char('P') => Key::Preview,
             KeyCode::F(4) | KeyCode::Char('c') | KeyCode::Char('C') => Key::Carry,
+            KeyCode::F(1) | KeyCode::Char('?') | KeyCode::Char('h') | KeyCode::Char('H') => {
+                Key::Help
+            }
             _ => return None,
         })
     }
@@ -123,17 +128,25 @@ impl Key {
             "preview" => Key::Preview,
             "carry" | "f4" => Key::Carry,
             "quit" => Key::Quit,
+            "help" | "?" | "f1" => Key::Help,
             _ => return None,
         })
     }
 }
 
-/// The key legend, one line per width class.
-pub const LEGEND: &str = "0-9 ten keys  Enter Start  Esc Reset  x Stop  ↑↓ Space select  Tab field  F2 stored  F3 received  c carry  Ctrl-Q quit";
+/// The keys every screen shares, after the screen's own in the legend.
+pub const LEGEND_GLOBAL: &str = "?=help F2/F3 lists c=carry ^Q quit";
 
-/// The legend for narrow terminals.
-pub const LEGEND_SHORT: &str =
-    "0-9 keys Enter=Start Esc=Reset x=Stop Space=tick F2/F3 lists c=carry ^Q quit";
+/// The keys every screen shares, as the help lists them.
+pub const HELP_GLOBAL: [(&str, &str); 7] = [
+    ("? h F1", "this help (any key closes it)"),
+    ("x", "Stop: cancel the job in flight"),
+    ("F2 i", "the image store"),
+    ("F3 r", "the received images"),
+    ("c F4", "carry the tray's newest sheet to the ADF"),
+    ("Ctrl-Q F10", "quit (a kiosk asks an administrator)"),
+    ("mouse", "a click presses what is drawn there"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -169,5 +182,8 @@ mod tests {
             Some(Key::Quit)
         );
         assert_eq!(Key::from_name("carry"), Some(Key::Carry));
+        for code in [KeyCode::Char('?'), KeyCode::Char('h'), KeyCode::F(1)] {
+            assert_eq!(Key::from_event(&press(code)), Some(Key::Help));
+        }
     }
 }

@@ -20,12 +20,14 @@ fn backoff(attempt: u32) -> Duration {
         .min(Duration::from_secs(10))
 }
 
-/// Runs the connection until `cancel`.
+/// Runs the connection until `cancel`; `retry` cuts a back-off short (the operator asked
+/// for the server while offline).
 pub async fn run(
     cfg: ClientConfig,
     tray: PathBuf,
     tx: mpsc::UnboundedSender<AppEvent>,
     cancel: CancellationToken,
+    retry: std::sync::Arc<tokio::sync::Notify>,
 ) {
     let mut inbox = match Inbox::open(&tray, InboxMode::Store) {
         Ok(i) => Some(i),
@@ -96,6 +98,7 @@ pub async fn run(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(backoff(attempt)) => {}
+            _ = retry.notified() => {}
         }
         attempt += 1;
     }

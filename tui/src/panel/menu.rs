@@ -29,6 +29,8 @@ pub struct Menu {
     pub state: ListState,
     /// Digits typed so far when there are ten or more entries.
     pub typed: Option<usize>,
+    /// Entries drawn greyed out (not available; the dialog says why).
+    pub greyed: Vec<usize>,
 }
 
 impl Menu {
@@ -42,6 +44,7 @@ impl Menu {
             items,
             state,
             typed: None,
+            greyed: Vec::new(),
         }
     }
 
@@ -97,7 +100,14 @@ impl Menu {
             .items
             .iter()
             .enumerate()
-            .map(|(i, s)| ListItem::new(Line::from(vec![Span::raw(format!("{}: {s}", i + 1))])))
+            .map(|(i, s)| {
+                let text = format!("{}: {s}", i + 1);
+                ListItem::new(Line::from(vec![if self.greyed.contains(&i) {
+                    Span::styled(text, theme.dim())
+                } else {
+                    Span::raw(text)
+                }]))
+            })
             .collect();
         let list = List::new(items).highlight_style(theme.focus());
         f.render_stateful_widget(list, area, &mut self.state);

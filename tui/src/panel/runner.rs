@@ -128,13 +128,15 @@ impl Core {
         let cancel = CancellationToken::new();
         let mut cfg = opts.client.clone();
         cfg.receive = true;
+        let retry = std::sync::Arc::new(tokio::sync::Notify::new());
         tokio::spawn(link::run(
             cfg.clone(),
             opts.dirs.output_tray.clone(),
             tx.clone(),
             cancel.clone(),
+            retry.clone(),
         ));
-        let app = App::new(
+        let mut app = App::new(
             PanelInfo {
                 server: cfg.server.clone(),
                 device: cfg.device.clone(),
@@ -143,9 +145,11 @@ impl Core {
             },
             opts.theme,
         );
-        let jobs = JobRunner::new(paper, move |r| {
+        app.received = super::app::received_before(&opts.dirs.output_tray);
+        let mut jobs = JobRunner::new(paper, move |r| {
             let _ = tx.send(AppEvent::Job(r));
         });
+        jobs.retry = Some(retry);
         Ok(Core {
             app,
             jobs,

@@ -23,6 +23,16 @@ pub const MODES: [&str; 6] = [
     "Others",
 ];
 
+/// FIG. 7 after Reset: the question before logging out.
+pub const LOGOUT_TITLE: &str = "Log out?";
+/// FIG. 7 after Reset.
+pub const LOGOUT_QUESTION: &str =
+    "Log out? Start (or Reset again) = yes; any other key stays logged in.";
+/// FIG. 7 after Reset: the hint.
+pub const LOGOUT_HINT: &str = "Start: log out. Other keys: stay.";
+/// FIG. 7: the answer was no.
+pub const LOGOUT_KEPT: &str = "Still logged in.";
+
 /// FIG. 8 title.
 pub const DIST_MODE_TITLE: &str = "Select a distribution mode";
 /// FIG. 8 entries, numbered from 1.
@@ -55,12 +65,31 @@ pub const REGISTER_TITLE: &str = "Select a group to register with";
 /// FIG. 12, withdrawal.
 pub const WITHDRAW_TITLE: &str = "Select a group to withdraw from";
 
-/// The fax modes until a gateway exists.
-pub const NO_FAX_GATEWAY: &str = "No fax gateway is configured on this image server, so facsimile modes are not available yet. They arrive with the network-fax release.";
+/// The fax modes until a gateway exists: the reason under FIG. 7's greyed entries.
+pub const NO_FAX_GATEWAY: &str = "2 and 4 (fax): no fax gateway on this image server yet.";
 
 /// Image store title (FIG. 19).
-pub const STORED_TITLE: &str = "Stored images (memory means)";
+pub const STORED_TITLE: &str = "Stored images";
 /// Received list title.
 pub const RECEIVED_TITLE: &str = "Received images";
 /// Progress view title.
 pub const PROGRESS_TITLE: &str = "Distribution";
+/// The progress view after Stop, for a scan of the ADF.
+pub const STOPPED_ADF: &str = "Stopped: nothing sent; the originals are back in the ADF.";
+/// The progress view after Stop, for a stored image.
+pub const STOPPED_STORED: &str = "Stopped: nothing sent; the stored image is unchanged.";
+/// Stop once the server has the distribution.
+pub const STOP_AFTER_ACCEPTED: &str =
+    "Accepted by the server: delivery continues; it can't be stopped here.";
+/// Stop with no job running.
+pub const NOTHING_TO_STOP: &str = "Nothing to stop.";
+/// Reset or Start while a distribution is scanned or sent.
+pub const WAIT_OR_STOP: &str = "Sending: wait for the result, or press Stop (x) to cancel.";
+/// FIG. 7, Copy chosen: what Start will do.
+pub const COPY_QUESTION: &str = "Start copies the documents in the ADF to the output tray.";
+/// FIG. 7, Copy chosen: the hint.
+pub const COPY_HINT: &str = "Start: copy. Reset: back.";
+/// FIG. 7, Copy chosen, then another key.
+pub const COPY_NOT_STARTED: &str = "Copy not started.";
+/// FIG. 12: Start with no group picked yet.
+pub const PICK_FIRST: &str = "Check the group below, then press Start again.";

@@ -106,11 +106,25 @@ impl Adf {
         Ok(scan)
     }
 
-    /// Removes the scanned files from the ADF (refused files stay for the operator to see).
-    /// A file that is already gone is not an error.
+    /// Where scanned originals are handed back: the `returned` folder inside the ADF's folder
+    /// (a folder, so the feeder never scans them again), as a real ADF hands the paper back.
+    pub fn returned_dir(&self) -> PathBuf {
+        self.dir.join(RETURNED)
+    }
+
+    /// Hands the scanned files back: moves them out of the feeder into [`Adf::returned_dir`]
+    /// (a name taken there gets a `-2` suffix; refused files stay in the feeder for the
+    /// operator to see). A file that is already gone is not an error.
     pub fn take(&self, scan: &Scan) -> Result<(), PaperError> {
+        let returned = super::OutputTray::new(self.returned_dir());
         for file in &scan.pages {
             let path = self.dir.join(&file.name);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(PaperError::io(path, e)),
+            };
+            returned.print(&file.name, &bytes)?;
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -119,7 +133,22 @@ impl Adf {
         }
         super::sync_dir(&self.dir).map_err(|e| PaperError::io(&self.dir, e))
     }
+
+    /// Hands one original back (a mark sheet once read): see [`Adf::take`].
+    pub fn hand_back(&self, path: &Path) -> Result<PathBuf, PaperError> {
+        let bytes = std::fs::read(path).map_err(|e| PaperError::io(path, e))?;
+        let name = path.file_name().map_or_else(
+            || "original".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let to = super::OutputTray::new(self.returned_dir()).print(&name, &bytes)?;
+        std::fs::remove_file(path).map_err(|e| PaperError::io(path, e))?;
+        Ok(to)
+    }
 }
+
+/// The folder inside the ADF's folder that scanned originals are handed back to.
+pub const RETURNED: &str = "returned";
 
 fn has_image_extension(name: &str) -> bool {
     Path::new(name)
@@ -208,6 +237,10 @@ mod tests {
         adf.take(&scan).expect("take");
         let left = adf.documents().expect("docs");
         assert_eq!(left, vec![dir.path().join("02.png")]);
+        // The originals are handed back, not deleted.
+        let back = adf.returned_dir();
+        assert_eq!(std::fs::read(back.join("01.png")).expect("returned"), first);
+        assert_eq!(std::fs::read(back.join("03.png")).expect("returned"), third);
         adf.take(&scan).expect("taking twice is harmless");
     }
 }

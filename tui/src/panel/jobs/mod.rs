@@ -69,6 +69,8 @@ macro_rules! jobs {
             Cancel,
             /// Log out: the runner forgets the user and tells the server, without a word back.
             Logout,
+            /// Offline: dial the server now instead of at the end of the back-off.
+            RetryNow,
         }
 
         impl Job {
@@ -78,6 +80,7 @@ macro_rules! jobs {
                     $(Job::$name(_) => <$task as Task>::LABEL,)*
                     Job::Cancel => "stopping",
                     Job::Logout => "logging out",
+                    Job::RetryNow => "connecting",
                 }
             }
 
@@ -85,7 +88,7 @@ macro_rules! jobs {
             pub fn needs_connection(&self) -> bool {
                 match self {
                     $(Job::$name(_) => <$task as Task>::NEEDS_SERVER,)*
-                    Job::Cancel | Job::Logout => false,
+                    Job::Cancel | Job::Logout | Job::RetryNow => false,
                 }
             }
 
@@ -94,7 +97,7 @@ macro_rules! jobs {
             async fn run(self, cx: &Context) -> Option<JobResult> {
                 Some(match self {
                     $(Job::$name(task) => task.run(cx).await.unwrap_or_else(<$task as Task>::failed),)*
-                    Job::Cancel | Job::Logout => return None,
+                    Job::Cancel | Job::Logout | Job::RetryNow => return None,
                 })
             }
         }
@@ -145,7 +148,7 @@ jobs! {
 impl Job {
     /// True when the job occupies the panel (one at a time; Stop cancels it).
     pub fn is_long(&self) -> bool {
-        !matches!(self, Job::Cancel | Job::Logout)
+        !matches!(self, Job::Cancel | Job::Logout | Job::RetryNow)
     }
 }
 
@@ -200,6 +203,15 @@ pub enum JobResult {
         /// What was done, one line each.
         lines: Vec<String>,
     },
+    /// Done; a message over the dialog it was started from (OK returns there).
+    Told {
+        /// The message's title.
+        title: String,
+        /// What happened, one line each.
+        lines: Vec<String>,
+    },
+    /// A typed image ID names no stored image: said under the ID box, as on FIG. 6.
+    ImageRefused(String),
     /// Done; a short note in the status line.
     Noted(String),
     /// Failed; an error dialog.
@@ -319,6 +331,8 @@ pub struct JobRunner {
     session: Arc<Mutex<Session>>,
     report: Report,
     current: Option<CancellationToken>,
+    /// Wakes the link out of its back-off ([`Job::RetryNow`]).
+    pub retry: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl JobRunner {
@@ -329,6 +343,7 @@ impl JobRunner {
             session: Arc::default(),
             report: Arc::new(report),
             current: None,
+            retry: None,
         }
     }
 
@@ -372,6 +387,11 @@ impl JobRunner {
             Job::Cancel => {
                 if let Some(t) = self.current.take() {
                     t.cancel();
+                }
+            }
+            Job::RetryNow => {
+                if let Some(retry) = &self.retry {
+                    retry.notify_one();
                 }
             }
             Job::Logout => {

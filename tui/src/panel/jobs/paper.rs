@@ -60,10 +60,16 @@ impl Task for Copy {
             Ok((scan.pages.len(), scan.total_pages(), refusals(&scan)))
         })
         .await?;
-        let mut lines = vec![format!(
-            "{documents} document(s), {pages} page(s) printed to the output tray {}.",
-            cx.paper.tray.dir().display()
-        )];
+        let mut lines = vec![
+            format!(
+                "{pages} page(s) in {documents} file(s) printed to the output tray {}.",
+                cx.paper.tray.dir().display()
+            ),
+            format!(
+                "The originals are back in {}.",
+                cx.paper.adf.returned_dir().display()
+            ),
+        ];
         lines.extend(refused);
         Ok(JobResult::DoneHome {
             title: "Copy finished".into(),
@@ -95,11 +101,25 @@ impl Task for ReadMarkSheet {
                 source,
             })?;
             paper.store.get(id)?;
-            std::fs::remove_file(sheet).map_err(|e| PaperError::io(sheet, e))?;
+            // The sheet is handed back, as a real ADF hands paper back.
+            paper.adf.hand_back(sheet)?;
             Ok(id)
         })
         .await?;
         Ok(JobResult::ImageChosen(id))
+    }
+
+    /// A sheet that was read but names an image no longer stored is not a reading failure:
+    /// the title says what is wrong.
+    fn failed(e: JobError) -> JobResult {
+        let title = match &e {
+            JobError::Store(crate::store::StoreError::NotFound(_)) => "No such image",
+            _ => Self::FAILED,
+        };
+        JobResult::Failed {
+            title: title.to_owned(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -313,6 +333,39 @@ mod tests {
             _ => panic!("no error dialog"),
         }
         assert!(sheet.exists(), "a refused sheet stays in the feeder");
+    }
+
+    #[tokio::test]
+    async fn a_sheet_of_a_deleted_image_says_no_such_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let paper = paper_in(dir.path());
+        std::fs::create_dir_all(paper.adf.dir()).unwrap();
+        let id = ImageId::new(36_386_070).unwrap();
+        let page = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            200,
+            280,
+            image::Rgb([255, 255, 255]),
+        ));
+        OutputTray::new(paper.adf.dir())
+            .print_image(
+                &marksheet::sheet_name(id),
+                &DynamicImage::ImageRgb8(marksheet::print_sheet(id, &page)),
+            )
+            .unwrap();
+        let cx = Context::offline(paper);
+        let result = ReadMarkSheet
+            .run(&cx)
+            .await
+            .unwrap_or_else(ReadMarkSheet::failed);
+        let mut app = app(false, true);
+        app.event(AppEvent::Job(result));
+        match app.screen() {
+            Screen::Message(m) => {
+                assert_eq!(m.title, "No such image");
+                assert_eq!(m.lines, ["no image with ID 36386070 in the image store"]);
+            }
+            _ => panic!("no error dialog"),
+        }
     }
 
     #[test]

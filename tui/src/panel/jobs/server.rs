@@ -197,12 +197,12 @@ impl Task for Register {
             RegisterOutcome::Added => {
                 membership("Registered", "is now a member of", &self.group, "")
             }
-            RegisterOutcome::AlreadyMember => membership(
+            RegisterOutcome::AlreadyMember => stay(membership(
                 "Already registered",
                 "was already a member of",
                 &self.group,
                 "; nothing changed",
-            ),
+            )),
         })
     }
 }
@@ -224,12 +224,12 @@ impl Task for Withdraw {
             WithdrawOutcome::Removed => {
                 membership("Withdrawn", "is no longer a member of", &self.group, "")
             }
-            WithdrawOutcome::NotMember => membership(
+            WithdrawOutcome::NotMember => stay(membership(
                 "Not a member",
                 "was not a member of",
                 &self.group,
                 "; nothing changed",
-            ),
+            )),
         })
     }
 }
@@ -243,5 +243,13 @@ fn membership(title: &str, verb: &str, group: &str, tail: &str) -> JobResult {
             format!("This terminal {verb}"),
             format!("\"{group}\"{tail}."),
         ],
+    }
+}
+
+/// Nothing changed: OK goes back to the group list, where the operator may pick another.
+fn stay(done: JobResult) -> JobResult {
+    match done {
+        JobResult::DoneHome { title, lines } => JobResult::Told { title, lines },
+        other => other,
     }
 }

@@ -22,6 +22,11 @@ impl Task for UseImage {
         blocking(move || Ok(paper.store.get(id)?)).await?;
         Ok(JobResult::ImageChosen(id))
     }
+
+    /// FIG. 11 says it under the ID box, where the ID was typed.
+    fn failed(e: JobError) -> JobResult {
+        JobResult::ImageRefused(e.to_string())
+    }
 }
 
 /// FIG. 7's Take out image: print a stored image to the output tray.
@@ -37,7 +42,7 @@ impl Task for TakeOut {
         Ok(JobResult::DoneHome {
             title: "Printed".into(),
             lines: vec![format!(
-                "Image {}: {files} file(s), {pages} page(s) printed to the output tray {}.",
+                "Image {}: {pages} page(s) in {files} file(s) printed to the output tray {}.",
                 self.0,
                 cx.paper.tray.dir().display()
             )],
@@ -58,7 +63,7 @@ impl Task for Process {
         Ok(JobResult::DoneHome {
             title: "Copied".into(),
             lines: vec![format!(
-                "Image {}: {files} file(s), {pages} page(s) copied to the removable media {}.",
+                "Image {}: {pages} page(s) in {files} file(s) copied to the removable media {}.",
                 self.0,
                 cx.paper.removable.dir().display()
             )],

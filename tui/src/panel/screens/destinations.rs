@@ -132,6 +132,11 @@ impl Destinations {
             Key::Star if self.source == ImageSource::Adf => {
                 self.keep = !self.keep;
             }
+            Key::Star => {
+                return Action::Note(
+                    "* keeps a scan; this image is in the image store already.".to_owned(),
+                );
+            }
             Key::Backspace => self.typed = None,
             Key::Start => {
                 if let Some(v) = self.typed.take() {
@@ -152,14 +157,29 @@ impl Destinations {
             ImageSource::Adf => strings::DEST_TITLE.to_owned(),
             ImageSource::Stored(id) => format!("{} for image {id}", strings::DEST_TITLE),
         };
-        let body = chrome(
-            f,
-            area,
-            ctx,
-            &title,
-            "Numbers tick, 0 individual, * keep, Start sends.",
-        );
-        let footer_h = 2.min(body.height);
+        // `*` keeps a scan; a stored image is kept already.
+        let hint = match &self.source {
+            ImageSource::Adf => "Numbers tick, 0 individual, * keep, Start sends.",
+            ImageSource::Stored(_) => "Numbers tick, 0 individual, Start sends.",
+        };
+        let body = chrome(f, area, ctx, &title, hint);
+        let mut footer = Vec::new();
+        if let Some(t) = self.typed {
+            footer.push(Line::raw(format!("Number: {t}_  (next digit, or Space)")));
+        } else if let Some(e) = &self.error {
+            // The message wraps: it is never cut off at the LCD's edge.
+            for l in super::wrap(e, body.width as usize) {
+                footer.push(Line::styled(l, ctx.theme.error()));
+            }
+        } else {
+            footer.push(Line::raw(""));
+        }
+        let keep_row = footer.len() as u16;
+        if self.source == ImageSource::Adf {
+            let mark = if self.keep { "[x]" } else { "[ ]" };
+            footer.push(Line::raw(format!("{mark} {}", strings::KEEP_COPY)));
+        }
+        let footer_h = (footer.len() as u16).max(2).min(body.height);
         let list_area = Rect {
             height: body.height - footer_h,
             ..body
@@ -186,28 +206,16 @@ impl Destinations {
         }
         let total = super::pick_list(f, ctx, list_area, items, &mut self.list);
         hit_rows(ctx, list_area, self.list.offset(), total);
-        let mut footer = Vec::new();
-        if let Some(t) = self.typed {
-            footer.push(Line::raw(format!("Number: {t}_  (next digit, or Space)")));
-        } else if let Some(e) = &self.error {
-            footer.push(Line::styled(e.clone(), ctx.theme.error()));
-        } else {
-            footer.push(Line::raw(""));
-        }
-        if self.source == ImageSource::Adf {
-            let mark = if self.keep { "[x]" } else { "[ ]" };
-            footer.push(Line::raw(format!("{mark} {}", strings::KEEP_COPY)));
-        }
         let footer_area = Rect {
             y: body.y + list_area.height,
             height: footer_h,
             ..body
         };
-        if footer_h == 2 {
+        if self.source == ImageSource::Adf && keep_row < footer_h {
             super::hit(
                 ctx,
                 Rect {
-                    y: footer_area.y + 1,
+                    y: footer_area.y + keep_row,
                     height: 1,
                     ..footer_area
                 },

@@ -58,7 +58,13 @@ impl GroupSelect {
         match key {
             Key::Reset => return Action::Back,
             Key::Start => {
-                let Some(i) = self.picked.or(self.menu.selected()) else {
+                // Start acts only once the dialog shows what it will act on: a first Start
+                // on the highlight picks it and shows "Start registers this terminal with:".
+                let Some(i) = self.picked else {
+                    if let Some(i) = self.menu.selected() {
+                        self.picked = Some(i);
+                        return Action::Note(strings::PICK_FIRST.to_owned());
+                    }
                     return Action::None;
                 };
                 let group = self.groups[i].name.clone();
@@ -138,6 +144,53 @@ mod tests {
     use crate::panel::jobs::{GroupsFor, JobResult};
     use crate::panel::keys::Key;
     use crate::panel::test_support::{logged_in, screen, seed_groups};
+
+    #[test]
+    fn start_with_nothing_picked_shows_what_it_will_do_first() {
+        let mut a = logged_in();
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: GroupsFor::Register,
+            groups: seed_groups()[1..].to_vec(),
+        }));
+        a.key(Key::Start);
+        assert!(
+            a.take_jobs().is_empty(),
+            "the first Start registers nothing"
+        );
+        let s = screen(&mut a);
+        assert!(s.contains("Start registers this terminal with:"), "{s}");
+        assert!(
+            s.contains("Check the group below, then press Start again."),
+            "{s}"
+        );
+        a.key(Key::Start);
+        assert!(matches!(
+            crate::panel::test_support::the_job(&mut a),
+            crate::panel::jobs::Job::Register(r) if r.group == "all sales offices"
+        ));
+    }
+
+    #[test]
+    fn ok_after_already_registered_returns_to_the_list() {
+        let mut a = logged_in();
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: GroupsFor::Register,
+            groups: seed_groups()[1..].to_vec(),
+        }));
+        a.key(Key::Digit(3));
+        a.key(Key::Start);
+        let _ = a.take_jobs();
+        a.event(AppEvent::Job(JobResult::Told {
+            title: "Already registered".into(),
+            lines: vec!["nothing changed".into()],
+        }));
+        assert!(screen(&mut a).contains("Already registered"));
+        a.key(Key::Start);
+        assert!(matches!(
+            a.screen(),
+            crate::panel::screens::Screen::GroupSelect(_)
+        ));
+    }
 
     #[test]
     fn fig12_at_80x24() {

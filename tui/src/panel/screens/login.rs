@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::chrome;
 use crate::panel::app::{Action, Conn, Ctx};
@@ -69,6 +69,10 @@ impl Login {
     pub fn key(&mut self, key: Key) -> Action {
         match key {
             Key::Digit(d) => {
+                // A prompt to type the ID goes once it is being typed.
+                if self.focus == Field::User && self.user.is_empty() {
+                    self.error = None;
+                }
                 let f = self.field();
                 if f.len() < MAX_LEN {
                     f.push(char::from(b'0' + d));
@@ -194,7 +198,8 @@ impl Login {
                 );
             }
         }
-        f.render_widget(Paragraph::new(lines), body);
+        // Messages wrap at spaces instead of running off the LCD's edge.
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
     }
 }
 
@@ -238,6 +243,15 @@ mod tests {
             s.contains("Enter your user ID and password"),
             "stays on FIG. 6"
         );
+    }
+
+    #[test]
+    fn the_prompt_to_type_the_user_id_goes_once_it_is_typed() {
+        let mut a = app(true, false);
+        a.key(Key::Start);
+        assert!(screen(&mut a).contains("Enter your user ID first."));
+        a.key(Key::Digit(1));
+        assert!(!screen(&mut a).contains("Enter your user ID first."));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod destinations;
 pub mod distribution_mode;
 pub mod group_select;
+pub mod help;
 pub mod individual;
 pub mod login;
 pub mod message;
@@ -58,6 +59,8 @@ pub enum Screen {
     Received(received::ReceivedList),
     /// A page drawn in the terminal.
     Preview(preview::Preview),
+    /// The keys of the screen below.
+    Help(help::Help),
 }
 
 impl Screen {
@@ -76,7 +79,136 @@ impl Screen {
             Screen::Stored(s) => s.key(key),
             Screen::Received(s) => s.key(key, ctx),
             Screen::Preview(s) => s.key(key),
+            Screen::Help(s) => s.key(key),
         }
+    }
+
+    /// The screen's own keys for the legend line (the shared ones follow them).
+    pub fn legend(&self) -> &'static str {
+        match self {
+            Screen::Login(_) => "0-9 type Tab=box Enter=log in",
+            Screen::ModeSelect(_) => "1-6 choose Enter=Start Esc=log out",
+            Screen::DistributionMode(_) => "1-4 choose Enter=Start Esc=back",
+            Screen::Destinations(d) if d.source == crate::panel::jobs::ImageSource::Adf => {
+                "0-9 tick *=keep Enter=send Esc=back"
+            }
+            Screen::Destinations(_) => "0-9 tick Enter=send Esc=back",
+            Screen::Individual(_) => "↑↓ move Space=tick Enter=send Esc=back",
+            Screen::SpecifyImage(_) => "1/2 way 0-9 ID Enter=Start Esc=back",
+            Screen::GroupSelect(_) => "0-9 pick Enter=Start Esc=back",
+            Screen::Progress(_) => "x=Stop Enter=OK ↑↓ scroll",
+            Screen::Message(_) => "Enter/Esc=OK",
+            Screen::Stored(_) => "↑↓ move p=preview Del=delete Esc=back",
+            Screen::Received(_) => "↑↓ move Enter/p=preview Esc=back",
+            Screen::Preview(_) => "←→ page Enter/Esc=back",
+            Screen::Help(_) => "any key closes",
+        }
+    }
+
+    /// The help overlay for this screen: every key it takes.
+    pub fn help(&self) -> help::Help {
+        let (title, keys): (&'static str, &'static [(&'static str, &'static str)]) = match self {
+            Screen::Login(_) => (
+                "user ID and password",
+                &[
+                    ("0-9 * #", "type into the focused box"),
+                    ("Tab ↑↓", "change box"),
+                    ("Backspace", "delete the last character"),
+                    ("Enter", "Start: log in"),
+                ],
+            ),
+            Screen::ModeSelect(_) => (
+                "mode selection",
+                &[
+                    ("1-6", "choose a mode (Copy asks before it starts)"),
+                    ("↑↓ Enter", "move, then Start on the highlighted mode"),
+                    ("Esc", "Reset: log out (asks first)"),
+                ],
+            ),
+            Screen::DistributionMode(_) => (
+                "distribution mode",
+                &[
+                    ("1-4", "choose a distribution mode"),
+                    ("↑↓ Enter", "move, then Start on the highlighted mode"),
+                    ("Esc", "Reset: back to mode selection"),
+                ],
+            ),
+            Screen::Destinations(_) => (
+                "destinations",
+                &[
+                    ("1-9", "tick or untick a group (two digits from ten groups)"),
+                    ("0", "specify individual destinations"),
+                    ("*", "keep the scan and print its mark sheet (ADF only)"),
+                    ("↑↓ Space", "move, tick the highlighted group"),
+                    ("Enter", "Start: send to the ticked destinations"),
+                    ("Esc", "Reset: back"),
+                ],
+            ),
+            Screen::Individual(_) => (
+                "individual destinations",
+                &[
+                    ("↑↓ PgUp PgDn", "move"),
+                    ("Space", "tick or untick the highlighted destination"),
+                    ("Enter", "Start: send"),
+                    ("Esc", "Reset: back, keeping the ticks"),
+                ],
+            ),
+            Screen::SpecifyImage(_) => (
+                "the way of specifying images",
+                &[
+                    ("1", "by mark sheet (in the ADF)"),
+                    ("2", "by typing the 8-digit image ID"),
+                    ("0-9", "type the ID (after 2)"),
+                    ("Backspace", "delete the last digit"),
+                    ("Enter", "Start: read the sheet, or use the typed ID"),
+                    ("Esc", "Reset: back"),
+                ],
+            ),
+            Screen::GroupSelect(_) => (
+                "group selection",
+                &[
+                    ("1-9", "pick a group"),
+                    ("Enter", "Start: register or withdraw (the picked group)"),
+                    ("Esc", "Reset: back"),
+                ],
+            ),
+            Screen::Progress(_) => (
+                "distribution",
+                &[
+                    ("x", "Stop: cancel while scanning or sending"),
+                    ("↑↓", "scroll the destinations"),
+                    ("Enter Esc", "OK, once the server has it (delivery goes on)"),
+                ],
+            ),
+            Screen::Message(_) => ("message", &[("Enter Esc", "OK")]),
+            Screen::Stored(_) => (
+                "image store",
+                &[
+                    ("↑↓", "move"),
+                    ("Enter p", "preview the highlighted image"),
+                    ("Delete d", "delete it (press twice)"),
+                    ("Esc", "Reset: back"),
+                ],
+            ),
+            Screen::Received(_) => (
+                "received images",
+                &[
+                    ("↑↓", "move"),
+                    ("Enter p", "preview the highlighted delivery"),
+                    ("Esc", "Reset: back"),
+                ],
+            ),
+            Screen::Preview(_) => (
+                "preview",
+                &[
+                    ("→↓ PgDn Space", "next page"),
+                    ("←↑ PgUp", "previous page"),
+                    ("Enter Esc", "back"),
+                ],
+            ),
+            Screen::Help(h) => (h.title, h.keys),
+        };
+        help::Help { title, keys }
     }
 
     /// Takes a value from a dialog that closed above this one.
@@ -105,6 +237,7 @@ impl Screen {
             Screen::Stored(s) => s.draw(f, area, ctx),
             Screen::Received(s) => s.draw(f, area, ctx),
             Screen::Preview(s) => s.draw(f, area, ctx),
+            Screen::Help(s) => s.draw(f, area, ctx),
         }
     }
 }
@@ -163,6 +296,46 @@ pub fn chrome(f: &mut Frame, area: Rect, ctx: &Ctx, title: &str, hint: &str) -> 
         h,
     );
     body
+}
+
+/// Breaks `text` into lines at most `width` columns wide, at spaces where it can (a word
+/// longer than a line is cut), so a message is never cut off mid-word at the LCD's edge.
+/// Widths are counted as the terminal shows them.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    use unicode_width::UnicodeWidthChar;
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut line_w = 0;
+    for word in text.split(' ') {
+        let word_w: usize = word.chars().map(|c| c.width().unwrap_or(0)).sum();
+        let gap = usize::from(!line.is_empty());
+        if line_w + gap + word_w <= width {
+            if gap == 1 {
+                line.push(' ');
+            }
+            line.push_str(word);
+            line_w += gap + word_w;
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+            line_w = 0;
+        }
+        for c in word.chars() {
+            let w = c.width().unwrap_or(0);
+            if line_w + w > width {
+                lines.push(std::mem::take(&mut line));
+                line_w = 0;
+            }
+            line.push(c);
+            line_w += w;
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// Registers a touch area for a key.
@@ -336,6 +509,17 @@ mod tests {
         }));
         let text = drawn(&mut app, "error dialog");
         assert!(text.contains("no such group\\u{202e}fdp.exe\\u{1b}]0;pwned\\u{7}\\n2026"));
+    }
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_cuts_only_long_words() {
+        assert_eq!(
+            wrap("8 destination(s): 5 printed, 1 waiting", 20),
+            ["8 destination(s): 5", "printed, 1 waiting"]
+        );
+        assert_eq!(wrap("abcdefgh ij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 4), [""]);
+        assert_eq!(wrap("営業所 大阪", 6), ["営業所", "大阪"]);
     }
 
     #[test]

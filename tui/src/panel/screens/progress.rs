@@ -28,6 +28,8 @@ pub enum Phase {
     Done,
     /// Not accepted.
     Failed(String),
+    /// Stopped by the operator before the server accepted it: nothing was sent.
+    Stopped,
 }
 
 /// The progress view's state.
@@ -51,6 +53,11 @@ pub struct Progress {
     pub rows: Vec<DestinationStatus>,
     /// Scroll position.
     pub list: ListState,
+    /// The pages come from the ADF (not the image store): a stop hands them back there.
+    pub from_adf: bool,
+    /// The fewest destinations the ticks stand for (the largest ticked group, or the
+    /// individuals ticked): fewer accepted means the server skipped this terminal.
+    pub at_least: usize,
 }
 
 impl Default for Progress {
@@ -72,6 +79,8 @@ impl Progress {
             dist: None,
             rows: Vec::new(),
             list: ListState::default(),
+            from_adf: true,
+            at_least: 0,
         }
     }
 
@@ -84,6 +93,9 @@ impl Progress {
         refused: Vec<String>,
         kept: Option<ImageId>,
     ) {
+        if self.phase == Phase::Stopped {
+            return;
+        }
         self.files = files;
         self.pages = pages;
         self.bytes = bytes;
@@ -128,6 +140,18 @@ impl Progress {
         self.phase = Phase::Failed(msg);
     }
 
+    /// True while Stop still cancels it: scanning or sending, not yet accepted.
+    pub fn stoppable(&self) -> bool {
+        matches!(self.phase, Phase::Scanning | Phase::Uploading)
+    }
+
+    /// The operator stopped it before the server accepted it.
+    pub fn stopped(&mut self) {
+        if self.stoppable() {
+            self.phase = Phase::Stopped;
+        }
+    }
+
     /// A progress event from the server.
     pub fn server_event(&mut self, ev: &Event) {
         match ev {
@@ -162,8 +186,10 @@ impl Progress {
             Key::Up => self.list.select_previous(),
             Key::Down => self.list.select_next(),
             Key::Start | Key::Reset | Key::Pick(_) => match self.phase {
-                Phase::Scanning | Phase::Uploading => {}
-                Phase::Failed(_) => return Action::Back,
+                Phase::Scanning | Phase::Uploading => {
+                    return Action::Note(strings::WAIT_OR_STOP.to_owned());
+                }
+                Phase::Failed(_) | Phase::Stopped => return Action::Back,
                 Phase::Delivering | Phase::Done => return Action::Home,
             },
             _ => {}
@@ -192,6 +218,7 @@ impl Progress {
             Phase::Delivering => ("accepted, delivering", "Start: OK (delivery goes on)."),
             Phase::Done => ("finished", "Start: OK."),
             Phase::Failed(_) => ("not sent", "Start: OK."),
+            Phase::Stopped => ("stopped", "Start: OK (back to the destinations)."),
         };
         let body = chrome(
             f,
@@ -202,8 +229,13 @@ impl Progress {
         );
         let mut head = Vec::new();
         if self.files > 0 {
+            // A stored image was not scanned: its lines say where it came from.
+            let what = match (self.from_adf, self.kept) {
+                (false, Some(id)) => format!("Stored image {id}:"),
+                _ => "Scanned".to_owned(),
+            };
             head.push(Line::raw(format!(
-                "Scanned {} page(s) in {} file(s), {}",
+                "{what} {} page(s) in {} file(s), {}",
                 self.pages,
                 self.files,
                 human_bytes(self.bytes)
@@ -212,7 +244,7 @@ impl Progress {
         for r in &self.refused {
             head.push(Line::styled(peer_text(r).into_owned(), ctx.theme.error()));
         }
-        if let Some(id) = self.kept {
+        if let (true, Some(id)) = (self.from_adf, self.kept) {
             head.push(Line::raw(format!(
                 "Kept as image {id} (mark sheet in the output tray)"
             )));
@@ -221,10 +253,23 @@ impl Progress {
             Phase::Failed(msg) => {
                 head.push(Line::styled(peer_text(msg).into_owned(), ctx.theme.error()))
             }
+            Phase::Stopped => head.push(Line::styled(
+                if self.from_adf {
+                    strings::STOPPED_ADF
+                } else {
+                    strings::STOPPED_STORED
+                },
+                ctx.theme.error(),
+            )),
             Phase::Done | Phase::Delivering => {
                 let (printed, delivered, failed, waiting) = self.counts();
+                let skipped = if self.rows.len() < self.at_least {
+                    " (this terminal skipped)"
+                } else {
+                    ""
+                };
                 let mut s = format!(
-                    "{} destination(s): {printed} printed, {delivered} delivered, {failed} failed",
+                    "{} destination(s){skipped}: {printed} printed, {delivered} delivered, {failed} failed",
                     self.rows.len()
                 );
                 if waiting > 0 {
@@ -243,6 +288,17 @@ impl Progress {
             }
             _ => {}
         }
+        // Long lines wrap at spaces: a count at the end of the summary is never lost.
+        let head: Vec<Line> = head
+            .into_iter()
+            .flat_map(|l| {
+                let style = l.style;
+                let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+                super::wrap(&text, body.width as usize)
+                    .into_iter()
+                    .map(move |t| Line::styled(t, style))
+            })
+            .collect();
         let head_h = (head.len() as u16).min(body.height);
         f.render_widget(
             Paragraph::new(head),
@@ -329,6 +385,122 @@ mod tests {
         let s = screen(&mut a);
         assert!(s.contains("Distribution: finished"), "{s}");
         assert!(s.contains("1 destination(s): 1 printed"), "{s}");
+    }
+
+    #[test]
+    fn stop_while_scanning_or_sending_ends_on_a_result_screen() {
+        for scanned in [false, true] {
+            let mut a = started(&[Key::Digit(2)]);
+            if scanned {
+                a.event(AppEvent::Job(JobResult::Scanned {
+                    files: 1,
+                    pages: 1,
+                    bytes: 100,
+                    refused: Vec::new(),
+                    kept: None,
+                }));
+            }
+            a.key(Key::Stop);
+            assert!(matches!(
+                a.take_jobs().as_slice(),
+                [crate::panel::jobs::Job::Cancel]
+            ));
+            a.event(AppEvent::Job(JobResult::Cancelled));
+            let s = screen(&mut a);
+            assert!(s.contains("Distribution: stopped"), "{s}");
+            assert!(
+                s.contains("Stopped: nothing sent; the originals are back in the ADF."),
+                "{s}"
+            );
+            assert!(!s.contains("Stop (x) cancels."), "{s}");
+            if !scanned {
+                insta::assert_snapshot!("progress_stopped", s);
+            }
+            // Start (or Reset) leaves it, back to FIG. 9 with the ticks kept.
+            a.key(if scanned { Key::Reset } else { Key::Start });
+            assert!(
+                matches!(a.screen(), crate::panel::screens::Screen::Destinations(_)),
+                "{}",
+                screen(&mut a)
+            );
+            assert!(a.busy.is_none());
+        }
+    }
+
+    #[test]
+    fn keys_that_cannot_act_while_sending_say_why() {
+        let mut a = started(&[Key::Digit(2)]);
+        a.key(Key::Reset);
+        assert!(matches!(
+            a.screen(),
+            crate::panel::screens::Screen::Progress(_)
+        ));
+        assert!(screen(&mut a).contains("Sending: wait for the result, or press Stop (x)"));
+        a.event(AppEvent::Job(JobResult::Accepted(Accepted {
+            dist: DistributionId::new_random(),
+            destinations: vec![dest("sale1.osk.mei.co.jp", "Osaka")],
+            duplicate: false,
+        })));
+        a.key(Key::Stop);
+        assert!(a.take_jobs().is_empty());
+        assert!(
+            screen(&mut a).contains("Accepted by the server: delivery continues; it can't be"),
+            "{}",
+            screen(&mut a)
+        );
+        a.key(Key::Start);
+        a.key(Key::Stop);
+        assert!(screen(&mut a).contains("Nothing to stop."));
+    }
+
+    #[test]
+    fn a_stored_image_sent_again_is_not_called_a_scan() {
+        let id = ImageId::new(20_261_121).unwrap();
+        let mut a = crate::panel::test_support::logged_in();
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: crate::panel::jobs::GroupsFor::Distribute(
+                crate::panel::jobs::ImageSource::Stored(id),
+            ),
+            groups: crate::panel::test_support::seed_groups(),
+        }));
+        let s = screen(&mut a);
+        assert!(!s.contains("* keep"), "no `*` for a stored image: {s}");
+        a.key(Key::Digit(2));
+        a.key(Key::Start);
+        let _ = a.take_jobs();
+        a.event(AppEvent::Job(JobResult::Scanned {
+            files: 3,
+            pages: 4,
+            bytes: 85_000,
+            refused: Vec::new(),
+            kept: Some(id),
+        }));
+        let s = screen(&mut a);
+        assert!(
+            s.contains("Stored image 20261121: 4 page(s) in 3 file(s)"),
+            "{s}"
+        );
+        assert!(!s.contains("Scanned"), "{s}");
+        assert!(!s.contains("mark sheet in the output tray"), "{s}");
+    }
+
+    #[test]
+    fn a_group_holding_this_terminal_says_it_was_skipped() {
+        // "all sales-related places (6)" holds this terminal: five are sent to.
+        let mut a = started(&[Key::Digit(3)]);
+        let dests: Vec<_> = (0..5)
+            .map(|i| dest(&format!("t{i}.example"), &format!("terminal {i}")))
+            .collect();
+        a.event(AppEvent::Job(JobResult::Accepted(Accepted {
+            dist: DistributionId::new_random(),
+            destinations: dests,
+            duplicate: false,
+        })));
+        let s = screen(&mut a);
+        assert!(
+            s.contains("5 destination(s) (this terminal skipped):"),
+            "{s}"
+        );
     }
 
     fn progress_app(done: bool) -> App {

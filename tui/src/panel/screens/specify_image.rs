@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::chrome;
 use crate::panel::app::{Action, Ctx};
@@ -147,7 +147,8 @@ impl SpecifyImage {
             0,
             2,
         );
-        f.render_widget(Paragraph::new(lines), body);
+        // Messages wrap at spaces instead of running off the LCD's edge.
+        f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
     }
 }
 
@@ -155,6 +156,27 @@ impl SpecifyImage {
 mod tests {
     use super::*;
     use crate::panel::jobs::Job;
+
+    #[test]
+    fn an_unknown_image_id_is_said_under_the_box() {
+        let mut a = logged_in();
+        keys(&mut a, &[Key::Digit(3), Key::Digit(2)]);
+        for _ in 0..8 {
+            a.key(Key::Digit(7));
+        }
+        a.key(Key::Start);
+        assert!(matches!(the_job(&mut a), Job::UseImage(_)));
+        a.event(crate::panel::app::AppEvent::Job(
+            crate::panel::jobs::JobResult::ImageRefused(
+                "no image with ID 77777777 in the image store".into(),
+            ),
+        ));
+        assert!(matches!(
+            a.screen(),
+            crate::panel::screens::Screen::SpecifyImage(_)
+        ));
+        assert!(screen(&mut a).contains("no image with ID 77777777 in the image store"));
+    }
     use crate::panel::test_support::{keys, logged_in, screen, the_job};
 
     #[test]

@@ -127,17 +127,31 @@ impl Stored {
             height: body.height.saturating_sub(foot_h),
             ..body
         };
+        // The document column takes what the others leave; a longer name ends in "…".
+        let name_w = (table_area.width as usize).saturating_sub(8 + 5 + 8 + 11 + 4 + 5);
+        let cut = |name: &str| -> String {
+            if name.chars().count() <= name_w {
+                return name.to_owned();
+            }
+            let head: String = name.chars().take(name_w.saturating_sub(1)).collect();
+            format!("{head}…")
+        };
         let rows: Vec<Row> = self
             .listing
             .images
             .iter()
             .map(|a| {
                 let at = humantime::format_rfc3339_seconds(a.stored_at).to_string();
+                // "2026-11-21T09:06:40Z" -> "11-21 09:06".
+                let at = at
+                    .get(5..16)
+                    .map_or_else(|| at.clone(), |t| t.replace('T', " "));
                 Row::new(vec![
                     a.id.to_string(),
+                    cut(&super::peer_name(&a.name)),
                     a.pages.to_string(),
                     human_bytes(a.size),
-                    at.replace('T', " ").trim_end_matches('Z').to_owned(),
+                    at,
                     super::peer_name(&a.stored_by).into_owned(),
                 ])
             })
@@ -147,15 +161,23 @@ impl Stored {
             rows,
             [
                 Constraint::Length(8),
+                Constraint::Min(8),
                 Constraint::Length(5),
-                Constraint::Length(9),
-                Constraint::Length(19),
-                Constraint::Min(4),
+                Constraint::Length(8),
+                Constraint::Length(11),
+                Constraint::Length(4),
             ],
         )
         .header(
-            Row::new(vec!["Image ID", "Pages", "Size", "Stored at (UTC)", "By"])
-                .style(ctx.theme.title()),
+            Row::new(vec![
+                "Image ID",
+                "Document",
+                "Pages",
+                "Size",
+                "Stored UTC",
+                "By",
+            ])
+            .style(ctx.theme.title()),
         )
         .row_highlight_style(ctx.theme.focus());
         f.render_stateful_widget(table, table_area, &mut self.table);
@@ -209,6 +231,7 @@ mod tests {
                     size: 85_000,
                     stored_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_300_000),
                     stored_by: "1001".into(),
+                    name: "price list.tif +2".into(),
                 },
                 Attributes {
                     id: ImageId::new(31_415_926).unwrap(),
@@ -216,6 +239,7 @@ mod tests {
                     size: 2_400_000,
                     stored_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_303_600),
                     stored_by: "1002".into(),
+                    name: "site plan.png".into(),
                 },
             ],
             damaged: vec![],
