@@ -153,6 +153,13 @@ impl Raw {
         }
     }
 
+    /// Commits `upload`, which must be refused; returns why.
+    pub(crate) async fn commit_refused(&mut self, upload: u64) -> ErrorInfo {
+        let id = self.id();
+        self.refused(id, &ClientMsg::CommitDistribution { id, upload })
+            .await
+    }
+
     /// A round trip that proves the connection still works and every earlier frame was
     /// handled (requests on one connection are answered in order).
     pub(crate) async fn sync(&mut self) {
@@ -595,10 +602,7 @@ async fn page_data_out_of_bounds_gets_clear_errors_and_leaves_no_spool() {
     // Data and a commit for uploads that were never opened.
     let e = raw.refused(999, &data(999, 0, 0, 10)).await;
     assert_error(&e, ErrorCode::OutOfOrder, Some("upload"), "data, no upload");
-    let id = raw.id();
-    let e = raw
-        .refused(id, &ClientMsg::CommitDistribution { id, upload: 998 })
-        .await;
+    let e = raw.commit_refused(998).await;
     assert_error(
         &e,
         ErrorCode::OutOfOrder,
@@ -618,10 +622,7 @@ async fn page_data_out_of_bounds_gets_clear_errors_and_leaves_no_spool() {
     assert!(spool_tmp(&server).is_empty(), "{:?}", spool_tmp(&server));
     // Further data for the failed upload is ignored (no flood of errors).
     raw.send(&data(up, 0, 6, 4)).await;
-    let id = raw.id();
-    let e = raw
-        .refused(id, &ClientMsg::CommitDistribution { id, upload: up })
-        .await;
+    let e = raw.commit_refused(up).await;
     assert_error(
         &e,
         ErrorCode::TooLarge,
@@ -665,10 +666,7 @@ async fn page_data_out_of_bounds_gets_clear_errors_and_leaves_no_spool() {
     raw.send(&begin(up, vec![page("a.png", 10)])).await;
     assert_eq!(raw.next().await, ServerMsg::UploadReady { id: up });
     raw.send(&data(up, 0, 0, 4)).await;
-    let id = raw.id();
-    let e = raw
-        .refused(id, &ClientMsg::CommitDistribution { id, upload: up })
-        .await;
+    let e = raw.commit_refused(up).await;
     assert_error(
         &e,
         ErrorCode::OutOfOrder,
@@ -677,10 +675,7 @@ async fn page_data_out_of_bounds_gets_clear_errors_and_leaves_no_spool() {
     );
     assert!(e.message.contains("6 bytes are missing"), "{}", e.message);
     // The upload is closed by the failed commit: a second one finds nothing.
-    let id = raw.id();
-    let e = raw
-        .refused(id, &ClientMsg::CommitDistribution { id, upload: up })
-        .await;
+    let e = raw.commit_refused(up).await;
     assert_error(&e, ErrorCode::OutOfOrder, Some("upload"), "second commit");
     raw.sync().await;
     assert!(spool_tmp(&server).is_empty(), "{:?}", spool_tmp(&server));

@@ -38,15 +38,9 @@ impl Task for TakeOut {
     const FAILED: &'static str = "Cannot print the image";
 
     async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
-        let (files, pages) = copy(cx.paper(), self.0, cx.paper.tray.clone()).await?;
-        Ok(JobResult::DoneHome {
-            title: "Printed".into(),
-            lines: vec![format!(
-                "Image {}: {pages} page(s) in {files} file(s) printed to the output tray {}.",
-                self.0,
-                cx.paper.tray.dir().display()
-            )],
-        })
+        let tray = cx.paper.tray.clone();
+        let to = format!("printed to the output tray {}", tray.dir().display());
+        copied(cx, self.0, tray, "Printed", &to).await
     }
 }
 
@@ -59,16 +53,28 @@ impl Task for Process {
     const FAILED: &'static str = "Cannot copy the image";
 
     async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
-        let (files, pages) = copy(cx.paper(), self.0, cx.paper.removable.clone()).await?;
-        Ok(JobResult::DoneHome {
-            title: "Copied".into(),
-            lines: vec![format!(
-                "Image {}: {pages} page(s) in {files} file(s) copied to the removable media {}.",
-                self.0,
-                cx.paper.removable.dir().display()
-            )],
-        })
+        let media = cx.paper.removable.clone();
+        let to = format!("copied to the removable media {}", media.dir().display());
+        copied(cx, self.0, media, "Copied", &to).await
     }
+}
+
+/// Copies stored image `id` into `dest` and says so under `title`: "Image ID: N page(s) in M
+/// file(s) `to`."
+async fn copied(
+    cx: &Context,
+    id: ImageId,
+    dest: OutputTray,
+    title: &str,
+    to: &str,
+) -> Result<JobResult, JobError> {
+    let (files, pages) = copy(cx.paper(), id, dest).await?;
+    Ok(JobResult::DoneHome {
+        title: title.into(),
+        lines: vec![format!(
+            "Image {id}: {pages} page(s) in {files} file(s) {to}."
+        )],
+    })
 }
 
 /// List the image store (F2).
