@@ -338,6 +338,12 @@ impl TestServer {
         .expect("imagecast runs")
     }
 
+    /// Runs `imagecast send --to TO --wait --timeout SECS FILE` as `from` to completion.
+    pub fn send_and_wait(&self, from: &str, to: &str, file: &Path, secs: u32) -> Output {
+        let secs = secs.to_string();
+        self.send(from, &["--to", to, "--wait", "--timeout", &secs], file)
+    }
+
     /// A receiving terminal `domain` that stores into `dir` and acknowledges what it stored.
     pub async fn receiver(&self, domain: &str, dir: &Path) -> Receiver {
         Receiver::start(self, domain, dir, true)
@@ -370,6 +376,16 @@ pub struct Output {
 }
 
 impl Output {
+    /// Asserts the exit code, showing both outputs when it is another.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+    }
+
     /// Asserts that the command failed with exit code 1 and said `text` on stderr.
     #[track_caller]
     pub fn assert_error(&self, text: &str) {

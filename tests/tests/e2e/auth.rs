@@ -74,14 +74,7 @@ async fn failed_logins_slow_down_are_recorded_and_visible_to_an_admin_only() {
             .iter()
             .all(|f| f.user == USER && f.device == "sale2.hqs.mei.co.jp")
     );
-    let cli = run(
-        server
-            .admin()
-            .args(["logins", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let cli = server.admin_run(&["logins"]);
     assert_eq!(cli.stdout.lines().count(), 4, "{}", cli.stdout);
     assert!(
         cli.stdout.contains(" sale2.hqs.mei.co.jp 1001 127.0.0.1:"),
@@ -105,7 +98,7 @@ async fn a_revoked_device_is_dropped_at_once_and_refused_until_reissued() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_code(0);
     assert!(
         wait_closed(&mut events).await,
         "the live connection is dropped"
@@ -185,7 +178,7 @@ async fn password_changes_and_removal_end_sessions() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_code(0);
     let (c2, _e) = server.connect("sale2.hqs.mei.co.jp", false).await.unwrap();
     assert_eq!(
         c2.login("1002", "2468")

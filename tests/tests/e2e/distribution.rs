@@ -30,11 +30,7 @@ async fn multipage_tiff_reaches_every_member_byte_identical_and_no_one_else() {
         &["--group", "all sales offices", "--wait", "--timeout", "20"],
         &tiff,
     );
-    assert_eq!(
-        out.code, 0,
-        "stdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
+    out.assert_code(0);
     let mut lines = out.stdout.lines();
     let dist = lines.next().unwrap().to_owned();
     assert_eq!(dist.len(), 36, "a distribution ID first: {dist}");
@@ -130,7 +126,7 @@ async fn groups_and_individual_destinations_are_delivered_once_each() {
         ],
         &page,
     );
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.assert_code(0);
     let expected = [
         "devl1.osk.mei.co.jp",
         "plan1.hqs.mei.co.jp",
@@ -173,19 +169,9 @@ async fn the_sender_itself_is_included_only_when_picked() {
         &["--group", "product development-related places"],
         &page,
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("no destination other than this terminal"),
-        "{}",
-        out.stderr
-    );
-    let out = server.send(
-        "devl1.hqs.mei.co.jp",
-        &["--to", "devl1.hqs.mei.co.jp", "--wait", "--timeout", "20"],
-        &page,
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_error("no destination other than this terminal");
+    let out = server.send_and_wait("devl1.hqs.mei.co.jp", "devl1.hqs.mei.co.jp", &page, 20);
+    out.assert_code(0);
     assert!(me.wait_for(1, LIMIT).await);
     assert_eq!(
         std::fs::read(me.dir.join("p.jpg")).unwrap(),

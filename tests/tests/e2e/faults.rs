@@ -78,13 +78,7 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("device plan1.hqs.mei.co.jp is unknown or its token is wrong"),
-        "{}",
-        out.stderr
-    );
+    out.assert_error("device plan1.hqs.mei.co.jp is unknown or its token is wrong");
     // Unknown device.
     let out = run(
         server
@@ -276,12 +270,8 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
 
     // The bystander never lost its connection and still gets a distribution.
     assert!(!bystander.closed.load(std::sync::atomic::Ordering::SeqCst));
-    let out = server.send(
-        "plan1.hqs.mei.co.jp",
-        &["--to", "sale1.osk.mei.co.jp", "--wait", "--timeout", "20"],
-        &page,
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server.send_and_wait("plan1.hqs.mei.co.jp", "sale1.osk.mei.co.jp", &page, 20);
+    out.assert_code(0);
     assert!(bystander.wait_for(1, LIMIT).await);
     bystander.stop().await;
 }

@@ -21,7 +21,7 @@ async fn register_and_withdraw_edit_the_file_and_keep_its_comments() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(groups.code, 0, "{}", groups.stderr);
+    groups.assert_code(0);
     assert!(!groups.stdout.contains("all distribution destinations"));
     assert!(
         groups
@@ -39,7 +39,7 @@ async fn register_and_withdraw_edit_the_file_and_keep_its_comments() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(reg.code, 0, "{}", reg.stderr);
+    reg.assert_code(0);
     let after = std::fs::read_to_string(&path).unwrap();
     // Appended after the last member (before the trailing blank line), in the file's CRLF.
     assert_eq!(
@@ -72,7 +72,7 @@ async fn register_and_withdraw_edit_the_file_and_keep_its_comments() {
         .await;
     let page = work.page("spec.tif", b"II*\0spec");
     let sent = server.send("sale1.hqs.mei.co.jp", &["--group", DEVELOP], &page);
-    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    sent.assert_code(0);
     assert!(rx.wait_for(1, LIMIT).await);
     rx.stop().await;
 
@@ -83,7 +83,7 @@ async fn register_and_withdraw_edit_the_file_and_keep_its_comments() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(wd.code, 0, "{}", wd.stderr);
+    wd.assert_code(0);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
 }
 
@@ -100,7 +100,7 @@ async fn registration_refusals_are_clear() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(token.code, 0, "{}", token.stderr);
+    token.assert_code(0);
     let token = token.stdout.trim().to_owned();
     assert_eq!(token.len(), 64);
     // device add lists it in all.rec; take it out again to test the refusal.
@@ -122,13 +122,7 @@ async fn registration_refusals_are_clear() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("unknown destination group \"no such group\""),
-        "{}",
-        out.stderr
-    );
+    out.assert_error("unknown destination group \"no such group\"");
 
     let out = run(
         server.imagecast("devl1.osk.mei.co.jp").args([
@@ -178,7 +172,7 @@ async fn files_edited_added_and_removed_on_disk_take_effect_without_restart() {
         &["--group", "quality assurance", "--wait", "--timeout", "20"],
         &page,
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_code(0);
     assert!(out.stdout.contains("sale1.fko.mei.co.jp: printed"));
     fko.stop().await;
 
@@ -242,5 +236,5 @@ async fn a_malformed_file_is_reported_with_file_and_line_and_hides_nothing_else(
     std::fs::remove_file(server.group_file("broken.rec")).unwrap();
     std::fs::remove_file(server.group_file("headless.rec")).unwrap();
     let check = server.admin_run(&["check"]);
-    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    check.assert_code(0);
 }

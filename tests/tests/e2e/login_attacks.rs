@@ -161,7 +161,7 @@ async fn throttled_logins_hold_no_slot_and_revoke_and_shutdown_close_at_once() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_code(0);
     for (_, events) in &mut held {
         assert!(
             tokio::time::timeout(Duration::from_secs(4), wait_closed(events))
@@ -251,7 +251,7 @@ async fn a_reissued_token_drops_the_old_tokens_connections_only() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_code(0);
     // Right after the reissue, a connection with the new token.
     let mut cfg = server.config(DEVICE, false);
     cfg.token = out.stdout.trim().to_owned();

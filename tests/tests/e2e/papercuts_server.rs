@@ -19,14 +19,7 @@ fn mode(path: &Path) -> u32 {
 
 /// Runs `imagecast-server check` on the server's data directory.
 fn check(server: &TestServer) -> imagecast_tests::Output {
-    run(
-        server
-            .admin()
-            .args(["check", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap()
+    server.admin_run(&["check"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,17 +40,10 @@ async fn a_multipage_tiff_sent_as_one_file_counts_its_pages_in_the_journal() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(sent.code, 0, "{}{}", sent.stdout, sent.stderr);
+    sent.assert_code(0);
     assert!(receiver.wait_for(1, LIMIT).await);
 
-    let journal = run(
-        server
-            .admin()
-            .args(["journal", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let journal = server.admin_run(&["journal"]);
     let lines: Vec<&str> = journal.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{}", journal.stdout);
     let fields: Vec<&str> = lines[0].split(' ').collect();
@@ -82,7 +68,7 @@ async fn the_data_directory_is_its_owners_only_and_check_says_when_it_is_not() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(sent.code, 0, "{}{}", sent.stdout, sent.stderr);
+    sent.assert_code(0);
     let dist = sent.stdout.lines().next().unwrap().trim().to_owned();
     let spooled = data.join("spool").join(&dist);
 
@@ -112,7 +98,7 @@ async fn the_data_directory_is_its_owners_only_and_check_says_when_it_is_not() {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
     let quiet = check(&server);
-    assert_eq!(quiet.code, 0, "{}{}", quiet.stdout, quiet.stderr);
+    quiet.assert_code(0);
     assert_eq!(
         quiet.stdout, "",
         "nothing to say about a private data directory"
@@ -125,7 +111,7 @@ async fn the_data_directory_is_its_owners_only_and_check_says_when_it_is_not() {
     let tokens = data.join("demo-tokens.txt");
     std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o640)).unwrap();
     let warned = check(&server);
-    assert_eq!(warned.code, 0, "{}{}", warned.stdout, warned.stderr);
+    warned.assert_code(0);
     let lines: Vec<&str> = warned.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", warned.stdout);
     for (path, shown, fix) in [
@@ -155,7 +141,7 @@ fn check_prints_each_problem_once_and_a_log_file_has_no_colour() {
     )
     .unwrap();
     let out = check(&server);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.assert_code(1);
     let problems: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(problems.len(), 1, "{}", out.stdout);
     assert!(problems[0].starts_with("broken.rec:3: "), "{}", problems[0]);

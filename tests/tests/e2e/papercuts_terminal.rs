@@ -17,11 +17,7 @@ fn a_file_named_with_control_characters_is_sent_under_a_safe_name_and_counted_by
         &["--to", "sale1.osk.mei.co.jp"],
         &tiff,
     );
-    assert_eq!(
-        out.code, 0,
-        "stdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
+    out.assert_code(0);
     assert!(
         out.stderr
             .contains("sending 'a\\nb\\u{202e}.tif' as 'a_b_.tif'\n"),
@@ -44,11 +40,7 @@ fn a_file_named_with_control_characters_is_sent_under_a_safe_name_and_counted_by
         LIMIT,
     )
     .unwrap();
-    assert_eq!(
-        out.code, 0,
-        "stdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
+    out.assert_code(0);
     assert!(
         out.stdout.contains(" by 1001: 3 pages in 1 file, "),
         "the pages of the TIFF, not its one file: {}",

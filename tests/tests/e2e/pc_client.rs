@@ -15,12 +15,8 @@ fn waiting_on_an_offline_destination_says_queued_and_how_to_follow_it() {
     let server = TestServer::start_demo().unwrap();
     let work = Scratch::new();
     let page = work.page("notice.png", b"for whoever is offline");
-    let out = server.send(
-        "plan1.hqs.mei.co.jp",
-        &["--to", "devl1.osk.mei.co.jp", "--wait", "--timeout", "1"],
-        &page,
-    );
-    assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
+    let out = server.send_and_wait("plan1.hqs.mei.co.jp", "devl1.osk.mei.co.jp", &page, 1);
+    out.assert_code(4);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", out.stdout);
     assert_eq!(lines[1], "devl1.osk.mei.co.jp: queued");
@@ -39,7 +35,7 @@ fn waiting_on_an_offline_destination_says_queued_and_how_to_follow_it() {
         &["--to", "devl1.osk.mei.co.jp", "--timeout", "1"],
         &page,
     );
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.assert_code(2);
 }
 
 /// A group named almost right gets the closest names suggested; its number from `groups`, a
@@ -72,7 +68,7 @@ fn groups_by_number_or_case_and_destinations_by_name() {
         &page,
     );
     for out in [&by_number, &by_case] {
-        assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
+        out.assert_code(4);
         for office in ["sale1.osk", "sale1.ngy", "sale1.fko"] {
             assert!(
                 out.stdout.contains(&format!("{office}.mei.co.jp: queued")),
@@ -81,18 +77,8 @@ fn groups_by_number_or_case_and_destinations_by_name() {
             );
         }
     }
-    let by_name = server.send(
-        sender,
-        &[
-            "--to",
-            "Sales office, the Nagoya branch",
-            "--wait",
-            "--timeout",
-            "1",
-        ],
-        &page,
-    );
-    assert_eq!(by_name.code, 4, "{}", by_name.stderr);
+    let by_name = server.send_and_wait(sender, "Sales office, the Nagoya branch", &page, 1);
+    by_name.assert_code(4);
     assert!(
         by_name.stdout.ends_with("\nsale1.ngy.mei.co.jp: queued\n"),
         "{}",
@@ -109,7 +95,7 @@ fn groups_by_number_or_case_and_destinations_by_name() {
         .to_owned();
     let number = line.split(':').next().unwrap();
     let out = server.terminal(sender, ["register", "--group", number]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_code(0);
     assert_eq!(
         out.stdout,
         "registered plan1.hqs.mei.co.jp with \"all sales offices\"\n"
@@ -132,7 +118,7 @@ fn receive_says_when_it_connects_and_creates_nothing_with_a_wrong_token() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.assert_code(1);
     assert!(!tray.exists(), "created before failing: {}", out.stderr);
 
     let child = server
@@ -158,7 +144,7 @@ fn receive_says_when_it_connects_and_creates_nothing_with_a_wrong_token() {
         &["--to", "sale1.osk.mei.co.jp"],
         &page,
     );
-    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    sent.assert_code(0);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -179,11 +165,11 @@ fn status_follows_a_distribution_by_the_id_send_printed() {
     let page = work.page("memo.txt", b"memo");
     let sender = "plan1.hqs.mei.co.jp";
     let sent = server.send(sender, &["--to", "devl1.osk.mei.co.jp"], &page);
-    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    sent.assert_code(0);
     let dist = sent.stdout.trim().to_owned();
 
     let out = server.terminal(sender, ["status", &dist]);
-    assert_eq!(out.code, 4, "{}", out.stderr);
+    out.assert_code(4);
     assert_eq!(out.stdout, "devl1.osk.mei.co.jp: queued\n");
 
     let got = run(
@@ -194,7 +180,7 @@ fn status_follows_a_distribution_by_the_id_send_printed() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(got.code, 0, "{}", got.stderr);
+    got.assert_code(0);
     let deadline = std::time::Instant::now() + LIMIT;
     let out = loop {
         let out = server.terminal(sender, ["status", &dist]);
@@ -203,13 +189,13 @@ fn status_follows_a_distribution_by_the_id_send_printed() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.assert_code(0);
     assert_eq!(out.stdout, "devl1.osk.mei.co.jp: delivered\n");
 
     let out = server.terminal("sale1.osk.mei.co.jp", ["status", &dist]);
     out.assert_error("only the sending terminal or an administrator");
     let out = server.terminal(sender, ["status", "12345"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.assert_code(2);
 }
 
 /// A server certificate trusted for the first time is said once, with its fingerprint.
@@ -226,7 +212,7 @@ fn a_first_seen_server_certificate_is_said_once_with_its_fingerprint() {
         run(&mut c, LIMIT).unwrap()
     };
     let first = groups();
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    first.assert_code(0);
     assert_eq!(
         first.stderr,
         format!(
@@ -235,7 +221,7 @@ fn a_first_seen_server_certificate_is_said_once_with_its_fingerprint() {
         )
     );
     let again = groups();
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    again.assert_code(0);
     assert_eq!(again.stderr, "", "said once");
 }
 
@@ -257,7 +243,7 @@ fn receive_says_pages_in_files() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    sent.assert_code(0);
     let got = run(
         server
             .imagecast("sale1.osk.mei.co.jp")
@@ -266,7 +252,7 @@ fn receive_says_pages_in_files() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(got.code, 0, "{}", got.stderr);
+    got.assert_code(0);
     assert!(
         got.stdout.contains(" by 1001: 4 pages in 2 files, "),
         "{}",

@@ -262,7 +262,7 @@ async fn a_dangling_link_in_the_out_folder_is_never_replaced() {
         .unwrap();
     let page = work.page("report.tif", b"the delivered report");
     let sent = server.send("plan1.hqs.mei.co.jp", &["--to", RECEIVER], &page);
-    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    sent.assert_code(0);
     let done = finish(receiving, LIMIT).await;
     assert_eq!(
         done.code, 0,

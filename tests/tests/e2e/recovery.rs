@@ -13,16 +13,8 @@ async fn an_offline_terminal_receives_when_it_connects() {
     let server = TestServer::start_demo().unwrap();
     let work = Scratch::new();
     let page = work.page("notice.png", b"for whoever is offline");
-    let out = server.send(
-        "plan1.hqs.mei.co.jp",
-        &["--to", "devl1.osk.mei.co.jp", "--wait", "--timeout", "1"],
-        &page,
-    );
-    assert_eq!(
-        out.code, 4,
-        "timed out waiting: {}{}",
-        out.stdout, out.stderr
-    );
+    let out = server.send_and_wait("plan1.hqs.mei.co.jp", "devl1.osk.mei.co.jp", &page, 1);
+    out.assert_code(4);
     assert!(
         out.stdout.contains("devl1.osk.mei.co.jp: queued"),
         "{}",

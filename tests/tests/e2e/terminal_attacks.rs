@@ -192,11 +192,7 @@ async fn a_refusal_reason_cannot_forge_journal_lines_or_escapes() {
     let page = tempfile::tempdir().unwrap();
     let file = page.path().join("note.txt");
     std::fs::write(&file, b"hello").unwrap();
-    let sent = server.send(
-        SENDER,
-        &["--to", BYSTANDER, "--wait", "--timeout", "20"],
-        &file,
-    );
+    let sent = server.send_and_wait(SENDER, BYSTANDER, &file, 20);
     assert_eq!(sent.code, 3, "a failed destination: {}", sent.stderr);
     tokio::time::timeout(LIMIT, refusing)
         .await
@@ -206,7 +202,7 @@ async fn a_refusal_reason_cannot_forge_journal_lines_or_escapes() {
         .await;
 
     let journal = server.admin_run(&["journal"]);
-    assert_eq!(journal.code, 0, "{}", journal.stderr);
+    journal.assert_code(0);
     let lines: Vec<&str> = journal.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one result, one line: {:?}", journal.stdout);
     let line = lines[0];
@@ -262,7 +258,7 @@ async fn an_ipv6_address_written_two_ways_is_one_destination() {
     )
     .unwrap();
     let check = server.admin_run(&["check"]);
-    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    check.assert_code(0);
 
     // The printer connects under a third spelling of its address.
     let spelling = "2001:DB8:0:0:0:0:0:5";

@@ -32,14 +32,7 @@ async fn first_use_is_remembered_and_a_changed_certificate_is_refused_by_name() 
 
     // The administrator replaces the certificate.
     server.kill9();
-    let out = run(
-        server
-            .admin()
-            .args(["tls", "create", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let out = server.admin_run(&["tls", "create"]);
     let second = out.stdout.trim().to_owned();
     assert!(second.starts_with("SHA256:") && second != first, "{second}");
     server.restart().unwrap();
@@ -62,14 +55,7 @@ async fn first_use_is_remembered_and_a_changed_certificate_is_refused_by_name() 
     cfg.tls = Some(TlsSettings::pinned(&second));
     let (c, _e) = Client::connect(&cfg).await.unwrap();
     c.close().await;
-    let fp = run(
-        server
-            .admin()
-            .args(["fingerprint", "--data-dir"])
-            .arg(server.data_dir()),
-        LIMIT,
-    )
-    .unwrap();
+    let fp = server.admin_run(&["fingerprint"]);
     assert_eq!(fp.stdout.trim(), second);
 }
 
@@ -101,5 +87,5 @@ async fn plain_tcp_needs_both_sides_to_ask_for_it() {
         LIMIT,
     )
     .unwrap();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.assert_code(0);
 }
