@@ -159,20 +159,30 @@ async fn deliver_one(
             return Err(Stop::Disconnected);
         }
     }
+    // The acknowledgement first: a terminal that acknowledges and hangs up at once (`receive
+    // --count 1`) has its acknowledgement handed over before its connection is cancelled,
+    // and both are ready when this wakes; an unbiased choice would requeue a delivery the
+    // terminal stored.
     let outcome = tokio::select! {
+        biased;
+        r = tokio::time::timeout(state.config.ack_timeout, ack) => r,
         _ = conn.cancelled() => {
             state.acks.forget(d.id, conn.id);
             count_failure(state, d.id).await;
             return Err(Stop::Disconnected);
         }
-        r = tokio::time::timeout(state.config.ack_timeout, ack) => r,
     };
     let outcome = match outcome {
         Ok(Ok(o)) => o,
         // Our slot was replaced: the worker of an older connection of this device, on its way
         // out, took this delivery too. It is still queued: take it again.
         Ok(Err(_)) if !conn.is_cancelled() => return Ok(()),
-        Ok(Err(_)) => return Err(Stop::Disconnected),
+        // The connection went before the acknowledgement (its slots went with it): a failed
+        // attempt, as when the cancellation is seen first.
+        Ok(Err(_)) => {
+            count_failure(state, d.id).await;
+            return Err(Stop::Disconnected);
+        }
         Err(_) => {
             state.acks.forget(d.id, conn.id);
             count_failure(state, d.id).await;

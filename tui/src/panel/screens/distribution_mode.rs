@@ -3,8 +3,8 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
+use super::Screen;
 use super::specify_image::{Purpose, SpecifyImage};
-use super::{Screen, chrome, hit_rows};
 use crate::panel::app::{Action, Ctx};
 use crate::panel::jobs::server::FetchGroups;
 use crate::panel::jobs::{GroupsFor, ImageSource};
@@ -60,15 +60,14 @@ impl DistributionMode {
 
     /// Draws the dialog.
     pub fn draw(&mut self, f: &mut Frame, area: Rect, ctx: &Ctx) {
-        let body = chrome(
+        super::menu_dialog(
             f,
             area,
             ctx,
             strings::DIST_MODE_TITLE,
             "Number key chooses. Reset goes back.",
+            &mut self.menu,
         );
-        hit_rows(ctx, body, 0, self.menu.items.len());
-        self.menu.draw(f, body, &ctx.theme);
     }
 }
 

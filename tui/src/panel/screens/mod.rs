@@ -361,6 +361,22 @@ pub fn pick_list(
     total
 }
 
+/// Draws a numbered menu dialog (FIG. 7, FIG. 8) with its rows touchable; returns the body's
+/// area for whatever the screen adds below the menu.
+pub fn menu_dialog(
+    f: &mut Frame,
+    area: Rect,
+    ctx: &Ctx,
+    title: &str,
+    hint: &str,
+    menu: &mut crate::panel::menu::Menu,
+) -> Rect {
+    let body = chrome(f, area, ctx, title, hint);
+    hit_rows(ctx, body, 0, menu.items.len());
+    menu.draw(f, body, &ctx.theme);
+    body
+}
+
 /// Registers one touch area per visible list row: row `i` of the view is entry `offset + i`.
 pub fn hit_rows(ctx: &Ctx, area: Rect, offset: usize, count: usize) {
     for i in 0..area.height as usize {

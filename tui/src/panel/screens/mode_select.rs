@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use super::specify_image::{Purpose, SpecifyImage};
-use super::{chrome, distribution_mode, hit_rows};
+use super::{chrome, distribution_mode};
 use crate::panel::app::{Action, Ctx};
 use crate::panel::jobs::paper::Copy;
 use crate::panel::keys::Key;
@@ -111,15 +111,14 @@ impl ModeSelect {
             super::hit(ctx, body, Key::Start);
             return;
         }
-        let body = chrome(
+        let body = super::menu_dialog(
             f,
             area,
             ctx,
             strings::MODE_TITLE,
             "Number key chooses. Reset: log out (asks first).",
+            &mut self.menu,
         );
-        hit_rows(ctx, body, 0, self.menu.items.len());
-        self.menu.draw(f, body, &ctx.theme);
         let n = self.menu.items.len() as u16 + 1;
         if body.height > n {
             f.render_widget(
