@@ -134,6 +134,38 @@ pub struct Inbox {
     open: Option<OpenPage>,
 }
 
+/// The receipt log's lines: one `DISTRIBUTION<TAB>NAME<TAB>NAME…` per stored delivery, its
+/// pages' final names in order. Lines that do not start with a distribution ID are skipped.
+fn parse_receipts(text: &str) -> Vec<(DistributionId, Vec<String>)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let dist = fields.next()?.parse::<DistributionId>().ok()?;
+            Some((dist, fields.map(str::to_owned).collect()))
+        })
+        .collect()
+}
+
+/// What an inbox in `dir` stored in earlier runs, oldest first: each distribution with the
+/// files it still has in `dir` (a file the operator removed since is left out, and so is a
+/// distribution with none left). Read-only; an unreadable or missing log is nothing stored.
+pub fn stored_in(dir: &Path) -> Vec<(DistributionId, Vec<PathBuf>)> {
+    let Ok(bytes) = std::fs::read(dir.join(STATE_DIR).join(RECEIPTS)) else {
+        return Vec::new();
+    };
+    parse_receipts(&String::from_utf8_lossy(&bytes))
+        .into_iter()
+        .filter_map(|(dist, names)| {
+            let files: Vec<PathBuf> = names
+                .iter()
+                .map(|n| dir.join(n))
+                .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+                .collect();
+            (!files.is_empty()).then_some((dist, files))
+        })
+        .collect()
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> InboxError + '_ {
     move |reason| InboxError::Io {
         path: path.to_owned(),
@@ -171,16 +203,11 @@ impl Inbox {
                 })
                 .map_err(io_err(&receipts_path))?;
         }
-        let text = String::from_utf8_lossy(&bytes);
         let mut seen = HashSet::new();
         let mut names: HashMap<DistributionId, Vec<String>> = HashMap::new();
-        for line in text.lines() {
-            let mut fields = line.split('\t');
-            let Some(Ok(dist)) = fields.next().map(str::parse::<DistributionId>) else {
-                continue;
-            };
+        for (dist, files) in parse_receipts(&String::from_utf8_lossy(&bytes)) {
             seen.insert(dist);
-            names.insert(dist, fields.map(str::to_owned).collect());
+            names.insert(dist, files);
         }
         // Finish moves that a crash interrupted; drop partial deliveries.
         let entries = std::fs::read_dir(&incoming).map_err(io_err(&incoming))?;
@@ -729,6 +756,33 @@ mod tests {
         assert_eq!(mode(&tray.join(STATE_DIR)), 0o700);
         assert_eq!(mode(&tray.join(STATE_DIR).join(RECEIPTS)), 0o600);
         assert_eq!(mode(&got.files[0]), 0o600, "a scanned page");
+    }
+
+    #[test]
+    fn what_was_stored_is_listed_from_the_receipts_without_removed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(stored_in(dir.path()).is_empty());
+        let (d1, d2) = (DistributionId::new_random(), DistributionId::new_random());
+        {
+            let mut inbox = Inbox::open(dir.path(), InboxMode::Store).unwrap();
+            run(
+                &mut inbox,
+                &header(d1, 1, &[("a.png", b"a"), ("b.png", b"b")]),
+            )
+            .unwrap()
+            .unwrap();
+            run(&mut inbox, &header(d2, 2, &[("c.png", b"c")]))
+                .unwrap()
+                .unwrap();
+        }
+        std::fs::remove_file(dir.path().join("c.png")).unwrap();
+        let got = stored_in(dir.path());
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, d1);
+        assert_eq!(
+            got[0].1,
+            [dir.path().join("a.png"), dir.path().join("b.png")]
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ClientError;
-pub use inbox::{Inbox, InboxError, InboxMode, MAX_INCOMPLETE, Received};
+pub use inbox::{Inbox, InboxError, InboxMode, MAX_INCOMPLETE, Received, stored_in};
 
 use crate::frame::{FrameReader, OutFrame};
 use crate::ids::{DeliveryId, DistributionId, RequestId};

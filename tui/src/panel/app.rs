@@ -124,38 +124,21 @@ pub struct ReceivedEntry {
 }
 
 /// The deliveries an earlier run printed to the output tray `tray`, oldest first, from the
-/// inbox's receipt log (`TRAY/.imagecast/received`: one `DISTRIBUTION<TAB>FILE` line per
-/// page), keeping only the files still in the tray, so a restarted panel lists what its tray
-/// holds. The log names no sender: those entries say "before the restart". Unreadable lines
-/// are skipped; no log means nothing was received.
+/// inbox's own record ([`imagecast_shared::client::stored_in`]), keeping only the files still
+/// in the tray, so a restarted panel lists what its tray holds. The record names no sender:
+/// those entries say "before the restart".
 pub fn received_before(tray: &std::path::Path) -> Vec<ReceivedEntry> {
-    let Ok(log) = std::fs::read_to_string(tray.join(".imagecast").join("received")) else {
-        return Vec::new();
-    };
-    let mut entries: Vec<ReceivedEntry> = Vec::new();
-    for line in log.lines() {
-        let Some((dist, name)) = line.split_once('\t') else {
-            continue;
-        };
-        let Ok(dist) = dist.parse::<imagecast_shared::DistributionId>() else {
-            continue;
-        };
-        let path = tray.join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
-        }
-        let at = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        match entries.iter_mut().find(|e| e.received.dist == dist) {
-            Some(e) => {
-                e.received.files.push(path);
-                e.received.pages += 1;
-                e.received.bytes += meta.len();
-                e.pages += 1;
-            }
-            None => entries.push(ReceivedEntry {
+    let mut entries: Vec<ReceivedEntry> = imagecast_shared::client::stored_in(tray)
+        .into_iter()
+        .map(|(dist, files)| {
+            let metas: Vec<_> = files.iter().filter_map(|f| f.metadata().ok()).collect();
+            let at = metas
+                .iter()
+                .filter_map(|m| m.modified().ok())
+                .max()
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let pages = crate::paper::pages::count_pages(&files);
+            ReceivedEntry {
                 received: Received {
                     delivery: imagecast_shared::DeliveryId(0),
                     dist,
@@ -164,16 +147,16 @@ pub fn received_before(tray: &std::path::Path) -> Vec<ReceivedEntry> {
                         name: "(before the restart)".to_owned(),
                     },
                     user: String::new(),
-                    files: vec![path],
-                    pages: 1,
-                    bytes: meta.len(),
+                    pages: files.len(),
+                    bytes: metas.iter().map(|m| m.len()).sum(),
+                    files,
                     duplicate: false,
                 },
-                pages: 1,
+                pages,
                 at,
-            }),
-        }
-    }
+            }
+        })
+        .collect();
     entries.sort_by_key(|e| e.at);
     entries
 }
@@ -808,9 +791,10 @@ mod tests {
         for name in ["a.png", "b.png", "c.png"] {
             std::fs::write(dir.path().join(name), b"page").unwrap();
         }
+        // The inbox's receipt log: one line per delivery, its files' names after the ID.
         std::fs::write(
             dir.path().join(".imagecast").join("received"),
-            format!("{d1}\ta.png\n{d1}\tb.png\n{d2}\tc.png\n{d2}\tgone.png\nbroken\n"),
+            format!("{d1}\ta.png\tb.png\n{d2}\tc.png\tgone.png\nbroken\n"),
         )
         .unwrap();
         let got = received_before(dir.path());
