@@ -47,6 +47,24 @@ fn missing_settings_and_unreachable_servers_are_one_sentence_errors() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(err.matches("refused").count(), 1, "the cause once: {err}");
+
+    // A mistyped yes-or-no variable is named, not quietly read as no.
+    let out = imagecast()
+        .env("IMAGECAST_PLAIN", "ture")
+        .args([
+            "--server",
+            "127.0.0.1:1",
+            "--device",
+            "a.example",
+            "--token",
+            "t",
+        ])
+        .arg("groups")
+        .output()
+        .expect("imagecast runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("IMAGECAST_PLAIN=\"ture\""), "{err}");
 }
 
 #[test]

@@ -61,7 +61,7 @@ impl Options {
             self.user.clone().or_else(|| env("IMAGECAST_USER")),
             self.password()?,
             TlsArgs {
-                plain: self.plain || env("IMAGECAST_PLAIN").is_some_and(|v| truthy(&v)),
+                plain: self.plain || env_flag("IMAGECAST_PLAIN")?,
                 fingerprint: self
                     .server_fingerprint
                     .clone()
@@ -99,10 +99,16 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// A yes in a boolean variable, as clap reads one (`1`, `true`, `yes`, `on`, `y`).
-fn truthy(v: &str) -> bool {
-    matches!(
-        v.trim().to_ascii_lowercase().as_str(),
-        "1" | "true" | "yes" | "on" | "y"
-    )
+/// A yes-or-no variable, as clap reads one (`1`, `true`, `yes`, `on`, `y`, or their opposites);
+/// unset or empty is no, and anything else is an error naming the variable, so a typo does
+/// not quietly choose for the operator.
+fn env_flag(name: &str) -> anyhow::Result<bool> {
+    let Some(v) = env(name) else {
+        return Ok(false);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" => Ok(true),
+        "0" | "false" | "no" | "off" | "n" => Ok(false),
+        _ => bail!("{name}={v:?} is neither yes nor no: use 1 or 0"),
+    }
 }
