@@ -1,7 +1,16 @@
 //! Numbers both sides agree on. Changing any of them is a protocol change.
 
-/// The protocol version sent in [`crate::msg::Hello`]; the server refuses any other.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version sent in [`crate::msg::Hello`]. The server also serves every version
+/// from [`MIN_PROTOCOL_VERSION`] up (a terminal of a previous release keeps working) and
+/// refuses newer ones.
+///
+/// - 1: the first release (store and forward, registration, administration).
+/// - 2: messages appended for the panel's membership list, the relay and network fax; the
+///   server sends them only to terminals of version 2 or later.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version the server still serves.
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
 
 /// The first four bytes of every hello, so a stray client is recognised at once.
 pub const MAGIC: [u8; 4] = *b"ICST";

@@ -1,13 +1,15 @@
 //! Every message of the protocol: the handshake, then one enum per direction.
 //!
 //! Variants are encoded by index: never reorder or remove one, only append. Each variant's
-//! number is written beside it and pinned by golden-byte tests.
+//! number is written beside it and pinned by golden-byte tests (`shared/tests/golden.rs`).
+//! A message appended in a later protocol version says so and is named by
+//! [`ServerMsg::since`]: the server never sends it to an older terminal.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{DeliveryId, DistributionId, RequestId};
-use crate::limits::{MAGIC, PROTOCOL_VERSION};
+use crate::limits::{MAGIC, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 /// The first frame a terminal sends. The server reads `magic` and `version` before anything
 /// else, so a version mismatch is refused clearly even if later fields changed shape.
@@ -64,7 +66,8 @@ pub enum HelloReply {
 /// What a terminal learns when it is let in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
-    /// The server's protocol version.
+    /// The protocol version spoken on this connection: the terminal's own when it is older
+    /// than the server's (messages of later versions are never sent to it).
     pub version: u16,
     /// Server software name and version.
     pub server: String,
@@ -300,6 +303,14 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The protocol version that introduced this code. A terminal of an older version is sent
+    /// [`ErrorCode::Internal`] instead, with the same message.
+    pub fn since(self) -> u16 {
+        1
+    }
+}
+
 /// An error reply: a code, the field at fault if any, and one plain sentence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -492,6 +503,49 @@ pub enum ClientMsg {
         /// How many, newest last.
         last: u32,
     },
+    /// 19 (version 2): the groups this terminal is a member of, answered by
+    /// [`ServerMsg::Memberships`] (the panel's withdraw list, FIG. 12).
+    Memberships {
+        /// Request ID.
+        id: RequestId,
+    },
+}
+
+impl ClientMsg {
+    /// The protocol version that introduced this message: the server refuses it from a
+    /// terminal that announced an older version.
+    pub fn since(&self) -> u16 {
+        match self {
+            ClientMsg::Memberships { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// The request's ID, for the messages that are requests.
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self {
+            ClientMsg::Heartbeat
+            | ClientMsg::PageData { .. }
+            | ClientMsg::AbortDistribution { .. }
+            | ClientMsg::DeliveryAck { .. } => None,
+            ClientMsg::Login { id, .. }
+            | ClientMsg::Logout { id }
+            | ClientMsg::ListGroups { id, .. }
+            | ClientMsg::ListDestinations { id }
+            | ClientMsg::BeginDistribution { id, .. }
+            | ClientMsg::CommitDistribution { id, .. }
+            | ClientMsg::Register { id, .. }
+            | ClientMsg::Withdraw { id, .. }
+            | ClientMsg::GroupProblems { id }
+            | ClientMsg::WatchDistribution { id, .. }
+            | ClientMsg::AdminRegister { id, .. }
+            | ClientMsg::AdminWithdraw { id, .. }
+            | ClientMsg::ListDevices { id }
+            | ClientMsg::RevokeDevice { id, .. }
+            | ClientMsg::FailedLogins { id, .. }
+            | ClientMsg::Memberships { id } => Some(*id),
+        }
+    }
 }
 
 /// A device as an administrator sees it.
@@ -659,6 +713,13 @@ pub enum ServerMsg {
         /// Oldest first.
         entries: Vec<FailedLogin>,
     },
+    /// 20 (version 2): the groups this terminal is a member of, in FIG. 18's order.
+    Memberships {
+        /// Request ID.
+        id: RequestId,
+        /// Group names.
+        groups: Vec<String>,
+    },
 }
 
 impl ServerMsg {
@@ -676,9 +737,20 @@ impl ServerMsg {
             | ServerMsg::Problems { id, .. }
             | ServerMsg::DistributionStatus { id, .. }
             | ServerMsg::Devices { id, .. }
-            | ServerMsg::FailedLogins { id, .. } => Some(*id),
+            | ServerMsg::FailedLogins { id, .. }
+            | ServerMsg::Memberships { id, .. } => Some(*id),
             ServerMsg::Error { id, .. } => *id,
             _ => None,
+        }
+    }
+
+    /// The protocol version that introduced this message (and everything in it): the server
+    /// never sends it to a terminal of an older version.
+    pub fn since(&self) -> u16 {
+        match self {
+            ServerMsg::Memberships { .. } => 2,
+            ServerMsg::Error { error, .. } => error.code.since(),
+            _ => 1,
         }
     }
 }
@@ -686,13 +758,14 @@ impl ServerMsg {
 /// What the first frame of a connection turned out to be.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HelloCheck {
-    /// A hello of this protocol version.
+    /// A hello of a protocol version this side serves
+    /// ([`MIN_PROTOCOL_VERSION`]..=[`PROTOCOL_VERSION`]).
     Hello(Hello),
     /// Not an imagecast hello at all.
     NotHello,
-    /// A hello of another protocol version.
+    /// A hello of a protocol version this side does not serve.
     OtherVersion(u16),
-    /// A hello of this version whose fields do not decode.
+    /// A hello of a served version whose fields do not decode.
     Malformed(String),
 }
 
@@ -701,7 +774,9 @@ pub fn parse_hello(body: &[u8]) -> HelloCheck {
     match postcard::take_from_bytes::<HelloPrefix>(body) {
         Err(_) => HelloCheck::NotHello,
         Ok((p, _)) if p.magic != MAGIC => HelloCheck::NotHello,
-        Ok((p, _)) if p.version != PROTOCOL_VERSION => HelloCheck::OtherVersion(p.version),
+        Ok((p, _)) if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&p.version) => {
+            HelloCheck::OtherVersion(p.version)
+        }
         Ok(_) => match postcard::from_bytes::<Hello>(body) {
             Ok(h) => HelloCheck::Hello(h),
             Err(e) => HelloCheck::Malformed(e.to_string()),

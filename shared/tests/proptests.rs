@@ -23,7 +23,7 @@ use bytes::Bytes;
 use imagecast_shared::client::{Event, Inbox, InboxMode};
 use imagecast_shared::frame::{FrameReader, OutFrame, decode};
 use imagecast_shared::limits::{
-    CHUNK_SIZE, MAGIC, MAX_FRAME, MAX_HELLO_FRAME, MAX_NAME, PROTOCOL_VERSION,
+    CHUNK_SIZE, MAGIC, MAX_FRAME, MAX_HELLO_FRAME, MAX_NAME, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 use imagecast_shared::msg::{
     Accepted, BeginDistribution, ClientMsg, Deliver, DeliveryOutcome, DeliveryState, Destination,
@@ -315,7 +315,7 @@ proptest! {
         let body = body_of(&h);
         let expected = if h.magic != MAGIC {
             HelloCheck::NotHello
-        } else if h.version != PROTOCOL_VERSION {
+        } else if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&h.version) {
             HelloCheck::OtherVersion(h.version)
         } else {
             HelloCheck::Hello(h.clone())
@@ -329,7 +329,7 @@ proptest! {
     fn cut_hellos_are_malformed(h in hello(), at in any::<prop::sample::Index>()) {
         let h = Hello { magic: MAGIC, version: PROTOCOL_VERSION, ..h };
         let body = body_of(&h);
-        // magic (4 bytes) and version 1 (one varint byte) lead the body.
+        // magic (4 bytes) and the version (one varint byte) lead the body.
         let cut = 5 + at.index(body.len() - 5);
         prop_assert!(matches!(parse_hello(&body[..cut]), HelloCheck::Malformed(_)));
     }
@@ -680,7 +680,11 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
 fn hello() -> impl Strategy<Value = Hello> {
     (
         prop_oneof![Just(MAGIC), any::<[u8; 4]>()],
-        prop_oneof![Just(PROTOCOL_VERSION), any::<u16>()],
+        prop_oneof![
+            Just(PROTOCOL_VERSION),
+            Just(MIN_PROTOCOL_VERSION),
+            any::<u16>()
+        ],
         text(),
         text(),
         text(),

@@ -42,6 +42,18 @@ impl Session {
         Ok(ServerMsg::Groups { id, groups })
     }
 
+    /// The groups (registrable ones, in FIG. 18's order) this terminal is a member of.
+    pub(super) async fn memberships(&self, id: RequestId) -> Result<ServerMsg, ErrorInfo> {
+        let snap = self.snapshot().await?;
+        let domain = &self.device.domain;
+        let groups = snap
+            .groups_for_registration()
+            .filter(|row| snap.group(&row.group).is_some_and(|f| f.contains(domain)))
+            .map(|row| row.group.clone())
+            .collect();
+        Ok(ServerMsg::Memberships { id, groups })
+    }
+
     pub(super) async fn list_destinations(&self, id: RequestId) -> Result<ServerMsg, ErrorInfo> {
         let snap = self.snapshot().await?;
         let all = snap.all().ok_or_else(|| {

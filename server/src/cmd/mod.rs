@@ -147,6 +147,22 @@ impl Session {
 
     /// Handles one request. Returns the reply, if the request has one now.
     pub async fn handle(&mut self, msg: ClientMsg) -> Option<ServerMsg> {
+        if msg.since() > self.conn.version {
+            // A terminal that announced an older version cannot read the answer.
+            let id = msg.request_id()?;
+            return Some(ServerMsg::Error {
+                id: Some(id),
+                error: error(
+                    ErrorCode::BadRequest,
+                    None,
+                    format!(
+                        "this request needs protocol version {}; the terminal announced version {}",
+                        msg.since(),
+                        self.conn.version
+                    ),
+                ),
+            });
+        }
         let (id, result) = match msg {
             ClientMsg::Heartbeat => return None,
             ClientMsg::DeliveryAck { delivery, outcome } => {
@@ -199,6 +215,7 @@ impl Session {
             ClientMsg::ListDevices { id } => (id, self.list_devices(id).await),
             ClientMsg::RevokeDevice { id, domain } => (id, self.revoke(id, domain).await),
             ClientMsg::FailedLogins { id, last } => (id, self.failed_logins(id, last).await),
+            ClientMsg::Memberships { id } => (id, self.memberships(id).await),
         };
         Some(match result {
             Ok(reply) => reply,

@@ -26,7 +26,8 @@ use imagecast_shared::ProtoError;
 use imagecast_shared::frame::{FrameReader, OutFrame};
 use imagecast_shared::limits::{CHUNK_SIZE, MAX_FRAME, MAX_HELLO_FRAME, PROTOCOL_VERSION};
 use imagecast_shared::msg::{
-    ErrorCode, Hello, HelloCheck, HelloReply, Refusal, RefusalCode, ServerMsg, Welcome, parse_hello,
+    ErrorCode, ErrorInfo, Hello, HelloCheck, HelloReply, Refusal, RefusalCode, ServerMsg, Welcome,
+    parse_hello,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::time::Instant;
@@ -59,7 +60,7 @@ where
         // Boxed in a statement of its own, so this future keeps no room for the handshake's.
         let handshake = Box::pin(handshake(&state, &mut reader, &mut wr, &peer));
         let mut session = match handshake.await {
-            Some((device, receive)) => start(&state, device, receive, peer),
+            Some((device, receive, version)) => start(&state, device, receive, version, peer),
             None => return,
         };
         reader.set_max(MAX_FRAME);
@@ -111,10 +112,16 @@ where
 
 /// Files an authenticated connection in the registry (and a receiving terminal's delivery
 /// worker) and returns its session.
-fn start(state: &Arc<ServerState>, device: Device, receive: bool, peer: String) -> Session {
+fn start(
+    state: &Arc<ServerState>,
+    device: Device,
+    receive: bool,
+    version: u16,
+    peer: String,
+) -> Session {
     let cancel = state.shutdown.child_token();
-    let conn = ConnHandle::new(state.connections.next_conn_id(), cancel);
-    tracing::info!(conn = conn.id, %peer, device = %device.domain, receive, "terminal connected");
+    let conn = ConnHandle::new(state.connections.next_conn_id(), cancel).speaking(version);
+    tracing::info!(conn = conn.id, %peer, device = %device.domain, receive, version, "terminal connected");
     state
         .connections
         .attach(&conn, &device.domain, device.checked_ms);
@@ -200,7 +207,32 @@ fn closed_by_server(silence: &Silence) -> String {
     }
 }
 
+/// Queues a reply in a form the terminal's protocol version knows: an error whose code came
+/// later goes as [`ErrorCode::Internal`] with the same message; any other newer message is
+/// not sent (an older terminal cannot have asked for it).
 fn push(conn: &ConnHandle, msg: &ServerMsg) {
+    let older;
+    let msg = match msg {
+        _ if conn.speaks(msg) => msg,
+        ServerMsg::Error { id, error } => {
+            older = ServerMsg::Error {
+                id: *id,
+                error: ErrorInfo {
+                    code: ErrorCode::Internal,
+                    ..error.clone()
+                },
+            };
+            &older
+        }
+        _ => {
+            tracing::warn!(
+                conn = conn.id,
+                version = conn.version,
+                "reply too new for the terminal; not sent"
+            );
+            return;
+        }
+    };
     match OutFrame::encode(msg) {
         Ok(frame) => {
             conn.push(frame);
@@ -400,13 +432,14 @@ async fn finish_writing<S: AsyncWrite>(wr: &mut WriteHalf<S>, shutdown: &Cancell
     let _ = tokio::time::timeout(LAST_WRITE, wr.shutdown()).await;
 }
 
-/// Reads and checks the hello; answers it. Returns the device and whether it receives.
+/// Reads and checks the hello; answers it. Returns the device, whether it receives, and the
+/// protocol version it speaks.
 async fn handshake<R, W>(
     state: &ServerState,
     reader: &mut FrameReader<R>,
     wr: &mut W,
     peer: &str,
-) -> Option<(Device, bool)>
+) -> Option<(Device, bool, u16)>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -471,14 +504,14 @@ where
         HelloCheck::Hello(hello) => check_device(state, &hello)
             .await
             .map_err(|(c, m)| refuse(c, m))
-            .map(|d| (d, hello.receive)),
+            .map(|d| (d, hello.receive, hello.version)),
     };
     match reply {
         Err(refusal) => {
             send_reply(wr, &refusal).await;
             None
         }
-        Ok((mut device, receive)) => {
+        Ok((mut device, receive, version)) => {
             // The destination name in all.rec wins over the device record's, for the whole
             // connection (Welcome, and the sender of its distributions).
             if let Some(name) = state
@@ -490,7 +523,7 @@ where
                 device.name = name;
             }
             let welcome = HelloReply::Welcome(Welcome {
-                version: PROTOCOL_VERSION,
+                version,
                 server: concat!("imagecast-server ", env!("CARGO_PKG_VERSION")).into(),
                 device_name: device.name.clone(),
                 kind: device.kind,
@@ -501,7 +534,7 @@ where
             if !send_reply(wr, &welcome).await {
                 return None;
             }
-            Some((device, receive))
+            Some((device, receive, version))
         }
     }
 }

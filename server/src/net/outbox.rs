@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use imagecast_shared::frame::OutFrame;
+use imagecast_shared::limits::PROTOCOL_VERSION;
+use imagecast_shared::msg::ServerMsg;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -226,6 +228,9 @@ pub struct ConnHandle {
     pub id: ConnId,
     /// Frames on their way to the connection's writer.
     pub outbox: Arc<Outbox>,
+    /// The protocol version the terminal speaks: messages appended in a later version are
+    /// never sent to it (see [`ConnHandle::speaks`]).
+    pub version: u16,
 }
 
 impl ConnHandle {
@@ -234,6 +239,7 @@ impl ConnHandle {
     pub fn new(id: ConnId, cancel: CancellationToken) -> Self {
         Self {
             id,
+            version: PROTOCOL_VERSION,
             outbox: Arc::new(Outbox {
                 queues: Mutex::default(),
                 ready: Notify::new(),
@@ -242,6 +248,17 @@ impl ConnHandle {
                 cancel,
             }),
         }
+    }
+
+    /// The same connection, speaking protocol `version` (a terminal of an older release).
+    pub fn speaking(mut self, version: u16) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// True when the terminal understands `msg` (it was in the protocol by its version).
+    pub fn speaks(&self, msg: &ServerMsg) -> bool {
+        msg.since() <= self.version
     }
 
     /// Drops the connection (see [`Outbox::cancel`]).

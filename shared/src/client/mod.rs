@@ -448,6 +448,17 @@ impl Client {
         }
     }
 
+    /// The groups this terminal is a member of (the panel's withdraw list, FIG. 12).
+    pub async fn memberships(&self) -> Result<Vec<String>, ClientError> {
+        let reply = self
+            .request("the membership list", |id| ClientMsg::Memberships { id })
+            .await?;
+        match reply {
+            ServerMsg::Memberships { groups, .. } => Ok(groups),
+            _ => Err(ClientError::Unexpected("the membership list")),
+        }
+    }
+
     /// Every destination in `all.rec` (FIG. 10).
     pub async fn destinations(&self) -> Result<Vec<Destination>, ClientError> {
         let reply = self

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod auth;
+mod compat;
 mod crash;
 mod distribution;
 mod faults;

@@ -1,0 +1,376 @@
+//! Golden bytes: one fixed instance of every message, encoded, against the bytes a released
+//! terminal sends and reads. A terminal of an earlier release keeps working only while these
+//! never change: a new message is appended with a new number and a new line here; no line is
+//! ever edited.
+
+use bytes::Bytes;
+use imagecast_shared::ids::{DeliveryId, DistributionId};
+use imagecast_shared::limits::MAGIC;
+use imagecast_shared::msg::{
+    Accepted, BeginDistribution, ClientMsg, Deliver, DeliveryOutcome, DeliveryState, Destination,
+    DestinationStatus, DeviceInfo, DeviceKind, ErrorCode, ErrorInfo, FailedLogin, GroupEntry,
+    Hello, HelloReply, PageInfo, Refusal, RefusalCode, RegisterOutcome, Role, ServerMsg, Welcome,
+    WithdrawOutcome,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn hex<M: Serialize>(msg: &M) -> String {
+    postcard::to_allocvec(msg)
+        .expect("encodes")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks each message's bytes and that the bytes decode back to it.
+fn check<M: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(cases: &[(M, &str)]) {
+    let mut wrong = Vec::new();
+    for (msg, want) in cases {
+        let got = hex(msg);
+        if got != *want {
+            wrong.push(format!("{msg:?}\n  want {want}\n  got  {got}"));
+        }
+        let bytes = postcard::to_allocvec(msg).expect("encodes");
+        let back: M = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(&back, msg);
+    }
+    assert!(
+        wrong.is_empty(),
+        "wire format changed:\n{}",
+        wrong.join("\n")
+    );
+}
+
+fn dist() -> DistributionId {
+    DistributionId::from_bytes([7; 16])
+}
+
+fn dest() -> Destination {
+    Destination {
+        domain: "a.b".into(),
+        name: "N".into(),
+    }
+}
+
+fn page() -> PageInfo {
+    PageInfo {
+        name: "p.png".into(),
+        size: 300,
+    }
+}
+
+#[test]
+fn hello_and_its_reply_keep_their_bytes() {
+    let hello = Hello {
+        magic: MAGIC,
+        version: 1,
+        device: "a.b".into(),
+        token: "t".into(),
+        software: "s".into(),
+        receive: true,
+    };
+    check(&[(hello, "494353540103612e620174017301")]);
+    let welcome = HelloReply::Welcome(Welcome {
+        version: 1,
+        server: "s".into(),
+        device_name: "N".into(),
+        kind: DeviceKind::Pc,
+        heartbeat_ms: 15_000,
+        max_frame: 1 << 20,
+        chunk_size: 1 << 18,
+    });
+    let refused = HelloReply::Refused(Refusal {
+        code: RefusalCode::VersionMismatch,
+        message: "m".into(),
+    });
+    check(&[
+        (welcome, "00010173014e019875808040808010"),
+        (refused, "0101016d"),
+    ]);
+}
+
+#[test]
+fn client_messages_keep_their_bytes() {
+    check(&[
+        (ClientMsg::Heartbeat, "00"),
+        (
+            ClientMsg::Login {
+                id: 1,
+                user: "u".into(),
+                password: "p".into(),
+            },
+            "010101750170",
+        ),
+        (ClientMsg::Logout { id: 2 }, "0202"),
+        (
+            ClientMsg::ListGroups {
+                id: 3,
+                for_registration: true,
+            },
+            "030301",
+        ),
+        (ClientMsg::ListDestinations { id: 4 }, "0404"),
+        (
+            ClientMsg::BeginDistribution {
+                id: 5,
+                request: BeginDistribution {
+                    dist: dist(),
+                    groups: vec!["g".into()],
+                    destinations: vec!["a.b".into()],
+                    pages: vec![page()],
+                },
+            },
+            "050510070707070707070707070707070707070101670103612e620105702e706e67ac02",
+        ),
+        (
+            ClientMsg::PageData {
+                upload: 5,
+                page: 1,
+                offset: 300,
+                data: Bytes::from_static(b"xy"),
+            },
+            "060501ac02027879",
+        ),
+        (ClientMsg::CommitDistribution { id: 6, upload: 5 }, "070605"),
+        (ClientMsg::AbortDistribution { upload: 5 }, "0805"),
+        (
+            ClientMsg::DeliveryAck {
+                delivery: DeliveryId(9),
+                outcome: DeliveryOutcome::Refused("r".into()),
+            },
+            "0909020172",
+        ),
+        (
+            ClientMsg::Register {
+                id: 7,
+                group: "g".into(),
+            },
+            "0a070167",
+        ),
+        (
+            ClientMsg::Withdraw {
+                id: 8,
+                group: "g".into(),
+            },
+            "0b080167",
+        ),
+        (ClientMsg::GroupProblems { id: 9 }, "0c09"),
+        (
+            ClientMsg::WatchDistribution {
+                id: 10,
+                dist: dist(),
+            },
+            "0d0a1007070707070707070707070707070707",
+        ),
+        (
+            ClientMsg::AdminRegister {
+                id: 11,
+                group: "g".into(),
+                domain: "a.b".into(),
+            },
+            "0e0b016703612e62",
+        ),
+        (
+            ClientMsg::AdminWithdraw {
+                id: 12,
+                group: "g".into(),
+                domain: "a.b".into(),
+            },
+            "0f0c016703612e62",
+        ),
+        (ClientMsg::ListDevices { id: 13 }, "100d"),
+        (
+            ClientMsg::RevokeDevice {
+                id: 14,
+                domain: "a.b".into(),
+            },
+            "110e03612e62",
+        ),
+        (ClientMsg::FailedLogins { id: 15, last: 20 }, "120f14"),
+        // Version 2.
+        (ClientMsg::Memberships { id: 16 }, "1310"),
+    ]);
+}
+
+#[test]
+fn server_messages_keep_their_bytes() {
+    let status = DestinationStatus {
+        destination: dest(),
+        state: DeliveryState::Failed("f".into()),
+    };
+    check(&[
+        (ServerMsg::Heartbeat, "00"),
+        (ServerMsg::Ok { id: 1 }, "0101"),
+        (
+            ServerMsg::Error {
+                id: Some(2),
+                error: ErrorInfo {
+                    code: ErrorCode::Internal,
+                    field: Some("f".into()),
+                    message: "m".into(),
+                },
+            },
+            "0201020f010166016d",
+        ),
+        (
+            ServerMsg::LoggedIn {
+                id: 3,
+                user: "u".into(),
+                role: Role::Admin,
+            },
+            "0303017501",
+        ),
+        (
+            ServerMsg::Groups {
+                id: 4,
+                groups: vec![GroupEntry {
+                    name: "G".into(),
+                    file: "g.rec".into(),
+                    members: 2,
+                }],
+            },
+            "040401014705672e72656302",
+        ),
+        (
+            ServerMsg::Destinations {
+                id: 5,
+                destinations: vec![dest()],
+            },
+            "05050103612e62014e",
+        ),
+        (ServerMsg::UploadReady { id: 6 }, "0606"),
+        (
+            ServerMsg::Accepted {
+                id: 7,
+                accepted: Accepted {
+                    dist: dist(),
+                    destinations: vec![dest()],
+                    duplicate: false,
+                },
+            },
+            "070710070707070707070707070707070707070103612e62014e00",
+        ),
+        (
+            ServerMsg::Registered {
+                id: 8,
+                group: "g".into(),
+                outcome: RegisterOutcome::AlreadyMember,
+            },
+            "0808016701",
+        ),
+        (
+            ServerMsg::Withdrawn {
+                id: 9,
+                group: "g".into(),
+                outcome: WithdrawOutcome::NotMember,
+            },
+            "0909016701",
+        ),
+        (
+            ServerMsg::Problems {
+                id: 10,
+                problems: vec!["x.rec:1: y".into()],
+            },
+            "0a0a010a782e7265633a313a2079",
+        ),
+        (
+            ServerMsg::DistributionStatus {
+                id: 11,
+                dist: dist(),
+                destinations: vec![status.clone()],
+            },
+            "0b0b10070707070707070707070707070707070103612e62014e040166",
+        ),
+        (
+            ServerMsg::Progress {
+                dist: dist(),
+                status: status.clone(),
+            },
+            "0c100707070707070707070707070707070703612e62014e040166",
+        ),
+        (
+            ServerMsg::DistributionDone {
+                dist: dist(),
+                results: vec![status],
+            },
+            "0d10070707070707070707070707070707070103612e62014e040166",
+        ),
+        (
+            ServerMsg::Deliver(Deliver {
+                delivery: DeliveryId(3),
+                dist: dist(),
+                sender: dest(),
+                user: "u".into(),
+                accepted_at_ms: 1_700_000_000_000,
+                pages: vec![page()],
+                print: true,
+            }),
+            "0e03100707070707070707070707070707070703612e62014e017580d095ffbc310105702e706e67ac0201",
+        ),
+        (
+            ServerMsg::DeliverData {
+                delivery: DeliveryId(3),
+                page: 0,
+                offset: 0,
+                data: Bytes::from_static(b"z"),
+            },
+            "0f030000017a",
+        ),
+        (
+            ServerMsg::DeliverEnd {
+                delivery: DeliveryId(3),
+            },
+            "1003",
+        ),
+        (ServerMsg::Notice { text: "n".into() }, "11016e"),
+        (
+            ServerMsg::Devices {
+                id: 12,
+                devices: vec![DeviceInfo {
+                    domain: "a.b".into(),
+                    name: "N".into(),
+                    kind: DeviceKind::FaxGateway,
+                    revoked: false,
+                    online: true,
+                }],
+            },
+            "120c0103612e62014e030001",
+        ),
+        (
+            ServerMsg::FailedLogins {
+                id: 13,
+                entries: vec![FailedLogin {
+                    at_ms: 5,
+                    device: "a.b".into(),
+                    user: "u".into(),
+                    peer: "127.0.0.1:9".into(),
+                }],
+            },
+            "130d010503612e6201750b3132372e302e302e313a39",
+        ),
+        // Version 2.
+        (
+            ServerMsg::Memberships {
+                id: 14,
+                groups: vec!["G".into()],
+            },
+            "140e010147",
+        ),
+    ]);
+}
+
+/// Every message of version 1 says so; a later message never goes to a version-1 terminal.
+#[test]
+fn messages_name_the_version_that_brought_them() {
+    assert_eq!(ServerMsg::Heartbeat.since(), 1);
+    assert_eq!(
+        ServerMsg::Memberships {
+            id: 1,
+            groups: vec![]
+        }
+        .since(),
+        2
+    );
+    assert_eq!(ErrorCode::Internal.since(), 1);
+}
