@@ -63,6 +63,22 @@ impl Scratch {
         self.dir.path().join(name)
     }
 
+    /// Writes a real PNG image `name` whose pixels spell `label` (so images of different
+    /// labels differ) and returns its path: a page `imagecast send` and the panel's feeder take.
+    pub fn image(&self, name: &str, label: &str) -> PathBuf {
+        let pixels: Vec<u8> = if label.is_empty() {
+            vec![255]
+        } else {
+            label.bytes().collect()
+        };
+        let img =
+            image::GrayImage::from_raw(pixels.len() as u32, 1, pixels).expect("one row of pixels");
+        let path = self.join(name);
+        img.save_with_format(&path, image::ImageFormat::Png)
+            .expect("a PNG page");
+        path
+    }
+
     /// Writes a page file `name` holding `bytes` and returns its path.
     pub fn page(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
         let path = self.join(name);

@@ -121,7 +121,7 @@ fn every_walkthrough_passes_headless() {
             // and for every receiver alike.
             assert!(out.contains("Scanned 4 page(s) in 3 file(s)"), "{out}");
             assert!(
-                out.contains("sale1.osk.mei.co.jp (sales office, the Osaka branch): online, received 1 image (4 pages)"),
+                out.contains("sale1.osk.mei.co.jp (sales office, the Osaka branch): online, received 1 image (4 pages in 3 files)"),
                 "{out}"
             );
         }

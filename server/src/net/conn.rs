@@ -24,7 +24,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use imagecast_shared::ProtoError;
 use imagecast_shared::frame::{FrameReader, OutFrame};
-use imagecast_shared::limits::{CHUNK_SIZE, MAX_FRAME, MAX_HELLO_FRAME, PROTOCOL_VERSION};
+use imagecast_shared::limits::{
+    CHUNK_SIZE, MAX_FRAME, MAX_HELLO_FRAME, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use imagecast_shared::msg::{
     ErrorCode, ErrorInfo, Hello, HelloCheck, HelloReply, Refusal, RefusalCode, ServerMsg, Welcome,
     parse_hello,
@@ -494,7 +496,7 @@ where
         HelloCheck::OtherVersion(v) => Err(refuse(
             RefusalCode::VersionMismatch,
             format!(
-                "this server speaks protocol version {PROTOCOL_VERSION}, the terminal version {v}: update the older side"
+                "this server speaks protocol versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}, the terminal version {v}: update the older side"
             ),
         )),
         HelloCheck::Malformed(e) => Err(refuse(

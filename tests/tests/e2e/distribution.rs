@@ -123,6 +123,7 @@ async fn groups_and_individual_destinations_are_delivered_once_each() {
             "--wait",
             "--timeout",
             "20",
+            "--any-file",
         ],
         &page,
     );

@@ -67,7 +67,7 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
     let bystander = server
         .receiver("sale1.osk.mei.co.jp", &work.join("osk"))
         .await;
-    let page = work.page("p.png", b"page");
+    let page = work.image("p.png", "page");
 
     // Wrong token.
     let out = run(
@@ -186,7 +186,7 @@ async fn bad_input_gets_clear_errors_while_others_are_served() {
     let (code, msg) = refusal(read_reply(&mut s).await);
     assert_eq!(code, RefusalCode::VersionMismatch);
     assert!(
-        msg.contains("version 1") && msg.contains("version 99"),
+        msg.contains("versions 1 to 2") && msg.contains("version 99"),
         "{msg}"
     );
 

@@ -166,7 +166,7 @@ async fn files_edited_added_and_removed_on_disk_take_effect_without_restart() {
     let fko = server
         .receiver("sale1.fko.mei.co.jp", &work.join("fko"))
         .await;
-    let page = work.page("qa.png", b"qa");
+    let page = work.image("qa.png", "qa");
     let out = server.send(
         "plan1.hqs.mei.co.jp",
         &["--group", "quality assurance", "--wait", "--timeout", "20"],
@@ -237,4 +237,57 @@ async fn a_malformed_file_is_reported_with_file_and_line_and_hides_nothing_else(
     std::fs::remove_file(server.group_file("headless.rec")).unwrap();
     let check = server.admin_run(&["check"]);
     check.assert_code(0);
+}
+
+/// `groups --member` (and the panel's withdraw list) show the groups the terminal is in now, as
+/// the server's group files say, including an operator's edit made on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_lists_exactly_the_groups_the_terminal_is_in() {
+    let server = TestServer::start_demo().expect("server starts");
+    let domain = "devl1.osk.mei.co.jp";
+    let member = || {
+        let out =
+            run(server.imagecast(domain).args(["groups", "--member"]), LIMIT).expect("groups runs");
+        out.assert_code(0);
+        out.stdout
+            .lines()
+            .map(|l| l.split_once(": ").expect("N: name").1.to_owned())
+            .collect::<Vec<_>>()
+    };
+    let before = member();
+    assert!(!before.contains(&DEVELOP.to_owned()), "{before:?}");
+    assert!(
+        !before.iter().any(|g| g == "all distribution destinations"),
+        "all.rec is not a group one withdraws from: {before:?}"
+    );
+    run(
+        server
+            .imagecast(domain)
+            .args(["register", "--group", DEVELOP]),
+        LIMIT,
+    )
+    .expect("register runs")
+    .assert_code(0);
+    let after = member();
+    assert_eq!(after.len(), before.len() + 1, "{before:?} -> {after:?}");
+    assert!(after.contains(&DEVELOP.to_owned()), "{after:?}");
+
+    // An operator removes the line by hand: the list follows the file.
+    let path = server.group_file("develop.rec");
+    let text = std::fs::read_to_string(&path).expect("reads");
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with(domain))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, kept).expect("writes");
+    let mut edited = member();
+    for _ in 0..50 {
+        if !edited.contains(&DEVELOP.to_owned()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        edited = member();
+    }
+    assert_eq!(edited, before);
 }

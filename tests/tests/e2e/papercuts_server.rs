@@ -63,7 +63,7 @@ async fn the_data_directory_is_its_owners_only_and_check_says_when_it_is_not() {
     let sent = run(
         server
             .imagecast("plan1.hqs.mei.co.jp")
-            .args(["send", "--to", "devl1.osk.mei.co.jp"])
+            .args(["send", "--any-file", "--to", "devl1.osk.mei.co.jp"])
             .arg(&page),
         LIMIT,
     )

@@ -14,7 +14,7 @@ use crate::LIMIT;
 fn waiting_on_an_offline_destination_says_queued_and_how_to_follow_it() {
     let server = TestServer::start_demo().unwrap();
     let work = Scratch::new();
-    let page = work.page("notice.png", b"for whoever is offline");
+    let page = work.image("notice.png", "for whoever is offline");
     let out = server.send_and_wait("plan1.hqs.mei.co.jp", "devl1.osk.mei.co.jp", &page, 1);
     out.assert_code(4);
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -44,7 +44,7 @@ fn waiting_on_an_offline_destination_says_queued_and_how_to_follow_it() {
 fn groups_by_number_or_case_and_destinations_by_name() {
     let server = TestServer::start_demo().unwrap();
     let work = Scratch::new();
-    let page = work.page("note.txt", b"note");
+    let page = work.image("note.png", "note");
     let sender = "plan1.hqs.mei.co.jp";
 
     let out = server.send(sender, &["--group", "all sales office"], &page);
@@ -138,7 +138,7 @@ fn receive_says_when_it_connects_and_creates_nothing_with_a_wrong_token() {
     }
     server.kill9();
     server.restart().unwrap();
-    let page = work.page("after.txt", b"after the restart");
+    let page = work.image("after.png", "after the restart");
     let sent = server.send(
         "plan1.hqs.mei.co.jp",
         &["--to", "sale1.osk.mei.co.jp"],
@@ -153,7 +153,7 @@ fn receive_says_when_it_connects_and_creates_nothing_with_a_wrong_token() {
         stderr.contains(&format!("lost the connection to {} (", server.addr)),
         "{stderr}"
     );
-    assert!(tray.join("after.txt").exists());
+    assert!(tray.join("after.png").exists());
 }
 
 /// `status ID` takes the ID `send` printed: each destination's state, exit 4 while one is
@@ -162,7 +162,7 @@ fn receive_says_when_it_connects_and_creates_nothing_with_a_wrong_token() {
 fn status_follows_a_distribution_by_the_id_send_printed() {
     let server = TestServer::start_demo().unwrap();
     let work = Scratch::new();
-    let page = work.page("memo.txt", b"memo");
+    let page = work.image("memo.png", "memo");
     let sender = "plan1.hqs.mei.co.jp";
     let sent = server.send(sender, &["--to", "devl1.osk.mei.co.jp"], &page);
     sent.assert_code(0);
@@ -233,7 +233,7 @@ fn receive_says_pages_in_files() {
     let work = Scratch::new();
     let tiff = work.join("scan.tif");
     imagecast_tests::multipage_tiff(&tiff, 3, 64, 48).unwrap();
-    let note = work.page("note.txt", b"note");
+    let note = work.image("note.png", "note");
     let sent = run(
         server
             .imagecast("plan1.hqs.mei.co.jp")
@@ -258,4 +258,42 @@ fn receive_says_pages_in_files() {
         "{}",
         got.stdout
     );
+}
+
+/// One rule for what a page is: `send` refuses a file that is not a PNG, JPEG or TIFF image
+/// (judged by its content, whatever its name) with the reason the panel's feeder gives, and
+/// sends nothing; `--any-file` sends it as it is.
+#[test]
+fn send_takes_images_only_unless_told_otherwise() {
+    let server = TestServer::start_demo().expect("server starts");
+    let work = Scratch::new();
+    let text = work.page("notes.txt", b"minutes of the meeting");
+    let disguised = work.page("scan.png", b"not really a png");
+    for file in [&text, &disguised] {
+        let out = server.send(
+            "plan1.hqs.mei.co.jp",
+            &["--to", "sale1.osk.mei.co.jp"],
+            file,
+        );
+        out.assert_code(1);
+        assert_eq!(out.stdout, "", "no distribution ID: nothing was sent");
+        assert!(
+            out.stderr.contains("not a PNG, JPEG or TIFF image")
+                && out.stderr.contains("--any-file"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(&file.display().to_string()),
+            "names the file: {}",
+            out.stderr
+        );
+    }
+    let out = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--any-file", "--to", "sale1.osk.mei.co.jp"],
+        &text,
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout.lines().count(), 1, "the distribution ID");
 }

@@ -261,7 +261,12 @@ async fn a_dangling_link_in_the_out_folder_is_never_replaced() {
         .spawn()
         .unwrap();
     let page = work.page("report.tif", b"the delivered report");
-    let sent = server.send("plan1.hqs.mei.co.jp", &["--to", RECEIVER], &page);
+    // Not an image: the bytes are what the test follows.
+    let sent = server.send(
+        "plan1.hqs.mei.co.jp",
+        &["--to", RECEIVER, "--any-file"],
+        &page,
+    );
     sent.assert_code(0);
     let done = finish(receiving, LIMIT).await;
     assert_eq!(

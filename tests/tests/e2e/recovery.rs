@@ -12,7 +12,7 @@ use crate::LIMIT;
 async fn an_offline_terminal_receives_when_it_connects() {
     let server = TestServer::start_demo().unwrap();
     let work = Scratch::new();
-    let page = work.page("notice.png", b"for whoever is offline");
+    let page = work.image("notice.png", "for whoever is offline");
     let out = server.send_and_wait("plan1.hqs.mei.co.jp", "devl1.osk.mei.co.jp", &page, 1);
     out.assert_code(4);
     assert!(

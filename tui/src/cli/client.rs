@@ -27,16 +27,21 @@ pub struct SendCmd {
     /// With --wait: give up after this many seconds (exit code 4); default 60, 0 for no limit.
     #[arg(long)]
     timeout: Option<u64>,
+    /// Send files that are not images (PNG, JPEG or TIFF) as they are: PCs store them, a
+    /// panel keeps them in its tray unprinted. Without it such a file is refused, as the
+    /// panel's feeder refuses it.
+    #[arg(long)]
+    any_file: bool,
     /// The pages, in order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
 
 /// `groups [--for-registration]`.
-pub fn groups(options: &Options, for_registration: bool) -> anyhow::Result<ExitCode> {
+pub fn groups(options: &Options, for_registration: bool, member: bool) -> anyhow::Result<ExitCode> {
     let settings = settings(options)?;
     let out = &mut std::io::stdout().lock();
-    runtime()?.block_on(pc::groups(&settings, for_registration, out))?;
+    runtime()?.block_on(pc::groups(&settings, for_registration, member, out))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -90,6 +95,7 @@ pub fn send(options: &Options, cmd: SendCmd) -> anyhow::Result<ExitCode> {
         files: cmd.files,
         wait: cmd.wait,
         timeout: cmd.timeout.map(Duration::from_secs),
+        any_file: cmd.any_file,
     };
     let out = &mut std::io::stdout().lock();
     let outcome = runtime()?.block_on(pc::send(&settings, &args, out))?;

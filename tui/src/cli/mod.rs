@@ -42,6 +42,9 @@ pub enum Command {
         /// Leave out "all distribution destinations" (FIG. 12).
         #[arg(long)]
         for_registration: bool,
+        /// Only the groups this terminal is a member of (what `withdraw` can take).
+        #[arg(long)]
+        member: bool,
     },
     /// List every destination as "domain;name" (FIG. 10).
     Destinations,
@@ -126,7 +129,10 @@ pub fn main(cli: Cli) -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli { options, command } = cli;
     match command {
-        Command::Groups { for_registration } => client::groups(&options, for_registration),
+        Command::Groups {
+            for_registration,
+            member,
+        } => client::groups(&options, for_registration, member),
         Command::Destinations => client::destinations(&options),
         Command::Send(cmd) => client::send(&options, cmd),
         Command::Receive { out, count } => client::receive(&options, &out, count),

@@ -278,11 +278,11 @@ impl DemoNetwork {
         );
         for t in &self.terminals {
             let state = if t.is_online() {
-                let (n, p) = (t.received(), t.pages_received());
+                let n = t.received();
                 format!(
-                    "online, received {n} image{} ({p} page{})",
+                    "online, received {n} image{} ({})",
                     if n == 1 { "" } else { "s" },
-                    if p == 1 { "" } else { "s" }
+                    crate::pc::pages_in_files(t.pages_received(), t.files_received())
                 )
             } else {
                 "offline: gets its images when it connects".to_owned()

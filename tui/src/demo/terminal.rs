@@ -32,6 +32,8 @@ struct Counters {
     images: AtomicUsize,
     /// Pages stored this session (a multi-page TIFF counts all its pages).
     pages: AtomicUsize,
+    /// Files stored this session.
+    files: AtomicUsize,
     /// True while the terminal holds a connection.
     connected: AtomicBool,
     /// True once the terminal was switched on (its task runs).
@@ -100,6 +102,11 @@ impl SimulatedTerminal {
     /// Pages received this session (a multi-page TIFF counts all its pages).
     pub fn pages_received(&self) -> usize {
         self.counters.pages.load(Ordering::Relaxed)
+    }
+
+    /// Files received this session (a multi-page TIFF is one file of several pages).
+    pub fn files_received(&self) -> usize {
+        self.counters.files.load(Ordering::Relaxed)
     }
 
     /// The files of the latest image received, if any.
@@ -331,6 +338,9 @@ impl Runner {
         );
         self.counters.images.fetch_add(1, Ordering::Relaxed);
         self.counters.pages.fetch_add(pages, Ordering::Relaxed);
+        self.counters
+            .files
+            .fetch_add(r.files.len(), Ordering::Relaxed);
         *self.counters.last.lock().unwrap_or_else(|e| e.into_inner()) = r.files.clone();
     }
 }

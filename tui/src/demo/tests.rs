@@ -169,7 +169,11 @@ async fn the_panel_distributes_to_all_sales_offices_and_the_offline_one_waits() 
             assert_eq!(files.len(), 1, "{domain}: {files:?}");
             assert_eq!(files[0].file_name().unwrap(), SAMPLE_NAMES[0]);
             assert_eq!(std::fs::read(&files[0]).unwrap(), sent, "{domain}");
-            assert_eq!((t.received(), t.pages_received()), (1, 1), "{domain}");
+            assert_eq!(
+                (t.received(), t.pages_received(), t.files_received()),
+                (1, 1, 1),
+                "{domain}"
+            );
             assert_eq!(t.last_received(), files);
         }
         // Terminals outside the group got nothing; the offline one neither.
@@ -201,7 +205,7 @@ async fn the_panel_distributes_to_all_sales_offices_and_the_offline_one_waits() 
             "{summary}"
         );
         assert!(
-            summary.contains("sale1.osk.mei.co.jp (sales office, the Osaka branch): online, received 1 image (1 page)"),
+            summary.contains("sale1.osk.mei.co.jp (sales office, the Osaka branch): online, received 1 image (1 page in 1 file)"),
             "{summary}"
         );
 
@@ -221,7 +225,7 @@ async fn the_panel_distributes_to_all_sales_offices_and_the_offline_one_waits() 
         assert_eq!(std::fs::read(&files[0]).unwrap(), sent);
         assert_eq!(late.received(), 1);
         assert!(net.tray_summary().contains(
-            "devl1.osk.mei.co.jp (development department, the Osaka branch): online, received 1 image (1 page)"
+            "devl1.osk.mei.co.jp (development department, the Osaka branch): online, received 1 image (1 page in 1 file)"
         ));
 
         client.close().await;

@@ -104,11 +104,15 @@ pub fn draw(f: &mut Frame, app: &App) -> Areas {
     };
     f.render_widget(Paragraph::new(legend), rows[2]);
 
-    // From 100 columns the received pane takes two fifths of the width (names fit) under
-    // the key pad; below, the decorative key pad goes (its keys are in the legend) and the
-    // LCD keeps the room.
+    // From 100 columns the received pane takes up to two fifths of the width under the key
+    // pad, leaving the LCD at least 72 columns (a destination's name and domain side by
+    // side); below, the decorative key pad goes (its keys are in the legend) and the LCD keeps
+    // the room.
     let right_w = if rows[1].width >= 100 {
-        (rows[1].width * 2 / 5).min(56)
+        (rows[1].width * 2 / 5)
+            .min(56)
+            .min(rows[1].width.saturating_sub(72))
+            .max(20)
     } else {
         20.min(rows[1].width / 3)
     };

@@ -112,6 +112,19 @@ fn sniff(bytes: &[u8]) -> Result<Kind, PageError> {
     }
 }
 
+/// Checks from its first bytes that a file is a PNG, JPEG or TIFF image: the one rule for
+/// what a page is, used by the feeder (through [`check_pages`]) and by `imagecast send`.
+pub fn check_image_kind(path: &Path) -> Result<(), PaperError> {
+    let mut head = Vec::with_capacity(8);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(8).read_to_end(&mut head))
+        .map_err(|e| PaperError::io(path, e))?;
+    sniff(&head).map(|_| ()).map_err(|source| PaperError::Page {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Reads a whole file, refusing files larger than [`MAX_FILE_BYTES`].
 pub fn read_file(path: &Path) -> Result<Vec<u8>, PaperError> {
     let file = std::fs::File::open(path).map_err(|e| PaperError::io(path, e))?;

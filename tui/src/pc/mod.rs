@@ -101,14 +101,21 @@ async fn login(client: &Client, s: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `groups`: "N: group name" lines numbered from 1 (FIG. 9), or without "all" (FIG. 12).
+/// `groups`: "N: group name" lines numbered from 1 (FIG. 9), or without "all" (FIG. 12), or
+/// only the groups this terminal is a member of.
 pub async fn groups(
     s: &Settings,
     for_registration: bool,
+    member: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
-    for (i, g) in client.groups(for_registration).await?.iter().enumerate() {
+    let mut groups = client.groups(for_registration || member).await?;
+    if member {
+        let joined = client.memberships().await?;
+        groups.retain(|g| joined.contains(&g.name));
+    }
+    for (i, g) in groups.iter().enumerate() {
         writeln!(out, "{}: {}", i + 1, peer(&g.name))?;
     }
     client.close().await;
@@ -166,6 +173,8 @@ pub struct SendArgs {
     pub wait: bool,
     /// Give up waiting after this long (default [`DEFAULT_WAIT`]; zero: no limit).
     pub timeout: Option<Duration>,
+    /// Send files that are not images as they are.
+    pub any_file: bool,
 }
 
 /// How a `send --wait` or a `status` ended: each maps to an exit code.
@@ -220,6 +229,14 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         let meta = std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
         if !meta.is_file() {
             bail!("{} is not a file", f.display());
+        }
+        if !args.any_file {
+            crate::paper::pages::check_image_kind(f).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}; imagecast sends images, as the panel's feeder takes them \
+                     (--any-file sends other files as they are)"
+                )
+            })?;
         }
         let mut page = OutgoingPage::from_file(f)?;
         if let Cow::Owned(safe) = safe_file_name(&page.name) {

@@ -64,7 +64,8 @@ pub enum ImageSource {
     Stored(ImageId),
 }
 
-/// Fetch the group names (FIG. 9 lists them all, FIG. 12 without "all").
+/// Fetch the group names (FIG. 9 lists them all, FIG. 12 without "all"; for a withdrawal only
+/// those this terminal is a member of).
 #[derive(Debug)]
 pub struct FetchGroups {
     /// The dialog they are for.
@@ -78,7 +79,13 @@ impl Task for FetchGroups {
 
     async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
         let for_registration = !matches!(self.purpose, GroupsFor::Distribute(_));
-        let groups = cx.client()?.groups(for_registration).await?;
+        let client = cx.client()?;
+        let mut groups = client.groups(for_registration).await?;
+        if self.purpose == GroupsFor::Withdraw {
+            // Only the groups this terminal is in, as the server's group files say now.
+            let joined = client.memberships().await?;
+            groups.retain(|g| joined.contains(&g.name));
+        }
         Ok(JobResult::Groups {
             purpose: self.purpose,
             groups,

@@ -5,7 +5,7 @@ use imagecast_shared::msg::GroupEntry;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{chrome, hit_rows, peer_name};
 use crate::panel::app::{Action, Ctx};
@@ -106,10 +106,14 @@ impl GroupSelect {
             "Number picks, Start confirms, Reset goes back.",
         );
         if self.groups.is_empty() {
-            f.render_widget(
-                Paragraph::new("The server has no group besides all destinations."),
-                body,
-            );
+            let text = match self.mode {
+                Mode::Register => "The server has no group besides all destinations.",
+                Mode::Withdraw => {
+                    "This terminal is in no group, so there is nothing to withdraw from. \
+                     Reset goes back."
+                }
+            };
+            f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), body);
             return;
         }
         let list_h = body.height.saturating_sub(3);
@@ -187,6 +191,24 @@ mod tests {
         assert!(screen(&mut a).contains("Already registered"));
         a.key(Key::Start);
         assert!(matches!(
+            a.screen(),
+            crate::panel::screens::Screen::GroupSelect(_)
+        ));
+    }
+
+    #[test]
+    fn withdrawing_with_no_membership_says_so() {
+        let mut a = logged_in();
+        a.event(AppEvent::Job(JobResult::Groups {
+            purpose: GroupsFor::Withdraw,
+            groups: Vec::new(),
+        }));
+        let s = screen(&mut a);
+        assert!(s.contains("This terminal is in no group"), "{s}");
+        a.key(Key::Start);
+        assert!(a.take_jobs().is_empty(), "Start withdraws from nothing");
+        a.key(Key::Reset);
+        assert!(!matches!(
             a.screen(),
             crate::panel::screens::Screen::GroupSelect(_)
         ));

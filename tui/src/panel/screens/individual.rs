@@ -188,7 +188,7 @@ mod tests {
     use super::*;
     use crate::panel::app::{App, AppEvent};
     use crate::panel::jobs::JobResult;
-    use crate::panel::test_support::{dest, fig09, keys, screen, seed_destinations};
+    use crate::panel::test_support::{dest, draw, fig09, keys, screen, seed_destinations};
 
     /// FIG. 10 over FIG. 9 with groups 2 and 4 ticked.
     fn fig10(destinations: Vec<Destination>) -> App {
@@ -249,5 +249,21 @@ mod tests {
         assert_eq!(domain, "  long.…");
         assert_eq!(cut("abc", 0), "");
         assert_eq!(cut("abcdef", 4), "abc…");
+    }
+
+    /// From 100 columns the LCD keeps room for every seed destination's name and domain in
+    /// full, beside the key pad and the received pane.
+    #[test]
+    fn names_and_domains_are_whole_at_100x30() {
+        let mut a = fig10(seed_destinations());
+        let s = draw(&mut a, 100, 30);
+        assert!(s.contains("[1]"), "the key pad is drawn:\n{s}");
+        for d in seed_destinations() {
+            assert!(
+                s.contains(&format!("{}  {}", d.name, d.domain)),
+                "{} cut:\n{s}",
+                d.domain
+            );
+        }
     }
 }
