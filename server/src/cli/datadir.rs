@@ -8,7 +8,7 @@ use anyhow::bail;
 use imagecast_shared::text::escape as esc;
 
 use crate::demo;
-use crate::groups::GroupDir;
+use crate::groups::{GroupDir, TextEncoding};
 use crate::store::datadir::DataDir;
 use crate::store::tls;
 
@@ -97,6 +97,22 @@ pub fn check(data: &DataDir) -> anyhow::Result<ExitCode> {
     // Like ssh with a private key: what others may read is said, not refused.
     for open in data.open_to_others() {
         println!("{}", esc(&open.to_string()));
+    }
+    // Files read in another encoding than UTF-8 say so (they are written back in it).
+    let files = snap.all().into_iter().chain(
+        snap.groups()
+            .iter()
+            .filter_map(|row| snap.file(&row.file_name)),
+    );
+    for file in files {
+        if file.encoding() != TextEncoding::Utf8 {
+            eprintln!(
+                "{}: read as {}; registrations are written back in {}",
+                esc(file.file_name()),
+                file.encoding().name(),
+                file.encoding().name()
+            );
+        }
     }
     let groups = snap.groups().len();
     if errors > 0 {

@@ -73,7 +73,7 @@ use std::sync::Arc;
 
 pub use rec::{
     EditOutcome, MAX_FILE_SIZE, MAX_PROBLEMS, Member, RecEdit, RecFile, RecProblem, Severity,
-    domain_key,
+    TextEncoding, domain_key,
 };
 pub use resolve::{Unresolved, resolve_destinations};
 pub use table::{GroupDir, GroupRow, GroupSnapshot, GroupTable};

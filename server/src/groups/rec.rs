@@ -160,6 +160,60 @@ struct Span {
     eol: Eol,
 }
 
+/// The character encoding of a group file. A file is UTF-8 when it decodes as UTF-8; otherwise
+/// Shift_JIS (as saved by older Japanese editors and systems) when it decodes as Shift_JIS and
+/// encodes back to exactly the same bytes, so that writing it back changes nothing but the
+/// edited lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    /// UTF-8, with or without a byte-order mark.
+    Utf8,
+    /// Shift_JIS (Windows code page 932, as the WHATWG Encoding Standard defines it).
+    ShiftJis,
+}
+
+impl TextEncoding {
+    /// The encoding's name as `check` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TextEncoding::Utf8 => "UTF-8",
+            TextEncoding::ShiftJis => "Shift_JIS",
+        }
+    }
+
+    /// Text in this encoding, or `None` when a character has no code in it.
+    fn encode(self, utf8: &[u8]) -> Option<Cow<'_, [u8]>> {
+        match self {
+            TextEncoding::Utf8 => Some(Cow::Borrowed(utf8)),
+            TextEncoding::ShiftJis => {
+                let text = std::str::from_utf8(utf8).ok()?;
+                let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
+                (!unmappable).then_some(bytes)
+            }
+        }
+    }
+}
+
+/// The file's text as UTF-8 and the encoding it came in: Shift_JIS when the bytes are not UTF-8
+/// but are Shift_JIS that round-trips exactly; UTF-8 otherwise (lines that are not valid UTF-8
+/// are then reported one by one).
+fn decode(body: &[u8]) -> (Cow<'_, [u8]>, TextEncoding) {
+    if std::str::from_utf8(body).is_ok() {
+        return (Cow::Borrowed(body), TextEncoding::Utf8);
+    }
+    let (text, malformed) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(body);
+    if !malformed {
+        let (back, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&text);
+        if !unmappable && back.as_ref() == body {
+            return (
+                Cow::Owned(text.into_owned().into_bytes()),
+                TextEncoding::ShiftJis,
+            );
+        }
+    }
+    (Cow::Borrowed(body), TextEncoding::Utf8)
+}
+
 /// A parsed group file that remembers its exact bytes.
 ///
 /// Build one with [`RecFile::parse`]; a file whose header is broken is refused there, a file
@@ -169,7 +223,9 @@ struct Span {
 pub struct RecFile {
     file_name: String,
     bom: bool,
-    /// The file's bytes after the BOM.
+    /// The encoding the file was read in, and is written back in.
+    encoding: TextEncoding,
+    /// The file's text after the BOM, as UTF-8 (transcoded from Shift_JIS when the file is).
     text: Vec<u8>,
     lines: Vec<Span>,
     group_name: String,
@@ -215,7 +271,12 @@ impl RecFile {
             Some(rest) => (true, rest),
             None => (false, bytes),
         };
-        let text = body.to_vec();
+        let (text, encoding) = if bom {
+            (Cow::Borrowed(body), TextEncoding::Utf8)
+        } else {
+            decode(body)
+        };
+        let text = text.into_owned();
         let lines = split_lines(&text);
         let mut problems = Vec::new();
 
@@ -274,6 +335,7 @@ impl RecFile {
         let mut file = RecFile {
             file_name: file_name.to_owned(),
             bom,
+            encoding,
             text,
             lines,
             group_name,
@@ -303,7 +365,7 @@ impl RecFile {
             (&self.file_name, &mut self.problems, &mut self.suppressed);
         let Ok(line) = std::str::from_utf8(&self.text[span.start..span.end]) else {
             report(problems, suppressed, file_name, number, || {
-                "not valid UTF-8 (save the file as UTF-8); line ignored".to_owned()
+                "neither UTF-8 nor Shift_JIS (save the file as UTF-8); line ignored".to_owned()
             });
             return;
         };
@@ -418,18 +480,31 @@ impl RecFile {
         &self.problems
     }
 
-    /// The file's exact bytes (BOM included when it had one).
+    /// The encoding the file was read in (and is written back in).
+    pub fn encoding(&self) -> TextEncoding {
+        self.encoding
+    }
+
+    /// The file's exact bytes (BOM included when it had one, in its own encoding).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.text.len() + BOM.len());
         if self.bom {
             out.extend_from_slice(BOM);
         }
-        out.extend_from_slice(&self.text);
+        match self.encoding.encode(&self.text) {
+            Some(bytes) => out.extend_from_slice(&bytes),
+            // Text read from Shift_JIS always encodes back (checked when it was read).
+            None => out.extend_from_slice(&self.text),
+        }
         out
     }
 
-    /// Whether `bytes` are exactly this file's bytes, without building them.
+    /// Whether `bytes` are exactly this file's bytes, without building them (for a UTF-8
+    /// file).
     pub fn same_bytes(&self, bytes: &[u8]) -> bool {
+        if self.encoding != TextEncoding::Utf8 {
+            return self.to_bytes() == bytes;
+        }
         let body = if self.bom {
             match bytes.strip_prefix(BOM) {
                 Some(rest) => rest,
@@ -494,9 +569,16 @@ impl RecFile {
     /// registrations) only those lines are read, the rest is taken from `self` (about a third
     /// of the cost of a parse of a 10,000-member file).
     pub fn reparsed(&self, bytes: &[u8]) -> Result<RecFile, Vec<RecProblem>> {
+        let decoded;
         let body = match (self.bom, bytes.strip_prefix(BOM)) {
             (true, Some(body)) => Some(body),
-            (false, None) => Some(bytes),
+            (false, None) => match decode(bytes) {
+                (text, encoding) if encoding == self.encoding => {
+                    decoded = text;
+                    Some(decoded.as_ref())
+                }
+                _ => None,
+            },
             _ => None,
         };
         let appends_only = |body: &[u8]| {
@@ -537,7 +619,9 @@ impl RecFile {
 
         for edit in edits {
             let outcome = match *edit {
-                RecEdit::Add { domain, name } => match check_new_member(domain, name) {
+                RecEdit::Add { domain, name } => match check_new_member(domain, name)
+                    .and_then(|key| self.check_encodable(domain, name).map(|()| key))
+                {
                     Err(reason) => EditOutcome::Invalid(reason),
                     Ok(key) => {
                         let original = self.index.contains_key(key.as_ref())
@@ -629,8 +713,30 @@ impl RecFile {
             bytes.extend_from_slice(line);
             bytes.extend_from_slice(e.bytes());
         }
+        if self.encoding != TextEncoding::Utf8 {
+            // Every line came from the file or passed `check_encodable`.
+            if let Some(encoded) = self.encoding.encode(&bytes) {
+                bytes = encoded.into_owned();
+            }
+        }
         let changed = !self.same_bytes(&bytes);
         (outcomes, changed.then_some(bytes))
+    }
+
+    /// Refuses a new member line the file's encoding cannot hold.
+    fn check_encodable(&self, domain: &str, name: &str) -> Result<(), String> {
+        let line = format!("{};{}", domain.trim(), name.trim());
+        match self.encoding.encode(line.as_bytes()) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{} is a {} file and the destination name {} has characters {} cannot hold \
+                 (save the file as UTF-8)",
+                self.file_name,
+                self.encoding.name(),
+                quote(name.trim()),
+                self.encoding.name()
+            )),
+        }
     }
 }
 
@@ -737,7 +843,7 @@ fn header_comment<'t>(
         return Err(format!("the file ends early: {expected}"));
     };
     let Ok(line) = std::str::from_utf8(&text[span.start..span.end]) else {
-        return Err("not valid UTF-8 (save the file as UTF-8)".to_owned());
+        return Err("neither UTF-8 nor Shift_JIS (save the file as UTF-8)".to_owned());
     };
     let line = line.trim();
     let Some(rest) = line.strip_prefix('#') else {
@@ -1076,7 +1182,7 @@ mod tests {
                 10,
                 "duplicate domain \"GOOD.mei.co.jp\" (already on line 3)",
             ),
-            (11, "not valid UTF-8"),
+            (11, "neither UTF-8 nor Shift_JIS"),
             (12, "not a valid IPv4 address"),
             (13, "control characters"),
         ];
@@ -1369,5 +1475,94 @@ mod tests {
         assert_eq!(f.member_count(), 10_000);
         assert!(f.problems().is_empty());
         assert_eq!(f.find("HOST9999.branch49.mei.co.jp").unwrap().line, 10_002);
+    }
+
+    /// A group file saved in Shift_JIS by an older Japanese system: read with its names
+    /// right, edited, and written back in Shift_JIS with its own line endings.
+    mod shift_jis {
+        use super::*;
+
+        fn sjis(text: &str) -> Vec<u8> {
+            let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
+            assert!(!unmappable);
+            bytes.into_owned()
+        }
+
+        const FILE: &str = "# 開発関連部署\r\n# develop.rec\r\ndevl1.hqs.mei.co.jp;本社開発部\r\n";
+
+        #[test]
+        fn is_read_with_its_names() {
+            let bytes = sjis(FILE);
+            assert!(std::str::from_utf8(&bytes).is_err(), "really not UTF-8");
+            let f = RecFile::parse("develop.rec", &bytes).unwrap();
+            assert_eq!(f.encoding(), TextEncoding::ShiftJis);
+            assert_eq!(f.group_name(), "開発関連部署");
+            let m = f.find("devl1.hqs.mei.co.jp").unwrap();
+            assert_eq!(&*m.name, "本社開発部");
+            assert!(f.problems().is_empty(), "{:?}", f.problems());
+            assert_eq!(f.to_bytes(), bytes);
+            assert!(f.same_bytes(&bytes));
+            assert!(!f.same_bytes(FILE.as_bytes()));
+        }
+
+        #[test]
+        fn registrations_are_written_back_in_shift_jis() {
+            let bytes = sjis(FILE);
+            let f = RecFile::parse("develop.rec", &bytes).unwrap();
+            let (g, changed) = f
+                .with_member_added("devl1.osk.mei.co.jp", "大阪支店開発部")
+                .unwrap();
+            assert!(changed);
+            let want = sjis(&format!("{FILE}devl1.osk.mei.co.jp;大阪支店開発部\r\n"));
+            assert_eq!(g.to_bytes(), want);
+            assert_eq!(g.encoding(), TextEncoding::ShiftJis);
+            assert_eq!(g.member_count(), 2);
+            // What the writer does: the edit's bytes, parsed again, are the same file.
+            let (_, edited) = f.apply(&[RecEdit::Add {
+                domain: "devl1.osk.mei.co.jp",
+                name: "大阪支店開発部",
+            }]);
+            let edited = edited.unwrap();
+            assert_eq!(edited, want);
+            let again = f.reparsed(&edited).unwrap();
+            assert_eq!(again.to_bytes(), want);
+            assert_eq!(
+                &*again.find("devl1.osk.mei.co.jp").unwrap().name,
+                "大阪支店開発部"
+            );
+            // And withdrawn again: the original bytes.
+            let (h, removed) = g.with_member_removed("devl1.osk.mei.co.jp");
+            assert!(removed);
+            assert_eq!(h.to_bytes(), bytes);
+        }
+
+        #[test]
+        fn a_name_shift_jis_cannot_hold_is_refused_with_the_reason() {
+            let f = RecFile::parse("develop.rec", &sjis(FILE)).unwrap();
+            let err = f
+                .with_member_added("devl1.osk.mei.co.jp", "서울 지사")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("develop.rec is a Shift_JIS file") && err.contains("UTF-8"),
+                "{err}"
+            );
+        }
+
+        #[test]
+        fn bytes_that_are_neither_are_reported_by_line() {
+            // 0x82 0x20 is no Shift_JIS character, and no UTF-8.
+            let bytes = b"# g\n# develop.rec\na.example;ok\nb.example;\x82 bad\n";
+            let f = RecFile::parse("develop.rec", bytes).unwrap();
+            assert_eq!(f.encoding(), TextEncoding::Utf8);
+            assert_eq!(f.member_count(), 1);
+            assert!(
+                f.problems()[0]
+                    .to_string()
+                    .contains("develop.rec:4: neither UTF-8 nor Shift_JIS"),
+                "{:?}",
+                f.problems()
+            );
+        }
     }
 }

@@ -942,7 +942,7 @@ mod tests {
         );
         assert!(shown[2].starts_with("halfgood.rec:4: no ';'"), "{shown:#?}");
         assert!(
-            shown[3].starts_with("latin1.rec:1: not valid UTF-8"),
+            shown[3].starts_with("latin1.rec:1: neither UTF-8 nor Shift_JIS"),
             "{shown:#?}"
         );
     }

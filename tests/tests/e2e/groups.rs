@@ -291,3 +291,72 @@ async fn member_lists_exactly_the_groups_the_terminal_is_in() {
     }
     assert_eq!(edited, before);
 }
+
+/// A group file saved in Shift_JIS (CP932) by an older Japanese system: the server lists its
+/// Japanese name, a terminal registers with it, the line is written in Shift_JIS with the file's
+/// CRLF endings, and `check` says which encoding it read.
+#[test]
+fn a_shift_jis_group_file_is_read_and_written_in_shift_jis() {
+    let server = TestServer::start_demo().expect("server starts");
+    let sjis = |text: &str| {
+        let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(text);
+        assert!(!unmappable, "{text}");
+        bytes.into_owned()
+    };
+    let original = "# 開発関連部署\r\n# develop.rec\r\ndevl1.hqs.mei.co.jp;本社開発部\r\n";
+    let path = server.group_file("develop.rec");
+    std::fs::write(&path, sjis(original)).expect("writes");
+
+    let terminal = "devl1.osk.mei.co.jp";
+    let mut listed = String::new();
+    for _ in 0..50 {
+        let out = run(
+            server
+                .imagecast(terminal)
+                .args(["groups", "--for-registration"]),
+            LIMIT,
+        )
+        .expect("groups runs");
+        listed = out.stdout;
+        if listed.contains("開発関連部署") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(listed.contains(": 開発関連部署\n"), "{listed}");
+
+    run(
+        server
+            .imagecast(terminal)
+            .args(["register", "--group", "開発関連部署"]),
+        LIMIT,
+    )
+    .expect("register runs")
+    .assert_code(0);
+    let name = "development department, the Osaka branch";
+    assert_eq!(
+        std::fs::read(&path).expect("reads"),
+        sjis(&format!("{original}{terminal};{name}\r\n")),
+        "appended in Shift_JIS with CRLF"
+    );
+
+    let check = server.admin_run(&["check"]);
+    check.assert_code(0);
+    assert!(
+        check.stderr.contains(
+            "develop.rec: read as Shift_JIS; registrations are written back in Shift_JIS"
+        ),
+        "{}",
+        check.stderr
+    );
+
+    run(
+        server
+            .imagecast(terminal)
+            .args(["withdraw", "--group", "開発関連部署"]),
+        LIMIT,
+    )
+    .expect("withdraw runs")
+    .assert_code(0);
+    assert_eq!(std::fs::read(&path).expect("reads"), sjis(original));
+}
