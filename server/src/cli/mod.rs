@@ -5,12 +5,14 @@
 //! - `accounts.rs`: `device …`, `user …`, `logins`.
 //! - `journal.rs`: `journal`.
 //! - `serve.rs`: `run`.
+//! - `docs.rs`: `completions`, `manpages`.
 //!
 //! What a command prints on standard output is its result (a token, a fingerprint, a listing),
 //! one item a line; what it says about it goes to standard error.
 
 mod accounts;
 mod datadir;
+mod docs;
 mod journal;
 mod serve;
 
@@ -91,6 +93,17 @@ enum Command {
         /// Only the last N lines.
         #[arg(long, default_value_t = 100)]
         last: usize,
+    },
+    /// Print a shell completion script (bash: `source <(imagecast-server completions bash)`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (imagecast-server.1 and one per command) into a folder.
+    Manpages {
+        /// The folder (created if missing), e.g. /usr/local/share/man/man1.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -233,6 +246,8 @@ impl Cli {
             Command::User(UserCmd::Remove { user }) => accounts::user_remove(&data?, &user),
             Command::Logins { last } => accounts::logins(&data?, last),
             Command::Journal { last } => journal::print(&data?, last),
+            Command::Completions { shell } => docs::completions(shell),
+            Command::Manpages { out } => docs::manpages(&out),
         }
     }
 }

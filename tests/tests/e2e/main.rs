@@ -10,6 +10,7 @@ mod faults;
 mod groups;
 mod hostile;
 mod login_attacks;
+mod manuals;
 mod papercuts_server;
 mod papercuts_terminal;
 mod pc_client;

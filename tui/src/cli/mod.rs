@@ -8,9 +8,11 @@
 //! - [`client`]: `groups`, `destinations`, `send`, `status`, `receive`, `register`,
 //!   `withdraw` (the PC client);
 //! - [`panel`]: `panel` and `demo` (the demo only with the `demo` feature);
-//! - [`marksheet`]: `marksheet print` and `marksheet decode`.
+//! - [`marksheet`]: `marksheet print` and `marksheet decode`;
+//! - [`docs`]: `completions` and `manpages`.
 
 pub mod client;
+pub mod docs;
 pub mod marksheet;
 pub mod options;
 pub mod panel;
@@ -86,6 +88,17 @@ pub enum Command {
     /// Mark sheets (FIG. 20): print one, or read the image ID from a scan.
     #[command(subcommand)]
     Marksheet(MarksheetCmd),
+    /// Print a shell completion script (bash: `source <(imagecast completions bash)`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (imagecast.1 and one per command) into a folder.
+    Manpages {
+        /// The folder (created if missing), e.g. /usr/local/share/man/man1.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 /// The exit codes, so that scripts can tell the cases apart (also in `--help` and the README).
@@ -142,6 +155,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Panel(cmd) => panel::panel(&options, &cmd),
         Command::Demo(args) => panel::demo(&args),
         Command::Marksheet(cmd) => marksheet::run(&cmd),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Manpages { out } => docs::manpages(&out),
     }
 }
 
