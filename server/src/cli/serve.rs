@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
 use crate::net;
@@ -12,7 +13,9 @@ use crate::store::datadir::DataDir;
 use crate::store::tls;
 
 /// Opens the data directory and serves it on `listen` (over TLS unless `plain`), printing
-/// `listening on ADDR` once the port is bound (tests and scripts wait for that line).
+/// `listening on ADDR` once the port is bound (tests and scripts wait for that line) and
+/// telling systemd `READY=1` then (`STOPPING=1` on SIGTERM or SIGINT) when it runs the server
+/// as a `Type=notify` service.
 pub fn run(
     data: DataDir,
     listen: &str,
@@ -47,11 +50,27 @@ async fn serve(
     let addr = listener.local_addr()?;
     println!("listening on {addr}");
     std::io::stdout().flush()?;
+    // Under systemd (`Type=notify`): ready once the port is bound. Outside it, NOTIFY_SOCKET
+    // is unset and nothing is sent.
+    let status = format!("listening on {addr}");
+    notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
     tokio::spawn(async move {
         wait_for_signal().await;
+        notify(&[
+            NotifyState::Stopping,
+            NotifyState::Status("stopping: finishing the connections"),
+        ]);
         shutdown.cancel();
     });
     net::run(listener, state, tls).await
+}
+
+/// Tells the service manager (systemd's notify socket) how the server stands; a failure is
+/// logged, never fatal.
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "cannot notify the service manager");
+    }
 }
 
 /// Completes on SIGTERM or SIGINT (on Ctrl-C where those cannot be watched).

@@ -16,6 +16,7 @@ mod papercuts_terminal;
 mod pc_client;
 mod receiving_attacks;
 mod recovery;
+mod service;
 mod terminal_attacks;
 mod tls;
 
