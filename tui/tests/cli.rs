@@ -172,3 +172,78 @@ fn usage_errors_exit_2_and_the_exit_codes_are_in_help() {
         assert!(help.contains(code), "{code}: {help}");
     }
 }
+
+/// `config show` says where each setting comes from: a flag beats the environment, the
+/// environment the file (named with its line), the file the default; secrets never print.
+#[test]
+fn config_show_names_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "server = \"10.0.0.5:7410\"\n# the planning PC\ndevice = \"plan1.hqs.mei.co.jp\"\ntoken = \"sekrit-token\"\nuser = \"2002\"\n",
+    )
+    .unwrap();
+    let out = succeeds(
+        imagecast()
+            .env("IMAGECAST_USER", "1001")
+            .env("IMAGECAST_PASSWORD", "pw-from-env")
+            .env("IMAGECAST_CONFIG", &file)
+            .args(["--device", "sale1.osk.mei.co.jp", "config", "show"]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = |key: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .unwrap_or_else(|| panic!("no {key} row: {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let path = file.display();
+    assert_eq!(row("server"), format!("server 10.0.0.5:7410 file {path}:1"));
+    assert_eq!(row("device"), "device sale1.osk.mei.co.jp flag (--device)");
+    assert_eq!(row("token"), format!("token (set) file {path}:4"));
+    assert_eq!(row("user"), "user 1001 environment (IMAGECAST_USER)");
+    assert_eq!(
+        row("password"),
+        "password (set) environment (IMAGECAST_PASSWORD)"
+    );
+    assert_eq!(row("plain"), "plain no default");
+    assert!(
+        !text.contains("sekrit") && !text.contains("pw-from-env"),
+        "{text}"
+    );
+    assert_eq!(row("config"), format!("config {path}"));
+
+    // No file, no flags: the defaults, and the missing file said plainly.
+    let out = succeeds(imagecast().args(["config", "show"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flat: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        flat.contains(&"server 127.0.0.1:7410 default".to_owned()),
+        "{text}"
+    );
+    assert!(flat.contains(&"device (none) not set".to_owned()), "{text}");
+    assert!(text.contains("(not there; nothing read)"), "{text}");
+
+    // A misspelt key is an error naming the file and the line.
+    std::fs::write(&file, "server = \"h:1\"\nsever = \"typo\"\n").unwrap();
+    let out = imagecast()
+        .args(["--config"])
+        .arg(&file)
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{path} is not a valid config file"))
+            && err.contains("line 2")
+            && err.contains("unknown field `sever`"),
+        "{err}"
+    );
+}

@@ -9,9 +9,11 @@
 //!   `withdraw` (the PC client);
 //! - [`panel`]: `panel` and `demo` (the demo only with the `demo` feature);
 //! - [`marksheet`]: `marksheet print` and `marksheet decode`;
-//! - [`docs`]: `completions` and `manpages`.
+//! - [`docs`]: `completions` and `manpages`;
+//! - [`config_show`]: `config show`.
 
 pub mod client;
+pub mod config_show;
 pub mod docs;
 pub mod marksheet;
 pub mod options;
@@ -88,6 +90,9 @@ pub enum Command {
     /// Mark sheets (FIG. 20): print one, or read the image ID from a scan.
     #[command(subcommand)]
     Marksheet(MarksheetCmd),
+    /// The settings in effect and where each came from.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Print a shell completion script (bash: `source <(imagecast completions bash)`).
     Completions {
         /// The shell.
@@ -99,6 +104,14 @@ pub enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+}
+
+/// `config …`.
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Print each setting, its value (secrets as "(set)") and its source: flag, environment
+    /// variable, config file and line, or default.
+    Show,
 }
 
 /// The exit codes, so that scripts can tell the cases apart (also in `--help` and the README).
@@ -155,6 +168,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Panel(cmd) => panel::panel(&options, &cmd),
         Command::Demo(args) => panel::demo(&args),
         Command::Marksheet(cmd) => marksheet::run(&cmd),
+        Command::Config(ConfigCmd::Show) => config_show::show(&options),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpages { out } => docs::manpages(&out),
     }

@@ -94,6 +94,157 @@ impl Options {
     }
 }
 
+/// One setting as `config show` prints it: its key, its value (secrets masked) and where it
+/// came from.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Sourced {
+    /// The config file's key for it.
+    pub key: &'static str,
+    /// The value in effect, a secret only as "(set)".
+    pub value: String,
+    /// `flag (--server)`, `environment (IMAGECAST_SERVER)`, `file PATH:LINE` or `default`.
+    pub source: String,
+}
+
+impl Options {
+    /// Every setting in effect and where it came from, in the order flags win over the
+    /// environment, the environment over the config file, the file over the defaults. Reads
+    /// no password from standard input.
+    pub fn sources(&self) -> anyhow::Result<(PathBuf, bool, Vec<Sourced>)> {
+        let (path, named) = match self
+            .config
+            .clone()
+            .or_else(|| env("IMAGECAST_CONFIG").map(PathBuf::from))
+        {
+            Some(p) => (p, true),
+            None => (
+                crate::config::default_config_path().unwrap_or_default(),
+                false,
+            ),
+        };
+        let file = FileConfig::load(named.then_some(path.as_path()))?;
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let exists = path.is_file();
+        // The line of `key = …` in the (flat) config file.
+        let in_file = |key: &str| {
+            let line = text.lines().position(|l| {
+                l.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            });
+            format!("file {}:{}", path.display(), line.map_or(0, |l| l + 1))
+        };
+        let pick = |key: &'static str,
+                    flag: Option<String>,
+                    var: &str,
+                    from_file: Option<String>,
+                    default: Option<String>,
+                    secret: bool| {
+            let flag_name = format!("--{}", key.replace('_', "-"));
+            let (value, source) = if let Some(v) = flag {
+                (Some(v), format!("flag ({flag_name})"))
+            } else if let Some(v) = env(var) {
+                (Some(v), format!("environment ({var})"))
+            } else if let Some(v) = from_file {
+                (Some(v), in_file(key))
+            } else if let Some(v) = default {
+                (Some(v), "default".to_owned())
+            } else {
+                (None, "not set".to_owned())
+            };
+            let value = match value {
+                None => "(none)".to_owned(),
+                Some(_) if secret => "(set)".to_owned(),
+                Some(v) => imagecast_shared::text::escape(&v).into_owned(),
+            };
+            Sourced { key, value, source }
+        };
+        let path_text = |p: Option<PathBuf>| p.map(|p| p.display().to_string());
+        let plain_env = env_flag("IMAGECAST_PLAIN")?;
+        let mut rows = vec![
+            pick(
+                "server",
+                self.server.clone(),
+                "IMAGECAST_SERVER",
+                file.server.clone(),
+                Some(crate::config::DEFAULT_SERVER.to_owned()),
+                false,
+            ),
+            pick(
+                "device",
+                self.device.clone(),
+                "IMAGECAST_DEVICE",
+                file.device.clone(),
+                None,
+                false,
+            ),
+            pick(
+                "token",
+                self.token.clone(),
+                "IMAGECAST_TOKEN",
+                file.token.clone(),
+                None,
+                true,
+            ),
+            pick(
+                "user",
+                self.user.clone(),
+                "IMAGECAST_USER",
+                file.user.clone(),
+                None,
+                false,
+            ),
+            pick(
+                "password",
+                self.password_stdin.then(|| "stdin".to_owned()),
+                "IMAGECAST_PASSWORD",
+                file.password.clone(),
+                None,
+                true,
+            ),
+            pick(
+                "server_fingerprint",
+                self.server_fingerprint.clone(),
+                "IMAGECAST_SERVER_FINGERPRINT",
+                file.server_fingerprint.clone(),
+                None,
+                false,
+            ),
+            pick(
+                "known_servers",
+                path_text(self.known_servers.clone()),
+                "IMAGECAST_KNOWN_SERVERS",
+                path_text(file.known_servers.clone()),
+                path_text(crate::config::default_known_servers()),
+                false,
+            ),
+        ];
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+        let (value, source) = if self.plain {
+            (yes_no(true), "flag (--plain)".to_owned())
+        } else if env("IMAGECAST_PLAIN").is_some() {
+            (
+                yes_no(plain_env),
+                "environment (IMAGECAST_PLAIN)".to_owned(),
+            )
+        } else if let Some(p) = file.plain {
+            (yes_no(p), in_file("plain"))
+        } else {
+            (yes_no(false), "default".to_owned())
+        };
+        let plain = Sourced {
+            key: "plain",
+            value,
+            source,
+        };
+        if self.password_stdin {
+            rows[4].source = "flag (--password-stdin)".to_owned();
+        }
+        rows.push(plain);
+        Ok((path, exists, rows))
+    }
+}
+
 /// An `IMAGECAST_*` variable, if set and not empty.
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
