@@ -34,9 +34,23 @@ pub fn device_add(
 }
 
 /// `device list`: domain, kind and name, a tab between them, escaped.
-pub fn device_list(data: &DataDir) -> anyhow::Result<ExitCode> {
+pub fn device_list(data: &DataDir, json: bool) -> anyhow::Result<ExitCode> {
     let conn = data.connect()?;
-    for d in auth::devices(&conn)? {
+    let devices = auth::devices(&conn)?;
+    if json {
+        let list: Vec<_> = devices
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "domain": d.domain, "kind": d.kind.as_str(), "name": d.name,
+                    "revoked": d.revoked,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::from(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in devices {
         let revoked = if d.revoked { "  (revoked)" } else { "" };
         println!(
             "{}\t{}\t{}{revoked}",
@@ -85,9 +99,18 @@ pub fn user_add(
 }
 
 /// `user list`: user ID and role, a tab between them.
-pub fn user_list(data: &DataDir) -> anyhow::Result<ExitCode> {
+pub fn user_list(data: &DataDir, json: bool) -> anyhow::Result<ExitCode> {
     let conn = data.connect()?;
-    for u in auth::users(&conn)? {
+    let users = auth::users(&conn)?;
+    if json {
+        let list: Vec<_> = users
+            .iter()
+            .map(|u| serde_json::json!({ "user": u.user, "role": u.role.as_str() }))
+            .collect();
+        println!("{}", serde_json::Value::from(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for u in users {
         println!("{}\t{}", u.user, u.role.as_str());
     }
     Ok(ExitCode::SUCCESS)
@@ -114,9 +137,24 @@ pub fn user_remove(data: &DataDir, user: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// `logins`: the last `last` failed logins, oldest first: time, device, user, peer.
-pub fn logins(data: &DataDir, last: u32) -> anyhow::Result<ExitCode> {
+pub fn logins(data: &DataDir, last: u32, json: bool) -> anyhow::Result<ExitCode> {
     let conn = data.connect()?;
-    for f in auth::failed_logins(&conn, last)? {
+    let failed = auth::failed_logins(&conn, last)?;
+    if json {
+        let list: Vec<_> = failed
+            .iter()
+            .map(|f| {
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(f.at_ms);
+                serde_json::json!({
+                    "at": humantime::format_rfc3339_seconds(at).to_string(),
+                    "device": f.device, "user": f.user, "peer": f.peer,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::from(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in failed {
         let at = std::time::UNIX_EPOCH + Duration::from_millis(f.at_ms);
         println!(
             "{} {} {} {}",

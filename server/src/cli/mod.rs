@@ -87,12 +87,18 @@ enum Command {
         /// Only the last N.
         #[arg(long, default_value_t = 50)]
         last: u32,
+        /// One JSON array of {at, device, user, peer}.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the communication records: one line per destination result.
     Journal {
         /// Only the last N lines.
         #[arg(long, default_value_t = 100)]
         last: usize,
+        /// One JSON array of {at, dist, sender, destination, pages, bytes, result, reason}.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script (bash: `source <(imagecast-server completions bash)`).
     Completions {
@@ -141,7 +147,11 @@ enum DeviceCmd {
         kind: String,
     },
     /// List the devices.
-    List,
+    List {
+        /// One JSON array of {domain, kind, name, revoked}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a device's token: it can no longer connect; its live connections are dropped.
     Revoke {
         /// The device's domain.
@@ -168,7 +178,11 @@ enum UserCmd {
         password_stdin: bool,
     },
     /// List the users.
-    List,
+    List {
+        /// One JSON array of {user, role}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Change a user's password (read from standard input); the user's sessions end.
     Passwd {
         /// The user ID.
@@ -228,7 +242,7 @@ impl Cli {
             Command::Device(DeviceCmd::Add { domain, name, kind }) => {
                 accounts::device_add(&data?, &domain, &name, &kind)
             }
-            Command::Device(DeviceCmd::List) => accounts::device_list(&data?),
+            Command::Device(DeviceCmd::List { json }) => accounts::device_list(&data?, json),
             Command::Device(DeviceCmd::Revoke { domain }) => {
                 accounts::device_revoke(&data?, &domain)
             }
@@ -238,14 +252,14 @@ impl Cli {
                 role,
                 password_stdin,
             }) => accounts::user_add(&data?, &user, &role, password_stdin),
-            Command::User(UserCmd::List) => accounts::user_list(&data?),
+            Command::User(UserCmd::List { json }) => accounts::user_list(&data?, json),
             Command::User(UserCmd::Passwd {
                 user,
                 password_stdin,
             }) => accounts::user_passwd(&data?, &user, password_stdin),
             Command::User(UserCmd::Remove { user }) => accounts::user_remove(&data?, &user),
-            Command::Logins { last } => accounts::logins(&data?, last),
-            Command::Journal { last } => journal::print(&data?, last),
+            Command::Logins { last, json } => accounts::logins(&data?, last, json),
+            Command::Journal { last, json } => journal::print(&data?, last, json),
             Command::Completions { shell } => docs::completions(shell),
             Command::Manpages { out } => docs::manpages(&out),
         }

@@ -9,6 +9,7 @@ mod distribution;
 mod faults;
 mod groups;
 mod hostile;
+mod json;
 mod login_attacks;
 mod manuals;
 mod papercuts_server;

@@ -32,24 +32,33 @@ pub struct SendCmd {
     /// panel's feeder refuses it.
     #[arg(long)]
     any_file: bool,
+    /// JSON lines: the distribution {dist, duplicate, destinations}, then with --wait one
+    /// {domain, name, state, final, reason} per destination result as it arrives.
+    #[arg(long)]
+    json: bool,
     /// The pages, in order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
 
 /// `groups [--for-registration]`.
-pub fn groups(options: &Options, for_registration: bool, member: bool) -> anyhow::Result<ExitCode> {
+pub fn groups(
+    options: &Options,
+    for_registration: bool,
+    member: bool,
+    format: pc::Format,
+) -> anyhow::Result<ExitCode> {
     let settings = settings(options)?;
     let out = &mut std::io::stdout().lock();
-    runtime()?.block_on(pc::groups(&settings, for_registration, member, out))?;
+    runtime()?.block_on(pc::groups(&settings, for_registration, member, format, out))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `destinations`.
-pub fn destinations(options: &Options) -> anyhow::Result<ExitCode> {
+pub fn destinations(options: &Options, format: pc::Format) -> anyhow::Result<ExitCode> {
     let settings = settings(options)?;
     let out = &mut std::io::stdout().lock();
-    runtime()?.block_on(pc::destinations(&settings, out))?;
+    runtime()?.block_on(pc::destinations(&settings, format, out))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -70,10 +79,15 @@ pub fn withdraw(options: &Options, group: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// `receive --out DIR [--count N]`.
-pub fn receive(options: &Options, dir: &Path, count: Option<u64>) -> anyhow::Result<ExitCode> {
+pub fn receive(
+    options: &Options,
+    dir: &Path,
+    count: Option<u64>,
+    format: pc::Format,
+) -> anyhow::Result<ExitCode> {
     let settings = settings(options)?;
     let out = &mut std::io::stdout().lock();
-    runtime()?.block_on(pc::receive(&settings, dir, count, out))?;
+    runtime()?.block_on(pc::receive(&settings, dir, count, format, out))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -96,6 +110,7 @@ pub fn send(options: &Options, cmd: SendCmd) -> anyhow::Result<ExitCode> {
         wait: cmd.wait,
         timeout: cmd.timeout.map(Duration::from_secs),
         any_file: cmd.any_file,
+        format: super::format(cmd.json),
     };
     let out = &mut std::io::stdout().lock();
     let outcome = runtime()?.block_on(pc::send(&settings, &args, out))?;
@@ -106,10 +121,11 @@ pub fn send(options: &Options, cmd: SendCmd) -> anyhow::Result<ExitCode> {
 pub fn status(
     options: &Options,
     dist: imagecast_shared::DistributionId,
+    format: pc::Format,
 ) -> anyhow::Result<ExitCode> {
     let settings = settings(options)?;
     let out = &mut std::io::stdout().lock();
-    let outcome = runtime()?.block_on(pc::status(&settings, dist, out))?;
+    let outcome = runtime()?.block_on(pc::status(&settings, dist, format, out))?;
     Ok(exit_code(outcome))
 }
 

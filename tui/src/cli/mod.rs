@@ -49,9 +49,16 @@ pub enum Command {
         /// Only the groups this terminal is a member of (what `withdraw` can take).
         #[arg(long)]
         member: bool,
+        /// One JSON array of {number, name, file, members}.
+        #[arg(long)]
+        json: bool,
     },
     /// List every destination as "domain;name" (FIG. 10).
-    Destinations,
+    Destinations {
+        /// One JSON array of {domain, name}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send files (the pages of one image) to groups and destinations.
     Send(client::SendCmd),
     /// Stay connected and store every delivered image in a folder.
@@ -62,12 +69,18 @@ pub enum Command {
         /// Exit after this many deliveries.
         #[arg(long)]
         count: Option<u64>,
+        /// One JSON object per delivery, a line each.
+        #[arg(long)]
+        json: bool,
     },
     /// Show where each destination of a distribution stands, by the ID `send` printed (the
     /// sending terminal, or an administrator logged in).
     Status {
         /// The distribution ID.
         dist: imagecast_shared::DistributionId,
+        /// One JSON array of {domain, name, state, final, reason}.
+        #[arg(long)]
+        json: bool,
     },
     /// Register this terminal with a group.
     Register {
@@ -158,11 +171,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Groups {
             for_registration,
             member,
-        } => client::groups(&options, for_registration, member),
-        Command::Destinations => client::destinations(&options),
+            json,
+        } => client::groups(&options, for_registration, member, format(json)),
+        Command::Destinations { json } => client::destinations(&options, format(json)),
         Command::Send(cmd) => client::send(&options, cmd),
-        Command::Receive { out, count } => client::receive(&options, &out, count),
-        Command::Status { dist } => client::status(&options, dist),
+        Command::Receive { out, count, json } => {
+            client::receive(&options, &out, count, format(json))
+        }
+        Command::Status { dist, json } => client::status(&options, dist, format(json)),
         Command::Register { group } => client::register(&options, &group),
         Command::Withdraw { group } => client::withdraw(&options, &group),
         Command::Panel(cmd) => panel::panel(&options, &cmd),
@@ -171,6 +187,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCmd::Show) => config_show::show(&options),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpages { out } => docs::manpages(&out),
+    }
+}
+
+/// The output format a `--json` flag chooses.
+fn format(json: bool) -> crate::pc::Format {
+    if json {
+        crate::pc::Format::Json
+    } else {
+        crate::pc::Format::Human
     }
 }
 

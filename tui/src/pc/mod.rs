@@ -101,12 +101,55 @@ async fn login(client: &Client, s: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How a command prints what it reports: lines for people, or JSON for scripts (a listing is
+/// one array; a stream is one object per line). The objects are described in `docs/json.md`;
+/// fields are only ever added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Lines for people, peer text escaped.
+    #[default]
+    Human,
+    /// JSON.
+    Json,
+}
+
+/// Writes one JSON value on a line of its own.
+fn emit(out: &mut impl Write, value: &serde_json::Value) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// A destination's state as JSON: `state` is `queued`, `sending`, `delivered`, `printed` or
+/// `failed`, with `reason` for a failure.
+fn state_json(st: &DestinationStatus) -> serde_json::Value {
+    let (state, reason) = match &st.state {
+        DeliveryState::Queued => ("queued", None),
+        DeliveryState::Sending => ("sending", None),
+        DeliveryState::Delivered => ("delivered", None),
+        DeliveryState::Printed => ("printed", None),
+        DeliveryState::Failed(r) => ("failed", Some(r.as_str())),
+    };
+    let mut v = serde_json::json!({
+        "domain": st.destination.domain,
+        "name": st.destination.name,
+        "state": state,
+        "final": st.state.is_final(),
+    });
+    if let Some(r) = reason {
+        v["reason"] = r.into();
+    }
+    v
+}
+
 /// `groups`: "N: group name" lines numbered from 1 (FIG. 9), or without "all" (FIG. 12), or
 /// only the groups this terminal is a member of.
 pub async fn groups(
     s: &Settings,
     for_registration: bool,
     member: bool,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
@@ -115,17 +158,42 @@ pub async fn groups(
         let joined = client.memberships().await?;
         groups.retain(|g| joined.contains(&g.name));
     }
-    for (i, g) in groups.iter().enumerate() {
-        writeln!(out, "{}: {}", i + 1, peer(&g.name))?;
+    if format == Format::Json {
+        let list: Vec<_> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                serde_json::json!({
+                    "number": i + 1, "name": g.name, "file": g.file, "members": g.members,
+                })
+            })
+            .collect();
+        emit(out, &list.into())?;
+    } else {
+        for (i, g) in groups.iter().enumerate() {
+            writeln!(out, "{}: {}", i + 1, peer(&g.name))?;
+        }
     }
     client.close().await;
     Ok(())
 }
 
 /// `destinations`: "domain;name" lines as in `all.rec` (FIG. 10).
-pub async fn destinations(s: &Settings, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn destinations(
+    s: &Settings,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let (client, _events) = connect(s, false).await?;
-    for d in client.destinations().await? {
+    let list = client.destinations().await?;
+    if format == Format::Json {
+        let list: Vec<_> = list
+            .iter()
+            .map(|d| serde_json::json!({ "domain": d.domain, "name": d.name }))
+            .collect();
+        emit(out, &list.into())?;
+    }
+    for d in list.iter().filter(|_| format == Format::Human) {
         writeln!(out, "{};{}", peer(&d.domain), peer(&d.name))?;
     }
     client.close().await;
@@ -175,6 +243,8 @@ pub struct SendArgs {
     pub timeout: Option<Duration>,
     /// Send files that are not images as they are.
     pub any_file: bool,
+    /// How to print the ID and the results.
+    pub format: Format,
 }
 
 /// How a `send --wait` or a `status` ended: each maps to an exit code.
@@ -283,8 +353,24 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
             Err(e) => return Err(e),
         }
     };
-    writeln!(out, "{}", accepted.dist)?;
-    out.flush()?;
+    if args.format == Format::Json {
+        let destinations: Vec<_> = accepted
+            .destinations
+            .iter()
+            .map(|d| serde_json::json!({ "domain": d.domain, "name": d.name }))
+            .collect();
+        emit(
+            out,
+            &serde_json::json!({
+                "dist": accepted.dist.to_string(),
+                "duplicate": accepted.duplicate,
+                "destinations": destinations,
+            }),
+        )?;
+    } else {
+        writeln!(out, "{}", accepted.dist)?;
+        out.flush()?;
+    }
     if !args.wait {
         client.close().await;
         return Ok(Outcome::Done);
@@ -298,7 +384,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
     let mut status = client.watch(accepted.dist).await?;
     loop {
         for st in status.drain(..) {
-            report(&mut states, st, out)?;
+            report(&mut states, st, args.format, out)?;
         }
         if states.values().filter(|s| s.is_final()).count() >= total {
             break;
@@ -338,17 +424,24 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
 }
 
 /// Prints "DOMAIN: state" when a destination's state changed (`queued`, `sending`, then its
-/// result); a result, once printed, is final.
+/// result); a result, once printed, is final. In JSON only results are printed, one object
+/// each.
 fn report(
     states: &mut HashMap<String, DeliveryState>,
     st: DestinationStatus,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let changed = match states.get(&st.destination.domain) {
         Some(last) => !last.is_final() && *last != st.state,
         None => true,
     };
-    if changed {
+    if changed && format == Format::Json {
+        if st.state.is_final() {
+            emit(out, &state_json(&st))?;
+        }
+        states.insert(st.destination.domain, st.state);
+    } else if changed {
         writeln!(
             out,
             "{}: {}",
@@ -417,6 +510,7 @@ async fn registration_group(client: &Client, input: &str) -> anyhow::Result<Stri
 pub async fn status(
     s: &Settings,
     dist: DistributionId,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
     let (client, _events) = connect(s, false).await?;
@@ -425,8 +519,16 @@ pub async fn status(
     }
     let destinations = client.watch(dist).await?;
     let mut states = HashMap::new();
+    if format == Format::Json {
+        let list: Vec<_> = destinations.iter().map(state_json).collect();
+        emit(out, &list.into())?;
+    }
     for st in destinations {
-        report(&mut states, st, out)?;
+        if format == Format::Human {
+            report(&mut states, st, format, out)?;
+        } else {
+            states.insert(st.destination.domain, st.state);
+        }
     }
     client.close().await;
     Ok(Outcome::of(states.values()))
@@ -469,6 +571,7 @@ pub async fn receive(
     s: &Settings,
     dir: &Path,
     count: Option<u64>,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     // Opened after the first connection, so that a wrong token or address creates nothing.
@@ -519,7 +622,7 @@ pub async fn receive(
                     let pages = tokio::task::spawn_blocking(move || count_pages(&files))
                         .await
                         .unwrap_or(r.pages);
-                    print_received(&r, pages, out)?;
+                    print_received(&r, pages, format, out)?;
                     if !r.duplicate {
                         received += 1;
                     }
@@ -562,7 +665,32 @@ pub fn pages_in_files(pages: usize, files: usize) -> String {
 
 /// The line `receive` prints for a stored delivery of `pages` pages (a multi-page TIFF counts
 /// all its pages): every name from the peer escaped.
-fn print_received(r: &Received, pages: usize, out: &mut impl Write) -> anyhow::Result<()> {
+fn print_received(
+    r: &Received,
+    pages: usize,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if format == Format::Json {
+        let files: Vec<_> = r
+            .files
+            .iter()
+            .map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        return emit(
+            out,
+            &serde_json::json!({
+                "dist": r.dist.to_string(),
+                "delivery": r.delivery.0,
+                "sender": { "domain": r.sender.domain, "name": r.sender.name },
+                "user": r.user,
+                "files": files,
+                "pages": pages,
+                "bytes": r.bytes,
+                "duplicate": r.duplicate,
+            }),
+        );
+    }
     if r.duplicate {
         writeln!(
             out,
@@ -632,7 +760,7 @@ mod tests {
             },
             state: DeliveryState::Failed(forged_reason()),
         };
-        report(&mut states, st, &mut out).unwrap();
+        report(&mut states, st, Format::Human, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_clean(&text, 1);
         assert!(
@@ -662,7 +790,7 @@ mod tests {
             DeliveryState::Printed,
             DeliveryState::Queued,
         ] {
-            report(&mut states, st(state), &mut out).unwrap();
+            report(&mut states, st(state), Format::Human, &mut out).unwrap();
         }
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -701,13 +829,14 @@ mod tests {
             duplicate: false,
         };
         let mut out = Vec::new();
-        print_received(&r, 1, &mut out).unwrap();
+        print_received(&r, 1, Format::Human, &mut out).unwrap();
         print_received(
             &Received {
                 duplicate: true,
                 ..r
             },
             1,
+            Format::Human,
             &mut out,
         )
         .unwrap();
