@@ -12,9 +12,9 @@
 //!   files).
 //! - [`cli`]: the `imagecast-faxgw` commands `machine` and `pstn`.
 
-// pub mod cli;
+pub mod cli;
 pub mod coding;
-// pub mod machine;
+pub mod machine;
 pub mod page;
 pub mod sim;
 pub mod tiff;
