@@ -68,7 +68,12 @@ pub struct MachineArgs {
     #[arg(long)]
     pub no_fine: bool,
     /// Seconds an unanswered call rings (at most 10).
-    #[arg(long, env = "IMAGECAST_FAX_RING_TIME", default_value_t = 10.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "IMAGECAST_FAX_RING_TIME",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
     pub ring_time: f64,
     /// Slow calls down: 1 is real time, 0 machine speed.
     #[arg(long, env = "IMAGECAST_FAX_TIME_SCALE", default_value_t = 0.0)]
@@ -165,7 +170,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 async fn run_machine(args: MachineArgs) -> anyhow::Result<i32> {
     if !(args.ring_time.is_finite() && args.ring_time >= 0.0) {
-        bail!("--ring-time must be a number of seconds, not {}", args.ring_time);
+        bail!(
+            "--ring-time must be a number of seconds, not {}",
+            args.ring_time
+        );
     }
     let exchange = Exchange::open(&args.exchange)
         .with_context(|| format!("exchange {}", args.exchange.display()))?
@@ -188,7 +196,11 @@ async fn run_machine(args: MachineArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let to = args.to.as_deref().context("--send needs --to NUMBER")?;
-    let resolution = if args.fine { Resolution::Fine } else { Resolution::Standard };
+    let resolution = if args.fine {
+        Resolution::Fine
+    } else {
+        Resolution::Standard
+    };
     let pages = machine::pages_of(&args.send, resolution)?;
     if pages.is_empty() {
         bail!("the files hold no pages");
@@ -247,7 +259,11 @@ fn run_pstn(args: PstnArgs) -> anyhow::Result<i32> {
                     call.called,
                     call.result,
                     call.pages,
-                    if call.coding.is_empty() { "-" } else { &call.coding },
+                    if call.coding.is_empty() {
+                        "-"
+                    } else {
+                        &call.coding
+                    },
                     call.duration_ms as f64 / 1000.0,
                     call.remote_station,
                     call.reason
@@ -260,7 +276,11 @@ fn run_pstn(args: PstnArgs) -> anyhow::Result<i32> {
                 println!(
                     "{number}\t\"{}\"\t{}",
                     imagecast_shared::text::escape(&station),
-                    if faults.is_empty() { "no faults" } else { &faults }
+                    if faults.is_empty() {
+                        "no faults"
+                    } else {
+                        &faults
+                    }
                 );
             }
         }

@@ -12,6 +12,8 @@
 //!   files).
 //! - [`cli`]: the `imagecast-faxgw` commands `machine` and `pstn`.
 
+#![deny(missing_docs)]
+
 pub mod cli;
 pub mod coding;
 pub mod machine;

@@ -80,7 +80,9 @@ pub fn describe_call(call: &IncomingCall, stored: Option<&Path>) -> String {
         Reception::PageRejected { page, reason } => format!("page {page} rejected: {reason}"),
         Reception::Dropped(reason) => format!("dropped: {reason}"),
     };
-    let stored = stored.map_or("nothing stored".to_string(), |p| format!("stored as {}", p.display()));
+    let stored = stored.map_or("nothing stored".to_string(), |p| {
+        format!("stored as {}", p.display())
+    });
     format!(
         "fax from {} \"{station}\": {} pages ({}{}), {how}; {stored}",
         call.caller,
@@ -141,5 +143,9 @@ pub async fn send(
 
 /// The coding a station with `caps` stores pages in when it has to pick one alone.
 pub fn preferred_coding(caps: Capabilities) -> Coding {
-    if caps.g4 && caps.ecm { Coding::G4 } else { Coding::Mh }
+    if caps.g4 && caps.ecm {
+        Coding::G4
+    } else {
+        Coding::Mh
+    }
 }

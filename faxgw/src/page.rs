@@ -261,7 +261,9 @@ fn check_size(width: u32, height: u32) -> Result<(), Failure> {
 fn tiff_pages(bytes: &[u8], resolution: Resolution) -> Result<Vec<FaxPage>, Failure> {
     use tiff::decoder::{Decoder, DecodingResult};
 
-    if let Some(pages) = crate::tiff::read_fax_tiff(bytes).map_err(|e| Failure::Image(e.to_string()))? {
+    if let Some(pages) =
+        crate::tiff::read_fax_tiff(bytes).map_err(|e| Failure::Image(e.to_string()))?
+    {
         return Ok(pages);
     }
     let mut decoder =
@@ -330,11 +332,17 @@ fn to_gray(
         (C::Gray(16), D::U16(b)) => b.iter().map(|v| (v >> 8) as u8).collect(),
         (C::RGB(8), D::U8(b)) => b
             .chunks_exact(3)
-            .map(|p| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8)
+            .map(|p| {
+                ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
+                    as u8
+            })
             .collect(),
         (C::RGBA(8), D::U8(b)) => b
             .chunks_exact(4)
-            .map(|p| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8)
+            .map(|p| {
+                ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
+                    as u8
+            })
             .collect(),
         (other, _) => {
             return Err(Failure::Image(format!(
@@ -376,7 +384,9 @@ mod tests {
     #[test]
     fn png_and_jpeg_files_are_read() {
         let dir = tempfile::tempdir().unwrap();
-        let img = image::GrayImage::from_fn(400, 300, |x, _| image::Luma([if x < 200 { 0 } else { 255 }]));
+        let img = image::GrayImage::from_fn(400, 300, |x, _| {
+            image::Luma([if x < 200 { 0 } else { 255 }])
+        });
         for name in ["a.png", "a.jpg"] {
             let path = dir.path().join(name);
             img.save(&path).unwrap();
@@ -386,7 +396,10 @@ mod tests {
         }
         let junk = dir.path().join("junk.png");
         std::fs::write(&junk, b"not an image").unwrap();
-        assert!(matches!(pages_from_file(&junk, Resolution::Fine), Err(PageError::Image { .. })));
+        assert!(matches!(
+            pages_from_file(&junk, Resolution::Fine),
+            Err(PageError::Image { .. })
+        ));
     }
 
     #[test]

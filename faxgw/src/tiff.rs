@@ -187,7 +187,10 @@ pub fn read_fax_tiff(bytes: &[u8]) -> Result<Option<Vec<FaxPage>>, FaxTiffError>
             .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)?
             .unwrap_or(0)
             == 0;
-        let reversed = decoder.find_tag_unsigned::<u16>(Tag::FillOrder)?.unwrap_or(1) == 2;
+        let reversed = decoder
+            .find_tag_unsigned::<u16>(Tag::FillOrder)?
+            .unwrap_or(1)
+            == 2;
         let resolution = y_dpi(&mut decoder).map_or(Resolution::Standard, Resolution::from_y_dpi);
         let offsets = decoder.get_tag_u64_vec(Tag::StripOffsets)?;
         let counts = decoder.get_tag_u64_vec(Tag::StripByteCounts)?;
@@ -209,12 +212,13 @@ pub fn read_fax_tiff(bytes: &[u8]) -> Result<Option<Vec<FaxPage>>, FaxTiffError>
             if reversed {
                 data.iter_mut().for_each(|b| *b = b.reverse_bits());
             }
-            let strip = coding::decode(&data, coding, resolution, strip_rows).map_err(|source| {
-                FaxTiffError::Page {
-                    page: pages.len() + 1,
-                    source,
-                }
-            })?;
+            let strip =
+                coding::decode(&data, coding, resolution, strip_rows).map_err(|source| {
+                    FaxTiffError::Page {
+                        page: pages.len() + 1,
+                        source,
+                    }
+                })?;
             bits.extend_from_slice(&strip.bits);
         }
         if left != 0 {
@@ -268,22 +272,43 @@ mod tests {
     /// The pages of `path` decoded by libtiff (`tiffcp -c none`) and read uncompressed.
     pub(crate) fn libtiff_pages(path: &Path) -> Vec<FaxPage> {
         let plain = path.with_extension("plain.tif");
-        let out = libtiff("tiffcp", &["-c".as_ref(), "none".as_ref(), path.as_os_str(), plain.as_os_str()]);
-        assert!(out.status.success(), "tiffcp: {}", String::from_utf8_lossy(&out.stderr));
+        let out = libtiff(
+            "tiffcp",
+            &[
+                "-c".as_ref(),
+                "none".as_ref(),
+                path.as_os_str(),
+                plain.as_os_str(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "tiffcp: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let bytes = std::fs::read(&plain).unwrap();
         let mut decoder = Decoder::new(Cursor::new(bytes)).unwrap();
         let mut pages = Vec::new();
         loop {
             let (w, rows) = decoder.dimensions().unwrap();
             assert_eq!(w, FAX_WIDTH);
-            assert_eq!(decoder.find_tag_unsigned::<u16>(Tag::PhotometricInterpretation).unwrap(), Some(0));
+            assert_eq!(
+                decoder
+                    .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)
+                    .unwrap(),
+                Some(0)
+            );
             let resolution = Resolution::from_y_dpi(y_dpi(&mut decoder).unwrap());
             let tiff::decoder::DecodingResult::U8(mut bits) = decoder.read_image().unwrap() else {
                 panic!("not 8-bit packed");
             };
             // The tiff crate returns BlackIsZero samples (it inverts WhiteIsZero itself).
             bits.iter_mut().for_each(|b| *b = !*b);
-            pages.push(FaxPage { resolution, rows, bits });
+            pages.push(FaxPage {
+                resolution,
+                rows,
+                bits,
+            });
             if !decoder.more_images() {
                 break;
             }
@@ -300,22 +325,37 @@ mod tests {
             let path = dir.path().join(format!("{}.tif", coding.name()));
             save_fax_tiff(&path, &pages, coding).unwrap();
             let info = tiffinfo(&path);
-            assert_eq!(info.matches("TIFF Directory").count(), pages.len(), "{info}");
+            assert_eq!(
+                info.matches("TIFF Directory").count(),
+                pages.len(),
+                "{info}"
+            );
             let compression = match coding {
                 Coding::Mh => "Compression Scheme: CCITT Group 3",
                 Coding::G4 => "Compression Scheme: CCITT Group 4",
             };
             assert_eq!(info.matches(compression).count(), pages.len(), "{info}");
             assert_eq!(info.matches("Image Width: 1728").count(), pages.len());
-            assert_eq!(info.matches("Photometric Interpretation: min-is-white").count(), pages.len());
+            assert_eq!(
+                info.matches("Photometric Interpretation: min-is-white")
+                    .count(),
+                pages.len()
+            );
             assert_eq!(info.matches("FillOrder: msb-to-lsb").count(), pages.len());
             assert!(info.contains("Resolution: 204, 98 pixels/inch"), "{info}");
             assert!(info.contains("Resolution: 204, 196 pixels/inch"), "{info}");
-            assert_eq!(libtiff_pages(&path), pages, "libtiff decodes other pixels ({coding:?})");
+            assert_eq!(
+                libtiff_pages(&path),
+                pages,
+                "libtiff decodes other pixels ({coding:?})"
+            );
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(read_fax_tiff(&bytes).unwrap().unwrap(), pages);
             // The page reader takes a fax TIFF unscaled, page for page.
-            assert_eq!(crate::page::pages_from_file(&path, Resolution::Fine).unwrap(), pages);
+            assert_eq!(
+                crate::page::pages_from_file(&path, Resolution::Fine).unwrap(),
+                pages
+            );
         }
     }
 
@@ -341,6 +381,10 @@ mod tests {
         save_fax_tiff(&path, &sample_pages()[..1], Coding::Mh).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no part file is left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no part file is left"
+        );
     }
 }

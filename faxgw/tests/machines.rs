@@ -21,7 +21,10 @@ struct Scratch {
 impl Scratch {
     fn new() -> Scratch {
         Scratch {
-            dir: tempfile::Builder::new().prefix("fx").tempdir_in("/tmp").unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("fx")
+                .tempdir_in("/tmp")
+                .expect("test set-up"),
         }
     }
     fn path(&self, name: &str) -> PathBuf {
@@ -38,7 +41,9 @@ impl Scratch {
             let mut page = FaxPage::white(Resolution::Fine, 400 + k * 50);
             for y in 0..page.rows {
                 for x in 0..FAX_WIDTH {
-                    if (x / (7 + k) + y / (11 + k)) % (3 + k) == 0 || (x * 31 + y * 17 + k) % 97 == 0 {
+                    if (x / (7 + k) + y / (11 + k)) % (3 + k) == 0
+                        || (x * 31 + y * 17 + k) % 97 == 0
+                    {
                         page.set(x, y, true);
                     }
                 }
@@ -46,7 +51,7 @@ impl Scratch {
             pages.push(page);
         }
         let path = self.path("doc.tif");
-        save_fax_tiff(&path, &pages, Coding::Mh).unwrap();
+        save_fax_tiff(&path, &pages, Coding::Mh).expect("test set-up");
         (path, pages)
     }
 
@@ -63,14 +68,20 @@ impl Scratch {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .expect("test set-up");
         let socket = self.exchange().join("lines").join(number).join("sock");
         let deadline = Instant::now() + Duration::from_secs(20);
         while !socket.exists() {
-            assert!(Instant::now() < deadline, "machine {number} never held its number");
+            assert!(
+                Instant::now() < deadline,
+                "machine {number} never held its number"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Machine { child: Some(child), inbox }
+        Machine {
+            child: Some(child),
+            inbox,
+        }
     }
 
     /// Sends `files` from `from` to `to` with the real binary.
@@ -84,7 +95,7 @@ impl Scratch {
             .args(files)
             .env("IMAGECAST_FAX_RING_TIME", RING)
             .output()
-            .unwrap()
+            .expect("test set-up")
     }
 
     fn pstn(&self, args: &[&str]) -> Output {
@@ -93,7 +104,7 @@ impl Scratch {
             .arg(self.exchange())
             .args(args)
             .output()
-            .unwrap();
+            .expect("test set-up");
         assert!(out.status.success(), "pstn {args:?}: {}", text(&out.stderr));
         out
     }
@@ -132,20 +143,24 @@ impl Machine {
             if files.len() >= n {
                 return files;
             }
-            assert!(Instant::now() < deadline, "{} faxes after 20 s, not {n}", files.len());
+            assert!(
+                Instant::now() < deadline,
+                "{} faxes after 20 s, not {n}",
+                files.len()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Stops the machine with SIGTERM and returns its exit status and output.
     fn stop(mut self) -> Output {
-        let child = self.child.take().unwrap();
+        let child = self.child.take().expect("test set-up");
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
-            .unwrap();
+            .expect("test set-up");
         assert!(status.success());
-        child.wait_with_output().unwrap()
+        child.wait_with_output().expect("test set-up")
     }
 }
 
@@ -168,12 +183,23 @@ fn libtiff_check(path: &Path) -> (String, Vec<FaxPage>) {
     };
     let info = run("tiffinfo", &["-D".as_ref(), path.as_os_str()]);
     let stderr = text(&info.stderr);
-    assert!(info.status.success() && stderr.trim().is_empty(), "tiffinfo: {stderr}");
+    assert!(
+        info.status.success() && stderr.trim().is_empty(),
+        "tiffinfo: {stderr}"
+    );
     let plain = path.with_file_name("libtiff-plain.tif");
-    let cp = run("tiffcp", &["-c".as_ref(), "none".as_ref(), path.as_os_str(), plain.as_os_str()]);
+    let cp = run(
+        "tiffcp",
+        &[
+            "-c".as_ref(),
+            "none".as_ref(),
+            path.as_os_str(),
+            plain.as_os_str(),
+        ],
+    );
     assert!(cp.status.success(), "tiffcp: {}", text(&cp.stderr));
-    let pages = pages_from_file(&plain, Resolution::Standard).unwrap();
-    std::fs::remove_file(&plain).unwrap();
+    let pages = pages_from_file(&plain, Resolution::Standard).expect("test set-up");
+    std::fs::remove_file(&plain).expect("test set-up");
     (text(&info.stdout), pages)
 }
 
@@ -185,17 +211,37 @@ fn a_three_page_fax_arrives_bit_identical_in_g4_between_ecm_machines() {
     let out = s.send("100", "200", &[&doc], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
-    assert!(said.contains("sent 3 pages") && said.contains("\"Customer 200\"") && said.contains("G4"), "{said}");
+    assert!(
+        said.contains("sent 3 pages") && said.contains("\"Customer 200\"") && said.contains("G4"),
+        "{said}"
+    );
 
     let faxes = receiver.wait_for_faxes(1);
     assert_eq!(faxes.len(), 1);
-    let received = read_fax_tiff(&std::fs::read(&faxes[0]).unwrap()).unwrap().unwrap();
-    assert_eq!(received, pages, "received pages differ from what the sender coded");
+    let received = read_fax_tiff(&std::fs::read(&faxes[0]).unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        received, pages,
+        "received pages differ from what the sender coded"
+    );
     let (info, libtiff_pages) = libtiff_check(&faxes[0]);
     assert_eq!(libtiff_pages, pages, "libtiff decodes other pixels");
-    assert_eq!(info.matches("Compression Scheme: CCITT Group 4").count(), 3, "{info}");
-    assert_eq!(info.matches("Resolution: 204, 196 pixels/inch").count(), 3, "{info}");
-    assert_eq!(info.matches("Photometric Interpretation: min-is-white").count(), 3);
+    assert_eq!(
+        info.matches("Compression Scheme: CCITT Group 4").count(),
+        3,
+        "{info}"
+    );
+    assert_eq!(
+        info.matches("Resolution: 204, 196 pixels/inch").count(),
+        3,
+        "{info}"
+    );
+    assert_eq!(
+        info.matches("Photometric Interpretation: min-is-white")
+            .count(),
+        3
+    );
     assert_eq!(info.matches("FillOrder: msb-to-lsb").count(), 3);
     assert_eq!(info.matches("Image Width: 1728").count(), 3);
 
@@ -208,12 +254,21 @@ fn a_three_page_fax_arrives_bit_identical_in_g4_between_ecm_machines() {
     let stopped = receiver.stop();
     assert!(stopped.status.success(), "{}", text(&stopped.stderr));
     let log = text(&stopped.stdout);
-    assert!(log.contains("fax from 100 \"SENDER\": 3 pages (G4, ECM)"), "{log}");
+    assert!(
+        log.contains("fax from 100 \"SENDER\": 3 pages (G4, ECM)"),
+        "{log}"
+    );
     assert!(!s.exchange().join("lines/200/sock").exists());
-    let inbox: Vec<_> = std::fs::read_dir(s.path("inbox-200")).unwrap().flatten().collect();
+    let inbox: Vec<_> = std::fs::read_dir(s.path("inbox-200"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(inbox.len(), 1);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(inbox[0].metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        inbox[0].metadata().unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -223,7 +278,11 @@ fn without_ecm_at_either_end_the_call_uses_mh_and_images_are_scaled() {
     // A grey PNG with a black square: scaled to 1728 wide and thresholded.
     let png = s.path("square.png");
     image::GrayImage::from_fn(864, 1000, |x, y| {
-        image::Luma([if (100..300).contains(&x) && (100..300).contains(&y) { 20 } else { 230 }])
+        image::Luma([if (100..300).contains(&x) && (100..300).contains(&y) {
+            20
+        } else {
+            230
+        }])
     })
     .save(&png)
     .unwrap();
@@ -253,7 +312,11 @@ fn busy_twice_then_sent() {
     for _ in 0..2 {
         let out = s.send("102", "202", &[&doc], &[]);
         assert_eq!(out.status.code(), Some(2));
-        assert!(text(&out.stderr).contains("not sent: busy"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("not sent: busy"),
+            "{}",
+            text(&out.stderr)
+        );
     }
     let out = s.send("102", "202", &[&doc], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -269,7 +332,11 @@ fn a_number_nobody_holds_rings_out_as_no_answer_in_bounded_time() {
     let out = s.send("103", "999", &[&doc], &[]);
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not sent: no answer"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not sent: no answer"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(took >= Duration::from_millis(450), "rang only {took:?}");
     assert!(took < Duration::from_secs(8), "rang {took:?}");
 
@@ -277,7 +344,11 @@ fn a_number_nobody_holds_rings_out_as_no_answer_in_bounded_time() {
     let _receiver = s.machine("203", "NOANSWER", &[]);
     s.pstn(&["fault", "203", "no-answer", "--times", "1"]);
     let out = s.send("103", "203", &[&doc], &[]);
-    assert!(text(&out.stderr).contains("no answer"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no answer"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = s.send("103", "203", &[&doc], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let results: Vec<String> = s.calls().into_iter().map(|c| c[3].clone()).collect();
@@ -298,12 +369,17 @@ fn a_page_error_at_page_2_is_reported_and_page_1_is_kept() {
         assert!(err.contains("not sent: page error at page 2"), "{err}");
         assert!(err.contains("1 of 3 pages confirmed"), "{err}");
         if no_ecm {
-            assert!(err.contains("lines good"), "the MH line check should have failed: {err}");
+            assert!(
+                err.contains("lines good"),
+                "the MH line check should have failed: {err}"
+            );
         } else {
             assert!(err.contains("frame check"), "{err}");
         }
         let faxes = receiver.wait_for_faxes(1);
-        let kept = read_fax_tiff(&std::fs::read(&faxes[0]).unwrap()).unwrap().unwrap();
+        let kept = read_fax_tiff(&std::fs::read(&faxes[0]).unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(kept, pages[..1]);
         let call = &s.calls()[0];
         assert_eq!((call[3].as_str(), call[4].as_str()), ("page error", "1"));
@@ -322,9 +398,14 @@ fn hang_up_after_page_1_drops_the_call() {
     let out = s.send("105", "205", &[&doc], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("failed: the line dropped after page 1"), "{err}");
+    assert!(
+        err.contains("failed: the line dropped after page 1"),
+        "{err}"
+    );
     let faxes = receiver.wait_for_faxes(1);
-    let kept = read_fax_tiff(&std::fs::read(&faxes[0]).unwrap()).unwrap().unwrap();
+    let kept = read_fax_tiff(&std::fs::read(&faxes[0]).unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(kept, pages[..1]);
     assert_eq!(s.calls()[0][3], "failed");
     let log = text(&receiver.stop().stdout);
@@ -343,11 +424,18 @@ fn a_number_is_held_by_one_machine_and_clear_removes_faults() {
         .output()
         .unwrap();
     assert_eq!(second.status.code(), Some(1));
-    assert!(text(&second.stderr).contains("number 206 is already held"), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains("number 206 is already held"),
+        "{}",
+        text(&second.stderr)
+    );
 
     s.pstn(&["fault", "206", "busy"]);
     let numbers = text(&s.pstn(&["numbers"]).stdout);
-    assert!(numbers.contains("206\t\"FIRST\"\tbusy (every call)"), "{numbers}");
+    assert!(
+        numbers.contains("206\t\"FIRST\"\tbusy (every call)"),
+        "{numbers}"
+    );
     s.pstn(&["clear"]);
     let numbers = text(&s.pstn(&["numbers"]).stdout);
     assert!(numbers.contains("206\t\"FIRST\"\tno faults"), "{numbers}");
@@ -360,5 +448,9 @@ fn a_number_is_held_by_one_machine_and_clear_removes_faults() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
-    assert!(text(&bad.stderr).contains("not a station ID"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("not a station ID"),
+        "{}",
+        text(&bad.stderr)
+    );
 }

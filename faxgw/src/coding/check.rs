@@ -36,7 +36,8 @@ impl PageCheck {
     pub fn confirmed(&self) -> bool {
         self.fatal.is_none()
             && self.lines > 0
-            && u64::from(self.good_lines) * 100 >= u64::from(self.lines) * u64::from(PERCENT_GOOD_LINES)
+            && u64::from(self.good_lines) * 100
+                >= u64::from(self.lines) * u64::from(PERCENT_GOOD_LINES)
             && self.max_bad_run <= MAX_CONSECUTIVE_BAD_LINES
     }
 
@@ -71,10 +72,8 @@ pub fn check_page(
         page: FaxPage::white(resolution, rows),
         fatal: Some(reason),
     };
-    if let Some(expected) = fcs {
-        if frame_check(data) != expected {
-            return whole_page_refused("the error-correction frame check failed".into());
-        }
+    if fcs.is_some_and(|expected| frame_check(data) != expected) {
+        return whole_page_refused("the error-correction frame check failed".into());
     }
     match coding {
         Coding::G4 => match t6::decode(data, resolution, rows) {
@@ -162,7 +161,13 @@ mod tests {
         for page in sample_pages() {
             for coding in [Coding::Mh, Coding::G4] {
                 let data = encode(&page, coding);
-                let check = check_page(&data, coding, page.resolution, page.rows, Some(frame_check(&data)));
+                let check = check_page(
+                    &data,
+                    coding,
+                    page.resolution,
+                    page.rows,
+                    Some(frame_check(&data)),
+                );
                 assert!(check.confirmed(), "{coding:?}: {:?}", check.reason());
                 assert_eq!(check.page, page);
             }

@@ -13,7 +13,7 @@ use fax::maps::{black, white};
 use fax::{BitReader, BitWriter, Bits, VecWriter};
 
 use super::{DecodeError, fill_row, runs};
-use crate::page::{FAX_WIDTH, FaxPage, ROW_BYTES, Resolution};
+use crate::page::{FAX_WIDTH, FaxPage, MAX_ROWS, ROW_BYTES, Resolution};
 
 /// The end-of-line code: eleven zeros and a one.
 const EOL: Bits = Bits { data: 1, len: 12 };
@@ -143,7 +143,9 @@ fn decode_line(data: &[u8], start: usize, end: usize) -> Option<Vec<u8>> {
 }
 
 /// The lines of MH `data`, each decoded on its own: `Some(row)` for a good line, `None` for a
-/// damaged one. The empty lines of RTC at the end are not lines.
+/// damaged one. The empty lines of RTC at the end are not lines. At most
+/// [`MAX_ROWS`]` + 1` lines are returned: a longer page is not a fax page, and hostile data
+/// must not make the receiver hold millions of rows.
 pub fn decode_lines(data: &[u8]) -> Vec<Option<Vec<u8>>> {
     let total = data.len() * 8;
     // Bit positions just after each EOL (eleven or more zeros, then a one).
@@ -173,6 +175,7 @@ pub fn decode_lines(data: &[u8]) -> Vec<Option<Vec<u8>>> {
     }
     segments
         .into_iter()
+        .take(MAX_ROWS as usize + 1)
         .map(|(s, e)| decode_line(data, s, e))
         .collect()
 }
@@ -185,7 +188,10 @@ pub fn decode(data: &[u8], resolution: Resolution, rows: u32) -> Result<FaxPage,
         reason,
     };
     if lines.len() != rows as usize {
-        return Err(error(format!("{} lines where {rows} were expected", lines.len())));
+        return Err(error(format!(
+            "{} lines where {rows} were expected",
+            lines.len()
+        )));
     }
     let mut page = FaxPage::white(resolution, rows);
     for (y, line) in lines.into_iter().enumerate() {

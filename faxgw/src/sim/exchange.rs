@@ -49,7 +49,11 @@ impl Exchange {
     /// V.17 (14 400 bit/s) call takes: 0 (the default) is machine speed, 1 real time, 0.1 ten
     /// times faster than real. For demos.
     pub fn with_time_scale(mut self, scale: f64) -> Exchange {
-        self.time_scale = if scale.is_finite() { scale.max(0.0) } else { 0.0 };
+        self.time_scale = if scale.is_finite() {
+            scale.max(0.0)
+        } else {
+            0.0
+        };
         self
     }
 
@@ -210,7 +214,9 @@ impl Exchange {
         for entry in entries.flatten() {
             let number = entry.file_name().to_string_lossy().into_owned();
             let holder = entry.path().join("holder");
-            let Ok(file) = File::open(&holder) else { continue };
+            let Ok(file) = File::open(&holder) else {
+                continue;
+            };
             // A holder file whose lock can be taken is left over from a process that died.
             if file.try_lock_shared().is_ok() {
                 continue;

@@ -158,7 +158,8 @@ impl Faults {
 
     /// One line per fault, for `pstn faults` and logs.
     pub fn describe(&self) -> Vec<String> {
-        let times = |t: Option<u32>| t.map_or("every call".to_string(), |n| format!("{n} more calls"));
+        let times =
+            |t: Option<u32>| t.map_or("every call".to_string(), |n| format!("{n} more calls"));
         let mut out = Vec::new();
         if let Some(r) = self.busy {
             out.push(format!("busy ({})", times(r.times)));
@@ -167,10 +168,18 @@ impl Faults {
             out.push(format!("no answer ({})", times(r.times)));
         }
         if let Some(p) = self.page_error {
-            out.push(format!("page error at page {} ({})", p.page, times(Some(p.times))));
+            out.push(format!(
+                "page error at page {} ({})",
+                p.page,
+                times(Some(p.times))
+            ));
         }
         if let Some(p) = self.hang_up_after {
-            out.push(format!("hang up after page {} ({})", p.page, times(Some(p.times))));
+            out.push(format!(
+                "hang up after page {} ({})",
+                p.page,
+                times(Some(p.times))
+            ));
         }
         out
     }
@@ -191,7 +200,10 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(f.take_ring(), Ring::NoAnswer);
         }
-        f.set(Fault::PageError { page: 2, times: None });
+        f.set(Fault::PageError {
+            page: 2,
+            times: None,
+        });
         assert_eq!(f.take_on_line().page_error, Some(2));
         assert_eq!(f.take_on_line().page_error, None);
         let text = toml::to_string(&f).unwrap();

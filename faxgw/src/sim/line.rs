@@ -112,12 +112,21 @@ impl Line {
             .truncate(false)
             .open(&holder_path)
             .map_err(|e| SimError::io(&holder_path, e))?;
-        match holder.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(SimError::NumberTaken(number.to_string()));
+        // `pstn numbers` takes the lock for a moment to see whether a number is held: try a
+        // few times before calling the number taken.
+        let mut tries = 0;
+        loop {
+            match holder.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(SimError::NumberTaken(number.to_string()));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(SimError::io(&holder_path, e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(SimError::io(&holder_path, e)),
         }
         holder
             .set_len(0)
@@ -174,7 +183,12 @@ impl Line {
     /// The next answered incoming call, once it has ended (complete, rejected at a page, or
     /// dropped), with the pages confirmed in it. Waits until a call comes.
     pub async fn accept(&self) -> Result<IncomingCall, SimError> {
-        self.received.lock().await.recv().await.ok_or(SimError::Closed)
+        self.received
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or(SimError::Closed)
     }
 
     /// Dials `number` and sends `pages` from `options.first_page` on, on a free line of this
@@ -291,7 +305,9 @@ impl Line {
                 caps
             }
             Ok(Ok(Some(other))) => {
-                return Ok(CallResult::Failed(format!("unexpected {other:?} while ringing")));
+                return Ok(CallResult::Failed(format!(
+                    "unexpected {other:?} while ringing"
+                )));
             }
         };
         let on_line: OnLine = self.exchange.take_on_line(number)?;
@@ -322,7 +338,9 @@ impl Line {
                 data,
             };
             if let Err(e) = wire::send(&mut stream, &msg).await {
-                return Ok(CallResult::Failed(format!("the line dropped during page {doc_page}: {e}")));
+                return Ok(CallResult::Failed(format!(
+                    "the line dropped during page {doc_page}: {e}"
+                )));
             }
             match tokio::time::timeout(PAGE_TIMEOUT, wire::recv(&mut stream)).await {
                 Ok(Ok(Some(CalleeMsg::Confirm { number }))) if number == call_page => {
@@ -341,7 +359,9 @@ impl Line {
                     )));
                 }
                 Ok(Ok(Some(other))) => {
-                    return Ok(CallResult::Failed(format!("unexpected {other:?} after page {doc_page}")));
+                    return Ok(CallResult::Failed(format!(
+                        "unexpected {other:?} after page {doc_page}"
+                    )));
                 }
                 Err(_) => {
                     return Ok(CallResult::Failed(format!(
@@ -353,7 +373,9 @@ impl Line {
             let more = doc_page < pages.len();
             if more && on_line.hang_up_after == Some(call_page) {
                 drop(stream);
-                return Ok(CallResult::Failed(format!("the line dropped after page {doc_page}")));
+                return Ok(CallResult::Failed(format!(
+                    "the line dropped after page {doc_page}"
+                )));
             }
         }
         // The receiver may already be gone once the last page is confirmed: that is fine.
@@ -388,7 +410,8 @@ async fn listen(listener: UnixListener, station: Arc<Station>, tx: mpsc::Sender<
 /// Answers one call: busy when every line is in use, otherwise receives and checks its pages
 /// and hands the call to [`Line::accept`].
 async fn answer(mut stream: UnixStream, station: Arc<Station>, tx: mpsc::Sender<IncomingCall>) {
-    let first = tokio::time::timeout(MIN_ANSWER_WAIT * 5, wire::recv::<CallerMsg>(&mut stream)).await;
+    let first =
+        tokio::time::timeout(MIN_ANSWER_WAIT * 5, wire::recv::<CallerMsg>(&mut stream)).await;
     let Ok(Ok(Some(CallerMsg::Call {
         caller,
         called,
@@ -419,7 +442,11 @@ async fn answer(mut stream: UnixStream, station: Arc<Station>, tx: mpsc::Sender<
     let (coding, ecm) = station.caps.negotiate(caps);
     let mut call = IncomingCall {
         caller,
-        called: if called == station.number { called } else { station.number.clone() },
+        called: if called == station.number {
+            called
+        } else {
+            station.number.clone()
+        },
         remote_station: peer_station(&remote),
         pages: Vec::new(),
         coding,
@@ -490,7 +517,10 @@ async fn receive_pages(
                 match result {
                     Ok(page) => {
                         call.pages.push(page);
-                        if wire::send(stream, &CalleeMsg::Confirm { number }).await.is_err() {
+                        if wire::send(stream, &CalleeMsg::Confirm { number })
+                            .await
+                            .is_err()
+                        {
                             return Reception::Dropped("the caller hung up".into());
                         }
                     }

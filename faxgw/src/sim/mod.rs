@@ -341,7 +341,9 @@ pub fn check_number(number: &str) -> Result<(), SimError> {
     let digits = number.strip_prefix('+').unwrap_or(number);
     let ok = !digits.is_empty()
         && number.len() <= MAX_NUMBER
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#');
     if ok {
         Ok(())
     } else {
@@ -393,7 +395,10 @@ mod tests {
         check_station("ACME Sales +1 555").unwrap();
         assert!(check_station("a\nb").is_err());
         assert!(check_station("x".repeat(21).as_str()).is_err());
-        assert_eq!(peer_station("evil\x1b[2Jstation name that is long"), "evil?[2Jstation name");
+        assert_eq!(
+            peer_station("evil\x1b[2Jstation name that is long"),
+            "evil?[2Jstation name"
+        );
     }
 
     #[test]
