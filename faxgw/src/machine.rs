@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::coding::Coding;
 use crate::page::{FaxPage, PageError, Resolution, pages_from_file};
 use crate::sim::{
     CallOutcome, Capabilities, DialOptions, Exchange, IncomingCall, Line, Reception, SimError,
@@ -139,13 +138,4 @@ pub async fn send(
 ) -> Result<CallOutcome, MachineError> {
     let line = Line::register(exchange, number, station, caps, 1).await?;
     Ok(line.dial(to, pages, &DialOptions::default()).await?)
-}
-
-/// The coding a station with `caps` stores pages in when it has to pick one alone.
-pub fn preferred_coding(caps: Capabilities) -> Coding {
-    if caps.g4 && caps.ecm {
-        Coding::G4
-    } else {
-        Coding::Mh
-    }
 }

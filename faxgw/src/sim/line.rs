@@ -427,7 +427,7 @@ async fn answer(mut stream: UnixStream, station: Arc<Station>, tx: mpsc::Sender<
     } else {
         "?".to_string()
     };
-    let Some(_slot) = station.lines.take() else {
+    let Some(slot) = station.lines.take() else {
         let _ = wire::send(&mut stream, &CalleeMsg::Busy).await;
         return;
     };
@@ -456,6 +456,8 @@ async fn answer(mut stream: UnixStream, station: Arc<Station>, tx: mpsc::Sender<
     };
     call.reception = receive_pages(&mut stream, &station, &mut call).await;
     call.duration = answered.elapsed();
+    // The line is free again before anyone hears of the call.
+    drop(slot);
     let _ = tx.send(call).await;
 }
 
