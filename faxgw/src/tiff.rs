@@ -374,6 +374,36 @@ mod tests {
     }
 
     #[test]
+    fn fax_tiffs_written_by_libtiff_are_read() {
+        // libtiff rewrites our file as G3 with fill bits, G3 in reversed bit order, and G4, in
+        // strips of 64 rows: the reader must give back the same pixels.
+        let dir = tempfile::tempdir().unwrap();
+        let pages = sample_pages();
+        let ours = dir.path().join("ours.tif");
+        save_fax_tiff(&ours, &pages, Coding::G4).unwrap();
+        for (name, args) in [
+            ("fill.tif", &["-c", "g3:1d:fill", "-r", "64"][..]),
+            ("lsb.tif", &["-c", "g3:1d", "-f", "lsb2msb", "-r", "64"][..]),
+            ("g4.tif", &["-c", "g4", "-r", "64"][..]),
+        ] {
+            let theirs = dir.path().join(name);
+            let mut argv: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+            argv.push(ours.as_os_str());
+            argv.push(theirs.as_os_str());
+            let out = libtiff("tiffcp", &argv);
+            assert!(
+                out.status.success(),
+                "tiffcp {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let read = read_fax_tiff(&std::fs::read(&theirs).unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(read, pages, "{name}");
+        }
+    }
+
+    #[test]
     fn the_written_file_is_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
