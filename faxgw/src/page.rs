@@ -246,12 +246,25 @@ fn pages_from_bytes(bytes: &[u8], resolution: Resolution) -> Result<Vec<FaxPage>
         .decode()
         .map_err(|e| Failure::Image(e.to_string()))?;
     check_size(image.width(), image.height())?;
+    check_scaled(image.width(), image.height(), resolution)?;
     Ok(vec![from_gray(&image.to_luma8(), resolution)])
 }
 
 fn check_size(width: u32, height: u32) -> Result<(), Failure> {
     if width == 0 || height == 0 {
         return Err(Failure::Size("the image holds no pixels".into()));
+    }
+    Ok(())
+}
+
+/// Refuses an image that would make a page longer than [`MAX_ROWS`] once scaled (rather than
+/// squashing it).
+fn check_scaled(width: u32, height: u32, resolution: Resolution) -> Result<(), Failure> {
+    let rows = scaled_rows(width, height, resolution);
+    if rows > MAX_ROWS {
+        return Err(Failure::Size(format!(
+            "a {width} × {height} image makes a page of {rows} rows, longer than {MAX_ROWS}"
+        )));
     }
     Ok(())
 }
@@ -274,6 +287,11 @@ fn tiff_pages(bytes: &[u8], resolution: Resolution) -> Result<Vec<FaxPage>, Fail
             .dimensions()
             .map_err(|e| Failure::Image(e.to_string()))?;
         check_size(w, h)?;
+        let bilevel_fax_width =
+            w == FAX_WIDTH && decoder.colortype().ok() == Some(tiff::ColorType::Gray(1));
+        if !bilevel_fax_width {
+            check_scaled(w, h, resolution)?;
+        }
         let colortype = decoder
             .colortype()
             .map_err(|e| Failure::Image(e.to_string()))?;
@@ -400,6 +418,40 @@ mod tests {
             pages_from_file(&junk, Resolution::Fine),
             Err(PageError::Image { .. })
         ));
+    }
+
+    #[test]
+    fn each_page_of_a_multi_page_grey_tiff_is_a_fax_page() {
+        use tiff::encoder::{TiffEncoder, colortype::Gray8};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.tif");
+        {
+            let file = std::fs::File::create(&path).unwrap();
+            let mut encoder = TiffEncoder::new(file).unwrap();
+            for dark_left in [true, false] {
+                let pixels: Vec<u8> = (0..200u32 * 100)
+                    .map(|i| {
+                        if ((i % 200) < 100) == dark_left {
+                            0
+                        } else {
+                            255
+                        }
+                    })
+                    .collect();
+                encoder.write_image::<Gray8>(200, 100, &pixels).unwrap();
+            }
+        }
+        let pages = pages_from_file(&path, Resolution::Standard).unwrap();
+        assert_eq!(pages.len(), 2);
+        assert!(pages[0].is_black(100, 20) && !pages[0].is_black(1600, 20));
+        assert!(!pages[1].is_black(100, 20) && pages[1].is_black(1600, 20));
+        assert_eq!(pages[0].rows, scaled_rows(200, 100, Resolution::Standard));
+
+        // A strip 40 times longer than wide would make a page of over 8192 rows.
+        let long = dir.path().join("long.png");
+        image::GrayImage::new(100, 4000).save(&long).unwrap();
+        let err = pages_from_file(&long, Resolution::Fine).unwrap_err();
+        assert!(err.to_string().contains("longer than 8192"), "{err}");
     }
 
     #[test]
