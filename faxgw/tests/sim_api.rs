@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use imagecast_faxgw::coding::Coding;
 use imagecast_faxgw::page::{FAX_WIDTH, FaxPage, Resolution};
 use imagecast_faxgw::sim::{
-    CallResult, Capabilities, DialOptions, Exchange, Fault, Line, Reception, SimError,
+    CallProgress, CallResult, Capabilities, DialOptions, Exchange, Fault, Line, Reception, SimError,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -48,10 +48,33 @@ async fn a_retry_resumes_at_a_page_and_the_receiver_sees_caller_and_station() {
         .await
         .unwrap();
     let doc = pages(3);
-    let outcome = customer
-        .dial("300", &doc, &DialOptions { first_page: 2 })
-        .await
-        .unwrap();
+    let (progress, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    let options = DialOptions {
+        first_page: 2,
+        progress: Some(progress),
+    };
+    let outcome = customer.dial("300", &doc, &options).await.unwrap();
+    drop(options);
+    let mut seen = Vec::new();
+    while let Some(step) = steps.recv().await {
+        seen.push(step);
+    }
+    assert_eq!(
+        seen,
+        [
+            CallProgress::Dialling,
+            CallProgress::Connected {
+                remote_station: "GATEWAY ONE".into(),
+                coding: Coding::G4,
+                ecm: true
+            },
+            CallProgress::SendingPage { page: 2, of: 3 },
+            CallProgress::PageConfirmed { page: 2 },
+            CallProgress::SendingPage { page: 3, of: 3 },
+            CallProgress::PageConfirmed { page: 3 },
+        ]
+    );
+    assert_eq!(outcome.bit_rate, Some(14_400));
     assert_eq!(outcome.result, CallResult::Sent);
     assert_eq!(outcome.pages_confirmed, 2);
     assert_eq!(outcome.next_page, 4);
@@ -70,9 +93,7 @@ async fn a_retry_resumes_at_a_page_and_the_receiver_sees_caller_and_station() {
     assert_eq!(call.pages, doc[1..]);
 
     // Local mistakes are errors, not call results.
-    let err = customer
-        .dial("300", &doc, &DialOptions { first_page: 4 })
-        .await;
+    let err = customer.dial("300", &doc, &DialOptions::from_page(4)).await;
     assert!(
         matches!(err, Err(SimError::NoPages { first: 4, pages: 3 })),
         "{err:?}"
@@ -186,13 +207,7 @@ async fn faults_through_the_api_and_g4_only_with_ecm_at_both_ends() {
 
     // The retry resumes at page 3 and goes through: the fault was for one call.
     let retry = sender
-        .dial(
-            "320",
-            &doc,
-            &DialOptions {
-                first_page: outcome.next_page,
-            },
-        )
+        .dial("320", &doc, &DialOptions::from_page(outcome.next_page))
         .await
         .unwrap();
     assert_eq!(retry.result, CallResult::Sent);

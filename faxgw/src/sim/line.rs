@@ -15,8 +15,9 @@ use super::exchange::now_secs;
 use super::faults::{OnLine, Ring};
 use super::wire::{self, CalleeMsg, CallerMsg};
 use super::{
-    CallOutcome, CallRecord, CallResult, Capabilities, DialOptions, Exchange, IncomingCall,
-    Reception, SimError, check_number, check_station, for_receiver, peer_station,
+    BIT_RATE, CallOutcome, CallProgress, CallRecord, CallResult, Capabilities, DialOptions,
+    Exchange, IncomingCall, Reception, SimError, check_number, check_station, for_receiver,
+    peer_station,
 };
 use crate::coding::{self, check};
 use crate::page::{FaxPage, MAX_ROWS};
@@ -27,8 +28,6 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(120);
 const MIN_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Seconds of T.30 phase B (training, DIS/DCS) in a real call, scaled by the time scale.
 const HANDSHAKE_SECS: f64 = 6.0;
-/// Bits per second of a real V.17 call, for the time scale.
-const LINE_BPS: f64 = 14_400.0;
 /// Answered calls waiting for [`Line::accept`].
 const RECEIVED_QUEUE: usize = 16;
 
@@ -223,9 +222,15 @@ impl Line {
             next_page: options.first_page,
             coding: None,
             ecm: false,
+            bit_rate: None,
             duration: Duration::ZERO,
         };
-        outcome.result = match self.call(number, pages, &mut outcome).await {
+        let report = |step: CallProgress| {
+            if let Some(progress) = &options.progress {
+                let _ = progress.send(step);
+            }
+        };
+        outcome.result = match self.call(number, pages, &mut outcome, &report).await {
             Ok(result) => result,
             Err(e) => CallResult::Failed(e.to_string()),
         };
@@ -261,8 +266,10 @@ impl Line {
         number: &str,
         pages: &[FaxPage],
         outcome: &mut CallOutcome,
+        report: &impl Fn(CallProgress),
     ) -> Result<CallResult, SimError> {
         let ring_time = self.exchange.ring_time();
+        report(CallProgress::Dialling);
         match self.exchange.take_ring(number)? {
             Ring::Busy => return Ok(CallResult::Busy),
             Ring::NoAnswer => {
@@ -314,11 +321,21 @@ impl Line {
         let (coding, ecm) = self.station.caps.negotiate(their_caps);
         outcome.coding = Some(coding);
         outcome.ecm = ecm;
+        outcome.bit_rate = Some(BIT_RATE);
+        report(CallProgress::Connected {
+            remote_station: outcome.remote_station.clone().unwrap_or_default(),
+            coding,
+            ecm,
+        });
         self.pace(HANDSHAKE_SECS).await;
         let first = outcome.next_page;
         for (i, page) in pages[first - 1..].iter().enumerate() {
             let call_page = i as u32 + 1;
             let doc_page = first + i;
+            report(CallProgress::SendingPage {
+                page: doc_page,
+                of: pages.len(),
+            });
             let page = for_receiver(page, their_caps.fine).into_owned();
             let (resolution, rows) = (page.resolution, page.rows);
             let mut data = tokio::task::spawn_blocking(move || coding::encode(&page, coding))
@@ -328,7 +345,8 @@ impl Line {
             if on_line.page_error == Some(call_page) {
                 check::corrupt(&mut data);
             }
-            self.pace(data.len() as f64 * 8.0 / LINE_BPS).await;
+            self.pace(data.len() as f64 * 8.0 / f64::from(BIT_RATE))
+                .await;
             let msg = CallerMsg::Page {
                 number: call_page,
                 resolution,
@@ -346,6 +364,7 @@ impl Line {
                 Ok(Ok(Some(CalleeMsg::Confirm { number }))) if number == call_page => {
                     outcome.pages_confirmed += 1;
                     outcome.next_page = doc_page + 1;
+                    report(CallProgress::PageConfirmed { page: doc_page });
                 }
                 Ok(Ok(Some(CalleeMsg::Reject { reason, .. }))) => {
                     return Ok(CallResult::PageError {

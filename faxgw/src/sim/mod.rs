@@ -142,18 +142,66 @@ impl std::fmt::Display for CallResult {
     }
 }
 
+/// The simulated line's signalling rate (V.17), reported in call outcomes and used by the
+/// time scale.
+pub const BIT_RATE: u32 = 14_400;
+
 /// Options of one outgoing call.
 #[derive(Debug, Clone)]
 pub struct DialOptions {
     /// The first page of the document to send, 1-based: a retry resumes at the first page not
     /// confirmed.
     pub first_page: usize,
+    /// Where to report the call's progress as it happens (for a progress screen); nothing is
+    /// reported when `None`. Reports are dropped if the receiver is gone.
+    pub progress: Option<tokio::sync::mpsc::UnboundedSender<CallProgress>>,
 }
 
 impl Default for DialOptions {
     fn default() -> DialOptions {
-        DialOptions { first_page: 1 }
+        DialOptions {
+            first_page: 1,
+            progress: None,
+        }
     }
+}
+
+impl DialOptions {
+    /// Options that start at `first_page` (1-based) and report no progress.
+    pub fn from_page(first_page: usize) -> DialOptions {
+        DialOptions {
+            first_page,
+            ..DialOptions::default()
+        }
+    }
+}
+
+/// A step of an outgoing call, reported through [`DialOptions::progress`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallProgress {
+    /// The number is being dialled and rings.
+    Dialling,
+    /// The call was answered.
+    Connected {
+        /// The answering station's ID (made safe, see [`peer_station`]).
+        remote_station: String,
+        /// The coding agreed.
+        coding: Coding,
+        /// Whether error correction is used.
+        ecm: bool,
+    },
+    /// A page is being sent.
+    SendingPage {
+        /// The page, 1-based in the document.
+        page: usize,
+        /// Pages in the document.
+        of: usize,
+    },
+    /// The receiver confirmed a page.
+    PageConfirmed {
+        /// The page, 1-based in the document.
+        page: usize,
+    },
 }
 
 /// The result of [`Line::dial`]: everything a communication record needs.
@@ -174,6 +222,8 @@ pub struct CallOutcome {
     pub coding: Option<Coding>,
     /// Whether error correction was used.
     pub ecm: bool,
+    /// The signalling rate in bit/s ([`BIT_RATE`]), once answered.
+    pub bit_rate: Option<u32>,
     /// From dialling to hanging up.
     pub duration: Duration,
 }
