@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::machine;
 use crate::page::Resolution;
-use crate::sim::{CallResult, Capabilities, Exchange, Fault, Line};
+use crate::sim::{CallResult, Capabilities, DialOptions, Exchange, Fault, Line};
 
 /// The exit code of a fax that was not sent (busy, no answer, page error, failed).
 pub const EXIT_NOT_SENT: i32 = 2;
@@ -205,7 +205,32 @@ async fn run_machine(args: MachineArgs) -> anyhow::Result<i32> {
     if pages.is_empty() {
         bail!("the files hold no pages");
     }
-    let outcome = machine::send(&exchange, &args.number, &args.station, caps, &pages, to).await?;
+    let (progress, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    let printer = {
+        let to = to.to_string();
+        tokio::spawn(async move {
+            while let Some(step) = steps.recv().await {
+                println!("{}", machine::describe_progress(&to, &step));
+            }
+        })
+    };
+    let options = DialOptions {
+        progress: Some(progress),
+        ..DialOptions::default()
+    };
+    let outcome = machine::send(
+        &exchange,
+        &args.number,
+        &args.station,
+        caps,
+        &pages,
+        to,
+        &options,
+    )
+    .await;
+    drop(options);
+    let _ = printer.await;
+    let outcome = outcome?;
     let station = outcome
         .remote_station
         .as_deref()

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use crate::page::{FaxPage, PageError, Resolution, pages_from_file};
 use crate::sim::{
-    CallOutcome, Capabilities, DialOptions, Exchange, IncomingCall, Line, Reception, SimError,
+    CallOutcome, CallProgress, Capabilities, DialOptions, Exchange, IncomingCall, Line, Reception,
+    SimError,
 };
 use crate::tiff::{FaxTiffError, save_fax_tiff};
 
@@ -91,8 +92,12 @@ pub fn describe_call(call: &IncomingCall, stored: Option<&Path>) -> String {
     )
 }
 
+/// How long a stopping machine waits for the calls in progress to end.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Receives calls on `line` into `inbox` until `shutdown` completes, printing one line per
-/// call.
+/// call. On shutdown it stops answering and lets the calls in progress finish (at most
+/// [`SHUTDOWN_GRACE`]), so pages it confirmed are stored.
 pub async fn receive(
     line: &Line,
     inbox: &Path,
@@ -102,20 +107,27 @@ pub async fn receive(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            call = line.accept() => {
-                let call = call?;
-                let stored = match store_call(inbox, &call) {
-                    Ok(stored) => stored,
-                    Err(e) => {
-                        eprintln!("cannot store a fax from {}: {e}", call.caller);
-                        None
-                    }
-                };
-                println!("{}", describe_call(&call, stored.as_deref()));
-            }
+            () = &mut shutdown => break,
+            call = line.accept() => store_and_tell(inbox, &call?),
         }
     }
+    line.stop_answering();
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while let Ok(Ok(call)) = tokio::time::timeout_at(deadline, line.accept()).await {
+        store_and_tell(inbox, &call);
+    }
+    Ok(())
+}
+
+fn store_and_tell(inbox: &Path, call: &IncomingCall) {
+    let stored = match store_call(inbox, call) {
+        Ok(stored) => stored,
+        Err(e) => {
+            eprintln!("cannot store a fax from {}: {e}", call.caller);
+            None
+        }
+    };
+    println!("{}", describe_call(call, stored.as_deref()));
 }
 
 /// The fax pages of `files`, in order (each page of a multi-page TIFF is one page).
@@ -127,7 +139,7 @@ pub fn pages_of(files: &[PathBuf], resolution: Resolution) -> Result<Vec<FaxPage
     Ok(pages)
 }
 
-/// Holds `number` just for one call and sends `pages` to `to`.
+/// Holds `number` just for one call and sends `pages` to `to` with `options`.
 pub async fn send(
     exchange: &Exchange,
     number: &str,
@@ -135,7 +147,27 @@ pub async fn send(
     caps: Capabilities,
     pages: &[FaxPage],
     to: &str,
+    options: &DialOptions,
 ) -> Result<CallOutcome, MachineError> {
     let line = Line::register(exchange, number, station, caps, 1).await?;
-    Ok(line.dial(to, pages, &DialOptions::default()).await?)
+    Ok(line.dial(to, pages, options).await?)
+}
+
+/// One line telling a step of a call to `to`, station ID escaped.
+pub fn describe_progress(to: &str, step: &CallProgress) -> String {
+    match step {
+        CallProgress::Dialling => format!("{to}: dialling"),
+        CallProgress::Connected {
+            remote_station,
+            coding,
+            ecm,
+        } => format!(
+            "{to}: connected to \"{}\" ({}{})",
+            imagecast_shared::text::escape(remote_station),
+            coding.name(),
+            if *ecm { " ECM" } else { "" }
+        ),
+        CallProgress::SendingPage { page, of } => format!("{to}: sending page {page} of {of}"),
+        CallProgress::PageConfirmed { page } => format!("{to}: page {page} confirmed"),
+    }
 }

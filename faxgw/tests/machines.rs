@@ -454,3 +454,77 @@ fn a_number_is_held_by_one_machine_and_clear_removes_faults() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn a_machine_stopped_during_a_call_finishes_it_and_stores_the_fax() {
+    let s = Scratch::new();
+    let (doc, pages) = s.three_page_tiff();
+    let receiver = s.machine("208", "STOPPING", &[]);
+    // A slow call: 0.02 x (6 s of handshake + about 80 s of pages at 14 400 bit/s).
+    let mut sender = Command::new(BIN)
+        .args(["machine", "--exchange"])
+        .arg(s.exchange())
+        .args(["--number", "108", "--station", "SLOW", "--to", "208"])
+        .args(["--time-scale", "0.02", "--send"])
+        .arg(&doc)
+        .env("IMAGECAST_FAX_RING_TIME", RING)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the receiving machine once the first page is confirmed.
+    let stdout = sender.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the first page was never confirmed");
+        if line == "208: page 1 confirmed" {
+            break;
+        }
+    }
+    assert!(
+        sender.try_wait().unwrap().is_none(),
+        "the call ended before the machine was stopped"
+    );
+    let stopped = receiver.stop();
+    let sent = sender.wait_with_output().unwrap();
+    let said = reader.join().unwrap();
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+    assert!(said.contains("208: dialling"), "{said}");
+    assert!(
+        said.contains("208: connected to \"STOPPING\" (G4 ECM)"),
+        "{said}"
+    );
+    assert!(said.contains("208: sending page 3 of 3"), "{said}");
+    assert!(said.contains("sent 3 pages"), "{said}");
+    let faxes: Vec<_> = std::fs::read_dir(s.path("inbox-208"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(faxes.len(), 1, "{faxes:?}");
+    let stored = read_fax_tiff(&std::fs::read(&faxes[0]).unwrap()).unwrap();
+    assert_eq!(stored.unwrap(), pages);
+    // Stopped: the number no longer answers.
+    let out = s.send("108", "208", &[&doc], &[]);
+    assert!(
+        text(&out.stderr).contains("no answer"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -179,6 +179,15 @@ impl Line {
         self.station.lines.in_use.load(Ordering::SeqCst)
     }
 
+    /// Stops answering: new calls to this number ring out unanswered while the calls in
+    /// progress go on; once they have ended, [`Line::accept`] returns [`SimError::Closed`].
+    /// For a clean shutdown that loses no confirmed page. The number stays held until the
+    /// `Line` is dropped.
+    pub fn stop_answering(&self) {
+        self.listener.abort();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
     /// The next answered incoming call, once it has ended (complete, rejected at a page, or
     /// dropped), with the pages confirmed in it. Waits until a call comes.
     pub async fn accept(&self) -> Result<IncomingCall, SimError> {
