@@ -302,6 +302,9 @@ fn tiff_pages(bytes: &[u8], resolution: Resolution) -> Result<Vec<FaxPage>, Fail
         let page = match (colortype, data) {
             (tiff::ColorType::Gray(1), DecodingResult::U8(buf)) => {
                 let stride = w.div_ceil(8) as usize;
+                if buf.len() < stride * h as usize {
+                    return Err(Failure::Image("the TIFF page holds too little data".into()));
+                }
                 let black = |x: u32, y: u32| {
                     // The tiff crate hands samples over as BlackIsZero whatever the photometric
                     // tag says (it inverts WhiteIsZero pages itself): a set bit is white.

@@ -148,8 +148,8 @@ pub(crate) fn y_dpi<R: std::io::Read + std::io::Seek>(decoder: &mut Decoder<R>) 
     Some(if unit == 3 { dpi * 2.54 } else { dpi })
 }
 
-/// The pages of a fax-coded TIFF (Compression 3 one-dimensional or 4 on every page), or
-/// `None` when its first page is coded some other way.
+/// The pages of a fax TIFF (1728 pixels wide, Compression 3 one-dimensional or 4 on every
+/// page), or `None` when its first page is coded some other way or is not 1728 wide.
 pub fn read_fax_tiff(bytes: &[u8]) -> Result<Option<Vec<FaxPage>>, FaxTiffError> {
     let mut decoder = Decoder::new(Cursor::new(bytes))?;
     let mut pages = Vec::new();
@@ -177,6 +177,10 @@ pub fn read_fax_tiff(bytes: &[u8]) -> Result<Option<Vec<FaxPage>>, FaxTiffError>
             }
         }
         let (width, rows) = decoder.dimensions()?;
+        if pages.is_empty() && width != FAX_WIDTH {
+            // Fax-coded but not a fax page: an image to scale (the tiff crate decodes G4).
+            return Ok(None);
+        }
         if width != FAX_WIDTH || rows > MAX_ROWS {
             return Err(FaxTiffError::Unsupported(format!(
                 "page {} is {width} × {rows}, not a fax page",
@@ -371,6 +375,37 @@ mod tests {
         let plain = path.with_extension("plain.tif");
         let read = crate::page::pages_from_file(&plain, Resolution::Standard).unwrap();
         assert_eq!(read, pages);
+
+        // Whatever the resolution tags say (300 × 300 dpi here), the rows are not rescaled:
+        // a standard page tagged 300 dpi keeps its rows and is called fine.
+        let standard = &pages[1];
+        assert_eq!(standard.resolution, Resolution::Standard);
+        let one = dir.path().join("one.tif");
+        save_fax_tiff(&one, std::slice::from_ref(standard), Coding::G4).unwrap();
+        let _ = libtiff_pages(&one);
+        let plain = one.with_extension("plain.tif");
+        for tag in ["282", "283"] {
+            let args = [
+                "-s".as_ref(),
+                tag.as_ref(),
+                "300".as_ref(),
+                plain.as_os_str(),
+            ];
+            let out = libtiff("tiffset", &args);
+            assert!(
+                out.status.success(),
+                "tiffset: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(tiffinfo(&plain).contains("Resolution: 300, 300 pixels/inch"));
+        let read = crate::page::pages_from_file(&plain, Resolution::Standard).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(
+            (read[0].rows, &read[0].bits),
+            (standard.rows, &standard.bits)
+        );
+        assert_eq!(read[0].resolution, Resolution::Fine);
     }
 
     #[test]
