@@ -150,6 +150,7 @@ async fn a_station_whose_lines_are_all_in_use_is_busy() {
         matches!(no_line, Err(SimError::NoFreeLine(1))),
         "{no_line:?}"
     );
+    assert_eq!((callee.lines(), callee.lines_in_use()), (1, 0));
     let calls = ex.calls().unwrap();
     let results: Vec<_> = calls
         .iter()

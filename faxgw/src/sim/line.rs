@@ -174,6 +174,11 @@ impl Line {
         &self.station.station
     }
 
+    /// How many lines this station has.
+    pub fn lines(&self) -> usize {
+        self.station.lines.total
+    }
+
     /// Lines in use right now (calls in either direction).
     pub fn lines_in_use(&self) -> usize {
         self.station.lines.in_use.load(Ordering::SeqCst)
