@@ -150,6 +150,12 @@ async fn a_station_whose_lines_are_all_in_use_is_busy() {
         matches!(no_line, Err(SimError::NoFreeLine(1))),
         "{no_line:?}"
     );
+    // Once the call is reported, its line is free again.
+    let received = tokio::time::timeout(Duration::from_secs(10), callee.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((received.caller.as_str(), received.pages.len()), ("311", 2));
     assert_eq!((callee.lines(), callee.lines_in_use()), (1, 0));
     let calls = ex.calls().unwrap();
     let results: Vec<_> = calls
@@ -281,4 +287,55 @@ async fn a_hostile_caller_cannot_stop_the_line_and_its_station_id_is_made_safe()
         .await
         .unwrap();
     assert_eq!(outcome.result, CallResult::Sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_with_two_lines_takes_two_calls_at_once_and_a_third_is_busy() {
+    let dir = scratch();
+    let ex = exchange(&dir);
+    let slow_ex = ex.clone().with_time_scale(0.05);
+    let gateway = Line::register(&ex, "340", "TWO LINES", Capabilities::default(), 2)
+        .await
+        .unwrap();
+    let a = Line::register(&slow_ex, "341", "A", Capabilities::default(), 1)
+        .await
+        .unwrap();
+    let b = Line::register(&slow_ex, "342", "B", Capabilities::default(), 1)
+        .await
+        .unwrap();
+    let c = Line::register(&ex, "343", "C", Capabilities::default(), 1)
+        .await
+        .unwrap();
+    let doc = pages(2);
+    let options = DialOptions::default();
+    let third = async {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while gateway.lines_in_use() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the two calls never connected together"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        c.dial("340", &doc, &options).await.unwrap()
+    };
+    let (ra, rb, rc) = tokio::join!(
+        a.dial("340", &doc, &options),
+        b.dial("340", &doc, &options),
+        third
+    );
+    assert_eq!(ra.unwrap().result, CallResult::Sent);
+    assert_eq!(rb.unwrap().result, CallResult::Sent);
+    assert_eq!(rc.result, CallResult::Busy);
+    let mut callers = Vec::new();
+    for _ in 0..2 {
+        let call = tokio::time::timeout(Duration::from_secs(10), gateway.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(call.pages, doc);
+        callers.push(call.caller);
+    }
+    callers.sort();
+    assert_eq!(callers, ["341", "342"]);
 }
