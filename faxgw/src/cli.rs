@@ -1,0 +1,337 @@
+//! The `imagecast-faxgw` command line: `machine` (a plain fax machine on the simulated
+//! network) and `pstn` (faults and the call log of the simulated network).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::machine;
+use crate::page::Resolution;
+use crate::sim::{CallResult, Capabilities, DialOptions, Exchange, Fault, Line};
+
+/// The exit code of a fax that was not sent (busy, no answer, page error, failed).
+pub const EXIT_NOT_SENT: i32 = 2;
+
+/// imagecast fax gateway: fax lines and a simulated telephone network.
+#[derive(Debug, Parser)]
+#[command(name = "imagecast-faxgw", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A plain fax machine on the simulated network: receives into --inbox until stopped, or
+    /// sends --send FILE... to --to NUMBER and exits 0 when every page was confirmed.
+    Machine(MachineArgs),
+    /// The simulated telephone network: set faults on numbers, clear them, list calls.
+    Pstn(PstnArgs),
+}
+
+/// Options of `machine`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("mode").required(true).args(["inbox", "send"]))]
+pub struct MachineArgs {
+    /// The simulated exchange's folder.
+    #[arg(long, value_name = "DIR")]
+    pub exchange: PathBuf,
+    /// This machine's number.
+    #[arg(long)]
+    pub number: String,
+    /// This machine's station ID (at most 20 printable ASCII characters).
+    #[arg(long, value_name = "STATION ID")]
+    pub station: String,
+    /// Receive faxes into this folder until SIGINT or SIGTERM.
+    #[arg(long, value_name = "DIR")]
+    pub inbox: Option<PathBuf>,
+    /// Send these files (PNG, JPEG, TIFF; each TIFF page is a fax page).
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "to")]
+    pub send: Vec<PathBuf>,
+    /// The number to send to.
+    #[arg(long, value_name = "NUMBER")]
+    pub to: Option<String>,
+    /// Send scaled images at fine resolution (7.7 lines/mm) instead of standard.
+    #[arg(long)]
+    pub fine: bool,
+    /// This machine has no error correction (so calls use MH, never G4).
+    #[arg(long)]
+    pub no_ecm: bool,
+    /// This machine does not code Group 4.
+    #[arg(long)]
+    pub no_g4: bool,
+    /// This machine prints standard resolution only.
+    #[arg(long)]
+    pub no_fine: bool,
+    /// Seconds an unanswered call rings (at most 10).
+    #[arg(
+        long,
+        env = "IMAGECAST_FAX_RING_TIME",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    pub ring_time: f64,
+    /// Slow calls down: 1 is real time, 0 machine speed.
+    #[arg(long, env = "IMAGECAST_FAX_TIME_SCALE", default_value_t = 0.0)]
+    pub time_scale: f64,
+}
+
+/// Options of `pstn`.
+#[derive(Debug, Args)]
+pub struct PstnArgs {
+    /// The simulated exchange's folder.
+    #[arg(long, value_name = "DIR")]
+    pub exchange: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PstnCommand,
+}
+
+/// The `pstn` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PstnCommand {
+    /// Sets a fault on NUMBER; every call re-reads the faults.
+    Fault {
+        /// The number whose calls the fault hits.
+        number: String,
+        /// The fault.
+        #[command(subcommand)]
+        fault: FaultArg,
+    },
+    /// Clears every fault.
+    Clear,
+    /// Lists every call: time, caller, called, result, pages, coding, duration, station.
+    Calls,
+    /// Lists the numbers held now and their faults.
+    Numbers,
+}
+
+/// A fault as typed.
+#[derive(Debug, Subcommand)]
+pub enum FaultArg {
+    /// Calls find the number busy (every call, or the next N).
+    Busy {
+        /// Only the next N calls.
+        #[arg(long)]
+        times: Option<u32>,
+    },
+    /// Calls ring unanswered (every call, or the next N).
+    NoAnswer {
+        /// Only the next N calls.
+        #[arg(long)]
+        times: Option<u32>,
+    },
+    /// The next connected call's page PAGE is damaged, so the receiver rejects it.
+    PageError {
+        /// 1-based page number within the call.
+        page: u32,
+        /// The next N connected calls instead of one.
+        #[arg(long)]
+        times: Option<u32>,
+    },
+    /// The next connected call drops after page PAGE was confirmed.
+    HangUpAfter {
+        /// 1-based page number within the call.
+        page: u32,
+        /// The next N connected calls instead of one.
+        #[arg(long)]
+        times: Option<u32>,
+    },
+}
+
+impl FaultArg {
+    fn fault(&self) -> anyhow::Result<Fault> {
+        Ok(match *self {
+            FaultArg::Busy { times } => Fault::Busy { times },
+            FaultArg::NoAnswer { times } => Fault::NoAnswer { times },
+            FaultArg::PageError { page, times } | FaultArg::HangUpAfter { page, times }
+                if page == 0 =>
+            {
+                let _ = times;
+                bail!("pages are numbered from 1")
+            }
+            FaultArg::PageError { page, times } => Fault::PageError { page, times },
+            FaultArg::HangUpAfter { page, times } => Fault::HangUpAfter { page, times },
+        })
+    }
+}
+
+/// Runs the parsed command; returns the process's exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Machine(args) => run_machine(args).await,
+        Command::Pstn(args) => run_pstn(args),
+    }
+}
+
+async fn run_machine(args: MachineArgs) -> anyhow::Result<i32> {
+    if !(args.ring_time.is_finite() && args.ring_time >= 0.0) {
+        bail!(
+            "--ring-time must be a number of seconds, not {}",
+            args.ring_time
+        );
+    }
+    let exchange = Exchange::open(&args.exchange)
+        .with_context(|| format!("exchange {}", args.exchange.display()))?
+        .with_ring_time(Duration::from_secs_f64(args.ring_time.min(10.0)))
+        .with_time_scale(args.time_scale);
+    let caps = Capabilities {
+        fine: !args.no_fine,
+        g4: !args.no_g4,
+        ecm: !args.no_ecm,
+    };
+    if let Some(inbox) = &args.inbox {
+        let line = Line::register(&exchange, &args.number, &args.station, caps, 1).await?;
+        println!(
+            "fax machine {} \"{}\" receiving into {}",
+            line.number(),
+            line.station(),
+            inbox.display()
+        );
+        machine::receive(&line, inbox, shutdown_signal()).await?;
+        return Ok(0);
+    }
+    let to = args.to.as_deref().context("--send needs --to NUMBER")?;
+    let resolution = if args.fine {
+        Resolution::Fine
+    } else {
+        Resolution::Standard
+    };
+    let pages = machine::pages_of(&args.send, resolution)?;
+    if pages.is_empty() {
+        bail!("the files hold no pages");
+    }
+    let (progress, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    let printer = {
+        let to = to.to_string();
+        tokio::spawn(async move {
+            while let Some(step) = steps.recv().await {
+                println!("{}", machine::describe_progress(&to, &step));
+            }
+        })
+    };
+    let options = DialOptions {
+        progress: Some(progress),
+        ..DialOptions::default()
+    };
+    let outcome = machine::send(
+        &exchange,
+        &args.number,
+        &args.station,
+        caps,
+        &pages,
+        to,
+        &options,
+    )
+    .await;
+    drop(options);
+    let _ = printer.await;
+    let outcome = outcome?;
+    let station = outcome
+        .remote_station
+        .as_deref()
+        .map(|s| format!(" \"{}\"", imagecast_shared::text::escape(s)))
+        .unwrap_or_default();
+    let coding = outcome
+        .coding
+        .map(|c| format!(", {}{}", c.name(), if outcome.ecm { " ECM" } else { "" }))
+        .unwrap_or_default();
+    match &outcome.result {
+        CallResult::Sent => {
+            println!(
+                "{to}{station}: sent {} pages ({:.1} s{coding})",
+                outcome.pages_confirmed,
+                outcome.duration.as_secs_f64()
+            );
+            Ok(0)
+        }
+        other => {
+            eprintln!(
+                "{to}{station}: not sent: {other} ({} of {} pages confirmed{coding})",
+                outcome.pages_confirmed,
+                pages.len()
+            );
+            Ok(EXIT_NOT_SENT)
+        }
+    }
+}
+
+fn run_pstn(args: PstnArgs) -> anyhow::Result<i32> {
+    let exchange = Exchange::open(&args.exchange)
+        .with_context(|| format!("exchange {}", args.exchange.display()))?;
+    match args.command {
+        PstnCommand::Fault { number, fault } => {
+            exchange.set_fault(&number, fault.fault()?)?;
+            let now = exchange.faults(&number)?.describe().join(", ");
+            println!("{number}: {now}");
+        }
+        PstnCommand::Clear => {
+            exchange.clear_faults()?;
+            println!("every fault cleared");
+        }
+        PstnCommand::Calls => {
+            println!("TIME\tCALLER\tCALLED\tRESULT\tPAGES\tCODING\tSECONDS\tSTATION\tREASON");
+            for call in exchange.calls()? {
+                let time = std::time::UNIX_EPOCH + Duration::from_secs(call.time);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{:.3}\t{}\t{}",
+                    humantime::format_rfc3339_seconds(time),
+                    call.caller,
+                    call.called,
+                    call.result,
+                    call.pages,
+                    if call.coding.is_empty() {
+                        "-"
+                    } else {
+                        &call.coding
+                    },
+                    call.duration_ms as f64 / 1000.0,
+                    call.remote_station,
+                    call.reason
+                );
+            }
+        }
+        PstnCommand::Numbers => {
+            for (number, station) in exchange.numbers() {
+                let faults = exchange.faults(&number)?.describe().join(", ");
+                println!(
+                    "{number}\t\"{}\"\t{}",
+                    imagecast_shared::text::escape(&station),
+                    if faults.is_empty() {
+                        "no faults"
+                    } else {
+                        &faults
+                    }
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
