@@ -618,6 +618,16 @@ impl Client {
     /// held whole in memory. Retrying with the same [`DistributionRequest::dist`] after a
     /// lost answer is safe: the server recognises it.
     pub async fn distribute(&self, req: &DistributionRequest) -> Result<Accepted, ClientError> {
+        self.distribute_with_progress(req, &|_, _| {}).await
+    }
+
+    /// [`Client::distribute`], calling `progress(sent, total)` with the bytes handed to the
+    /// connection so far and the total, after each piece (for a progress bar).
+    pub async fn distribute_with_progress(
+        &self,
+        req: &DistributionRequest,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Accepted, ClientError> {
         let mut infos = Vec::with_capacity(req.pages.len());
         for page in &req.pages {
             let size = match &page.source {
@@ -654,7 +664,9 @@ impl Client {
         // An error while uploading arrives under the upload's ID: watch for it.
         let (abort_tx, mut abort_rx) = oneshot::channel();
         self.shared.lock().waiting.insert(upload, abort_tx);
-        let sent = self.upload_pages(upload, req, &infos, &mut abort_rx).await;
+        let sent = self
+            .upload_pages(upload, req, &infos, &mut abort_rx, progress)
+            .await;
         if let Err(e) = sent {
             self.shared.lock().waiting.remove(&upload);
             if !e.is_connection_lost() && !matches!(e, ClientError::Server(_)) {
@@ -682,7 +694,10 @@ impl Client {
         req: &DistributionRequest,
         infos: &[PageInfo],
         abort: &mut oneshot::Receiver<ServerMsg>,
+        progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<(), ClientError> {
+        let total: u64 = infos.iter().map(|i| i.size).sum();
+        let mut done = 0u64;
         for (index, (page, info)) in req.pages.iter().zip(infos).enumerate() {
             let index = index as u32;
             let mut offset = 0u64;
@@ -693,6 +708,8 @@ impl Client {
                         self.send_page_data(upload, index, offset, bytes.slice_ref(chunk))
                             .await?;
                         offset += chunk.len() as u64;
+                        done += chunk.len() as u64;
+                        progress(done, total);
                     }
                 }
                 PageSource::File(path) => {
@@ -718,6 +735,8 @@ impl Client {
                         self.send_page_data(upload, index, offset, Bytes::from(buf))
                             .await?;
                         offset += want as u64;
+                        done += want as u64;
+                        progress(done, total);
                     }
                 }
             }

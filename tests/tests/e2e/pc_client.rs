@@ -1,7 +1,7 @@
 //! The PC client as operators use it (issue "The panel and the PC client as operators use
 //! them"): the real `imagecast` binary against the real server.
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use imagecast_tests::{Scratch, TestServer, run};
@@ -296,4 +296,63 @@ fn send_takes_images_only_unless_told_otherwise() {
     );
     out.assert_code(0);
     assert_eq!(out.stdout.lines().count(), 1, "the distribution ID");
+}
+
+/// `send` draws its progress on stderr only when stderr is a terminal: under a pseudo-terminal
+/// (util-linux `script`) the upload and the destinations show; with `--quiet`, or piped, stderr
+/// stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_shows_progress_on_a_terminal_only() {
+    let server = TestServer::start_demo().expect("server starts");
+    let work = Scratch::new();
+    let receiver = server
+        .receiver("sale1.osk.mei.co.jp", &work.join("osk"))
+        .await;
+    // A few MiB, so that the upload takes several pieces.
+    let big = work.join("big.tif");
+    imagecast_tests::multipage_tiff(&big, 2, 1200, 1200).expect("a TIFF");
+    let args = ["--to", "sale1.osk.mei.co.jp", "--wait", "--timeout", "20"];
+
+    let piped = server.send("plan1.hqs.mei.co.jp", &args, &big);
+    piped.assert_code(0);
+    assert!(
+        !piped.stderr.contains("uploading") && !piped.stderr.contains("destinations"),
+        "no progress when stderr is not a terminal: {}",
+        piped.stderr
+    );
+
+    // The same command on a pseudo-terminal: `script -qec LINE /dev/null` (util-linux).
+    let on_a_terminal = |extra: &[&str]| {
+        let base = server.imagecast("plan1.hqs.mei.co.jp");
+        let quote =
+            |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+        let mut line = vec![quote(base.get_program())];
+        line.push("send".into());
+        line.extend(args.iter().chain(extra).map(|a| quote(a.as_ref())));
+        line.push(quote(big.as_os_str()));
+        let mut script = Command::new("script");
+        for (k, v) in base.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        script.args(["-qec", &line.join(" "), "/dev/null"]);
+        let out = run(&mut script, LIMIT).expect("script runs");
+        out.assert_code(0);
+        out.stdout
+    };
+    let shown = on_a_terminal(&[]);
+    assert!(
+        shown.contains("uploading") || shown.contains("destinations"),
+        "progress on a terminal: {shown}"
+    );
+    assert!(shown.contains("sale1.osk.mei.co.jp: "), "{shown}");
+    let quiet = on_a_terminal(&["--quiet"]);
+    assert!(
+        !quiet.contains("uploading") && !quiet.contains("destinations"),
+        "--quiet: {quiet}"
+    );
+    assert!(quiet.contains("sale1.osk.mei.co.jp: "), "{quiet}");
+    receiver.stop().await;
 }

@@ -36,6 +36,9 @@ pub struct SendCmd {
     /// {domain, name, state, final, reason} per destination result as it arrives.
     #[arg(long)]
     json: bool,
+    /// No progress bars on stderr (they are drawn only when stderr is a terminal).
+    #[arg(long, short)]
+    quiet: bool,
     /// The pages, in order.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -111,6 +114,7 @@ pub fn send(options: &Options, cmd: SendCmd) -> anyhow::Result<ExitCode> {
         timeout: cmd.timeout.map(Duration::from_secs),
         any_file: cmd.any_file,
         format: super::format(cmd.json),
+        quiet: cmd.quiet,
     };
     let out = &mut std::io::stdout().lock();
     let outcome = runtime()?.block_on(pc::send(&settings, &args, out))?;

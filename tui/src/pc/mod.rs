@@ -13,6 +13,7 @@
 //! - `names.rs`: group and destination names resolved as operators type them.
 
 mod names;
+mod progress;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -245,6 +246,8 @@ pub struct SendArgs {
     pub any_file: bool,
     /// How to print the ID and the results.
     pub format: Format,
+    /// No progress on stderr even when it is a terminal.
+    pub quiet: bool,
 }
 
 /// How a `send --wait` or a `status` ended: each maps to an exit code.
@@ -295,8 +298,10 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         bail!("name at least one destination with --group NAME or --to DOMAIN");
     }
     let mut pages = Vec::with_capacity(args.files.len());
+    let mut total_bytes = 0;
     for f in &args.files {
         let meta = std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
+        total_bytes += meta.len();
         if !meta.is_file() {
             bail!("{} is not a file", f.display());
         }
@@ -321,6 +326,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         destinations: Vec::new(),
         pages,
     };
+    let bar = progress::SendProgress::new(total_bytes, args.quiet);
     let mut resolved = false;
     let mut attempt = 0;
     let (client, mut events, accepted) = loop {
@@ -332,7 +338,9 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
                 resolve(&client, args, &mut req).await?;
                 resolved = true;
             }
-            let accepted = client.distribute(&req).await?;
+            let accepted = client
+                .distribute_with_progress(&req, &|sent, total| bar.uploaded(sent, total))
+                .await?;
             anyhow::Ok((client, events, accepted))
         }
         .await;
@@ -350,9 +358,15 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
                 tracing::warn!("the server still holds the interrupted upload; waiting to retry");
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                bar.finish();
+                return Err(e);
+            }
         }
     };
+    if !args.wait {
+        bar.finish();
+    }
     if args.format == Format::Json {
         let destinations: Vec<_> = accepted
             .destinations
@@ -379,20 +393,24 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
     let deadline = (!timeout.is_zero()).then(|| tokio::time::Instant::now() + timeout);
     let mut states: HashMap<String, DeliveryState> = HashMap::new();
     let total = accepted.destinations.len();
+    bar.destinations(total as u64);
     let mut client = client;
     // Status first: results that came before we listened are not lost.
     let mut status = client.watch(accepted.dist).await?;
     loop {
         for st in status.drain(..) {
-            report(&mut states, st, args.format, out)?;
+            bar.suspend(|| report(&mut states, st, args.format, out))?;
         }
-        if states.values().filter(|s| s.is_final()).count() >= total {
+        let finals = states.values().filter(|s| s.is_final()).count();
+        bar.done(finals as u64);
+        if finals >= total {
             break;
         }
         let next = match deadline {
             Some(d) => match tokio::time::timeout_at(d, events.recv()).await {
                 Ok(e) => e,
                 Err(_) => {
+                    bar.finish();
                     let waiting = total - states.values().filter(|s| s.is_final()).count();
                     eprintln!(
                         "imagecast: {waiting} destination(s) not done after {} s; they get the \
@@ -419,6 +437,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
             _ => {}
         }
     }
+    bar.finish();
     client.close().await;
     Ok(Outcome::of(states.values()))
 }
