@@ -22,6 +22,7 @@ fn options(net: &DemoNetwork, script: &str) -> PanelOptions {
         script: Some(Script::parse(script).expect("the script parses")),
         headless: true,
         size: (80, 24),
+        record: None,
         theme: Theme::plain(),
     }
 }

@@ -18,13 +18,45 @@ fn walkthroughs() -> Vec<PathBuf> {
     files
 }
 
-/// Runs one walkthrough in `root`; returns stdout, failing with the screens on error.
+/// Checks an asciicast v2 recording: a header of the panel's size, then output events in
+/// time order, each a whole screen; returns the number of events.
+fn check_recording(path: &Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    let header: serde_json::Value =
+        serde_json::from_str(lines.next().expect("a header")).expect("a JSON header");
+    assert_eq!(header["version"], 2, "{}", path.display());
+    assert_eq!(
+        (header["width"].as_u64(), header["height"].as_u64()),
+        (Some(80), Some(24))
+    );
+    let mut last = 0.0;
+    let mut events = 0;
+    for line in lines {
+        let event: serde_json::Value = serde_json::from_str(line).expect("a JSON event");
+        let time = event[0].as_f64().expect("a time");
+        assert!(time >= last, "{}: time goes back at {time}", path.display());
+        last = time;
+        assert_eq!(event[1], "o");
+        let data = event[2].as_str().expect("output");
+        assert!(data.starts_with("\x1b[H"), "each event redraws the screen");
+        assert_eq!(data.matches("\r\n").count(), 23, "24 rows");
+        events += 1;
+    }
+    assert!(events > 5, "{}: {events} screens", path.display());
+    events
+}
+
+/// Runs one walkthrough in `root`, recording it to `root/recording.cast`; returns stdout,
+/// failing with the screens on error.
 fn replay(script: &Path, root: &Path) -> String {
     let child = Command::new(env!("CARGO_BIN_EXE_imagecast"))
         .args(["demo", "--headless", "--dir"])
         .arg(root)
         .arg("--script")
         .arg(script)
+        .arg("--record")
+        .arg(root.join("recording.cast"))
         .env_remove("NO_COLOR")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -74,6 +106,9 @@ fn every_walkthrough_passes_headless() {
         let root = tempfile::tempdir().unwrap();
         let out = replay(&script, root.path());
         assert!(out.contains("─── after line"), "screens are printed");
+        // The run's recording, and the one committed beside the script, both replay.
+        check_recording(&root.path().join("recording.cast"));
+        check_recording(&script.with_extension("cast"));
         assert!(
             out.contains("output tray:"),
             "the tray summary is printed on exit"

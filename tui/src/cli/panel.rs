@@ -20,6 +20,10 @@ pub struct PanelArgs {
     /// Draw into memory and print each screen as text (needs --script).
     #[arg(long, requires = "script")]
     headless: bool,
+    /// With --headless: also write the screens as an asciicast v2 recording (`asciinema play
+    /// FILE` replays it), in colour unless NO_COLOR is set.
+    #[arg(long, requires = "headless")]
+    record: Option<PathBuf>,
     /// Terminal size when headless, as COLSxROWS.
     #[arg(long, default_value = "80x24", value_parser = parse_size)]
     size: (u16, u16),
@@ -149,7 +153,9 @@ fn panel_options(
         script,
         headless: args.headless,
         size: args.size,
-        theme: if args.headless {
+        record: args.record.clone(),
+        // A recording is in colour (unless NO_COLOR); text screens are plain.
+        theme: if args.headless && args.record.is_none() {
             Theme::plain()
         } else {
             Theme::from_env()

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod keys;
 pub mod link;
 pub mod menu;
+pub mod record;
 pub mod runner;
 pub mod screens;
 pub mod script;

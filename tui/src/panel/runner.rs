@@ -21,6 +21,7 @@ use super::jobs::paper::carry;
 use super::jobs::{JobRunner, Paper};
 use super::keys::Key;
 use super::link;
+use super::record::Recorder;
 use super::script::{Script, Step};
 use super::theme::Theme;
 use crate::paper::{Adf, OutputTray};
@@ -89,6 +90,8 @@ pub struct PanelOptions {
     pub headless: bool,
     /// Terminal size when headless.
     pub size: (u16, u16),
+    /// Headless: also write the screens as an asciicast v2 recording here.
+    pub record: Option<PathBuf>,
     /// The colours, or none under `NO_COLOR`.
     pub theme: Theme,
 }
@@ -378,12 +381,52 @@ pub async fn run_headless(opts: PanelOptions, out: &mut dyn Write) -> anyhow::Re
     let mut core = Core::start(&opts)?;
     let mut terminal = Terminal::new(TestBackend::new(opts.size.0, opts.size.1))?;
     let mut driver = Driver::new(script);
+    let mut recorder = match &opts.record {
+        Some(path) => Some(Recorder::create(
+            path,
+            opts.size.0,
+            opts.size.1,
+            "imagecast panel walkthrough",
+        )?),
+        None => None,
+    };
+    let result = drive(
+        &opts,
+        &mut core,
+        &mut terminal,
+        &mut driver,
+        &mut recorder,
+        out,
+    )
+    .await;
+    if let Some(r) = recorder {
+        r.finish()?;
+    }
+    result
+}
+
+/// The headless loop of [`run_headless`].
+async fn drive(
+    opts: &PanelOptions,
+    core: &mut Core,
+    terminal: &mut Terminal<TestBackend>,
+    driver: &mut Driver,
+    recorder: &mut Option<Recorder>,
+    out: &mut dyn Write,
+) -> anyhow::Result<String> {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         core.spawn_jobs();
-        let screen = buffer_text(terminal.draw(|f| core.app.draw(f))?.buffer);
+        let drawn = terminal.draw(|f| core.app.draw(f))?;
+        if let Some(r) = recorder.as_mut() {
+            r.frame(drawn.buffer)?;
+        }
+        let screen = buffer_text(drawn.buffer);
         let poll = driver.poll(&screen, core.idle(), core.ready());
         if core.feed(&poll) {
+            if let Some(r) = recorder.as_mut() {
+                r.key();
+            }
             continue;
         }
         match poll {
