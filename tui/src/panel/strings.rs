@@ -81,6 +81,9 @@ pub const STOPPED_STORED: &str = "Stopped: nothing sent; the stored image is unc
 /// Stop once the server has the distribution.
 pub const STOP_AFTER_ACCEPTED: &str =
     "Accepted by the server: delivery continues; it can't be stopped here.";
+/// Stop after the last byte of a distribution went out: its commit is on its way.
+pub const CANNOT_STOP: &str =
+    "Too late to stop: the image is with the server and delivery continues.";
 /// Stop with no job running.
 pub const NOTHING_TO_STOP: &str = "Nothing to stop.";
 /// Reset or Start while a distribution is scanned or sent.

@@ -22,6 +22,8 @@ pub mod paper;
 pub mod server;
 pub mod stored;
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use imagecast_shared::client::{Client, ClientError};
@@ -33,6 +35,7 @@ pub use error::JobError;
 pub use paper::{Paper, PreviewData};
 pub use server::{GroupsFor, ImageSource};
 
+use crate::panel::strings;
 use crate::store::{ImageId, Listing};
 
 /// One kind of job: the struct holds its inputs, [`Task::run`] does the work.
@@ -264,9 +267,17 @@ pub struct Context {
     user: Option<String>,
     relogged: Option<watch::Receiver<bool>>,
     report: Report,
+    /// Set once the job has handed its work to the server for good (a distribution's commit
+    /// is on its way): Stop can no longer take it back.
+    committed: Arc<AtomicBool>,
 }
 
 impl Context {
+    /// Marks the point after which Stop cannot undo the job (see [`Context::committed`]).
+    fn commit(&self) {
+        self.committed.store(true, Ordering::SeqCst);
+    }
+
     /// A context with no connection and no user that reports nowhere, for tests of jobs that
     /// touch only paper.
     #[cfg(test)]
@@ -278,6 +289,7 @@ impl Context {
             user: None,
             relogged: None,
             report: Arc::new(|_| {}),
+            committed: Arc::default(),
         }
     }
 
@@ -323,6 +335,33 @@ async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, JobError> + Send + 'static,
 ) -> Result<T, JobError> {
     tokio::task::spawn_blocking(work).await?
+}
+
+/// Runs a job's future to its answer, reported, unless Stop (`stop`) comes first: then
+/// [`JobResult::Cancelled`] is reported and the job dropped, or, once the job has `committed`
+/// (its work is with the server for good), [`strings::CANNOT_STOP`] is noted and the answer
+/// still awaited and reported.
+async fn until_stopped(
+    run: impl Future<Output = Option<JobResult>>,
+    stop: &CancellationToken,
+    committed: &AtomicBool,
+    report: &Report,
+) {
+    tokio::pin!(run);
+    let answer = tokio::select! {
+        _ = stop.cancelled() => {
+            if !committed.load(Ordering::SeqCst) {
+                report(JobResult::Cancelled);
+                return;
+            }
+            report(JobResult::Noted(strings::CANNOT_STOP.to_owned()));
+            run.await
+        }
+        answer = &mut run => answer,
+    };
+    if let Some(answer) = answer {
+        report(answer);
+    }
 }
 
 /// Runs jobs with the current connection and user; one at a time may be cancelled with Stop.
@@ -418,14 +457,7 @@ impl JobRunner {
                         }
                         job.run(&cx).await
                     };
-                    tokio::select! {
-                        _ = token.cancelled() => (cx.report)(JobResult::Cancelled),
-                        answer = run => {
-                            if let Some(answer) = answer {
-                                (cx.report)(answer);
-                            }
-                        }
-                    }
+                    until_stopped(run, &token, &cx.committed, &cx.report).await;
                 });
             }
         }
@@ -440,6 +472,70 @@ impl JobRunner {
             user: session.login.as_ref().map(|l| l.user.clone()),
             relogged: session.relogged.clone(),
             report: self.report.clone(),
+            committed: Arc::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a job reported, in order.
+    fn recorder() -> (Report, Arc<Mutex<Vec<JobResult>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        (Arc::new(move |r| s.lock().unwrap().push(r)), seen)
+    }
+
+    #[tokio::test]
+    async fn stop_before_the_commit_cancels_and_drops_the_job() {
+        let (report, seen) = recorder();
+        let stop = CancellationToken::new();
+        let committed = AtomicBool::new(false);
+        stop.cancel();
+        until_stopped(
+            std::future::pending::<Option<JobResult>>(),
+            &stop,
+            &committed,
+            &report,
+        )
+        .await;
+        assert!(matches!(
+            seen.lock().unwrap().as_slice(),
+            [JobResult::Cancelled]
+        ));
+    }
+
+    #[tokio::test]
+    async fn stop_after_the_commit_says_so_and_still_reports_the_answer() {
+        let (report, seen) = recorder();
+        let stop = CancellationToken::new();
+        let committed = AtomicBool::new(false);
+        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<()>();
+        let job = async {
+            committed.store(true, Ordering::SeqCst);
+            stop.cancel();
+            // The server's answer comes after Stop was pressed.
+            let _ = answer_rx.await;
+            Some(JobResult::Noted("accepted".into()))
+        };
+        // The server answers only once Stop has been dealt with.
+        let answering = async {
+            while seen.lock().unwrap().is_empty() {
+                tokio::task::yield_now().await;
+            }
+            let _ = answer_tx.send(());
+        };
+        tokio::join!(until_stopped(job, &stop, &committed, &report), answering);
+        let seen = seen.lock().unwrap();
+        assert!(
+            matches!(
+                seen.as_slice(),
+                [JobResult::Noted(a), JobResult::Noted(b)]
+                    if a == strings::CANNOT_STOP && b == "accepted"
+            ),
+            "{seen:?}"
+        );
     }
 }

@@ -173,7 +173,14 @@ impl Task for Distribute {
             destinations: self.destinations,
             pages,
         };
-        let accepted = client.distribute(&request).await?;
+        // Once the last byte is out, the commit follows: Stop can no longer take it back.
+        let accepted = client
+            .distribute_with_progress(&request, &|sent, total| {
+                if sent >= total {
+                    cx.commit();
+                }
+            })
+            .await?;
         // FIG. 3 S35: the document leaves the feeder once the server has it.
         if let Some(scan) = scan {
             paper::take(cx.paper(), scan).await?;
