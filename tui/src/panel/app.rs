@@ -271,6 +271,15 @@ impl App {
             self.quit_requested();
             return;
         }
+        if key == Key::RetryNow {
+            if self.conn == Conn::Connected {
+                self.notify("Connected to the image server already.");
+            } else {
+                self.jobs.push(Job::RetryNow);
+                self.notify("Dialling the image server now.");
+            }
+            return;
+        }
         if key == Key::Stop {
             if let Some(label) = &self.busy {
                 let label = label.clone();
@@ -705,7 +714,7 @@ impl App {
                     .map(|t| t.saturating_duration_since(Instant::now()).as_secs())
                     .unwrap_or(0);
                 if wait > 0 {
-                    format!("OFFLINE, retry in {wait} s (#{attempt})")
+                    format!("OFFLINE, retry in {wait} s (#{attempt}; F5 now)")
                 } else {
                     format!("connecting to {} (#{attempt})", self.info.server)
                 }
@@ -859,6 +868,13 @@ mod tests {
         );
         let s = screen(&mut a);
         assert!(s.contains("OFFLINE, retry in"), "{s}");
+        assert!(s.contains("F5 now"), "the status line names the key: {s}");
+        a.key(Key::RetryNow);
+        assert!(
+            matches!(a.take_jobs().as_slice(), [Job::RetryNow]),
+            "F5 dials now"
+        );
+        assert!(screen(&mut a).contains("Dialling the image server now."));
         a.key(Key::Digit(1));
         assert!(
             matches!(a.take_jobs().as_slice(), [Job::RetryNow]),

@@ -54,6 +54,8 @@ pub enum Key {
     Carry,
     /// Quit the panel (Ctrl-Q or F10).
     Quit,
+    /// Dial the image server now instead of at the countdown's end (F5, Ctrl-R).
+    RetryNow,
     /// Show every key of the screen (`?`, `h`, F1), as lazygit and k9s do.
     Help,
     /// A touch on entry `n` (from 0) of the list on the screen.
@@ -70,6 +72,8 @@ impl Key {
         Some(match ev.code {
             KeyCode::Char('q') | KeyCode::Char('c') if ctrl => Key::Quit,
             KeyCode::F(10) => Key::Quit,
+            KeyCode::F(5) => Key::RetryNow,
+            KeyCode::Char('r') | KeyCode::Char('R') if ctrl => Key::RetryNow,
             KeyCode::Char(c @ '0'..='9') => Key::Digit(c as u8 - b'0'),
             KeyCode::Char('*') => Key::Star,
             KeyCode::Char('#') => Key::Hash,
@@ -128,6 +132,7 @@ impl Key {
             "preview" => Key::Preview,
             "carry" | "f4" => Key::Carry,
             "quit" => Key::Quit,
+            "retry" | "f5" => Key::RetryNow,
             "help" | "?" | "f1" => Key::Help,
             _ => return None,
         })
@@ -138,12 +143,13 @@ impl Key {
 pub const LEGEND_GLOBAL: &str = "?=help F2/F3 lists c=carry ^Q quit";
 
 /// The keys every screen shares, as the help lists them.
-pub const HELP_GLOBAL: [(&str, &str); 7] = [
+pub const HELP_GLOBAL: [(&str, &str); 8] = [
     ("? h F1", "this help (any key closes it)"),
     ("x", "Stop: cancel the job in flight"),
     ("F2 i", "the image store"),
     ("F3 r", "the received images"),
     ("c F4", "carry the tray's newest sheet to the ADF"),
+    ("F5 Ctrl-R", "offline: dial the image server now"),
     ("Ctrl-Q F10", "quit (a kiosk asks an administrator)"),
     ("mouse", "a click presses what is drawn there"),
 ];
