@@ -5,12 +5,15 @@
 //! - `accounts.rs`: `device …`, `user …`, `logins`.
 //! - `journal.rs`: `journal`.
 //! - `serve.rs`: `run`.
+//! - `fax.rs`: `fax …`, `grouping …`, `phonebook …`, `competence …`, `user home` (the
+//!   network-fax supervisor's tables).
 //!
 //! What a command prints on standard output is its result (a token, a fingerprint, a listing),
 //! one item a line; what it says about it goes to standard error.
 
 mod accounts;
 mod datadir;
+mod fax;
 mod journal;
 mod serve;
 
@@ -92,6 +95,19 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         last: usize,
     },
+    /// The network-fax supervisor: priority, client routes, delivery, gateway settings,
+    /// records, policy, export and import.
+    #[command(subcommand)]
+    Fax(fax::FaxCmd),
+    /// Groupings of devices, users and gateways: only members of one grouping communicate.
+    #[command(subcommand)]
+    Grouping(fax::GroupingCmd),
+    /// The fax phone book: shared entries and entries for some users or terminals.
+    #[command(subcommand)]
+    Phonebook(fax::PhonebookCmd),
+    /// Competences: who may send faxes and change gateway or supervisor settings.
+    #[command(subcommand)]
+    Competence(fax::CompetenceCmd),
 }
 
 #[derive(Subcommand)]
@@ -169,6 +185,13 @@ enum UserCmd {
         /// The user ID.
         user: String,
     },
+    /// Set the terminals that get a user's faxes (with none given: print them).
+    Home {
+        /// The user ID.
+        user: String,
+        /// The terminals' domains.
+        devices: Vec<String>,
+    },
 }
 
 impl Cli {
@@ -233,6 +256,13 @@ impl Cli {
             Command::User(UserCmd::Remove { user }) => accounts::user_remove(&data?, &user),
             Command::Logins { last } => accounts::logins(&data?, last),
             Command::Journal { last } => journal::print(&data?, last),
+            Command::User(UserCmd::Home { user, devices }) => {
+                fax::user_home(&data?, &user, &devices)
+            }
+            Command::Fax(cmd) => fax::run(&data?, cmd),
+            Command::Grouping(cmd) => fax::grouping(&data?, cmd),
+            Command::Phonebook(cmd) => fax::phonebook(&data?, cmd),
+            Command::Competence(cmd) => fax::competence(&data?, cmd),
         }
     }
 }
