@@ -248,6 +248,12 @@ pub(super) enum PhonebookCmd {
     },
     /// Print the entries: name, number, who sees them.
     List {
+        /// Only the entries this user sees (with --device: at that terminal).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only the entries this terminal sees (with --user: for that user).
+        #[arg(long)]
+        device: Option<String>,
         #[command(flatten)]
         json: Json,
     },
@@ -284,13 +290,17 @@ pub(super) struct CompetenceArgs {
     device: Option<String>,
 }
 
-/// Runs `f` in one transaction, committed only when it succeeds.
+/// Runs `f` in one transaction, committed only when it succeeds. `IMMEDIATE`: it takes the
+/// write lock first (waiting for a running server's batch), so a read-then-write never finds
+/// its snapshot stale.
 fn in_tx<T>(
     data: &DataDir,
     f: impl FnOnce(&rusqlite::Connection) -> Result<T, crate::fax::FaxError>,
 ) -> anyhow::Result<T> {
     let mut conn = data.connect()?;
-    let tx = conn.transaction().context("cannot begin a transaction")?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .context("cannot begin a transaction")?;
     let out = f(&tx)?;
     tx.commit().context("cannot commit")?;
     Ok(out)
@@ -599,8 +609,17 @@ pub(super) fn phonebook(data: &DataDir, cmd: PhonebookCmd) -> anyhow::Result<Exi
             })?;
             eprintln!("added {} ({})", esc(&e.name), esc(&e.number));
         }
-        PhonebookCmd::List { json } => {
-            let list = transfer::export(&data.connect()?)?.phonebook;
+        PhonebookCmd::List { user, device, json } => {
+            let conn = data.connect()?;
+            let mut list = transfer::export(&conn)?.phonebook;
+            if user.is_some() || device.is_some() {
+                let seen: Vec<String> =
+                    phonebook::visible_to(&conn, user.as_deref(), device.as_deref())?
+                        .into_iter()
+                        .map(|e| e.name)
+                        .collect();
+                list.retain(|e| seen.contains(&e.name));
+            }
             if json.json {
                 return print_json(&serde_json::to_value(&list)?);
             }

@@ -170,6 +170,31 @@ pub fn is_admin(conn: &Connection, user: &str) -> Result<bool, FaxError> {
         .is_some_and(|(u, _)| u.role == imagecast_shared::msg::Role::Admin))
 }
 
+/// Drops a removed user from every fax table that names them (client route, delivery rules
+/// to them, grouping memberships, phone-book labels, competences, home terminals), so no
+/// table points at nobody and an export still imports; a phone-book entry labelled for them
+/// alone goes too. Their communication records stay.
+/// Returns how many rows went.
+pub fn forget_user(conn: &Connection, user: &str) -> Result<usize, FaxError> {
+    let mut n = 0;
+    for sql in [
+        "DELETE FROM fax_client_routes WHERE kind = 'user' AND client = ?1",
+        "DELETE FROM fax_delivery_rules WHERE target_kind = 'user' AND target = ?1",
+        "DELETE FROM fax_grouping_members WHERE kind = 'user' AND member = ?1",
+        "DELETE FROM fax_phonebook_labels WHERE kind = 'user' AND label = ?1",
+        "DELETE FROM fax_competences WHERE user = ?1",
+        "DELETE FROM fax_user_homes WHERE user = ?1",
+    ] {
+        n += conn.execute(sql, [user])?;
+    }
+    n += conn.execute(
+        "DELETE FROM fax_phonebook WHERE shared = 0
+         AND name NOT IN (SELECT name FROM fax_phonebook_labels)",
+        [],
+    )?;
+    Ok(n)
+}
+
 /// A user or a terminal: whom a rule, a route or a label names.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind", content = "name")]
@@ -364,5 +389,42 @@ mod tests {
         assert!(Party::resolve(&conn, "nobody").is_err());
         assert!(is_admin(&conn, "9000").unwrap());
         assert!(!is_admin(&conn, "1001").unwrap());
+    }
+
+    #[test]
+    fn a_removed_user_leaves_no_row_behind_and_the_export_still_imports() {
+        use phonebook::{Entry, Visibility};
+        let (_d, conn) = testing::db();
+        let u = || Party::User("1002".into());
+        priority::set_client(&conn, &u(), &["gw1.example".into()]).unwrap();
+        delivery::add(&conn, delivery::Match::Any, u()).unwrap();
+        grouping::add(&conn, "g").unwrap();
+        grouping::add_member(&conn, "g", grouping::Member::User("1002".into())).unwrap();
+        let private = Entry {
+            name: "Mine".into(),
+            number: "1".into(),
+            visibility: Visibility::For(vec![u()]),
+        };
+        phonebook::add(&conn, &private).unwrap();
+        let both = Entry {
+            name: "Ours".into(),
+            number: "2".into(),
+            visibility: Visibility::For(vec![u(), Party::User("1001".into())]),
+        };
+        phonebook::add(&conn, &both).unwrap();
+        competence::grant(&conn, "1002", competence::Competence::GatewaySettings, None).unwrap();
+        homes::set(&conn, "1002", &["pc1.example".into()]).unwrap();
+        auth::remove_user(&conn, "1002").unwrap();
+        assert_eq!(forget_user(&conn, "1002").unwrap(), 8);
+        let text = transfer::to_toml(&transfer::export(&conn).unwrap()).unwrap();
+        assert!(!text.contains("1002"), "{text}");
+        let names: Vec<String> = phonebook::list(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["Ours"]);
+        let (_d2, other) = testing::db();
+        transfer::import(&other, &text).unwrap();
     }
 }

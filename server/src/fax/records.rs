@@ -71,8 +71,10 @@ pub enum CallResult {
     /// The number was busy.
     Busy,
     /// Nobody answered.
+    #[serde(rename = "no answer")]
     NoAnswer,
     /// A page was rejected by the receiver (the call may have gone on or ended).
+    #[serde(rename = "page error")]
     PageError,
     /// Anything else (a line fault, a hang-up, an unusable document).
     Failed,

@@ -594,6 +594,23 @@ fn groupings_phonebook_competences_and_homes() {
         ]
     );
     assert_eq!(
+        ok(
+            &server,
+            &["phonebook", "list", "--user", "1001", "--device", PC]
+        ),
+        ["Acme\t+81 6 5555 0100\tshared"],
+        "only what user 1001 sees at the PC"
+    );
+    assert_eq!(
+        ok(
+            &server,
+            &["phonebook", "list", "--user", "1001", "--device", MFP]
+        )
+        .len(),
+        2,
+        "the MFP sees the entry labelled for it"
+    );
+    assert_eq!(
         phonebook::lookup(&conn, "Lawyer", Some("1002"), Some(PC))
             .unwrap()
             .number,
@@ -772,7 +789,7 @@ fn export_then_import_is_the_same_and_a_bad_file_changes_nothing() {
     refused(
         &server,
         &["fax", "import", syntax.to_str().unwrap()],
-        "line 1",
+        "TOML parse error at line",
     );
     let unknown = dir.path().join("unknown.toml");
     std::fs::write(&unknown, "[policy]\nmax-dials = 3\nretries = 2\n").unwrap();
