@@ -71,25 +71,29 @@ pub struct SupervisorFile {
     #[serde(default)]
     pub policy: Policy,
     /// The per-client routes.
-    #[serde(default, rename = "client-route")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        rename = "client-route"
+    )]
     pub client_routes: Vec<ClientRouteToml>,
     /// The delivery rules, in order.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivery: Vec<DeliveryToml>,
     /// The groupings.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grouping: Vec<GroupingToml>,
     /// The phone book.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phonebook: Vec<PhonebookToml>,
     /// Grants and revocations.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub competence: Vec<CompetenceToml>,
     /// User homes.
-    #[serde(default, rename = "user-home")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "user-home")]
     pub user_homes: Vec<HomeToml>,
     /// Gateway settings.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway: Vec<GatewayToml>,
 }
 
@@ -566,6 +570,19 @@ mod tests {
         import(&other, &text).unwrap();
         assert_eq!(settings::show(&other, "gw1.example").unwrap().version, 1);
         assert_eq!(to_toml(&export(&other).unwrap()).unwrap(), text);
+    }
+
+    #[test]
+    fn an_empty_supervisor_exports_only_its_priority_and_policy() {
+        let (_d, conn) = testing::db();
+        let text = to_toml(&export(&conn).unwrap()).unwrap();
+        assert!(
+            text.starts_with("priority = []\n\n[policy]\nmax-dials = 12\n"),
+            "{text}"
+        );
+        assert!(!text.contains("[["), "{text}");
+        import(&conn, &text).unwrap();
+        assert_eq!(to_toml(&export(&conn).unwrap()).unwrap(), text);
     }
 
     #[test]

@@ -805,3 +805,43 @@ fn export_then_import_is_the_same_and_a_bad_file_changes_nothing() {
         "nothing changed"
     );
 }
+
+#[test]
+fn removing_a_user_drops_them_from_the_fax_tables() {
+    let server = server();
+    ok(&server, &["fax", "client-route", "set", "1002", GW2]);
+    ok(
+        &server,
+        &["fax", "delivery", "add", "--any", "--user", "1002"],
+    );
+    ok(&server, &["competence", "revoke", "1002", "send-fax"]);
+    ok(&server, &["user", "home", "1002", MFP]);
+    ok(
+        &server,
+        &[
+            "phonebook",
+            "add",
+            "--name",
+            "Mine",
+            "--number",
+            "0120",
+            "--for",
+            "1002",
+        ],
+    );
+    let out = server.admin_run(&["user", "remove", "1002"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("dropped 1002 from 6 fax table rows"),
+        "{}",
+        out.stderr
+    );
+    let text = ok(&server, &["fax", "export", "-"]).join("\n");
+    assert!(!text.contains("1002"), "{text}");
+    assert!(ok(&server, &["fax", "delivery", "list"]).is_empty());
+    assert!(ok(&server, &["phonebook", "list"]).is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, text + "\n").unwrap();
+    ok(&server, &["fax", "import", file.to_str().unwrap()]);
+}
