@@ -50,6 +50,12 @@ pub(super) enum FaxCmd {
         /// Only the last N.
         #[arg(long)]
         last: Option<usize>,
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only through this gateway.
+        #[arg(long)]
+        gateway: Option<String>,
         /// In HylaFAX's xferfaxlog format (tab-separated).
         #[arg(long, conflicts_with = "json")]
         xferfaxlog: bool,
@@ -460,13 +466,18 @@ pub(super) fn run(data: &DataDir, cmd: FaxCmd) -> anyhow::Result<ExitCode> {
         }
         FaxCmd::Records {
             last,
+            user,
+            gateway,
             xferfaxlog,
             json,
         } => {
+            let gateway = gateway.map(|g| imagecast_shared::domain::domain_key(&g).into_owned());
             let recs = records::query(
                 &data.connect()?,
                 &Filter {
                     last: last.unwrap_or(0),
+                    user,
+                    gateway,
                     ..Filter::default()
                 },
             )?;

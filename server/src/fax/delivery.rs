@@ -243,6 +243,23 @@ pub fn route_rule(conn: &Connection, fax: &Incoming<'_>) -> Result<Option<Rule>,
     Ok(None)
 }
 
+/// The terminals a routed fax goes to: a user's home terminals ([`super::homes`]), or the one
+/// terminal. A user with no home terminal is an error that says how to give them one.
+pub fn destinations(conn: &Connection, target: &Target) -> Result<Vec<String>, FaxError> {
+    match target {
+        Party::Device(d) => Ok(vec![d.clone()]),
+        Party::User(u) => {
+            let homes = super::homes::of(conn, u)?;
+            if homes.is_empty() {
+                return Err(FaxError::Missing(format!(
+                    "user {u} has no home terminal to get faxes (imagecast-server user home {u} DOMAIN...)"
+                )));
+            }
+            Ok(homes)
+        }
+    }
+}
+
 /// Empties the table (for an import that replaces it).
 pub(crate) fn clear(conn: &Connection) -> Result<(), FaxError> {
     conn.execute("DELETE FROM fax_delivery_rules", [])?;
@@ -290,6 +307,22 @@ mod tests {
         );
         assert_eq!(r("OTHER", "+1", "1", "GW2.example"), Some(user("9000")));
         assert_eq!(r("", "", "", "gw3.example"), Some(user("1002")));
+        let e = destinations(&conn, &user("1001")).unwrap_err().to_string();
+        assert!(e.contains("user 1001 has no home terminal"), "{e}");
+        crate::fax::homes::set(
+            &conn,
+            "1001",
+            &["pc1.example".into(), "mfp1.example".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            destinations(&conn, &user("1001")).unwrap(),
+            ["pc1.example", "mfp1.example"]
+        );
+        assert_eq!(
+            destinations(&conn, &Party::Device("mfp1.example".into())).unwrap(),
+            ["mfp1.example"]
+        );
         let removed = remove(&conn, 1).unwrap();
         assert_eq!(removed.matches, Match::Station("ACME*".into()));
         assert_eq!(list(&conn).unwrap()[0].n, 1);

@@ -331,6 +331,30 @@ pub fn set(
     replace(conn, &current.gateway, &next)
 }
 
+/// [`set`] on behalf of a user at a terminal (a client's settings request, 002 FIG. 6): refused
+/// unless the user holds the `gateway-settings` competence there.
+pub fn set_by(
+    conn: &Connection,
+    user: &str,
+    device: Option<&str>,
+    gateway: &str,
+    assignments: &[String],
+) -> Result<Versioned, FaxError> {
+    super::competence::check(
+        conn,
+        user,
+        device,
+        super::competence::Competence::GatewaySettings,
+    )?;
+    set(conn, gateway, assignments)
+}
+
+/// The settings to push to `gateway` when it connects: `Some` while a version is pending.
+pub fn pending_for(conn: &Connection, gateway: &str) -> Result<Option<Versioned>, FaxError> {
+    let v = show(conn, gateway)?;
+    Ok(v.pending.then_some(v))
+}
+
 /// Replaces a gateway's settings (checked first); bumps the version when they differ from
 /// the stored ones. For `set`, an import, and a client's settings request.
 pub fn replace(
@@ -427,6 +451,19 @@ mod tests {
         );
         assert!(acknowledge(&conn, "gw1.example", 3).is_err());
         assert!(pending(&conn).unwrap().is_empty());
+        assert_eq!(pending_for(&conn, "gw1.example").unwrap(), None);
+        let e = set_by(
+            &conn,
+            "1001",
+            Some("pc1.example"),
+            "gw1.example",
+            &args(&["lines=3"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("lacks the competence gateway-settings"), "{e}");
+        let v3 = set_by(&conn, "9000", None, "gw1.example", &args(&["lines=3"])).unwrap();
+        assert_eq!(pending_for(&conn, "gw1.example").unwrap(), Some(v3));
         assert_eq!(
             show(&conn, "gw1.example").unwrap().settings.tagline,
             "ACME  Osaka"

@@ -458,6 +458,12 @@ fn records_list_and_export_as_xferfaxlog() {
     let busy: Vec<&str> = xfer[0].split('\t').collect();
     assert_eq!((busy[10], busy[13]), ("0", "\"busy\""));
 
+    assert!(ok(&server, &["fax", "records", "--user", "1002"]).is_empty());
+    assert_eq!(
+        ok(&server, &["fax", "records", "--gateway", "GW1.fax.example"]).len(),
+        3
+    );
+    assert!(ok(&server, &["fax", "records", "--gateway", GW2]).is_empty());
     let json = ok(&server, &["fax", "records", "--last", "2", "--json"]).join("");
     assert!(
         json.starts_with('[') && json.contains("\"result\":\"sent\""),
