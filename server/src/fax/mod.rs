@@ -392,6 +392,37 @@ mod tests {
     }
 
     #[test]
+    fn a_database_of_the_previous_release_gains_the_fax_tables_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = crate::store::db::open_connection(&path).unwrap();
+            auth::add_device(&conn, "gw1.example", "G", DeviceKind::FaxGateway).unwrap();
+            let fax_tables: Vec<String> = conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'fax_%'",
+                )
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(fax_tables.len(), 12, "{fax_tables:?}");
+            for t in fax_tables {
+                conn.execute_batch(&format!("DROP TABLE {t}")).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+        }
+        let conn = crate::store::db::open_connection(&path).unwrap();
+        assert_eq!(
+            require_gateway(&conn, "gw1.example").unwrap(),
+            "gw1.example"
+        );
+        priority::set(&conn, &["gw1.example".into()]).unwrap();
+        assert_eq!(priority::list(&conn).unwrap(), ["gw1.example"]);
+    }
+
+    #[test]
     fn a_removed_user_leaves_no_row_behind_and_the_export_still_imports() {
         use phonebook::{Entry, Visibility};
         let (_d, conn) = testing::db();
