@@ -98,13 +98,44 @@ impl Match {
         match self {
             Match::Station(p) => glob::matches(p, fax.station.trim(), true),
             Match::Caller(p) => {
-                glob::matches(&normalize_number(p), &normalize_number(fax.caller), false)
+                glob::matches(&normalize_pattern(p), &normalize_number(fax.caller), false)
             }
             Match::Called(n) => normalize_number(n) == normalize_number(fax.called),
             Match::Gateway(g) => *g == imagecast_shared::domain::domain_key(fax.gateway),
             Match::Any => true,
         }
     }
+}
+
+/// A caller pattern without the spaces and dashes that stand between digits for reading; a
+/// dash inside `[...]` is a range and stays.
+fn normalize_pattern(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut in_class = false;
+    let mut escaped = false;
+    for c in p.trim().chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                out.push(c);
+            }
+            '\\' => {
+                escaped = true;
+                out.push(c);
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            ' ' | '-' if !in_class => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The particulars of a received fax that rules match on.
@@ -301,6 +332,8 @@ mod tests {
             r("OTHER", "+81-3-1234", "1", "gw1.example"),
             Some(user("1002"))
         );
+        assert_eq!(normalize_pattern("+81 [0-3]-*"), "+81[0-3]*");
+        assert_eq!(normalize_pattern(r"0\-1"), r"0\-1");
         assert_eq!(
             r("OTHER", "+1", "5550100", "gw1.example"),
             Some(Party::Device("mfp1.example".into()))
