@@ -14,7 +14,7 @@
 //! - [`delivery`]: the delivery table (002 table 23): ordered rules on the remote station ID,
 //!   the caller's number, the number called or the gateway, each naming a user or a device;
 //!   [`delivery::route`] is the first rule that matches.
-//! - [`settings`]: each gateway's setting information (002 [0025], FIG. 5–6), versioned, with
+//! - [`settings`]: each gateway's setting information (002 \[0025\], FIG. 5–6), versioned, with
 //!   the version the gateway last acknowledged.
 //! - [`policy`]: the supervisor's retry policy (HylaFAX's defaults).
 //! - [`records`]: the communication records (002 record 22), one per call attempt, and their

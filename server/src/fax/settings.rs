@@ -1,4 +1,4 @@
-//! Each gateway's setting information (002 [0025], FIG. 5–6; 003 claims 5–8): read and changed
+//! Each gateway's setting information (002 \[0025\], FIG. 5–6; 003 claims 5–8): read and changed
 //! on the supervisor, with a version number, and applied by the gateway.
 //!
 //! Every change bumps the version; the gateway acknowledges the version it applied
@@ -79,10 +79,10 @@ pub struct GatewaySettings {
     pub tagline: String,
     /// Most pages of one fax.
     pub max_pages: u32,
-    /// Network information (002 [0025]): where the gateway reaches its line, e.g. the
+    /// Network information (002 \[0025\]): where the gateway reaches its line, e.g. the
     /// HylaFAX server's `HOST:PORT`.
     pub network: String,
-    /// Destination information (002 [0025]): notes on the numbers this gateway serves.
+    /// Destination information (002 \[0025\]): notes on the numbers this gateway serves.
     pub destination: String,
 }
 

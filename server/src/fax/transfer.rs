@@ -1,4 +1,4 @@
-//! The supervisor's settings (002 [0028]–[0030], FIG. 7–8) as one TOML file: `fax export`
+//! The supervisor's settings (002 \[0028\]–\[0030\], FIG. 7–8) as one TOML file: `fax export`
 //! writes it, `fax import` reads it back. The file holds the priority table, the per-client
 //! routes, the delivery rules, the retry policy, the groupings, the phone book, the
 //! competences, the user homes and every gateway's settings; not the communication records
