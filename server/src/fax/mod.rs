@@ -62,8 +62,10 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use std::sync::{Arc, Mutex};
+
 use crate::store::auth::{self, AuthError};
-use crate::store::db::DbError;
+use crate::store::db::{Db, DbError};
 
 /// Why a fax-table operation failed or was refused. Every message names the thing at fault.
 #[derive(Debug, Error)]
@@ -136,6 +138,48 @@ impl From<FaxError> for DbError {
             other => DbError::Corrupt(other.to_string()),
         }
     }
+}
+
+/// Runs a fax-table operation on the server's database thread ([`Db::call`]), in its own
+/// savepoint: undone when it fails, on disk when this returns `Ok`. Unlike handing the function
+/// to [`Db::call`] directly, the error stays a [`FaxError`], so a refusal reaches the caller as
+/// [`FaxError::Refused`] with its reason, not as a database fault.
+///
+/// ```ignore
+/// let gateways = fax::call(&db, move |c| priority::candidates(c, Some(&device), Some(&user))).await?;
+/// ```
+pub async fn call<T, F>(db: &Db, f: F) -> Result<T, FaxError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, FaxError> + Send + 'static,
+{
+    let slot: Arc<Mutex<Option<FaxError>>> = Arc::default();
+    let inner = Arc::clone(&slot);
+    let result = db
+        .call(move |c| {
+            f(c).map_err(|e| {
+                let as_db = match &e {
+                    FaxError::Db(_) => None,
+                    other => Some(DbError::Corrupt(other.to_string())),
+                };
+                match as_db {
+                    Some(d) => {
+                        if let Ok(mut s) = inner.lock() {
+                            *s = Some(e);
+                        }
+                        d
+                    }
+                    None => DbError::from(e),
+                }
+            })
+        })
+        .await;
+    result.map_err(|db_err| {
+        slot.lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or(FaxError::Db(db_err))
+    })
 }
 
 /// The domain key of a known, `fax-gateway` device; refused with the name otherwise.
@@ -389,6 +433,42 @@ mod tests {
         assert!(Party::resolve(&conn, "nobody").is_err());
         assert!(is_admin(&conn, "9000").unwrap());
         assert!(!is_admin(&conn, "1001").unwrap());
+    }
+
+    #[tokio::test]
+    async fn call_runs_on_the_database_thread_and_keeps_a_refusal_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        call(&db, |c| {
+            auth::add_device(c, "gw1.example", "G", DeviceKind::FaxGateway)?;
+            auth::add_user(c, "1001", imagecast_shared::msg::Role::Operator, "x")?;
+            competence::revoke(c, "1001", competence::Competence::SendFax, None)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let refused = call(&db, |c| {
+            competence::check(c, "1001", None, competence::Competence::SendFax)
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(refused, FaxError::Refused(ref r) if r.contains("send-fax")),
+            "{refused}"
+        );
+        let failed = call(&db, |c| {
+            priority::set(c, &["gw1.example".into()])?;
+            priority::set(c, &["nope.example".into()])
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(failed, FaxError::UnknownGateway(ref g) if g == "nope.example"));
+        let table = call(&db, priority::list).await.unwrap();
+        assert!(table.is_empty(), "a failed call is undone whole: {table:?}");
+        let gateways = call(&db, |c| priority::candidates(c, None, Some("1001")))
+            .await
+            .unwrap();
+        assert_eq!(gateways, ["gw1.example"]);
     }
 
     #[test]
