@@ -203,6 +203,11 @@ pub(super) enum GroupingCmd {
         /// Its name.
         name: String,
     },
+    /// Remove a grouping (with the last one gone, nothing is restricted).
+    Remove {
+        /// Its name.
+        name: String,
+    },
     /// Print the groupings: name, then its members as KIND:NAME.
     List {
         #[command(flatten)]
@@ -231,6 +236,34 @@ pub(super) enum MemberCmd {
         #[arg(long)]
         gateway: Option<String>,
     },
+    /// Take a device, a user or a gateway out of a grouping.
+    #[command(group(ArgGroup::new("member").required(true).args(["device", "user", "gateway"])))]
+    Remove {
+        /// The grouping's name.
+        name: String,
+        /// A terminal's domain.
+        #[arg(long)]
+        device: Option<String>,
+        /// A user ID.
+        #[arg(long)]
+        user: Option<String>,
+        /// A fax gateway's domain.
+        #[arg(long)]
+        gateway: Option<String>,
+    },
+}
+
+fn member(
+    device: Option<String>,
+    user: Option<String>,
+    gateway: Option<String>,
+) -> anyhow::Result<Member> {
+    Ok(match (device, user, gateway) {
+        (Some(d), ..) => Member::Device(d),
+        (_, Some(u), _) => Member::User(u),
+        (.., Some(g)) => Member::Gateway(g),
+        _ => anyhow::bail!("give --device, --user or --gateway"),
+    })
 }
 
 /// `phonebook …`.
@@ -561,14 +594,23 @@ pub(super) fn grouping(data: &DataDir, cmd: GroupingCmd) -> anyhow::Result<ExitC
             user,
             gateway,
         }) => {
-            let m = match (device, user, gateway) {
-                (Some(d), ..) => Member::Device(d),
-                (_, Some(u), _) => Member::User(u),
-                (.., Some(g)) => Member::Gateway(g),
-                _ => anyhow::bail!("give --device, --user or --gateway"),
-            };
+            let m = member(device, user, gateway)?;
             in_tx(data, |c| grouping::add_member(c, &name, m))?;
             eprintln!("added a member to grouping {}", esc(&name));
+        }
+        GroupingCmd::Member(MemberCmd::Remove {
+            name,
+            device,
+            user,
+            gateway,
+        }) => {
+            let m = member(device, user, gateway)?;
+            in_tx(data, |c| grouping::remove_member(c, &name, &m))?;
+            eprintln!("took a member out of grouping {}", esc(&name));
+        }
+        GroupingCmd::Remove { name } => {
+            in_tx(data, |c| grouping::remove(c, &name))?;
+            eprintln!("removed grouping {}", esc(&name));
         }
         GroupingCmd::List { json } => {
             let list = transfer::export(&data.connect()?)?.grouping;

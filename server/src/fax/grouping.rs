@@ -108,6 +108,37 @@ pub fn add_member(conn: &Connection, grouping: &str, member: Member) -> Result<(
     Ok(())
 }
 
+/// Removes a grouping and its memberships (with the last grouping gone, nothing is restricted).
+pub fn remove(conn: &Connection, name: &str) -> Result<(), FaxError> {
+    conn.execute(
+        "DELETE FROM fax_grouping_members WHERE grouping = ?1",
+        [name],
+    )?;
+    if conn.execute("DELETE FROM fax_groupings WHERE name = ?1", [name])? == 0 {
+        return Err(FaxError::Missing(format!("no grouping {name}")));
+    }
+    Ok(())
+}
+
+/// Takes a member out of a grouping.
+pub fn remove_member(conn: &Connection, grouping: &str, member: &Member) -> Result<(), FaxError> {
+    let (kind, name) = member.stored();
+    let key = match member {
+        Member::User(_) => name.to_owned(),
+        _ => imagecast_shared::domain::domain_key(name).into_owned(),
+    };
+    let n = conn.execute(
+        "DELETE FROM fax_grouping_members WHERE grouping = ?1 AND kind = ?2 AND member = ?3",
+        params![grouping, kind, key],
+    )?;
+    if n == 0 {
+        return Err(FaxError::Missing(format!(
+            "{kind} {key} is no member of grouping {grouping}"
+        )));
+    }
+    Ok(())
+}
+
 /// Every grouping with its members, by name.
 pub fn list(conn: &Connection) -> Result<Vec<Grouping>, FaxError> {
     let names: Vec<String> = conn
@@ -230,6 +261,25 @@ mod tests {
         assert!(e.contains("terminal pc1.example"), "{e}");
         let l = list(&conn).unwrap();
         assert_eq!(l.len(), 2);
+        remove_member(&conn, "dev", &Member::Device("PC1.example".into())).unwrap();
+        let e = remove_member(&conn, "dev", &Member::Device("pc1.example".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("device pc1.example is no member of grouping dev"),
+            "{e}"
+        );
+        check_client_gateway(&conn, Some("1001"), Some("pc1.example"), "gw1.example").unwrap();
+        remove(&conn, "dev").unwrap();
+        assert!(remove(&conn, "dev").is_err());
+        remove(&conn, "sales").unwrap();
+        check_client_gateway(&conn, Some("1002"), None, "gw2.example").unwrap();
+        add(&conn, "sales").unwrap();
+        add(&conn, "dev").unwrap();
+        add_member(&conn, "dev", Member::Device("pc1.example".into())).unwrap();
+        add_member(&conn, "sales", Member::User("1001".into())).unwrap();
+        add_member(&conn, "sales", Member::Gateway("gw1.example".into())).unwrap();
+        let l = list(&conn).unwrap();
         assert_eq!(
             l[1].members,
             [

@@ -524,6 +524,27 @@ fn groupings_phonebook_competences_and_homes() {
             .is_empty(),
         "user 1002 is in no grouping"
     );
+    ok(&server, &["grouping", "add", "spare"]);
+    ok(
+        &server,
+        &["grouping", "member", "add", "spare", "--gateway", GW2],
+    );
+    ok(
+        &server,
+        &["grouping", "member", "remove", "spare", "--gateway", GW2],
+    );
+    refused(
+        &server,
+        &["grouping", "member", "remove", "spare", "--gateway", GW2],
+        &format!("gateway {GW2} is no member of grouping spare"),
+    );
+    ok(&server, &["grouping", "remove", "spare"]);
+    refused(
+        &server,
+        &["grouping", "remove", "spare"],
+        "no grouping spare",
+    );
+    assert_eq!(ok(&server, &["grouping", "list"]).len(), 1);
 
     ok(
         &server,
