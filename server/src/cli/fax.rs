@@ -735,22 +735,32 @@ pub(super) fn competence(data: &DataDir, cmd: CompetenceCmd) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `user home USER [DOMAIN...]`: sets the user's home terminals, or prints them when no
-/// domain is given.
+/// Runs `user home USER [DOMAIN...] [--clear] [--json]`: sets the user's home terminals,
+/// clears them, or prints them when no domain is given.
 pub(super) fn user_home(
     data: &DataDir,
     user: &str,
     devices: &[String],
+    clear: bool,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
-    if devices.is_empty() {
+    if devices.is_empty() && !clear {
         let conn = data.connect()?;
         let user = crate::fax::require_user(&conn, user)?;
-        for d in homes::of(&conn, &user)? {
+        let homes = homes::of(&conn, &user)?;
+        if json {
+            return print_json(&json!(homes));
+        }
+        for d in homes {
             println!("{}", esc(&d));
         }
         return Ok(ExitCode::SUCCESS);
     }
     let h = in_tx(data, |c| homes::set(c, user, devices))?;
-    eprintln!("{}'s faxes go to {}", h.user, h.devices.join(" "));
+    if h.devices.is_empty() {
+        eprintln!("{} gets faxes at no terminal", h.user);
+    } else {
+        eprintln!("{}'s faxes go to {}", h.user, h.devices.join(" "));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -190,7 +190,14 @@ enum UserCmd {
         /// The user ID.
         user: String,
         /// The terminals' domains.
+        #[arg(conflicts_with = "clear")]
         devices: Vec<String>,
+        /// The user gets faxes at no terminal.
+        #[arg(long)]
+        clear: bool,
+        /// Print them as one JSON array.
+        #[arg(long, conflicts_with_all = ["devices", "clear"])]
+        json: bool,
     },
 }
 
@@ -256,9 +263,12 @@ impl Cli {
             Command::User(UserCmd::Remove { user }) => accounts::user_remove(&data?, &user),
             Command::Logins { last } => accounts::logins(&data?, last),
             Command::Journal { last } => journal::print(&data?, last),
-            Command::User(UserCmd::Home { user, devices }) => {
-                fax::user_home(&data?, &user, &devices)
-            }
+            Command::User(UserCmd::Home {
+                user,
+                devices,
+                clear,
+                json,
+            }) => fax::user_home(&data?, &user, &devices, clear, json),
             Command::Fax(cmd) => fax::run(&data?, cmd),
             Command::Grouping(cmd) => fax::grouping(&data?, cmd),
             Command::Phonebook(cmd) => fax::phonebook(&data?, cmd),

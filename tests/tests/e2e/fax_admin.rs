@@ -705,6 +705,12 @@ fn groupings_phonebook_competences_and_homes() {
     );
     refused(&server, &["user", "home", "4242", PC], "unknown user 4242");
     assert_eq!(ok(&server, &["user", "home", "1001"]), [PC, MFP]);
+    assert_eq!(
+        ok(&server, &["user", "home", "1001", "--json"]),
+        [format!("[\"{PC}\",\"{MFP}\"]")]
+    );
+    ok(&server, &["user", "home", "1001", "--clear"]);
+    assert!(ok(&server, &["user", "home", "1001"]).is_empty());
 }
 
 #[test]
