@@ -26,6 +26,9 @@
 //!   terminal's connection ([`net::conn`]), its outbound queues ([`net::outbox`]), who is
 //!   connected ([`net::registry`]), failed-login delays ([`net::throttle`]), and account
 //!   changes made by other processes ([`net::accounts`]).
+//! - [`fax`]: the network-fax supervising server's tables: priority and per-client
+//!   routes, the delivery table, gateway settings, the retry policy, communication records,
+//!   competences, groupings, the phone book and user homes, one module each.
 //! - [`demo`]: the seed's demo network, for `init --demo` and for `imagecast demo`, which
 //!   reaches the server through this module only.
 //! - [`cli`]: the `imagecast-server` commands, one function each behind one `match`;
@@ -48,6 +51,7 @@ pub mod cli;
 pub mod cmd;
 pub mod delivery;
 pub mod demo;
+pub mod fax;
 pub mod groups;
 pub mod net;
 pub mod state;

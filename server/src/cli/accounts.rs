@@ -130,8 +130,14 @@ pub fn user_passwd(data: &DataDir, user: &str, password_stdin: bool) -> anyhow::
 
 /// `user remove`.
 pub fn user_remove(data: &DataDir, user: &str) -> anyhow::Result<ExitCode> {
-    let conn = data.connect()?;
-    auth::remove_user(&conn, user)?;
+    let mut conn = data.connect()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    auth::remove_user(&tx, user)?;
+    let fax_rows = crate::fax::forget_user(&tx, user)?;
+    tx.commit()?;
+    if fax_rows > 0 {
+        eprintln!("dropped {user} from {fax_rows} fax table rows");
+    }
     eprintln!("removed user {user}; their sessions end");
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,8 @@
 //! - `journal.rs`: `journal`.
 //! - `serve.rs`: `run`.
 //! - `docs.rs`: `completions`, `manpages`.
+//! - `fax.rs`: `fax …`, `grouping …`, `phonebook …`, `competence …`, `user home` (the
+//!   network-fax supervisor's tables).
 //!
 //! What a command prints on standard output is its result (a token, a fingerprint, a listing),
 //! one item a line; what it says about it goes to standard error.
@@ -13,6 +15,7 @@
 mod accounts;
 mod datadir;
 mod docs;
+mod fax;
 mod journal;
 mod serve;
 
@@ -111,6 +114,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The network-fax supervisor: priority, client routes, delivery, gateway settings,
+    /// records, policy, export and import.
+    #[command(subcommand)]
+    Fax(fax::FaxCmd),
+    /// Groupings of devices, users and gateways: only members of one grouping communicate.
+    #[command(subcommand)]
+    Grouping(fax::GroupingCmd),
+    /// The fax phone book: shared entries and entries for some users or terminals.
+    #[command(subcommand)]
+    Phonebook(fax::PhonebookCmd),
+    /// Competences: who may send faxes and change gateway or supervisor settings.
+    #[command(subcommand)]
+    Competence(fax::CompetenceCmd),
 }
 
 #[derive(Subcommand)]
@@ -196,6 +212,20 @@ enum UserCmd {
         /// The user ID.
         user: String,
     },
+    /// Set the terminals that get a user's faxes (with none given: print them).
+    Home {
+        /// The user ID.
+        user: String,
+        /// The terminals' domains.
+        #[arg(conflicts_with = "clear")]
+        devices: Vec<String>,
+        /// The user gets faxes at no terminal.
+        #[arg(long)]
+        clear: bool,
+        /// Print them as one JSON array.
+        #[arg(long, conflicts_with_all = ["devices", "clear"])]
+        json: bool,
+    },
 }
 
 impl Cli {
@@ -262,6 +292,16 @@ impl Cli {
             Command::Journal { last, json } => journal::print(&data?, last, json),
             Command::Completions { shell } => docs::completions(shell),
             Command::Manpages { out } => docs::manpages(&out),
+            Command::User(UserCmd::Home {
+                user,
+                devices,
+                clear,
+                json,
+            }) => fax::user_home(&data?, &user, &devices, clear, json),
+            Command::Fax(cmd) => fax::run(&data?, cmd),
+            Command::Grouping(cmd) => fax::grouping(&data?, cmd),
+            Command::Phonebook(cmd) => fax::phonebook(&data?, cmd),
+            Command::Competence(cmd) => fax::competence(&data?, cmd),
         }
     }
 }

@@ -118,6 +118,93 @@ CREATE TABLE account_events (
     name        TEXT NOT NULL
 );
 "#,
+    // The network-fax supervisor's tables (server/src/fax/, one module per table).
+    r#"
+CREATE TABLE fax_priority (
+    pos         INTEGER PRIMARY KEY,
+    gateway     TEXT NOT NULL UNIQUE COLLATE NOCASE
+);
+CREATE TABLE fax_client_routes (
+    kind        TEXT NOT NULL,
+    client      TEXT NOT NULL,
+    pos         INTEGER NOT NULL,
+    gateway     TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (kind, client, pos)
+);
+CREATE TABLE fax_delivery_rules (
+    pos         INTEGER PRIMARY KEY,
+    match_kind  TEXT NOT NULL,
+    match_value TEXT NOT NULL,
+    target_kind TEXT NOT NULL,
+    target      TEXT NOT NULL
+);
+CREATE TABLE fax_gateway_settings (
+    gateway         TEXT PRIMARY KEY COLLATE NOCASE,
+    settings        TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    applied_version INTEGER NOT NULL DEFAULT 0,
+    updated_ms      INTEGER NOT NULL
+);
+CREATE TABLE fax_policy (
+    key         TEXT PRIMARY KEY,
+    value       INTEGER NOT NULL
+);
+CREATE TABLE fax_records (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms       INTEGER NOT NULL,
+    direction   TEXT NOT NULL,
+    job         TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    terminal    TEXT NOT NULL,
+    gateway     TEXT NOT NULL,
+    number      TEXT NOT NULL,
+    local_number TEXT NOT NULL,
+    station     TEXT NOT NULL,
+    pages       INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    coding      TEXT NOT NULL,
+    resolution  TEXT NOT NULL,
+    ecm         INTEGER NOT NULL,
+    speed       INTEGER NOT NULL,
+    result      TEXT NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE INDEX fax_records_user ON fax_records (user, seq);
+CREATE INDEX fax_records_job ON fax_records (job, seq);
+CREATE TABLE fax_competences (
+    user        TEXT NOT NULL,
+    competence  TEXT NOT NULL,
+    device      TEXT NOT NULL COLLATE NOCASE,
+    granted     INTEGER NOT NULL,
+    PRIMARY KEY (user, competence, device)
+);
+CREATE TABLE fax_groupings (
+    name        TEXT PRIMARY KEY
+);
+CREATE TABLE fax_grouping_members (
+    grouping    TEXT NOT NULL REFERENCES fax_groupings (name) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    member      TEXT NOT NULL,
+    PRIMARY KEY (grouping, kind, member)
+);
+CREATE TABLE fax_phonebook (
+    name        TEXT PRIMARY KEY COLLATE NOCASE,
+    number      TEXT NOT NULL,
+    shared      INTEGER NOT NULL
+);
+CREATE TABLE fax_phonebook_labels (
+    name        TEXT NOT NULL COLLATE NOCASE,
+    kind        TEXT NOT NULL,
+    label       TEXT NOT NULL,
+    PRIMARY KEY (name, kind, label)
+);
+CREATE TABLE fax_user_homes (
+    user        TEXT NOT NULL,
+    pos         INTEGER NOT NULL,
+    device      TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (user, pos)
+);
+"#,
 ];
 
 /// Opens the database file with the settings every user of it needs, and migrates it.
