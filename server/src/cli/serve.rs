@@ -43,6 +43,9 @@ async fn serve(
         Some(acceptor)
     };
     let shutdown = CancellationToken::new();
+    // Watched from now on, before anyone is told the server is ready: a SIGTERM sent the
+    // moment READY=1 arrives still stops the server gracefully.
+    let signals = Signals::watch();
     let state = ServerState::open(data, config, shutdown.clone()).await?;
     let listener = net::bind(listen)
         .await
@@ -55,7 +58,7 @@ async fn serve(
     let status = format!("listening on {addr}");
     notify(&[NotifyState::Ready, NotifyState::Status(&status)]);
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.wait().await;
         notify(&[
             NotifyState::Stopping,
             NotifyState::Status("stopping: finishing the connections"),
@@ -73,18 +76,30 @@ fn notify(states: &[NotifyState<'_>]) {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (on Ctrl-C where those cannot be watched).
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, watched from the moment this is made.
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn watch() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Self(Some((term, int))),
+            _ => Self(None),
+        }
+    }
+
+    /// Completes on SIGTERM or SIGINT (on Ctrl-C where those cannot be watched).
+    async fn wait(self) {
+        let Some((mut term, mut int)) = self.0 else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

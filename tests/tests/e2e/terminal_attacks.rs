@@ -189,9 +189,8 @@ async fn a_refusal_reason_cannot_forge_journal_lines_or_escapes() {
         }
         panic!("no delivery");
     });
-    let page = tempfile::tempdir().unwrap();
-    let file = page.path().join("note.txt");
-    std::fs::write(&file, b"hello").unwrap();
+    let page = imagecast_tests::Scratch::new();
+    let file = page.image("note.png", "hello");
     let sent = server.send_and_wait(SENDER, BYSTANDER, &file, 20);
     assert_eq!(sent.code, 3, "a failed destination: {}", sent.stderr);
     tokio::time::timeout(LIMIT, refusing)
