@@ -26,14 +26,16 @@
 //!   terminal's connection ([`net::conn`]), its outbound queues ([`net::outbox`]), who is
 //!   connected ([`net::registry`]), failed-login delays ([`net::throttle`]), and account
 //!   changes made by other processes ([`net::accounts`]).
+//! - [`relay`]: real-time sessions between terminals behind NAT (seed 004): presence,
+//!   connection demands and answers, relayed data with per-session credit, ends, logout, and
+//!   the journal of sessions ([`relay::journal`]).
 //! - [`demo`]: the seed's demo network, for `init --demo` and for `imagecast demo`, which
 //!   reaches the server through this module only.
 //! - [`cli`]: the `imagecast-server` commands, one function each behind one `match`;
 //!   `main.rs` only parses the arguments, sets up logging and calls [`cli::Cli::run`].
 //!
 //! To come beside them: `fax/` (the network-fax supervising server: fax gateways as
-//! terminals, priority tables, communication records), `relay/` (real-time sessions between
-//! terminals behind NAT, demanded by ID) and `cluster/` (several servers acting as one on a
+//! terminals, priority tables, communication records) and `cluster/` (several servers acting as one on a
 //! NATS cluster).
 //!
 //! # Where to start reading
@@ -50,6 +52,7 @@ pub mod delivery;
 pub mod demo;
 pub mod groups;
 pub mod net;
+pub mod relay;
 pub mod state;
 pub mod store;
 

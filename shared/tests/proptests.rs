@@ -389,7 +389,11 @@ fn check_decoders(body: &[u8]) -> Result<(), TestCaseError> {
     decodes_stably::<HelloReply>(body)?;
     if let HelloCheck::Hello(h) = parse_hello(body) {
         prop_assert_eq!(h.magic, MAGIC);
-        prop_assert_eq!(h.version, PROTOCOL_VERSION);
+        // Every version the server serves parses (a version-1 terminal keeps working).
+        prop_assert!(
+            (imagecast_shared::limits::MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION)
+                .contains(&h.version)
+        );
     }
     Ok(())
 }

@@ -197,6 +197,11 @@ impl TestServer {
         Ok(())
     }
 
+    /// The server process's ID while it runs (to read its memory from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server with SIGKILL and waits for it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -4,6 +4,7 @@
 //! - `datadir.rs`: `init`, `check`, `fingerprint`, `tls create|install`.
 //! - `accounts.rs`: `device …`, `user …`, `logins`.
 //! - `journal.rs`: `journal`.
+//! - `relay.rs`: `relay sessions`.
 //! - `serve.rs`: `run`.
 //!
 //! What a command prints on standard output is its result (a token, a fingerprint, a listing),
@@ -12,6 +13,7 @@
 mod accounts;
 mod datadir;
 mod journal;
+mod relay;
 mod serve;
 
 use std::path::PathBuf;
@@ -66,6 +68,9 @@ enum Command {
         /// Serve plain TCP instead of TLS (only on a network you trust).
         #[arg(long)]
         plain: bool,
+        /// Seconds a relay connection demand waits for the target's answer.
+        #[arg(long, default_value_t = 30)]
+        relay_demand_timeout_s: u64,
     },
     /// Print the fingerprint of the server's TLS certificate, to hand to terminals.
     Fingerprint,
@@ -91,6 +96,22 @@ enum Command {
         /// Only the last N lines.
         #[arg(long, default_value_t = 100)]
         last: usize,
+    },
+    /// Real-time sessions between terminals (seed 004).
+    #[command(subcommand)]
+    Relay(RelayCmd),
+}
+
+#[derive(Subcommand)]
+enum RelayCmd {
+    /// Open and recent sessions: peers, users, bytes each way, how each ended.
+    Sessions {
+        /// Only the last N sessions.
+        #[arg(long, default_value_t = 50)]
+        last: usize,
+        /// One JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -197,11 +218,13 @@ impl Cli {
                 handshake_timeout,
                 max_connections,
                 plain,
+                relay_demand_timeout_s,
             } => {
                 let config = ServerConfig {
                     heartbeat: Duration::from_millis(heartbeat_ms.max(100)),
                     handshake_timeout: Duration::from_secs(handshake_timeout.max(1)),
                     max_connections: max_connections.max(1),
+                    relay_demand_timeout: Duration::from_secs(relay_demand_timeout_s.max(1)),
                     ..ServerConfig::default()
                 };
                 serve::run(data?, &listen, config, plain)
@@ -233,6 +256,9 @@ impl Cli {
             Command::User(UserCmd::Remove { user }) => accounts::user_remove(&data?, &user),
             Command::Logins { last } => accounts::logins(&data?, last),
             Command::Journal { last } => journal::print(&data?, last),
+            Command::Relay(RelayCmd::Sessions { last, json }) => {
+                relay::sessions(&data?, last, json)
+            }
         }
     }
 }

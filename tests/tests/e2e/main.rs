@@ -15,6 +15,7 @@ mod papercuts_terminal;
 mod pc_client;
 mod receiving_attacks;
 mod recovery;
+mod relay;
 mod terminal_attacks;
 mod tls;
 

@@ -10,9 +10,11 @@
 //! # Layout
 //! - this module: `groups`, `destinations`, `send`, `status`, `receive`, `register`,
 //!   `withdraw`;
-//! - `names.rs`: group and destination names resolved as operators type them.
+//! - `names.rs`: group and destination names resolved as operators type them;
+//! - [`relay`]: `who`, `relay send|listen|pipe`, `logout` (real-time sessions).
 
 mod names;
+pub mod relay;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,0 +1,715 @@
+//! Real-time sessions through the relay (issue 13, seed 004) with the real binaries:
+//! `who`, `relay send`, `relay listen`, `relay pipe`, `logout`, and `imagecast-server relay
+//! sessions`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use imagecast_shared::client::Event;
+use imagecast_shared::msg::RelayTarget;
+use imagecast_tests::{Scratch, TestServer, multipage_tiff};
+use sha2::{Digest, Sha256};
+
+use crate::LIMIT;
+
+const A: &str = "sale1.hqs.mei.co.jp";
+const B: &str = "sale1.osk.mei.co.jp";
+const C: &str = "sale1.ngy.mei.co.jp";
+const D: &str = "sale1.fko.mei.co.jp";
+
+/// A running `imagecast` whose stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    err: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    fn start(mut cmd: Command, stdin: Stdio) -> Running {
+        let mut child = cmd
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("imagecast starts");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let e = err.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut s = e.lock().expect("stderr text");
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Running { child, lines, err }
+    }
+
+    /// The next stdout line containing `text`, within `limit`.
+    fn expect_line(&self, text: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no line with {text:?} within {limit:?}; stderr: {}",
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.err.lock().expect("stderr text").clone()
+    }
+
+    /// Waits for stderr to contain `text`.
+    fn expect_stderr(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.stderr().contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("stderr lacks {text:?}: {}", self.stderr());
+    }
+
+    /// Waits for the exit code, killing the process after `limit`.
+    fn wait(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("still running after {limit:?}; stderr: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stdin(&mut self) -> ChildStdin {
+        self.child.stdin.take().expect("stdin piped")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `relay listen --out DIR ARGS` as `domain`, once it listens.
+fn listen(server: &TestServer, domain: &str, out: &Path, args: &[&str]) -> Running {
+    let mut cmd = server.imagecast(domain);
+    cmd.args(["relay", "listen", "--out"]).arg(out).args(args);
+    let l = Running::start(cmd, Stdio::null());
+    l.expect_stderr("listening for connection demands", LIMIT);
+    l
+}
+
+fn sha(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+/// A deterministic pseudo-random stream.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The server process's resident memory high-water mark and now, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("a number")
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+#[test]
+fn accepted_pages_arrive_byte_identical_and_are_journalled() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let out = scratch.join("tray");
+    let listener = listen(&server, B, &out, &["--accept-all"]);
+
+    // who: B takes demands, with its user, idle.
+    let who = server.terminal(A, ["who"]);
+    who.assert_code(0);
+    let line = who.stdout.lines().find(|l| l.starts_with(B)).unwrap();
+    assert!(line.contains("1001") && line.ends_with("idle"), "{line}");
+    let json = server.terminal(A, ["who", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["domain"] == B && r["takes_demands"] == true),
+        "{rows}"
+    );
+
+    let tiff = scratch.join("three.tif");
+    let tiff_bytes = multipage_tiff(&tiff, 3, 64, 64).unwrap();
+    let big = pattern(1, 3 * 1024 * 1024 + 17);
+    let big_file = scratch.page("big.bin", &big);
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            tiff.as_os_str(),
+            big_file.as_os_str(),
+        ],
+    );
+    send.assert_code(0);
+    assert!(
+        send.stdout
+            .contains(&format!("connection demand to {B}: accepted (session ")),
+        "{}",
+        send.stdout
+    );
+    assert!(send.stdout.contains(&format!("page 1/2 printed by {B}")));
+    assert!(send.stdout.contains(&format!("page 2/2 printed by {B}")));
+    listener.expect_line(&format!("demand from {A}"), LIMIT);
+    listener.expect_line("page 2/2", LIMIT);
+    // Each file is one file at the other end, byte for byte (the TIFF is not split).
+    assert_eq!(std::fs::read(out.join("three.tif")).unwrap(), tiff_bytes);
+    assert_eq!(sha(&std::fs::read(out.join("big.bin")).unwrap()), sha(&big));
+    let session = listener.expect_line("ended", LIMIT);
+    assert!(session.contains("done"), "{session}");
+
+    // The same again by user ID: the second copy gets a name of its own.
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-user".as_ref(),
+            "1001".as_ref(),
+            tiff.as_os_str(),
+        ],
+    );
+    send.assert_code(0);
+    assert_eq!(std::fs::read(out.join("three-2.tif")).unwrap(), tiff_bytes);
+
+    // The journal has both sessions, with the bytes each way and how they ended.
+    let deadline = Instant::now() + LIMIT;
+    let rows = loop {
+        let out = server.admin_run(&["relay", "sessions", "--json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let rows: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        let rows = rows.as_array().unwrap().clone();
+        if rows.len() == 2 && rows.iter().all(|r| !r["ended_ms"].is_null()) {
+            break rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions not journalled: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rows[0]["demander"], A);
+    assert_eq!(rows[0]["target"], B);
+    assert!(rows[0]["bytes_to_target"].as_u64().unwrap() > big.len() as u64);
+    assert!(rows[0]["bytes_to_demander"].as_u64().unwrap() > 0);
+    assert!(
+        rows[0]["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("ended the session: done")
+    );
+    let text = server.admin_run(&["relay", "sessions", "--last", "1"]);
+    assert_eq!(text.stdout.lines().count(), 1, "{}", text.stdout);
+    assert!(text.stdout.contains(&format!("{A}(1001) -> {B}(1001)")));
+}
+
+#[test]
+fn rejected_not_online_and_busy_are_said_at_once() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let page = scratch.page("p.bin", b"page");
+    let out = scratch.join("tray");
+    let listener = listen(
+        &server,
+        B,
+        &out,
+        &["--accept-from", "*.ngy.mei.co.jp", "9999"],
+    );
+
+    // A (hqs) matches no pattern: rejected at once, exit 2 with the reason.
+    let started = Instant::now();
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            page.as_os_str(),
+        ],
+    );
+    send.assert_code(2);
+    assert!(
+        send.stderr.contains("rejected the connection demand")
+            && send.stderr.contains("--accept-from"),
+        "{}",
+        send.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    listener.expect_line("rejected", LIMIT);
+    assert!(!out.join("p.bin").exists());
+
+    // C (ngy) matches: accepted.
+    let send = server.terminal(
+        C,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            page.as_os_str(),
+        ],
+    );
+    send.assert_code(0);
+    listener.expect_line(&format!("demand from {C}"), LIMIT);
+    listener.expect_line("ended", LIMIT);
+
+    // Not online: at once, naming why.
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            D.as_ref(),
+            page.as_os_str(),
+        ],
+    );
+    send.assert_code(2);
+    assert!(
+        send.stderr.contains(&format!("{D} is not online")),
+        "{}",
+        send.stderr
+    );
+    let send = server.terminal(A, ["relay", "pipe", "--to-user", "nobody"]);
+    send.assert_code(2);
+    assert!(send.stderr.contains("not logged in"), "{}", send.stderr);
+
+    // Busy: C holds a session with B; A hears `busy` at once.
+    let mut cmd = server.imagecast(C);
+    cmd.args(["relay", "pipe", "--to-device", B]);
+    let mut holder = Running::start(cmd, Stdio::piped());
+    listener.expect_line(&format!("demand from {C}"), LIMIT);
+    let who = server.terminal(A, ["who"]);
+    assert!(
+        who.stdout
+            .lines()
+            .any(|l| l.starts_with(B) && l.ends_with("in-session")),
+        "{}",
+        who.stdout
+    );
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            page.as_os_str(),
+        ],
+    );
+    send.assert_code(2);
+    assert!(send.stderr.contains("busy"), "{}", send.stderr);
+    // The pipe's input ends before it sent anything: B half-closes too, and the session
+    // ends cleanly.
+    drop(holder.stdin());
+    assert_eq!(holder.wait(LIMIT), 0, "{}", holder.stderr());
+    listener.expect_line("ended", LIMIT);
+}
+
+#[tokio::test]
+async fn an_unanswered_demand_expires() {
+    let server =
+        TestServer::start_demo_with(&["--heartbeat-ms", "1000", "--relay-demand-timeout-s", "2"])
+            .unwrap();
+    let (b, mut events) = server.connect(B, false).await.unwrap();
+    b.relay_listen().await.unwrap();
+    let scratch = Scratch::new();
+    let page = scratch.page("p.bin", b"page");
+    let mut cmd = server.imagecast(A);
+    cmd.args(["relay", "send", "--to-device", B]).arg(&page);
+    let mut send = Running::start(cmd, Stdio::null());
+    let started = Instant::now();
+    let demanded = tokio::time::timeout(LIMIT, async {
+        loop {
+            match events.recv().await {
+                Some(Event::Demanded(d)) => break d,
+                Some(_) => {}
+                None => panic!("connection ended"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(demanded.from.domain, A);
+    assert_eq!(demanded.user, "1001");
+    let withdrawn = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Some(Event::DemandWithdrawn { demand, reason }) = events.recv().await {
+                break (demand, reason);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(withdrawn.0, demanded.demand);
+    let code = tokio::task::spawn_blocking(move || {
+        let code = send.wait(LIMIT);
+        (code, send.stderr())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, 2, "{}", code.1);
+    assert!(code.1.contains("did not answer"), "{}", code.1);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // Too late to answer now.
+    let late = b.answer(demanded.demand, Ok(())).await.unwrap_err();
+    assert!(late.to_string().contains("not waiting"), "{late}");
+}
+
+/// A local TCP service for `--forward`: records the SHA-256 of what it reads, and writes
+/// `reply` then half-closes.
+fn service(reply: Vec<u8>) -> (String, mpsc::Receiver<(usize, Vec<u8>)>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = l.accept().expect("a connection");
+        let mut writer = stream.try_clone().expect("clone");
+        let w = std::thread::spawn(move || {
+            writer.write_all(&reply).expect("reply written");
+            writer
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-close");
+        });
+        let mut reader = stream;
+        let mut hash = Sha256::new();
+        let mut n = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let k = reader.read(&mut buf).expect("read");
+            if k == 0 {
+                break;
+            }
+            n += k;
+            hash.update(&buf[..k]);
+        }
+        let _ = w.join();
+        let _ = tx.send((n, hash.finalize().to_vec()));
+    });
+    (addr, rx)
+}
+
+#[test]
+fn pipe_carries_64_mib_each_way_with_bounded_server_memory() {
+    const SIZE: usize = 64 << 20;
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let down = pattern(2, SIZE);
+    let down_sha = sha(&down);
+    let (addr, got) = service(down);
+    let _listener = listen(
+        &server,
+        B,
+        &scratch.join("tray"),
+        &["--accept-all", "--forward", &addr],
+    );
+    let pid = server.pid().expect("the server runs");
+    let (hwm_before, _) = memory_kib(pid);
+
+    let up = pattern(3, SIZE);
+    let up_sha = sha(&up);
+    let mut cmd = server.imagecast(A);
+    cmd.args(["relay", "pipe", "--to-device", B]);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        stdin.write_all(&up).expect("fed");
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut hash = Sha256::new();
+        let mut n = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let k = stdout.read(&mut buf).expect("read");
+            if k == 0 {
+                break;
+            }
+            n += k;
+            hash.update(&buf[..k]);
+        }
+        (n, hash.finalize().to_vec())
+    });
+    let limit = Duration::from_secs(240);
+    let (n, got_down) = reader.join().unwrap();
+    feeder.join().unwrap();
+    let (m, got_up) = got.recv_timeout(limit).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "pipe did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert_eq!(n, SIZE, "bytes down");
+    assert_eq!(got_down, down_sha);
+    assert_eq!(m, SIZE, "bytes up");
+    assert_eq!(got_up, up_sha);
+    let (hwm_after, rss_after) = memory_kib(pid);
+    let growth_mib = hwm_after.saturating_sub(hwm_before) / 1024;
+    assert!(
+        growth_mib < 48,
+        "the server's peak memory grew by {growth_mib} MiB (now {rss_after} KiB resident)"
+    );
+}
+
+#[test]
+fn a_stalled_reader_does_not_slow_a_second_session() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    // Session 1: B forwards to a service that accepts and never reads.
+    let stall = TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall_addr = stall.local_addr().unwrap().to_string();
+    let holder = std::thread::spawn(move || {
+        let conn = stall.accept().map(|(c, _)| c);
+        std::thread::sleep(Duration::from_secs(60));
+        drop(conn);
+    });
+    let _b = listen(
+        &server,
+        B,
+        &scratch.join("b"),
+        &["--accept-all", "--forward", &stall_addr],
+    );
+    let mut cmd = server.imagecast(A);
+    cmd.args(["relay", "pipe", "--to-device", B]);
+    let mut stalled = Running::start(cmd, Stdio::piped());
+    let mut stdin = stalled.stdin();
+    let (fed_tx, fed_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let chunk = vec![7u8; 1 << 20];
+        let mut fed = 0usize;
+        // Writes block once the relay stops granting credit.
+        while fed < (256 << 20) {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+            fed += chunk.len();
+            let _ = fed_tx.send(fed);
+        }
+    });
+    // Let it stall.
+    std::thread::sleep(Duration::from_secs(3));
+    let stalled_at = fed_rx.try_iter().last().unwrap_or(0);
+
+    // Session 2: C sends 16 MiB to D and is done quickly.
+    let out = scratch.join("d");
+    let _d = listen(&server, D, &out, &["--accept-all"]);
+    let data = pattern(4, 16 << 20);
+    let file = scratch.page("second.bin", &data);
+    let started = Instant::now();
+    let send = server.terminal(
+        C,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            D.as_ref(),
+            file.as_os_str(),
+        ],
+    );
+    send.assert_code(0);
+    let took = started.elapsed();
+    assert_eq!(
+        sha(&std::fs::read(out.join("second.bin")).unwrap()),
+        sha(&data)
+    );
+    assert!(
+        took < Duration::from_secs(25),
+        "the second session took {took:?}"
+    );
+    // The first is still stalled: it took little more than its windows and socket buffers.
+    let now_fed = fed_rx.try_iter().last().unwrap_or(stalled_at);
+    assert!(
+        now_fed < (64 << 20),
+        "the stalled session kept taking data: {now_fed} bytes"
+    );
+    assert!(stalled.child.try_wait().unwrap().is_none());
+    drop(stalled);
+    drop(holder);
+}
+
+#[test]
+fn a_peer_killed_mid_session_ends_it_with_a_reason() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let mut b = listen(&server, B, &scratch.join("b"), &["--accept-all"]);
+    let mut cmd = server.imagecast(A);
+    cmd.args(["relay", "pipe", "--to-device", B]);
+    let mut pipe = Running::start(cmd, Stdio::piped());
+    let _stdin = pipe.stdin();
+    b.expect_line(&format!("demand from {A}"), LIMIT);
+    b.child.kill().unwrap();
+    let _ = b.child.wait();
+    let started = Instant::now();
+    assert_eq!(pipe.wait(LIMIT), 2, "{}", pipe.stderr());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let err = pipe.stderr();
+    assert!(
+        err.contains(&format!("the connection of {B} ended")),
+        "{err}"
+    );
+}
+
+#[test]
+fn logout_ends_every_session_of_the_device() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let mut b = listen(&server, B, &scratch.join("b"), &["--accept-all"]);
+    let mut cmd = server.imagecast(A);
+    cmd.args(["relay", "pipe", "--to-device", B]);
+    let mut pipe = Running::start(cmd, Stdio::piped());
+    let _stdin = pipe.stdin();
+    b.expect_line(&format!("demand from {A}"), LIMIT);
+
+    let out = server.terminal(B, ["logout"]);
+    out.assert_code(0);
+    // The listener exits 0; the peer hears why.
+    assert_eq!(b.wait(LIMIT), 0, "{}", b.stderr());
+    assert_eq!(pipe.wait(LIMIT), 2);
+    assert!(
+        pipe.stderr().contains(&format!("{B} logged out")),
+        "{}",
+        pipe.stderr()
+    );
+    let who = server.terminal(A, ["who"]);
+    assert!(
+        !who.stdout.lines().any(|l| l.starts_with(B)),
+        "{}",
+        who.stdout
+    );
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let s = server.admin_run(&["relay", "sessions"]);
+        if s.stdout.contains("logged out") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", s.stdout);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn an_administrator_lists_and_ends_sessions() {
+    let server = TestServer::start_demo().unwrap();
+    let (b, mut events) = server.connect(B, false).await.unwrap();
+    b.relay_listen().await.unwrap();
+    let (a, _a_events) = server.connect(A, false).await.unwrap();
+    let demanding = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.demand(RelayTarget::Device(B.into()), LIMIT)
+                .await
+                .unwrap()
+        }
+    });
+    let demand = loop {
+        if let Some(Event::Demanded(d)) = events.recv().await {
+            break d;
+        }
+    };
+    let mut at_b = b.answer(demand.demand, Ok(())).await.unwrap().unwrap();
+    let mut at_a = demanding.await.unwrap();
+    assert_eq!(at_a.id, at_b.id);
+    at_a.sender
+        .send(bytes::Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    assert_eq!(&at_b.receiver.recv().await.unwrap().unwrap()[..], b"hello");
+
+    let (admin, _e) = server.connect(C, false).await.unwrap();
+    // Not without an administrator logged in.
+    assert!(admin.relay_sessions().await.is_err());
+    admin.login("9000", "9000").await.unwrap();
+    let list = admin.relay_sessions().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].demander.domain, A);
+    assert_eq!(list[0].bytes_to_target, 5);
+    admin
+        .end_relay_session(list[0].session, "maintenance")
+        .await
+        .unwrap();
+    let err = at_b.receiver.recv().await.unwrap_err();
+    assert!(err.to_string().contains("maintenance"), "{err}");
+    let err = at_a.receiver.recv().await.unwrap_err();
+    assert!(err.to_string().contains("maintenance"), "{err}");
+    let err = at_a
+        .sender
+        .send(bytes::Bytes::from_static(b"more"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("maintenance"), "{err}");
+    assert!(admin.relay_sessions().await.unwrap().is_empty());
+}
