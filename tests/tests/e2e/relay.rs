@@ -296,6 +296,22 @@ fn rejected_not_online_and_busy_are_said_at_once() {
     listener.expect_line("rejected", LIMIT);
     assert!(!out.join("p.bin").exists());
 
+    // A terminal that asks its operator, with no terminal to ask on, rejects with that reason.
+    let _asking = listen(&server, D, &scratch.join("d"), &["--ask"]);
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            D.as_ref(),
+            page.as_os_str(),
+        ],
+    );
+    send.assert_code(2);
+    assert!(send.stderr.contains("no operator"), "{}", send.stderr);
+    drop(_asking);
+
     // C (ngy) matches: accepted.
     let send = server.terminal(
         C,
@@ -311,7 +327,7 @@ fn rejected_not_online_and_busy_are_said_at_once() {
     listener.expect_line(&format!("demand from {C}"), LIMIT);
     listener.expect_line("ended", LIMIT);
 
-    // Not online: at once, naming why.
+    // Not online: at once, naming why (D's listener has gone).
     let send = server.terminal(
         A,
         [
@@ -697,10 +713,27 @@ async fn an_administrator_lists_and_ends_sessions() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].demander.domain, A);
     assert_eq!(list[0].bytes_to_target, 5);
-    admin
-        .end_relay_session(list[0].session, "maintenance")
-        .await
-        .unwrap();
+    // The terminal's commands for an administrator: list, then end.
+    let as_admin = |args: &[&str]| {
+        let mut cmd = server.imagecast(C);
+        cmd.env("IMAGECAST_USER", "9000")
+            .env("IMAGECAST_PASSWORD", "9000")
+            .args(args);
+        imagecast_tests::run(&mut cmd, LIMIT).unwrap()
+    };
+    let listed = as_admin(&["relay", "sessions"]);
+    listed.assert_code(0);
+    assert_eq!(
+        listed.stdout.trim(),
+        format!("{} {A} -> {B} 5 0", list[0].session),
+        "{}",
+        listed.stderr
+    );
+    let session = list[0].session.to_string();
+    as_admin(&["relay", "end", &session, "--reason", "maintenance"]).assert_code(0);
+    // An operator may not.
+    let refused = server.terminal(C, ["relay", "end", &session]);
+    refused.assert_error("administrator");
     let err = at_b.receiver.recv().await.unwrap_err();
     assert!(err.to_string().contains("maintenance"), "{err}");
     let err = at_a.receiver.recv().await.unwrap_err();
@@ -712,4 +745,58 @@ async fn an_administrator_lists_and_ends_sessions() {
         .unwrap_err();
     assert!(err.to_string().contains("maintenance"), "{err}");
     assert!(admin.relay_sessions().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn files_travel_both_ways_in_one_session() {
+    let server = TestServer::start_demo().unwrap();
+    let (b, mut events) = server.connect(B, false).await.unwrap();
+    b.relay_listen().await.unwrap();
+    let (a, _a_events) = server.connect(A, false).await.unwrap();
+    let demanding = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.demand(RelayTarget::Device(B.into()), LIMIT)
+                .await
+                .unwrap()
+        }
+    });
+    let demand = loop {
+        if let Some(Event::Demanded(d)) = events.recv().await {
+            break d;
+        }
+    };
+    let at_b = b.answer(demand.demand, Ok(())).await.unwrap().unwrap();
+    let at_a = demanding.await.unwrap();
+    // Two files each way, at the same time, several windows long.
+    let to_b = [pattern(10, 3 << 20), pattern(11, 5000)];
+    let to_a = [pattern(12, 2 << 20), pattern(13, 1)];
+    let send = |sender: imagecast_shared::client::SessionSender, files: Vec<Vec<u8>>| {
+        tokio::spawn(async move {
+            for f in files {
+                sender.send(bytes::Bytes::from(f)).await.unwrap();
+            }
+            sender.finish().await.unwrap();
+        })
+    };
+    let receive = |mut rx: imagecast_shared::client::SessionReceiver| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(b) = rx.recv().await.unwrap() {
+                got.extend_from_slice(&b);
+            }
+            got
+        })
+    };
+    let s1 = send(at_a.sender.clone(), to_b.to_vec());
+    let s2 = send(at_b.sender.clone(), to_a.to_vec());
+    let r1 = receive(at_b.receiver);
+    let r2 = receive(at_a.receiver);
+    s1.await.unwrap();
+    s2.await.unwrap();
+    let got_b = tokio::time::timeout(LIMIT, r1).await.unwrap().unwrap();
+    let got_a = tokio::time::timeout(LIMIT, r2).await.unwrap().unwrap();
+    assert_eq!(sha(&got_b), sha(&to_b.concat()));
+    assert_eq!(sha(&got_a), sha(&to_a.concat()));
+    at_a.sender.end("done").await.unwrap();
 }

@@ -88,6 +88,17 @@ pub enum RelayCmd {
         #[arg(long)]
         timeout: Option<u64>,
     },
+    /// The open sessions (an administrator logged in): SESSION DEMANDER -> TARGET, bytes each
+    /// way.
+    Sessions,
+    /// End a session (an administrator logged in); both sides are told the reason.
+    End {
+        /// The session's number.
+        session: u64,
+        /// Why, told to both sides.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 /// Exit code of a relay command whose session was refused or broke.
@@ -177,6 +188,15 @@ pub fn run(options: &Options, cmd: RelayCmd) -> anyhow::Result<ExitCode> {
                 forward,
             };
             finish(block_on(relay::listen(&settings, &args))?)
+        }
+        RelayCmd::Sessions => {
+            let out = &mut std::io::stdout().lock();
+            block_on(relay::sessions(&settings, out))??;
+            Ok(ExitCode::SUCCESS)
+        }
+        RelayCmd::End { session, reason } => {
+            block_on(relay::end(&settings, session, &reason))??;
+            Ok(ExitCode::SUCCESS)
         }
         RelayCmd::Pipe { target, timeout } => finish(block_on(relay::pipe(
             &settings,

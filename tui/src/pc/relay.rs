@@ -26,7 +26,7 @@ use imagecast_shared::limits::{CHUNK_SIZE, MAX_NAME, MAX_PAGE_BYTES};
 use imagecast_shared::msg::{Presence, RelayTarget};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{connect, peer, peer_reason};
+use super::{connect, login, peer, peer_reason};
 use crate::config::Settings;
 
 /// How long `relay send` and `relay pipe` wait for the answer by default (the server's own
@@ -824,6 +824,45 @@ pub async fn pipe(s: &Settings, target: &RelayTarget, wait: Duration) -> anyhow:
         ))
         .into()),
     }
+}
+
+/// `relay sessions` (an administrator logged in): the open sessions, one a line: number,
+/// demander(user) -> target(user), bytes to the target, bytes to the demander.
+pub async fn sessions(s: &Settings, out: &mut impl Write) -> anyhow::Result<()> {
+    let (client, events) = connect(s, false).await?;
+    drain(events);
+    login(&client, s).await?;
+    let list = client.relay_sessions().await?;
+    client.close().await;
+    let who = |d: &str, u: &str| {
+        if u.is_empty() {
+            peer(d).into_owned()
+        } else {
+            format!("{}({})", peer(d), peer(u))
+        }
+    };
+    for x in list {
+        writeln!(
+            out,
+            "{} {} -> {} {} {}",
+            x.session,
+            who(&x.demander.domain, &x.demander_user),
+            who(&x.target.domain, &x.target_user),
+            x.bytes_to_target,
+            x.bytes_to_demander
+        )?;
+    }
+    Ok(())
+}
+
+/// `relay end SESSION` (an administrator logged in): ends a session; both sides are told.
+pub async fn end(s: &Settings, session: u64, reason: &str) -> anyhow::Result<()> {
+    let (client, events) = connect(s, false).await?;
+    drain(events);
+    login(&client, s).await?;
+    client.end_relay_session(session, reason).await?;
+    client.close().await;
+    Ok(())
 }
 
 /// `logout` (process (22)): ends this device's sessions and connections.
