@@ -535,6 +535,7 @@ fn pipe_carries_64_mib_each_way_with_bounded_server_memory() {
     assert_eq!(got_up, up_sha);
     let (hwm_after, rss_after) = memory_kib(pid);
     let growth_mib = hwm_after.saturating_sub(hwm_before) / 1024;
+    eprintln!("server peak memory {hwm_before} KiB before, {hwm_after} KiB after 64 MiB each way");
     assert!(
         growth_mib < 48,
         "the server's peak memory grew by {growth_mib} MiB (now {rss_after} KiB resident)"
@@ -799,4 +800,51 @@ async fn files_travel_both_ways_in_one_session() {
     assert_eq!(sha(&got_b), sha(&to_b.concat()));
     assert_eq!(sha(&got_a), sha(&to_a.concat()));
     at_a.sender.end("done").await.unwrap();
+}
+
+#[test]
+fn a_listener_reconnects_after_a_server_restart_but_not_after_logout() {
+    let mut server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let out = scratch.join("b");
+    let mut b = listen(&server, B, &out, &["--accept-all"]);
+    server.kill9();
+    server.restart().unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while b
+        .stderr()
+        .matches("listening for connection demands")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{}", b.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(b.stderr().contains("reconnecting"), "{}", b.stderr());
+    let page = scratch.page("after.bin", b"after the restart");
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            page.as_os_str(),
+        ],
+    );
+    send.assert_code(0);
+    assert_eq!(
+        std::fs::read(out.join("after.bin")).unwrap(),
+        b"after the restart"
+    );
+    server.terminal(B, ["logout"]).assert_code(0);
+    assert_eq!(b.wait(LIMIT), 0, "{}", b.stderr());
+    assert_eq!(
+        b.stderr()
+            .matches("listening for connection demands")
+            .count(),
+        2,
+        "{}",
+        b.stderr()
+    );
 }

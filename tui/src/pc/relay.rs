@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use bytes::{Buf, Bytes, BytesMut};
 use imagecast_shared::client::{
     Client, ClientError, Event, IncomingDemand, RelaySession, SessionReceiver, SessionSender,
@@ -300,13 +300,55 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
         imagecast_shared::private::create_dir_all(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?;
     }
-    let (client, mut events) = connect(s, false).await?;
-    maybe_login(&client, s).await?;
-    client.relay_listen().await?;
-    eprintln!(
-        "listening for connection demands at {} as {}",
-        s.server, s.device
-    );
+    let mut delay = Duration::from_millis(200);
+    let mut connected_once = false;
+    loop {
+        let (client, events) = match connect(s, false).await {
+            Ok(x) => x,
+            // Once it worked, a server that goes away is waited for; a refusal is final.
+            Err(e) if connected_once && e.is_connection_lost() => {
+                tracing::info!(error = %peer_reason(&e.to_string()), "cannot reach the server; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        maybe_login(&client, s).await?;
+        client.relay_listen().await?;
+        connected_once = true;
+        delay = Duration::from_millis(200);
+        eprintln!(
+            "listening for connection demands at {} as {}",
+            s.server, s.device
+        );
+        match answer_demands(&client, events, args).await {
+            // The device logged out: no reconnecting.
+            Ended::LoggedOut => return Ok(()),
+            Ended::Lost(reason) => {
+                eprintln!(
+                    "lost the connection to {} ({}); reconnecting",
+                    s.server,
+                    peer_reason(&reason)
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// How one connection of `relay listen` ended.
+enum Ended {
+    LoggedOut,
+    Lost(String),
+}
+
+/// Answers the demands that come on one connection until it ends.
+async fn answer_demands(
+    client: &Client,
+    mut events: imagecast_shared::client::Events,
+    args: &ListenArgs,
+) -> Ended {
     while let Some(event) = events.recv().await {
         match event {
             Event::Demanded(d) => {
@@ -340,20 +382,14 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
             Event::LoggedOut(reason) => {
                 say(&format!("logged out: {}", peer_reason(&reason)));
                 client.close().await;
-                return Ok(());
+                return Ended::LoggedOut;
             }
-            Event::Closed(reason) => {
-                bail!(
-                    "lost the connection to {} ({})",
-                    s.server,
-                    peer_reason(&reason)
-                );
-            }
+            Event::Closed(reason) => return Ended::Lost(reason),
             Event::Notice(text) => tracing::info!("server: {}", peer_reason(&text)),
             _ => {}
         }
     }
-    Ok(())
+    Ended::Lost("the connection ended".into())
 }
 
 /// One line on stdout, flushed (scripts read it as it comes).
