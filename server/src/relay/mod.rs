@@ -222,7 +222,8 @@ impl Relay {
         }
     }
 
-    /// The devices online now, from the registry's `connections`, with their relay state.
+    /// The devices online now, from the registry's `connections`, with their relay state, in
+    /// domain order; as many as fit in one frame ([`imagecast_shared::limits::MAX_FRAME`]).
     pub fn who(&self, connections: &[ConnView]) -> Vec<Presence> {
         let inner = lock(&self.inner);
         let mut by_domain: std::collections::BTreeMap<&str, Presence> = Default::default();
@@ -250,7 +251,28 @@ impl Relay {
                 p.takes_demands |= k.listening;
             }
         }
-        by_domain.into_values().collect()
+        // The reply must fit in one frame: the first devices by domain, as many as fit.
+        let mut room = imagecast_shared::limits::MAX_FRAME - 64 * 1024;
+        let total = by_domain.len();
+        let list: Vec<Presence> = by_domain
+            .into_values()
+            .take_while(|p| {
+                let size = 16
+                    + p.domain.len()
+                    + p.name.len()
+                    + p.users.iter().map(|u| u.len() + 2).sum::<usize>();
+                room = room.saturating_sub(size);
+                room > 0
+            })
+            .collect();
+        if list.len() < total {
+            tracing::warn!(
+                shown = list.len(),
+                total,
+                "the who list is cut to fit one frame"
+            );
+        }
+        list
     }
 
     /// The connection takes demands from now on.
@@ -867,5 +889,25 @@ mod tests {
             matches!(&ended[..], [ServerMsg::SessionEnded { reason, .. }] if reason.contains("granted")),
             "{ended:?}"
         );
+    }
+
+    #[test]
+    fn who_fits_in_one_frame_however_many_are_online() {
+        let relay = relay();
+        let online: Vec<ConnView> = (0..20_000u64)
+            .map(|i| {
+                let mut p = party(i + 1, &format!("{i:06}.{}", "d".repeat(200)));
+                p.user = "u".repeat(200);
+                view(&p)
+            })
+            .collect();
+        let list = relay.who(&online);
+        assert!(!list.is_empty() && list.len() < online.len());
+        let frame = OutFrame::encode(&ServerMsg::Who {
+            id: 1,
+            terminals: list,
+        })
+        .unwrap();
+        assert!(frame.wire_len() <= imagecast_shared::limits::MAX_FRAME);
     }
 }

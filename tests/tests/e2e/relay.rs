@@ -848,3 +848,65 @@ fn a_listener_reconnects_after_a_server_restart_but_not_after_logout() {
         b.stderr()
     );
 }
+
+#[tokio::test]
+async fn a_broken_session_says_which_pages_were_printed() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let first = scratch.page("first.bin", pattern(20, 1000));
+    let second = scratch.page("second.bin", pattern(21, 3 << 20));
+    // B is a terminal of the test's own: it confirms the first page, then dies.
+    let (b, mut events) = server.connect(B, false).await.unwrap();
+    b.relay_listen().await.unwrap();
+    let mut cmd = server.imagecast(A);
+    cmd.args(["relay", "send", "--to-device", B])
+        .arg(&first)
+        .arg(&second);
+    let send = Running::start(cmd, Stdio::null());
+    let demand = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Some(Event::Demanded(d)) = events.recv().await {
+                break d;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let mut session = b.answer(demand.demand, Ok(())).await.unwrap().unwrap();
+    let header = b"page 1 2 1000 9\n";
+    let want = header.len() + "first.bin".len() + 1000;
+    let mut got = Vec::new();
+    while got.len() < want {
+        got.extend_from_slice(&session.receiver.recv().await.unwrap().unwrap());
+    }
+    assert!(got.starts_with(header), "{:?}", &got[..header.len()]);
+    session
+        .sender
+        .send(bytes::Bytes::from_static(b"printed 1\n"))
+        .await
+        .unwrap();
+    // Part of the second page arrives; then this terminal is gone.
+    let _ = session.receiver.recv().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.close().await;
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let mut send = send;
+        let code = send.wait(LIMIT);
+        let mut out = Vec::new();
+        // Until the reader thread saw the end of the output.
+        while let Ok(l) = send.lines.recv_timeout(LIMIT) {
+            out.push(l);
+        }
+        (code, out.join("\n"), send.stderr())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(out.contains(&format!("page 1/2 printed by {B}")), "{out}");
+    assert!(!out.contains("page 2/2"), "{out}");
+    assert!(
+        err.contains(&format!("the connection of {B} ended"))
+            && err.contains("pages 1 to 1 of 2 were printed"),
+        "{err}"
+    );
+}
