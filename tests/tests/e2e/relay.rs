@@ -910,3 +910,76 @@ async fn a_broken_session_says_which_pages_were_printed() {
         "{err}"
     );
 }
+
+/// [0031]: a terminal busy in a session takes a demand on another connection it keeps for
+/// that; `busy` only when none is vacant.
+#[test]
+fn a_second_listening_connection_takes_the_demand_while_the_first_is_busy() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let out = scratch.join("b");
+    let first = listen(&server, B, &out, &["--accept-all"]);
+    let second = listen(&server, B, &out, &["--accept-all"]);
+    let mut cmd = server.imagecast(C);
+    cmd.args(["relay", "pipe", "--to-device", B]);
+    let mut holder = Running::start(cmd, Stdio::piped());
+    let _stdin = holder.stdin();
+    let deadline = Instant::now() + LIMIT;
+    while !server
+        .terminal(A, ["who"])
+        .stdout
+        .lines()
+        .any(|l| l.starts_with(B) && l.ends_with("in-session"))
+    {
+        assert!(Instant::now() < deadline, "the pipe's session never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let page = scratch.page("p.bin", b"to the vacant connection");
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            page.as_os_str(),
+        ],
+    );
+    send.assert_code(0);
+    assert_eq!(
+        std::fs::read(out.join("p.bin")).unwrap(),
+        b"to the vacant connection"
+    );
+    // One listener took the pipe, the other the pages.
+    first.expect_line("demand from", LIMIT);
+    second.expect_line("demand from", LIMIT);
+    // A second pipe takes the vacant connection again; with both in a session, `busy`.
+    let mut cmd = server.imagecast(D);
+    cmd.args(["relay", "pipe", "--to-device", B]);
+    let mut holder2 = Running::start(cmd, Stdio::piped());
+    let _stdin2 = holder2.stdin();
+    let accepted = format!("demand from {D}");
+    let deadline = Instant::now() + LIMIT;
+    'wait: loop {
+        for l in [&first, &second] {
+            if l.lines.try_iter().any(|line| line.contains(&accepted)) {
+                break 'wait;
+            }
+        }
+        assert!(Instant::now() < deadline, "{}", holder2.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            page.as_os_str(),
+        ],
+    );
+    send.assert_code(2);
+    assert!(send.stderr.contains("busy"), "{}", send.stderr);
+    assert!(holder2.child.try_wait().unwrap().is_none());
+}
