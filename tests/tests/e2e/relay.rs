@@ -983,3 +983,85 @@ fn a_second_listening_connection_takes_the_demand_while_the_first_is_busy() {
     assert!(send.stderr.contains("busy"), "{}", send.stderr);
     assert!(holder2.child.try_wait().unwrap().is_none());
 }
+
+/// A peer that goes silent (no close, no heartbeat: a pulled cable) ends the session for the
+/// other side within the heartbeat timeout (two intervals, 2 s here), with the reason.
+#[tokio::test]
+async fn a_silent_peer_ends_the_session_within_the_heartbeat_timeout() {
+    use imagecast_shared::frame::{FrameReader, OutFrame, decode_server_msg};
+    use imagecast_shared::limits::{MAX_FRAME, RELAY_WINDOW};
+    use imagecast_shared::msg::{ClientMsg, Hello, HelloReply, ServerMsg};
+
+    let server = TestServer::start_demo().unwrap();
+    // B by hand: it listens, accepts, then says nothing more and keeps the socket open.
+    let stream = server.raw().await.unwrap();
+    let (rd, mut wr) = tokio::io::split(stream);
+    let mut reader = FrameReader::new(rd, MAX_FRAME);
+    OutFrame::encode(&Hello::new(B, &server.tokens[B], "silent", false))
+        .unwrap()
+        .write_to(&mut wr)
+        .await
+        .unwrap();
+    let welcome = reader.read_msg::<HelloReply>("welcome").await.unwrap();
+    assert!(
+        matches!(welcome, Some(HelloReply::Welcome(_))),
+        "{welcome:?}"
+    );
+    async fn next(
+        reader: &mut FrameReader<tokio::io::ReadHalf<imagecast_tests::RawStream>>,
+    ) -> ServerMsg {
+        loop {
+            let body = tokio::time::timeout(LIMIT, reader.read_frame_bytes())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let msg = decode_server_msg(body).unwrap();
+            if msg != ServerMsg::Heartbeat {
+                return msg;
+            }
+        }
+    }
+    OutFrame::encode(&ClientMsg::RelayListen { id: 1 })
+        .unwrap()
+        .write_to(&mut wr)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut reader).await, ServerMsg::Ok { id: 1 });
+
+    let mut cmd = server.imagecast(A);
+    cmd.args(["relay", "pipe", "--to-device", B]);
+    let mut pipe = Running::start(cmd, Stdio::piped());
+    let _stdin = pipe.stdin();
+    let ServerMsg::Demanded { demand, .. } = next(&mut reader).await else {
+        panic!("no demand")
+    };
+    OutFrame::encode(&ClientMsg::Answer {
+        id: 2,
+        demand,
+        accept: true,
+        reason: String::new(),
+        window: RELAY_WINDOW,
+    })
+    .unwrap()
+    .write_to(&mut wr)
+    .await
+    .unwrap();
+    assert!(matches!(
+        next(&mut reader).await,
+        ServerMsg::SessionOpen { id: 2, .. }
+    ));
+    // Silence from here on.
+    let started = Instant::now();
+    let (code, err) = tokio::task::spawn_blocking(move || (pipe.wait(LIMIT), pipe.stderr()))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("the connection of {B} ended")) && err.contains("silent"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    drop((reader, wr));
+}
