@@ -1065,3 +1065,110 @@ async fn a_silent_peer_ends_the_session_within_the_heartbeat_timeout() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     drop((reader, wr));
 }
+
+/// `relay pipe` as an SSH ProxyCommand, to sshd behind `relay listen --forward` (docs/relay.md).
+/// Needs `ssh`, `sshd` and root (CI runs as root); says so and returns without them.
+#[test]
+fn ssh_runs_through_relay_pipe_as_its_proxy_command() {
+    let (ssh, sshd) = (Path::new("/usr/bin/ssh"), Path::new("/usr/sbin/sshd"));
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
+    if !(ssh.exists() && sshd.exists() && root) {
+        eprintln!("skipped: needs ssh, sshd and root");
+        return;
+    }
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let keygen = |name: &str| {
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(scratch.join(name))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    keygen("host");
+    keygen("client");
+    std::fs::copy(scratch.join("client.pub"), scratch.join("authorized")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut daemon = Command::new(sshd)
+        .args(["-D", "-e", "-f", "/dev/null", "-p", &port.to_string()])
+        .args(["-o", "ListenAddress=127.0.0.1", "-h"])
+        .arg(scratch.join("host"))
+        .arg("-o")
+        .arg(format!(
+            "AuthorizedKeysFile={}",
+            scratch.join("authorized").display()
+        ))
+        .args([
+            "-o",
+            "StrictModes=no",
+            "-o",
+            "PidFile=none",
+            "-o",
+            "UsePAM=no",
+        ])
+        .args(["-o", "PermitRootLogin=prohibit-password"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let forward = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + LIMIT;
+    while std::net::TcpStream::connect(&forward).is_err() {
+        assert!(Instant::now() < deadline, "sshd does not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = listen(
+        &server,
+        B,
+        &scratch.join("b"),
+        &["--accept-all", "--forward", &forward],
+    );
+    // The proxy command runs as A; ssh passes it its own environment.
+    let proxy = server.imagecast(A).get_program().to_owned();
+    let mut cmd = Command::new(ssh);
+    cmd.env_clear();
+    for (k, v) in server.imagecast(A).get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.args([
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+    ])
+    .args(["-o", "BatchMode=yes", "-i"])
+    .arg(scratch.join("client"))
+    .arg("-o")
+    .arg(format!(
+        "ProxyCommand={} relay pipe --to-device {B}",
+        proxy.to_string_lossy()
+    ))
+    .args([
+        "root@lab1",
+        "echo through the relay; head -c 3000000 /dev/zero | wc -c",
+    ]);
+    let out = imagecast_tests::run(&mut cmd, LIMIT).unwrap();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("through the relay") && out.stdout.contains("3000000"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    b.expect_line(&format!("demand from {A}"), LIMIT);
+    let ended = b.expect_line("session", LIMIT);
+    assert!(ended.contains("ended"), "{ended}");
+}
