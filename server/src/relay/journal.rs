@@ -37,6 +37,17 @@ pub struct SessionRow {
 pub enum Entry {
     /// A session was accepted.
     Started(SessionRow),
+    /// The bytes an open session has relayed so far (written every
+    /// [`PROGRESS_STEP`](super::PROGRESS_STEP) bytes, so that the journal of a long session
+    /// shows it moving).
+    Progress {
+        /// The session.
+        session: u64,
+        /// Bytes demander to target.
+        bytes_to_target: u64,
+        /// Bytes target to demander.
+        bytes_to_demander: u64,
+    },
     /// A session ended.
     Ended {
         /// The session.
@@ -95,6 +106,21 @@ fn write(c: &Connection, entry: &Entry) -> Result<(), DbError> {
                     r.target,
                     r.target_user,
                     r.started_ms
+                ],
+            )?;
+        }
+        Entry::Progress {
+            session,
+            bytes_to_target,
+            bytes_to_demander,
+        } => {
+            c.execute(
+                "UPDATE relay_sessions SET bytes_to_target = ?2, bytes_to_demander = ?3
+                 WHERE session = ?1 AND ended_ms IS NULL",
+                params![
+                    *session as i64,
+                    *bytes_to_target as i64,
+                    *bytes_to_demander as i64
                 ],
             )?;
         }

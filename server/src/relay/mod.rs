@@ -47,6 +47,8 @@ use crate::store::db::now_ms;
 pub const MAX_SESSIONS_PER_CONN: usize = 16;
 /// Most unanswered demands one connection has made at once.
 pub const MAX_DEMANDS_PER_CONN: usize = 4;
+/// An open session's bytes are journalled each time one direction passes a multiple of this.
+pub const PROGRESS_STEP: u64 = 16 << 20;
 /// How long a demand waits for its answer unless the server is told otherwise.
 pub const DEMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -597,6 +599,7 @@ impl Relay {
         let Some(live) = inner.sessions.get_mut(&session) else {
             return;
         };
+        let me_is_demander = live.a.conn.id == conn;
         let Some((me, peer)) = live.sides(conn) else {
             return;
         };
@@ -612,6 +615,13 @@ impl Relay {
         }
         me.credit -= len;
         me.sent += len;
+        let progress = (me.sent / PROGRESS_STEP != (me.sent - len) / PROGRESS_STEP).then(|| {
+            if me_is_demander {
+                (me.sent, peer.sent)
+            } else {
+                (peer.sent, me.sent)
+            }
+        });
         let frame = OutFrame::encode_with_data(
             &ServerMsg::RelayData {
                 session,
@@ -621,6 +631,13 @@ impl Relay {
         );
         if let Ok(frame) = frame {
             peer.conn.push_relay(frame);
+        }
+        if let Some((bytes_to_target, bytes_to_demander)) = progress {
+            self.journal.record(Entry::Progress {
+                session,
+                bytes_to_target,
+                bytes_to_demander,
+            });
         }
     }
 

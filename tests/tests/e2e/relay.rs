@@ -770,7 +770,7 @@ async fn files_travel_both_ways_in_one_session() {
     let at_b = b.answer(demand.demand, Ok(())).await.unwrap().unwrap();
     let at_a = demanding.await.unwrap();
     // Two files each way, at the same time, several windows long.
-    let to_b = [pattern(10, 3 << 20), pattern(11, 5000)];
+    let to_b = [pattern(10, 17 << 20), pattern(11, 5000)];
     let to_a = [pattern(12, 2 << 20), pattern(13, 1)];
     let send = |sender: imagecast_shared::client::SessionSender, files: Vec<Vec<u8>>| {
         tokio::spawn(async move {
@@ -799,6 +799,20 @@ async fn files_travel_both_ways_in_one_session() {
     let got_a = tokio::time::timeout(LIMIT, r2).await.unwrap().unwrap();
     assert_eq!(sha(&got_b), sha(&to_b.concat()));
     assert_eq!(sha(&got_a), sha(&to_a.concat()));
+    // The journal shows an open session's bytes as it goes (every 16 MiB).
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let out = server.admin_run(&["relay", "sessions", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        let row = &rows[0];
+        if row["ended_ms"].is_null() && row["bytes_to_target"].as_u64() >= Some(16 << 20) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = server.admin_run(&["relay", "sessions"]);
+    assert!(text.stdout.trim_end().ends_with("open"), "{}", text.stdout);
     at_a.sender.end("done").await.unwrap();
 }
 
