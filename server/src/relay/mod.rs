@@ -615,13 +615,13 @@ impl Relay {
         }
         me.credit -= len;
         me.sent += len;
-        let progress = (me.sent / PROGRESS_STEP != (me.sent - len) / PROGRESS_STEP).then(|| {
-            if me_is_demander {
-                (me.sent, peer.sent)
-            } else {
-                (peer.sent, me.sent)
-            }
-        });
+        let totals = if me_is_demander {
+            (me.sent, peer.sent)
+        } else {
+            (peer.sent, me.sent)
+        };
+        let progress =
+            (me.sent / PROGRESS_STEP != (me.sent - len) / PROGRESS_STEP).then_some(totals);
         let frame = OutFrame::encode_with_data(
             &ServerMsg::RelayData {
                 session,
