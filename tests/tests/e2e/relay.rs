@@ -730,6 +730,10 @@ async fn an_administrator_lists_and_ends_sessions() {
         "{}",
         listed.stderr
     );
+    let json = as_admin(&["relay", "sessions", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(rows[0]["bytes_to_target"], 5, "{rows}");
+    assert_eq!(rows[0]["target"], B, "{rows}");
     let session = list[0].session.to_string();
     as_admin(&["relay", "end", &session, "--reason", "maintenance"]).assert_code(0);
     // An operator may not.

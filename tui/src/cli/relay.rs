@@ -90,7 +90,11 @@ pub enum RelayCmd {
     },
     /// The open sessions (an administrator logged in): SESSION DEMANDER -> TARGET, bytes each
     /// way.
-    Sessions,
+    Sessions {
+        /// One JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// End a session (an administrator logged in); both sides are told the reason.
     End {
         /// The session's number.
@@ -189,9 +193,9 @@ pub fn run(options: &Options, cmd: RelayCmd) -> anyhow::Result<ExitCode> {
             };
             finish(block_on(relay::listen(&settings, &args))?)
         }
-        RelayCmd::Sessions => {
+        RelayCmd::Sessions { json } => {
             let out = &mut std::io::stdout().lock();
-            block_on(relay::sessions(&settings, out))??;
+            block_on(relay::sessions(&settings, json, out))??;
             Ok(ExitCode::SUCCESS)
         }
         RelayCmd::End { session, reason } => {

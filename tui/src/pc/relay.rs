@@ -863,13 +863,33 @@ pub async fn pipe(s: &Settings, target: &RelayTarget, wait: Duration) -> anyhow:
 }
 
 /// `relay sessions` (an administrator logged in): the open sessions, one a line: number,
-/// demander(user) -> target(user), bytes to the target, bytes to the demander.
-pub async fn sessions(s: &Settings, out: &mut impl Write) -> anyhow::Result<()> {
+/// demander(user) -> target(user), bytes to the target, bytes to the demander; with `json`,
+/// one JSON array.
+pub async fn sessions(s: &Settings, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let (client, events) = connect(s, false).await?;
     drain(events);
     login(&client, s).await?;
     let list = client.relay_sessions().await?;
     client.close().await;
+    if json {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|x| {
+                serde_json::json!({
+                    "session": x.session,
+                    "demander": x.demander.domain,
+                    "demander_user": x.demander_user,
+                    "target": x.target.domain,
+                    "target_user": x.target_user,
+                    "started_ms": x.started_ms,
+                    "bytes_to_target": x.bytes_to_target,
+                    "bytes_to_demander": x.bytes_to_demander,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+        return Ok(());
+    }
     let who = |d: &str, u: &str| {
         if u.is_empty() {
             peer(d).into_owned()
