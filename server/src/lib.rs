@@ -35,7 +35,8 @@
 //!   `main.rs` only parses the arguments, sets up logging and calls [`cli::Cli::run`].
 //!
 //! To come beside them: `fax/` (the network-fax supervising server: fax gateways as
-//! terminals, priority tables, communication records) and `cluster/` (several servers acting as one on a
+//! terminals, priority tables, communication records), `relay/` (real-time sessions between
+//! terminals behind NAT, demanded by ID) and `cluster/` (several servers acting as one on a
 //! NATS cluster).
 //!
 //! # Where to start reading
