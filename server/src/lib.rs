@@ -29,6 +29,9 @@
 //! - [`fax`]: the network-fax supervising server's tables: priority and per-client
 //!   routes, the delivery table, gateway settings, the retry policy, communication records,
 //!   competences, groupings, the phone book and user homes, one module each.
+//! - [`relay`]: real-time sessions between terminals behind NAT (seed 004): presence,
+//!   connection demands and answers, relayed data with per-session credit, ends, logout, and
+//!   the journal of sessions ([`relay::journal`]).
 //! - [`demo`]: the seed's demo network, for `init --demo` and for `imagecast demo`, which
 //!   reaches the server through this module only.
 //! - [`cli`]: the `imagecast-server` commands, one function each behind one `match`;
@@ -54,6 +57,7 @@ pub mod demo;
 pub mod fax;
 pub mod groups;
 pub mod net;
+pub mod relay;
 pub mod state;
 pub mod store;
 

@@ -15,6 +15,7 @@ use crate::groups::{self, GroupDir, RecWriter};
 use crate::net::outbox::{ConnHandle, ConnId};
 use crate::net::registry::Registry;
 use crate::net::throttle::{LoginThrottle, PasswordChecks};
+use crate::relay::{Relay, journal as relay_journal};
 use crate::store::datadir::DataDir;
 use crate::store::db::Db;
 use crate::store::spool::{ImageCache, Spool};
@@ -31,6 +32,8 @@ pub struct ServerConfig {
     pub ack_timeout: Duration,
     /// Most connections served at once.
     pub max_connections: usize,
+    /// How long a relay connection demand waits for the target's answer.
+    pub relay_demand_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(120),
             max_connections: 20_000,
+            relay_demand_timeout: crate::relay::DEMAND_TIMEOUT,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// A password hash checked for unknown users, so a login's timing reveals nothing.
     pub dummy_hash: String,
+    /// Real-time sessions between terminals: demands, sessions, their journal.
+    pub relay: Arc<Relay>,
     /// Failed-login throttling per device and user, device, and user.
     pub throttle: LoginThrottle,
     /// The bound on password checks (argon2) running at once and waiting.
@@ -111,6 +117,19 @@ impl ServerState {
         if removed > 0 {
             tracing::info!(removed, "erased spooled images of finished distributions");
         }
+        let stale = db.call(relay_journal::close_stale).await?;
+        if stale > 0 {
+            tracing::info!(
+                stale,
+                "relay sessions left open by a stopped server marked ended"
+            );
+        }
+        let last_session = db.call(relay_journal::last_session).await?;
+        let relay = Arc::new(Relay::new(
+            config.relay_demand_timeout,
+            relay_journal::Journal::start(db.clone()),
+            last_session,
+        ));
         let dummy_hash =
             tokio::task::spawn_blocking(|| auth::hash_password("not a password")).await??;
         let state = Arc::new(Self {
@@ -124,6 +143,7 @@ impl ServerState {
             connections: Registry::default(),
             acks: AckSlots::default(),
             watchers: Watchers::default(),
+            relay,
             shutdown,
             dummy_hash,
             throttle: LoginThrottle::default(),

@@ -242,6 +242,35 @@ fn decode_page_data(
     Ok((r.id, r.page, r.offset, body.slice_ref(r.data)))
 }
 
+/// The fields of a relay-data message, with the bytes borrowed from the frame.
+#[derive(serde::Deserialize)]
+struct RelayDataRef<'a> {
+    session: u64,
+    #[serde(borrow)]
+    data: &'a [u8],
+}
+
+/// Variant number of `ServerMsg::RelayData` (one varint byte).
+const SERVER_RELAY_DATA: u8 = 25;
+/// Variant number of `ClientMsg::RelayData` (one varint byte).
+const CLIENT_RELAY_DATA: u8 = 24;
+
+fn decode_relay_data(
+    body: &Bytes,
+    what: &'static str,
+    exact: bool,
+) -> Result<(u64, Bytes), ProtoError> {
+    let (r, rest): (RelayDataRef, _) = postcard::take_from_bytes(&body[1..])
+        .map_err(|reason| ProtoError::Decode { what, reason })?;
+    if exact && !rest.is_empty() {
+        return Err(ProtoError::Trailing {
+            what,
+            extra: rest.len(),
+        });
+    }
+    Ok((r.session, body.slice_ref(r.data)))
+}
+
 /// Decodes a server message; page data keeps pointing into the frame instead of being copied
 /// (a terminal receiving a large image copies each byte once less).
 ///
@@ -257,6 +286,10 @@ pub fn decode_server_msg(body: Bytes) -> Result<crate::msg::ServerMsg, ProtoErro
             offset,
             data,
         });
+    }
+    if body.first() == Some(&SERVER_RELAY_DATA) {
+        let (session, data) = decode_relay_data(&body, WHAT, false)?;
+        return Ok(crate::msg::ServerMsg::RelayData { session, data });
     }
     decode(&body, WHAT)
 }
@@ -276,6 +309,10 @@ pub fn decode_client_msg(body: Bytes) -> Result<crate::msg::ClientMsg, ProtoErro
             offset,
             data,
         });
+    }
+    if body.first() == Some(&CLIENT_RELAY_DATA) {
+        let (session, data) = decode_relay_data(&body, WHAT, true)?;
+        return Ok(crate::msg::ClientMsg::RelayData { session, data });
     }
     decode_exact(&body, WHAT)
 }
@@ -389,6 +426,40 @@ mod tests {
             err.to_string().starts_with("malformed client message"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn borrowed_relay_data_decodes_like_the_plain_decoder() {
+        for data in [
+            Bytes::new(),
+            Bytes::from_static(b"abc"),
+            Bytes::from(vec![7u8; 70_000]),
+        ] {
+            let s = ServerMsg::RelayData {
+                session: 300,
+                data: data.clone(),
+            };
+            let body = postcard::to_allocvec(&s).unwrap();
+            assert_eq!(decode_server_msg(Bytes::from(body)).unwrap(), s);
+            let c = ClientMsg::RelayData {
+                session: 300,
+                data: data.clone(),
+            };
+            let body = postcard::to_allocvec(&c).unwrap();
+            assert_eq!(decode_client_msg(Bytes::from(body.clone())).unwrap(), c);
+            let mut padded = body;
+            padded.push(0);
+            assert!(decode_client_msg(Bytes::from(padded)).is_err());
+            let frame = OutFrame::encode_with_data(
+                &ServerMsg::RelayData {
+                    session: 300,
+                    data: Bytes::new(),
+                },
+                data,
+            )
+            .unwrap();
+            assert_eq!(frame.wire_len(), OutFrame::encode(&s).unwrap().wire_len());
+        }
     }
 
     #[test]

@@ -38,3 +38,11 @@ pub const MAX_PAGE_BYTES: u64 = 4 << 30;
 /// Longest reason a terminal may give for refusing a delivery that the server keeps, in bytes;
 /// the rest is cut off (with control characters escaped) before it is stored.
 pub const MAX_REASON: usize = 500;
+
+/// The most bytes of relay-session data one side may have granted its peer and not yet seen
+/// (4 MiB): the server keeps at most this much of one session's data in one direction, so a
+/// slow receiver never makes it buffer more.
+pub const MAX_RELAY_WINDOW: u32 = 4 << 20;
+
+/// The window a terminal grants by default (1 MiB).
+pub const RELAY_WINDOW: u32 = 1 << 20;

@@ -301,13 +301,35 @@ pub enum ErrorCode {
     ShuttingDown,
     /// 15: anything else.
     Internal,
+    /// 16 (version 2): the relay's target has no connection now (no terminal of that domain,
+    /// or no terminal where that user is logged in).
+    NotOnline,
+    /// 17 (version 2): the relay's target is in a session and keeps no vacant connection.
+    Busy,
+    /// 18 (version 2): the target rejected the connection demand; the message gives its reason.
+    Rejected,
+    /// 19 (version 2): nobody answered the connection demand in time.
+    Expired,
+    /// 20 (version 2): the target runs an older imagecast that cannot take real-time sessions.
+    OlderTerminal,
+    /// 21 (version 2): no relay session or connection demand of that number is this
+    /// connection's.
+    UnknownSession,
 }
 
 impl ErrorCode {
     /// The protocol version that introduced this code. A terminal of an older version is sent
     /// [`ErrorCode::Internal`] instead, with the same message.
     pub fn since(self) -> u16 {
-        1
+        match self {
+            ErrorCode::NotOnline
+            | ErrorCode::Busy
+            | ErrorCode::Rejected
+            | ErrorCode::Expired
+            | ErrorCode::OlderTerminal
+            | ErrorCode::UnknownSession => 2,
+            _ => 1,
+        }
     }
 }
 
@@ -509,6 +531,94 @@ pub enum ClientMsg {
         /// Request ID.
         id: RequestId,
     },
+    /// 20 (version 2): the terminals online now, answered by [`ServerMsg::Who`].
+    Who {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 21 (version 2): this connection takes connection demands (seed 004, (7)); answered by
+    /// [`ServerMsg::Ok`]. A demand comes as [`ServerMsg::Demanded`] while it is vacant.
+    RelayListen {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 22 (version 2): a connection demand (seed 004, (6)). Answered, once the target has
+    /// answered, by [`ServerMsg::SessionOpen`], or by an error: [`ErrorCode::NotOnline`],
+    /// [`ErrorCode::Busy`], [`ErrorCode::Rejected`], [`ErrorCode::Expired`],
+    /// [`ErrorCode::OlderTerminal`].
+    Demand {
+        /// Request ID.
+        id: RequestId,
+        /// The terminal demanded.
+        target: RelayTarget,
+        /// Bytes of session data this side takes before it grants more
+        /// ([`ClientMsg::RelayCredit`]); at most [`crate::limits::MAX_RELAY_WINDOW`].
+        window: u32,
+    },
+    /// 23 (version 2): the answer to a [`ServerMsg::Demanded`] (seed 004, (8)). Accepted, it
+    /// is answered by [`ServerMsg::SessionOpen`]; rejected, by [`ServerMsg::Ok`].
+    Answer {
+        /// Request ID.
+        id: RequestId,
+        /// The demand's number from [`ServerMsg::Demanded`].
+        demand: u64,
+        /// True to accept.
+        accept: bool,
+        /// Why it was rejected (empty when accepted); at most [`crate::limits::MAX_REASON`]
+        /// bytes are kept.
+        reason: String,
+        /// As in [`ClientMsg::Demand`]: the bytes this side takes before it grants more.
+        window: u32,
+    },
+    /// 24 (version 2): session data toward the peer (seed 004, (15)); never more than the
+    /// peer has granted, and at most [`crate::limits::CHUNK_SIZE`] bytes a frame.
+    RelayData {
+        /// The session.
+        session: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// 25 (version 2): this side consumed `bytes` of the session's data: the peer may send
+    /// that much more.
+    RelayCredit {
+        /// The session.
+        session: u64,
+        /// Bytes granted.
+        bytes: u32,
+    },
+    /// 26 (version 2): this side sends no more data in the session (a half-close); it still
+    /// receives.
+    RelayEof {
+        /// The session.
+        session: u64,
+    },
+    /// 27 (version 2): end the session (seed 004, (19)); the peer is told, with the reason.
+    RelayEnd {
+        /// The session.
+        session: u64,
+        /// Why; at most [`crate::limits::MAX_REASON`] bytes are kept.
+        reason: String,
+    },
+    /// 28 (version 2): the device logs out (seed 004, (22)): its sessions end, with a reason
+    /// to each peer, and every connection of the device is closed after [`ServerMsg::Ok`].
+    DeviceLogout {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 29 (version 2): admin: the open relay sessions, answered by [`ServerMsg::Sessions`].
+    ListSessions {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 30 (version 2): admin: end a relay session; both sides are told the reason.
+    EndSession {
+        /// Request ID.
+        id: RequestId,
+        /// The session.
+        session: u64,
+        /// Why; at most [`crate::limits::MAX_REASON`] bytes are kept.
+        reason: String,
+    },
 }
 
 impl ClientMsg {
@@ -516,7 +626,18 @@ impl ClientMsg {
     /// terminal that announced an older version.
     pub fn since(&self) -> u16 {
         match self {
-            ClientMsg::Memberships { .. } => 2,
+            ClientMsg::Memberships { .. }
+            | ClientMsg::Who { .. }
+            | ClientMsg::RelayListen { .. }
+            | ClientMsg::Demand { .. }
+            | ClientMsg::Answer { .. }
+            | ClientMsg::RelayData { .. }
+            | ClientMsg::RelayCredit { .. }
+            | ClientMsg::RelayEof { .. }
+            | ClientMsg::RelayEnd { .. }
+            | ClientMsg::DeviceLogout { .. }
+            | ClientMsg::ListSessions { .. }
+            | ClientMsg::EndSession { .. } => 2,
             _ => 1,
         }
     }
@@ -527,7 +648,11 @@ impl ClientMsg {
             ClientMsg::Heartbeat
             | ClientMsg::PageData { .. }
             | ClientMsg::AbortDistribution { .. }
-            | ClientMsg::DeliveryAck { .. } => None,
+            | ClientMsg::DeliveryAck { .. }
+            | ClientMsg::RelayData { .. }
+            | ClientMsg::RelayCredit { .. }
+            | ClientMsg::RelayEof { .. }
+            | ClientMsg::RelayEnd { .. } => None,
             ClientMsg::Login { id, .. }
             | ClientMsg::Logout { id }
             | ClientMsg::ListGroups { id, .. }
@@ -543,7 +668,14 @@ impl ClientMsg {
             | ClientMsg::ListDevices { id }
             | ClientMsg::RevokeDevice { id, .. }
             | ClientMsg::FailedLogins { id, .. }
-            | ClientMsg::Memberships { id } => Some(*id),
+            | ClientMsg::Memberships { id }
+            | ClientMsg::Who { id }
+            | ClientMsg::RelayListen { id }
+            | ClientMsg::Demand { id, .. }
+            | ClientMsg::Answer { id, .. }
+            | ClientMsg::DeviceLogout { id }
+            | ClientMsg::ListSessions { id }
+            | ClientMsg::EndSession { id, .. } => Some(*id),
         }
     }
 }
@@ -720,6 +852,87 @@ pub enum ServerMsg {
         /// Group names.
         groups: Vec<String>,
     },
+    /// 21 (version 2): the terminals online now, one entry per device, in domain order.
+    Who {
+        /// Request ID.
+        id: RequestId,
+        /// The devices with at least one connection.
+        terminals: Vec<Presence>,
+    },
+    /// 22 (version 2): event: a connection demand for this connection (seed 004, (7)); answer
+    /// it with [`ClientMsg::Answer`] within `expires_ms`.
+    Demanded {
+        /// The demand's number, to answer.
+        demand: u64,
+        /// The demanding terminal.
+        from: Destination,
+        /// The user logged in there ("" when none).
+        user: String,
+        /// Milliseconds left to answer; then the demand expires.
+        expires_ms: u32,
+    },
+    /// 23 (version 2): event: a demand this connection was asked is gone unanswered (it
+    /// expired, or the demander left); the reason says which.
+    DemandWithdrawn {
+        /// The demand's number.
+        demand: u64,
+        /// Why.
+        reason: String,
+    },
+    /// 24 (version 2): a session is open (seed 004, (9)): the reply to an accepted
+    /// [`ClientMsg::Demand`] (to the demander) and to [`ClientMsg::Answer`] (to the target).
+    SessionOpen {
+        /// Request ID.
+        id: RequestId,
+        /// The session's number, as `relay sessions` and the journal show it.
+        session: u64,
+        /// The terminal at the other end.
+        peer: Destination,
+        /// The user logged in there ("" when none).
+        peer_user: String,
+        /// The bytes this side may send before the peer grants more.
+        credit: u32,
+    },
+    /// 25 (version 2): event: session data from the peer (seed 004, (18)).
+    RelayData {
+        /// The session.
+        session: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// 26 (version 2): event: the peer consumed `bytes`: this side may send that much more.
+    RelayCredit {
+        /// The session.
+        session: u64,
+        /// Bytes granted.
+        bytes: u32,
+    },
+    /// 27 (version 2): event: the peer sends no more data in the session.
+    RelayEof {
+        /// The session.
+        session: u64,
+    },
+    /// 28 (version 2): event: the session ended (seed 004, (20)); the reason says who ended it
+    /// and why. Both connections are vacant again.
+    SessionEnded {
+        /// The session.
+        session: u64,
+        /// Why.
+        reason: String,
+    },
+    /// 29 (version 2): event: the device logged out on another of its connections (seed 004,
+    /// (23)); the server closes this connection next.
+    LoggedOut {
+        /// Why.
+        reason: String,
+    },
+    /// 30 (version 2): the open relay sessions (admin).
+    Sessions {
+        /// Request ID.
+        id: RequestId,
+        /// Oldest first.
+        sessions: Vec<SessionInfo>,
+    },
 }
 
 impl ServerMsg {
@@ -738,7 +951,10 @@ impl ServerMsg {
             | ServerMsg::DistributionStatus { id, .. }
             | ServerMsg::Devices { id, .. }
             | ServerMsg::FailedLogins { id, .. }
-            | ServerMsg::Memberships { id, .. } => Some(*id),
+            | ServerMsg::Memberships { id, .. }
+            | ServerMsg::Who { id, .. }
+            | ServerMsg::SessionOpen { id, .. }
+            | ServerMsg::Sessions { id, .. } => Some(*id),
             ServerMsg::Error { id, .. } => *id,
             _ => None,
         }
@@ -748,11 +964,68 @@ impl ServerMsg {
     /// never sends it to a terminal of an older version.
     pub fn since(&self) -> u16 {
         match self {
-            ServerMsg::Memberships { .. } => 2,
+            ServerMsg::Memberships { .. }
+            | ServerMsg::Who { .. }
+            | ServerMsg::Demanded { .. }
+            | ServerMsg::DemandWithdrawn { .. }
+            | ServerMsg::SessionOpen { .. }
+            | ServerMsg::RelayData { .. }
+            | ServerMsg::RelayCredit { .. }
+            | ServerMsg::RelayEof { .. }
+            | ServerMsg::SessionEnded { .. }
+            | ServerMsg::LoggedOut { .. }
+            | ServerMsg::Sessions { .. } => 2,
             ServerMsg::Error { error, .. } => error.code.since(),
             _ => 1,
         }
     }
+}
+
+/// How a connection demand names its target (seed 004, (6)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayTarget {
+    /// 0: the terminal of this device domain.
+    Device(String),
+    /// 1: the terminal where this user ID is logged in.
+    User(String),
+}
+
+/// One device online, as `who` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// Network domain name.
+    pub domain: String,
+    /// Destination name.
+    pub name: String,
+    /// The users logged in at its connections, each once.
+    pub users: Vec<String>,
+    /// True while one of its connections is in a relay session.
+    pub in_session: bool,
+    /// True when one of its connections takes connection demands.
+    pub takes_demands: bool,
+    /// True when every connection of it speaks protocol version 1 (no real-time sessions).
+    pub older: bool,
+}
+
+/// An open relay session, as an administrator sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The session's number.
+    pub session: u64,
+    /// The demanding terminal.
+    pub demander: Destination,
+    /// The user logged in there ("" when none).
+    pub demander_user: String,
+    /// The terminal demanded.
+    pub target: Destination,
+    /// The user logged in there ("" when none).
+    pub target_user: String,
+    /// When it was accepted, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// Bytes relayed from the demander to the target so far.
+    pub bytes_to_target: u64,
+    /// Bytes relayed from the target to the demander so far.
+    pub bytes_to_demander: u64,
 }
 
 /// What the first frame of a connection turned out to be.

@@ -12,6 +12,7 @@ use imagecast_shared::msg::{
     Hello, HelloReply, PageInfo, Refusal, RefusalCode, RegisterOutcome, Role, ServerMsg, Welcome,
     WithdrawOutcome,
 };
+use imagecast_shared::msg::{Presence, RelayTarget, SessionInfo};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -373,4 +374,174 @@ fn messages_name_the_version_that_brought_them() {
         2
     );
     assert_eq!(ErrorCode::Internal.since(), 1);
+}
+
+/// Version 2: the relay's messages (seed 004), numbered after `Memberships`.
+#[test]
+fn relay_messages_keep_their_bytes() {
+    check(&[
+        (ClientMsg::Who { id: 17 }, "1411"),
+        (ClientMsg::RelayListen { id: 18 }, "1512"),
+        (
+            ClientMsg::Demand {
+                id: 19,
+                target: RelayTarget::Device("a.b".into()),
+                window: 300,
+            },
+            "16130003612e62ac02",
+        ),
+        (
+            ClientMsg::Demand {
+                id: 19,
+                target: RelayTarget::User("u".into()),
+                window: 300,
+            },
+            "1613010175ac02",
+        ),
+        (
+            ClientMsg::Answer {
+                id: 20,
+                demand: 3,
+                accept: false,
+                reason: "r".into(),
+                window: 300,
+            },
+            "171403000172ac02",
+        ),
+        (
+            ClientMsg::RelayData {
+                session: 4,
+                data: Bytes::from_static(b"xy"),
+            },
+            "1804027879",
+        ),
+        (
+            ClientMsg::RelayCredit {
+                session: 4,
+                bytes: 300,
+            },
+            "1904ac02",
+        ),
+        (ClientMsg::RelayEof { session: 4 }, "1a04"),
+        (
+            ClientMsg::RelayEnd {
+                session: 4,
+                reason: "r".into(),
+            },
+            "1b040172",
+        ),
+        (ClientMsg::DeviceLogout { id: 21 }, "1c15"),
+        (ClientMsg::ListSessions { id: 22 }, "1d16"),
+        (
+            ClientMsg::EndSession {
+                id: 23,
+                session: 4,
+                reason: "r".into(),
+            },
+            "1e17040172",
+        ),
+    ]);
+    check(&[
+        (
+            ServerMsg::Who {
+                id: 17,
+                terminals: vec![Presence {
+                    domain: "a.b".into(),
+                    name: "N".into(),
+                    users: vec!["u".into()],
+                    in_session: true,
+                    takes_demands: true,
+                    older: false,
+                }],
+            },
+            "15110103612e62014e010175010100",
+        ),
+        (
+            ServerMsg::Demanded {
+                demand: 3,
+                from: dest(),
+                user: "u".into(),
+                expires_ms: 30_000,
+            },
+            "160303612e62014e0175b0ea01",
+        ),
+        (
+            ServerMsg::DemandWithdrawn {
+                demand: 3,
+                reason: "r".into(),
+            },
+            "17030172",
+        ),
+        (
+            ServerMsg::SessionOpen {
+                id: 19,
+                session: 4,
+                peer: dest(),
+                peer_user: "u".into(),
+                credit: 300,
+            },
+            "18130403612e62014e0175ac02",
+        ),
+        (
+            ServerMsg::RelayData {
+                session: 4,
+                data: Bytes::from_static(b"xy"),
+            },
+            "1904027879",
+        ),
+        (
+            ServerMsg::RelayCredit {
+                session: 4,
+                bytes: 300,
+            },
+            "1a04ac02",
+        ),
+        (ServerMsg::RelayEof { session: 4 }, "1b04"),
+        (
+            ServerMsg::SessionEnded {
+                session: 4,
+                reason: "r".into(),
+            },
+            "1c040172",
+        ),
+        (ServerMsg::LoggedOut { reason: "r".into() }, "1d0172"),
+        (
+            ServerMsg::Sessions {
+                id: 22,
+                sessions: vec![SessionInfo {
+                    session: 4,
+                    demander: dest(),
+                    demander_user: "u".into(),
+                    target: dest(),
+                    target_user: "".into(),
+                    started_ms: 5,
+                    bytes_to_target: 6,
+                    bytes_to_demander: 7,
+                }],
+            },
+            "1e16010403612e62014e017503612e62014e00050607",
+        ),
+    ]);
+    let codes = [
+        ErrorCode::NotOnline,
+        ErrorCode::Busy,
+        ErrorCode::Rejected,
+        ErrorCode::Expired,
+        ErrorCode::OlderTerminal,
+        ErrorCode::UnknownSession,
+    ];
+    check(
+        &codes
+            .iter()
+            .zip(["10", "11", "12", "13", "14", "15"])
+            .map(|(c, h)| (*c, h))
+            .collect::<Vec<_>>(),
+    );
+    for c in codes {
+        assert_eq!(c.since(), 2, "{c:?}");
+    }
+    assert_eq!(ClientMsg::Who { id: 1 }.since(), 2);
+    assert_eq!(ClientMsg::Who { id: 1 }.request_id(), Some(1));
+    assert_eq!(ClientMsg::RelayEof { session: 1 }.request_id(), None);
+    assert_eq!(ServerMsg::RelayEof { session: 1 }.since(), 2);
 }

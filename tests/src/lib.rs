@@ -213,6 +213,11 @@ impl TestServer {
         Ok(())
     }
 
+    /// The server process's ID while it runs (to read its memory from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server with SIGKILL and waits for it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -443,22 +448,42 @@ pub fn run(cmd: &mut Command, limit: Duration) -> anyhow::Result<Output> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    // Both pipes are drained while the command runs: one that writes more than a pipe holds
+    // would otherwise block until the deadline.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            let _ = tx.send(bytes);
+        });
+        rx
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = std::time::Instant::now() + limit;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            break;
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output()?;
+    };
+    // A process the command left behind may hold a pipe open: wait for the rest a while.
+    let text = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        let bytes = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
     Ok(Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: text(stdout),
+        stderr: text(stderr),
     })
 }
 

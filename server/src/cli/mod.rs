@@ -4,6 +4,7 @@
 //! - `datadir.rs`: `init`, `check`, `fingerprint`, `tls create|install`.
 //! - `accounts.rs`: `device …`, `user …`, `logins`.
 //! - `journal.rs`: `journal`.
+//! - `relay.rs`: `relay sessions`.
 //! - `serve.rs`: `run`.
 //! - `docs.rs`: `completions`, `manpages`.
 //! - `fax.rs`: `fax …`, `grouping …`, `phonebook …`, `competence …`, `user home` (the
@@ -17,6 +18,7 @@ mod datadir;
 mod docs;
 mod fax;
 mod journal;
+mod relay;
 mod serve;
 
 use std::path::PathBuf;
@@ -71,6 +73,9 @@ enum Command {
         /// Serve plain TCP instead of TLS (only on a network you trust).
         #[arg(long)]
         plain: bool,
+        /// Seconds a relay connection demand waits for the target's answer.
+        #[arg(long, default_value_t = 30)]
+        relay_demand_timeout_s: u64,
     },
     /// Print the fingerprint of the server's TLS certificate, to hand to terminals.
     Fingerprint,
@@ -127,6 +132,22 @@ enum Command {
     /// Competences: who may send faxes and change gateway or supervisor settings.
     #[command(subcommand)]
     Competence(fax::CompetenceCmd),
+    /// Real-time sessions between terminals (seed 004).
+    #[command(subcommand)]
+    Relay(RelayCmd),
+}
+
+#[derive(Subcommand)]
+enum RelayCmd {
+    /// Open and recent sessions: peers, users, bytes each way, how each ended.
+    Sessions {
+        /// Only the last N sessions.
+        #[arg(long, default_value_t = 50)]
+        last: usize,
+        /// One JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -254,11 +275,13 @@ impl Cli {
                 handshake_timeout,
                 max_connections,
                 plain,
+                relay_demand_timeout_s,
             } => {
                 let config = ServerConfig {
                     heartbeat: Duration::from_millis(heartbeat_ms.max(100)),
                     handshake_timeout: Duration::from_secs(handshake_timeout.max(1)),
                     max_connections: max_connections.max(1),
+                    relay_demand_timeout: Duration::from_secs(relay_demand_timeout_s.max(1)),
                     ..ServerConfig::default()
                 };
                 serve::run(data?, &listen, config, plain)
@@ -302,6 +325,9 @@ impl Cli {
             Command::Grouping(cmd) => fax::grouping(&data?, cmd),
             Command::Phonebook(cmd) => fax::phonebook(&data?, cmd),
             Command::Competence(cmd) => fax::competence(&data?, cmd),
+            Command::Relay(RelayCmd::Sessions { last, json }) => {
+                relay::sessions(&data?, last, json)
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ mod distribution;
 mod groups;
 mod login;
 mod registration;
+mod relay;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -216,6 +217,46 @@ impl Session {
             ClientMsg::RevokeDevice { id, domain } => (id, self.revoke(id, domain).await),
             ClientMsg::FailedLogins { id, last } => (id, self.failed_logins(id, last).await),
             ClientMsg::Memberships { id } => (id, self.memberships(id).await),
+            ClientMsg::Who { id } => (id, self.who(id)),
+            ClientMsg::RelayListen { id } => (id, self.relay_listen(id)),
+            ClientMsg::Demand { id, target, window } => match self.demand(id, &target, window) {
+                // The reply comes with the target's answer.
+                Ok(()) => return None,
+                Err(e) => (id, Err(e)),
+            },
+            ClientMsg::Answer {
+                id,
+                demand,
+                accept,
+                reason,
+                window,
+            } => (id, self.answer(id, demand, accept, &reason, window)),
+            ClientMsg::RelayData { session, data } => {
+                self.relay_data(session, data);
+                return None;
+            }
+            ClientMsg::RelayCredit { session, bytes } => {
+                self.relay_credit(session, bytes);
+                return None;
+            }
+            ClientMsg::RelayEof { session } => {
+                self.relay_eof(session);
+                return None;
+            }
+            ClientMsg::RelayEnd { session, reason } => {
+                self.relay_end(session, &reason);
+                return None;
+            }
+            ClientMsg::DeviceLogout { id } => {
+                self.device_logout(id);
+                return None;
+            }
+            ClientMsg::ListSessions { id } => (id, self.list_sessions(id)),
+            ClientMsg::EndSession {
+                id,
+                session,
+                reason,
+            } => (id, self.admin_end_session(id, session, &reason)),
         };
         Some(match result {
             Ok(reply) => reply,

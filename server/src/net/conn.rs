@@ -87,6 +87,8 @@ where
                     }
                 };
                 tracing::info!(conn = conn.id, device = %session.device.domain, %reason, "terminal disconnected");
+                // Its sessions end, with the reason to each peer.
+                state.relay.detach(conn.id, &reason);
             }
             session.close();
             state.connections.detach(conn.id);
@@ -127,6 +129,7 @@ fn start(
     state
         .connections
         .attach(&conn, &device.domain, device.checked_ms);
+    state.connections.describe(conn.id, &device.name);
     if receive {
         delivery::attach_receiver(state, &device.domain, &conn);
     }

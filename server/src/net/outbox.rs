@@ -28,6 +28,13 @@ pub const CONTROL_QUEUE: usize = 1024;
 pub const CONTROL_BYTES: usize = 16 * 1024 * 1024;
 /// Delivered-page frames queued per connection (each at most one chunk).
 pub const DATA_QUEUE: usize = 8;
+/// Bytes of relay-session frames a connection may have queued. Each session's senders only
+/// send what the receiver granted (at most [`imagecast_shared::limits::MAX_RELAY_WINDOW`] a
+/// session, and a connection holds at most [`crate::relay::MAX_SESSIONS_PER_CONN`]), so an
+/// honest terminal never comes near this; one that grants credit it does not read is dropped.
+pub const RELAY_BYTES: usize = crate::relay::MAX_SESSIONS_PER_CONN
+    * imagecast_shared::limits::MAX_RELAY_WINDOW as usize
+    + 1024 * 1024;
 
 /// Identifies one connection for the life of the server.
 pub type ConnId = u64;
@@ -62,6 +69,10 @@ struct Queues {
     /// The bytes of the frames in `control`.
     control_bytes: usize,
     data: VecDeque<OutFrame>,
+    /// Relay-session frames (data, half-closes, ends), in the order the sessions sent them.
+    relay: VecDeque<OutFrame>,
+    /// The bytes of the frames in `relay`.
+    relay_bytes: usize,
     /// The connection is ending: the writer sends what control frames remain, then stops.
     closing: bool,
     /// The writer is gone: frames are no longer taken.
@@ -130,6 +141,24 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues a relay frame unless the connection is closing or over [`RELAY_BYTES`].
+    fn try_relay(&self, frame: OutFrame) -> Result<(), Refused> {
+        {
+            let mut q = lock(&self.queues);
+            if q.shut || q.closing {
+                return Err(Refused::Closed);
+            }
+            let bytes = frame.wire_len();
+            if !q.relay.is_empty() && q.relay_bytes + bytes > RELAY_BYTES {
+                return Err(Refused::Full(frame));
+            }
+            q.relay_bytes += bytes;
+            q.relay.push_back(frame);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
     /// Waits until the writer may have taken a frame (or the outbox was shut). Create it, and
     /// `enable` it, before looking whether there is room, so no wake-up is missed.
     fn room(&self) -> tokio::sync::futures::Notified<'_> {
@@ -165,6 +194,13 @@ impl Outbox {
         if q.closing {
             return Next::Done;
         }
+        if let Some(frame) = q.relay.pop_front() {
+            q.relay_bytes -= frame.wire_len();
+            if q.relay.is_empty() {
+                q.relay = VecDeque::new();
+            }
+            return Next::Frame(frame);
+        }
         match q.data.pop_front() {
             Some(frame) => {
                 if q.data.is_empty() {
@@ -185,6 +221,8 @@ impl Outbox {
             let mut q = lock(&self.queues);
             q.closing = true;
             q.data = VecDeque::new();
+            q.relay = VecDeque::new();
+            q.relay_bytes = 0;
         }
         self.ready.notify_one();
         self.room.notify_waiters();
@@ -192,14 +230,19 @@ impl Outbox {
 
     /// The writer is gone: everything queued is dropped and nothing more is taken.
     pub fn shut(&self) {
-        let (control, data) = {
+        let (control, data, relay) = {
             let mut q = lock(&self.queues);
             q.closing = true;
             q.shut = true;
             q.control_bytes = 0;
-            (std::mem::take(&mut q.control), std::mem::take(&mut q.data))
+            q.relay_bytes = 0;
+            (
+                std::mem::take(&mut q.control),
+                std::mem::take(&mut q.data),
+                std::mem::take(&mut q.relay),
+            )
         };
-        drop((control, data));
+        drop((control, data, relay));
         self.room.notify_waiters();
     }
 
@@ -284,6 +327,25 @@ impl ConnHandle {
                 tracing::warn!(
                     conn = self.id,
                     "peer does not read its messages; dropping it"
+                );
+                self.cancel();
+                false
+            }
+            Err(Refused::Closed) => false,
+        }
+    }
+
+    /// Queues a relay-session frame (data, a half-close, the end) behind the earlier ones of
+    /// every session; never waits. The senders keep within the credit this terminal granted,
+    /// so the queue stays small; a terminal whose queue passes [`RELAY_BYTES`] granted more
+    /// than it reads, and is dropped.
+    pub fn push_relay(&self, frame: OutFrame) -> bool {
+        match self.outbox.try_relay(frame) {
+            Ok(()) => true,
+            Err(Refused::Full(_)) => {
+                tracing::warn!(
+                    conn = self.id,
+                    "peer does not read the relay data it asked for; dropping it"
                 );
                 self.cancel();
                 false

@@ -10,22 +10,38 @@
 //! (`crate::delivery::worker`) starts it.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use imagecast_shared::domain::domain_key;
 
-use super::outbox::{ConnHandle, ConnId, Outbox};
+use super::outbox::{ConnHandle, ConnId};
 
 /// Who a connection is: its device and its logged-in user.
 struct ConnEntry {
     domain: String,
+    /// The device's destination name, once [`Registry::describe`] gave it.
+    name: String,
     user: Option<String>,
+    /// The connection itself (its protocol version, its outbox).
+    conn: ConnHandle,
     /// When its device token was checked (wall-clock ms): a token change or revocation at
     /// or after this drops the connection, one before it does not (a revoked device given a
     /// new token connects again).
     checked_ms: i64,
-    outbox: Arc<Outbox>,
+}
+
+/// One connection as [`Registry::snapshot`] shows it.
+#[derive(Clone, Debug)]
+pub struct ConnView {
+    /// The connection.
+    pub conn: ConnHandle,
+    /// Its device's domain key.
+    pub domain: String,
+    /// Its device's destination name.
+    pub name: String,
+    /// The user logged in on it.
+    pub user: Option<String>,
 }
 
 /// The registry of connections. One per server.
@@ -54,11 +70,32 @@ impl Registry {
             conn.id,
             ConnEntry {
                 domain: domain_key(domain).into_owned(),
+                name: String::new(),
                 user: None,
                 checked_ms,
-                outbox: conn.outbox.clone(),
+                conn: conn.clone(),
             },
         );
+    }
+
+    /// Notes the destination name of a connection's device (for `who`).
+    pub fn describe(&self, conn: ConnId, name: &str) {
+        if let Some(e) = lock(&self.conns).get_mut(&conn) {
+            e.name = name.to_owned();
+        }
+    }
+
+    /// Every connection now: its handle, device domain key, destination name and user.
+    pub fn snapshot(&self) -> Vec<ConnView> {
+        lock(&self.conns)
+            .values()
+            .map(|e| ConnView {
+                conn: e.conn.clone(),
+                domain: e.domain.clone(),
+                name: e.name.clone(),
+                user: e.user.clone(),
+            })
+            .collect()
     }
 
     /// Forgets a closed connection.
@@ -81,7 +118,7 @@ impl Registry {
         let mut n = 0;
         for e in lock(&self.conns).values() {
             if e.domain == key && e.checked_ms <= up_to_ms {
-                e.outbox.cancel();
+                e.conn.cancel();
                 n += 1;
             }
         }
@@ -93,7 +130,7 @@ impl Registry {
         let mut n = 0;
         for e in lock(&self.conns).values() {
             if e.user.as_deref() == Some(user) {
-                e.outbox.cancel();
+                e.conn.cancel();
                 n += 1;
             }
         }

@@ -205,6 +205,21 @@ CREATE TABLE fax_user_homes (
     PRIMARY KEY (user, pos)
 );
 "#,
+    // The relay's journal: one row per real-time session (seed 004).
+    r#"
+CREATE TABLE relay_sessions (
+    session           INTEGER PRIMARY KEY,
+    demander          TEXT NOT NULL,
+    demander_user     TEXT NOT NULL,
+    target            TEXT NOT NULL,
+    target_user       TEXT NOT NULL,
+    started_ms        INTEGER NOT NULL,
+    ended_ms          INTEGER,
+    bytes_to_target   INTEGER NOT NULL DEFAULT 0,
+    bytes_to_demander INTEGER NOT NULL DEFAULT 0,
+    end_reason        TEXT
+);
+"#,
 ];
 
 /// Opens the database file with the settings every user of it needs, and migrates it.

@@ -60,6 +60,10 @@ pub enum ClientError {
         /// Where the pin was remembered.
         known_servers: Option<PathBuf>,
     },
+    /// A relay session ended (the peer or an administrator ended it, or a connection broke);
+    /// the reason says which.
+    #[error("the session ended: {0}")]
+    SessionEnded(String),
     /// Framing or decoding failed.
     #[error(transparent)]
     Protocol(#[from] ProtoError),

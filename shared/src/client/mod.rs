@@ -9,6 +9,7 @@
 pub mod dial;
 mod error;
 mod inbox;
+mod relay;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,7 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ClientError;
+pub use inbox::safe_file_name as page_file_name;
 pub use inbox::{Inbox, InboxError, InboxMode, MAX_INCOMPLETE, Received, stored_in};
+pub use relay::{IncomingDemand, RelaySession, SessionReceiver, SessionSender};
 
 use crate::frame::{FrameReader, OutFrame};
 use crate::ids::{DeliveryId, DistributionId, RequestId};
@@ -109,6 +112,18 @@ pub enum Event {
     },
     /// A message for the operator.
     Notice(String),
+    /// A connection demand for this terminal (seed 004, (7)): answer it with
+    /// [`Client::answer`] before it expires.
+    Demanded(IncomingDemand),
+    /// A demand this terminal was asked is gone unanswered (expired, or the demander left).
+    DemandWithdrawn {
+        /// The demand's number.
+        demand: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The device logged out on another connection (seed 004, (23)); this one closes next.
+    LoggedOut(String),
     /// The connection ended; the reason says why. No event follows.
     Closed(String),
 }
@@ -191,6 +206,8 @@ pub struct DistributionRequest {
 struct Shared {
     pending: Mutex<Pending>,
     next_id: AtomicU64,
+    /// The relay sessions open on this connection.
+    relay: relay::Links,
 }
 
 #[derive(Default)]
@@ -304,6 +321,7 @@ impl Client {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             next_id: AtomicU64::new(1),
+            relay: relay::Links::default(),
         });
         let cancel = CancellationToken::new();
         let (out_tx, out_rx) = mpsc::channel::<OutFrame>(16);
@@ -840,6 +858,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(Err(e)) => break e.to_string(),
             Ok(Ok(Some(m))) => m,
         };
+        // Session data goes to its session, not through the events.
+        let Some(msg) = shared.relay.handle(msg) else {
+            continue;
+        };
         if let Some(id) = msg.reply_to() {
             let waiter = shared.lock().waiting.remove(&id);
             if let Some(tx) = waiter {
@@ -865,6 +887,21 @@ async fn read_loop<R: AsyncRead + Unpin>(
             ServerMsg::Progress { dist, status } => Event::Progress { dist, status },
             ServerMsg::DistributionDone { dist, results } => Event::Done { dist, results },
             ServerMsg::Notice { text } => Event::Notice(text),
+            ServerMsg::Demanded {
+                demand,
+                from,
+                user,
+                expires_ms,
+            } => Event::Demanded(IncomingDemand {
+                demand,
+                from,
+                user,
+                expires: Duration::from_millis(u64::from(expires_ms)),
+            }),
+            ServerMsg::DemandWithdrawn { demand, reason } => {
+                Event::DemandWithdrawn { demand, reason }
+            }
+            ServerMsg::LoggedOut { reason } => Event::LoggedOut(reason),
             ServerMsg::Error { error, .. } => Event::Notice(error.message),
             _ => continue,
         };
@@ -878,6 +915,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
     };
     shared.close(&reason);
+    shared.relay.close_all(&reason);
     cancel.cancel();
     let _ = events.try_send(Event::Closed(reason));
 }

@@ -265,3 +265,118 @@ async fn a_version_1_terminal_sends_receives_and_registers() {
     }
     assert!(printed, "the old receiver's print reaches the old sender");
 }
+
+/// Relay sessions run beside a version-1 terminal: it keeps receiving, a demand for it is
+/// answered "runs an older imagecast", and it is never sent a relay frame (every frame it
+/// reads is checked against version 1's numbers).
+#[tokio::test]
+async fn a_version_1_terminal_stays_served_while_relay_sessions_run() {
+    use imagecast_shared::client::{DistributionRequest, Event, OutgoingPage};
+    use imagecast_shared::msg::RelayTarget;
+
+    const LEFT: &str = "devl1.hqs.mei.co.jp";
+    const RIGHT: &str = "devl1.osk.mei.co.jp";
+    let server = TestServer::start_demo().expect("server starts");
+    let mut old = OldTerminal::connect(&server, BYSTANDER, true).await;
+
+    // Two current terminals open a session and relay data both ways.
+    let (right, mut right_events) = server.connect(RIGHT, false).await.expect("connects");
+    right.relay_listen().await.expect("listens");
+    let (left, _left_events) = server.connect(LEFT, false).await.expect("connects");
+    left.login(USER, PASSWORD).await.expect("logs in");
+    let demanding = tokio::spawn({
+        let left = left.clone();
+        async move { left.demand(RelayTarget::Device(RIGHT.into()), LIMIT).await }
+    });
+    let demand = loop {
+        match tokio::time::timeout(LIMIT, right_events.recv()).await {
+            Ok(Some(Event::Demanded(d))) => break d,
+            Ok(Some(_)) => {}
+            other => panic!("no demand: {other:?}"),
+        }
+    };
+    let mut at_right = right
+        .answer(demand.demand, Ok(()))
+        .await
+        .expect("answers")
+        .expect("a session");
+    let mut at_left = demanding.await.expect("joins").expect("accepted");
+    at_left
+        .sender
+        .send(Bytes::from(vec![5u8; 300_000]))
+        .await
+        .expect("sent");
+    at_right
+        .sender
+        .send(Bytes::from_static(b"back"))
+        .await
+        .expect("sent");
+    let mut got = 0;
+    while got < 300_000 {
+        got += at_right
+            .receiver
+            .recv()
+            .await
+            .expect("data")
+            .expect("not closed")
+            .len();
+    }
+    assert_eq!(
+        &at_left.receiver.recv().await.expect("data").expect("open")[..],
+        b"back"
+    );
+
+    // A demand for the old terminal: a clear error, at once.
+    let err = left
+        .demand(RelayTarget::Device(BYSTANDER.into()), LIMIT)
+        .await
+        .expect_err("an old terminal takes no sessions");
+    let info = err.server_error().expect("a server error");
+    assert_eq!(info.code, ErrorCode::OlderTerminal);
+    assert!(
+        info.message
+            .contains("runs an older imagecast that cannot take real-time sessions"),
+        "{}",
+        info.message
+    );
+
+    // While the session is open, the old terminal still receives a distribution.
+    let accepted = left
+        .distribute(&DistributionRequest {
+            dist: DistributionId::new_random(),
+            groups: vec![],
+            destinations: vec![BYSTANDER.into()],
+            pages: vec![OutgoingPage::from_bytes(
+                "p.bin",
+                Bytes::from_static(b"old"),
+            )],
+        })
+        .await
+        .expect("accepted");
+    assert_eq!(accepted.destinations.len(), 1);
+    let deliver = match old.next().await {
+        ServerMsg::Deliver(d) => d,
+        other => panic!("a delivery: {other:?}"),
+    };
+    let mut bytes = Vec::new();
+    loop {
+        match old.next().await {
+            ServerMsg::DeliverData { data, .. } => bytes.extend_from_slice(&data),
+            ServerMsg::DeliverEnd { .. } => break,
+            other => panic!("delivery data: {other:?}"),
+        }
+    }
+    assert_eq!(bytes, b"old");
+    old.send(&ClientMsg::DeliveryAck {
+        delivery: deliver.delivery,
+        outcome: DeliveryOutcome::Stored,
+    })
+    .await;
+    at_left.sender.end("done").await.expect("ended");
+    let ended = at_right.receiver.recv().await.expect_err("ended");
+    assert!(ended.to_string().contains("done"), "{ended}");
+    // The old terminal is still there and hears only what version 1 knows.
+    let id = old.id();
+    old.send(&ClientMsg::ListDestinations { id }).await;
+    assert!(matches!(old.next().await, ServerMsg::Destinations { .. }));
+}

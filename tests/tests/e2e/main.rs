@@ -18,6 +18,7 @@ mod papercuts_terminal;
 mod pc_client;
 mod receiving_attacks;
 mod recovery;
+mod relay;
 mod service;
 mod terminal_attacks;
 mod tls;

@@ -11,6 +11,7 @@
 //! - [`marksheet`]: `marksheet print` and `marksheet decode`;
 //! - [`docs`]: `completions` and `manpages`;
 //! - [`config_show`]: `config show`.
+//! - [`relay`]: `who`, `relay send|listen|pipe`, `logout` (real-time sessions, seed 004).
 
 pub mod client;
 pub mod config_show;
@@ -18,6 +19,7 @@ pub mod docs;
 pub mod marksheet;
 pub mod options;
 pub mod panel;
+pub mod relay;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -103,6 +105,18 @@ pub enum Command {
     /// Mark sheets (FIG. 20): print one, or read the image ID from a scan.
     #[command(subcommand)]
     Marksheet(MarksheetCmd),
+    /// The terminals online now: DOMAIN  NAME  USER  in-session|idle.
+    Who {
+        /// One JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Real-time sessions with another terminal through the server (seed 004).
+    #[command(subcommand)]
+    Relay(relay::RelayCmd),
+    /// Log this device out (seed 004, process (22)): its sessions end and the server closes
+    /// all of its connections.
+    Logout,
     /// The settings in effect and where each came from.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -141,7 +155,7 @@ pub mod exit {
 
 /// The exit codes as `--help` shows them.
 const EXIT_CODES_HELP: &str = "Exit codes: 0 done; 1 error (one sentence on stderr); 2 usage \
-(the command line is wrong); 3 a destination failed (send --wait, status); 4 a destination is \
+(the command line is wrong), or for relay send|pipe a session refused or broken; 3 a destination failed (send --wait, status); 4 a destination is \
 not done yet (send --wait's timeout ran out, status).";
 
 /// A mistake in the command line that clap cannot see (exit code 2, like clap's own).
@@ -184,6 +198,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Panel(cmd) => panel::panel(&options, &cmd),
         Command::Demo(args) => panel::demo(&args),
         Command::Marksheet(cmd) => marksheet::run(&cmd),
+        Command::Who { json } => relay::who(&options, json),
+        Command::Relay(cmd) => relay::run(&options, cmd),
+        Command::Logout => relay::logout(&options),
         Command::Config(ConfigCmd::Show) => config_show::show(&options),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpages { out } => docs::manpages(&out),

@@ -10,10 +10,12 @@
 //! # Layout
 //! - this module: `groups`, `destinations`, `send`, `status`, `receive`, `register`,
 //!   `withdraw`;
-//! - `names.rs`: group and destination names resolved as operators type them.
+//! - `names.rs`: group and destination names resolved as operators type them;
+//! - [`relay`]: `who`, `relay send|listen|pipe`, `logout` (real-time sessions).
 
 mod names;
 mod progress;
+pub mod relay;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
