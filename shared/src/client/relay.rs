@@ -156,7 +156,9 @@ impl Links {
     }
 }
 
-/// One open real-time session.
+/// One open real-time session. It stays open until either side ends it
+/// ([`SessionSender::end`]) or a connection closes: dropping it does not end it (the peer
+/// would wait for credit), so end it before letting go.
 #[derive(Debug)]
 pub struct RelaySession {
     /// The session's number (as `relay sessions` and the journal show it).
