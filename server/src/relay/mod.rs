@@ -363,7 +363,7 @@ impl Relay {
                 err(
                     ErrorCode::NotOnline,
                     format!(
-                        "{shown} is online but takes no connection demands (no `imagecast relay listen` or panel runs there)"
+                        "{shown} is online but takes no connection demands (no `imagecast relay listen` runs there)"
                     ),
                 )
             };
