@@ -16,6 +16,8 @@ use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientConfig, Events};
 use imagecast_shared::tls::TlsSettings;
 
+pub mod netns;
+
 /// Where cargo put the workspace's binaries for this build.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
@@ -113,6 +115,8 @@ pub struct TestServer {
     child: Option<Child>,
     /// The server's stderr log.
     pub log: PathBuf,
+    /// The network namespace it runs in ([`TestServer::start_demo_in`]); `None`: the host's.
+    netns: Option<String>,
 }
 
 impl TestServer {
@@ -123,6 +127,21 @@ impl TestServer {
 
     /// Like [`TestServer::start_demo`], with extra `run` arguments.
     pub fn start_demo_with(run_args: &[&str]) -> anyhow::Result<Self> {
+        Self::demo(run_args, None, "127.0.0.1:0")
+    }
+
+    /// Like [`TestServer::start_demo_with`], the server running inside the network namespace
+    /// `ns` and listening on `listen` (e.g. `198.18.0.2:0`, see [`netns::SRV_ADDR`]). Terminals
+    /// in other namespaces run with [`TestServer::imagecast_in`].
+    pub fn start_demo_in(
+        ns: &netns::Netns,
+        listen: &str,
+        run_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::demo(run_args, Some(ns.name()), listen)
+    }
+
+    fn demo(run_args: &[&str], netns: Option<&str>, listen: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         let out = Command::new(bin("imagecast-server"))
@@ -156,8 +175,9 @@ impl TestServer {
             run_args: run_args.iter().map(|s| (*s).to_owned()).collect(),
             child: None,
             log,
+            netns: netns.map(str::to_owned),
         };
-        server.start("127.0.0.1:0")?;
+        server.start(listen)?;
         Ok(server)
     }
 
@@ -197,7 +217,15 @@ impl TestServer {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let mut child = Command::new(bin("imagecast-server"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new(netns::ip_program());
+                c.args(["netns", "exec", ns]).arg(bin("imagecast-server"));
+                c
+            }
+            None => Command::new(bin("imagecast-server")),
+        };
+        let mut child = cmd
             .arg("run")
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -296,6 +324,12 @@ impl TestServer {
             None => c.env("IMAGECAST_PLAIN", "1"),
         };
         c
+    }
+
+    /// [`TestServer::imagecast`] to be run inside the network namespace `ns` (a terminal
+    /// behind a NAT of [`netns::NatLab`]), with the same environment and nothing else.
+    pub fn imagecast_in(&self, ns: &netns::Netns, domain: &str) -> Command {
+        ns.wrap_clean_env(&self.imagecast(domain))
     }
 
     /// A raw byte stream to the server as a terminal would open it (TLS unless the server

@@ -13,6 +13,7 @@ mod hostile;
 mod json;
 mod login_attacks;
 mod manuals;
+mod nat;
 mod papercuts_server;
 mod papercuts_terminal;
 mod pc_client;
