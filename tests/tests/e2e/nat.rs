@@ -266,24 +266,145 @@ fn store_and_forward_crosses_both_nats_byte_identical() {
     );
 }
 
-// TODO(relay, issue 13): the relay session across the NATs goes here, once `imagecast relay`
-// is on this branch. The NAT itself is already proven above; the relay test only needs:
-//
-//     /// Relays a session from term-a to term-b through the server in srv, neither terminal
-//     /// able to reach the other (see the test above): returns what term-b stored.
-//     fn relay_session_between(term_a: &Netns, term_b: &Netns, server: &TestServer) { ... }
-//
-// built from the same pieces as `store_and_forward_crosses_both_nats_byte_identical`:
-//   1. `let mut listen = server.imagecast_in(term_b, DEVICE_B);`
-//      `listen.args(["relay", "listen", "--accept-all", "--out"]).arg(&tray);`
-//      `let listener = Spawned::start(&mut listen)?;` then
-//      `wait_connected_from(server, DEVICE_B, NAT_B_PUBLIC)`;
-//   2. `run(server.imagecast_in(term_a, DEVICE_A).args(["relay", "send", "--to-device",
-//      DEVICE_B, FILE...]), LIMIT)`: exit 0, "connection demand to sale1...: accepted (session
-//      ...)" and "page K/N printed by ..."; the files in `tray` byte-identical;
-//   3. `relay pipe` / `relay listen --forward`: `term_b.listen("127.0.0.1:7000", true)` is an
-//      echo service inside term-b to forward to (`imagecast-netprobe listen --echo`), so
-//      `relay pipe --to-device DEVICE_B` from term-a gets its bytes back through both NATs;
-//   4. the test calls `lab()`, `lab.term_a`/`lab.term_b`, and `TestServer::start_demo_in(&lab.srv,
-//      &format!("{SRV_ADDR}:0"), &["--heartbeat-ms", "1000"])`, and keeps
-//      `assert_blocked(&lab.term_a, ...)` before the session so the test shows both halves.
+/// `relay send --to-device` from term-a to term-b, retried (bounded) until term-b's listener
+/// takes demands; returns its output.
+fn relay_send(
+    server: &TestServer,
+    lab: &NatLab,
+    files: &[&std::path::Path],
+) -> imagecast_tests::Output {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let mut send = server.imagecast_in(&lab.term_a, DEVICE_A);
+        send.args(["relay", "send", "--to-device", DEVICE_B])
+            .args(files);
+        let out = run(&mut send, LIMIT).expect("relay send runs");
+        let waiting = out.stderr.contains("takes no connection demands");
+        if !waiting || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A real-time session across both NATs (seed 004): neither terminal can open a connection
+/// to the other, yet `relay send` from term-a reaches `relay listen` in term-b through the
+/// server, each file stored byte-identical and confirmed page by page; then a byte stream
+/// (`relay pipe` into `relay listen --forward` to an echo service that only term-b can reach)
+/// comes back whole.
+#[test]
+fn a_relay_session_joins_terminals_behind_two_nats() {
+    let lab = lab();
+    let echo = lab
+        .term_b
+        .listen("127.0.0.1:7000", true)
+        .expect("an echo service in term-b");
+    assert_blocked(
+        &lab.term_a,
+        &format!("{TERM_B_ADDR}:7000"),
+        "term-a -> term-b",
+    );
+    assert_blocked(
+        &lab.term_a,
+        &format!("{NAT_B_PUBLIC}:7000"),
+        "term-a -> nat-b",
+    );
+    let server = TestServer::start_demo_in(
+        &lab.srv,
+        &format!("{SRV_ADDR}:0"),
+        &["--heartbeat-ms", "1000"],
+    )
+    .expect("the server starts in srv");
+    let work = Scratch::new();
+    let tray = work.join("tray");
+    let png = work.image("memo.png", "relayed across two NATs");
+    let tiff = work.join("plan.tiff");
+    let tiff_bytes = multipage_tiff(&tiff, 3, 64, 48).expect("a TIFF");
+
+    let mut listen = server.imagecast_in(&lab.term_b, DEVICE_B);
+    listen
+        .args(["relay", "listen", "--accept-all", "--out"])
+        .arg(&tray);
+    let listener = Spawned::start(&mut listen).expect("relay listen starts");
+    wait_connected_from(&server, DEVICE_B, NAT_B_PUBLIC);
+    let sent = relay_send(&server, &lab, &[&png, &tiff]);
+    sent.assert_code(0);
+    assert!(
+        sent.stdout
+            .contains(&format!("connection demand to {DEVICE_B}: accepted")),
+        "{}",
+        sent.stdout
+    );
+    assert!(
+        sent.stdout
+            .contains(&format!("page 2/2 printed by {DEVICE_B}")),
+        "{}",
+        sent.stdout
+    );
+    assert_eq!(
+        std::fs::read(tray.join("memo.png")).expect("the PNG arrived"),
+        std::fs::read(&png).expect("the PNG"),
+    );
+    assert_eq!(
+        std::fs::read(tray.join("plan.tiff")).expect("the TIFF arrived"),
+        tiff_bytes,
+        "a multi-page TIFF travels as one file"
+    );
+    drop(listener);
+
+    // A byte stream through the relay into a service only term-b can reach.
+    let mut forward = server.imagecast_in(&lab.term_b, DEVICE_B);
+    forward.args([
+        "relay",
+        "listen",
+        "--accept-all",
+        "--forward",
+        "127.0.0.1:7000",
+    ]);
+    let _forwarder = Spawned::start(&mut forward).expect("relay listen --forward starts");
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let deadline = Instant::now() + LIMIT;
+    let echoed = loop {
+        let mut pipe = server.imagecast_in(&lab.term_a, DEVICE_A);
+        pipe.args(["relay", "pipe", "--to-device", DEVICE_B])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = pipe.spawn().expect("relay pipe starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let data = payload.clone();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&data);
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = rx
+            .recv_timeout(LIMIT)
+            .expect("relay pipe ends in time")
+            .expect("relay pipe's output");
+        let _ = writer.join();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() || !stderr.contains("takes no connection demands") {
+            assert!(out.status.success(), "relay pipe: {stderr}");
+            break out.stdout;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the forwarder never listened: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(echoed.len(), payload.len(), "every byte came back");
+    assert!(echoed == payload, "the bytes came back unchanged");
+    // The echo service saw the forwarder inside term-b, never a peer from outside.
+    assert!(
+        echo.accepted()
+            .iter()
+            .all(|peer| peer.starts_with("127.0.0.1:")),
+        "{:?}",
+        echo.accepted()
+    );
+}
