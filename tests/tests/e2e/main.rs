@@ -10,6 +10,7 @@ mod faults;
 mod groups;
 mod hostile;
 mod json;
+mod kiosk;
 mod login_attacks;
 mod manuals;
 mod papercuts_server;
