@@ -11,6 +11,7 @@ mod fax_admin;
 mod groups;
 mod hostile;
 mod json;
+mod kiosk;
 mod login_attacks;
 mod manuals;
 mod nat;

@@ -513,6 +513,7 @@ async fn run_terminal(opts: PanelOptions) -> anyhow::Result<()> {
     )?;
     let mut terminal = Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
+    let mut hangup = Hangup::new()?;
     let mut events = EventStream::new();
     let mut driver = opts.script.clone().map(Driver::new);
     let mut tick = tokio::time::interval(Duration::from_millis(if driver.is_some() {
@@ -566,8 +567,40 @@ async fn run_terminal(opts: PanelOptions) -> anyhow::Result<()> {
                 None => break,
             },
             Some(ev) = core.rx.recv() => core.event(ev),
+            why = hangup.recv() => {
+                tracing::warn!("closing the panel: {why}");
+                break;
+            }
+            // A terminal gone without a SIGHUP (the panel in a session of its own) ends
+            // the panel too: the next draw fails on it.
             _ = tick.tick() => core.app.tick(),
         }
     }
     Ok(())
+}
+
+/// SIGHUP (the terminal or the SSH connection went away) and SIGTERM end the panel, even in
+/// kiosk mode, as a clean exit: the terminal restored (after SIGTERM it is still there) and
+/// the reason in the log.
+struct Hangup {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Hangup {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            hup: signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?,
+            term: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
+        })
+    }
+
+    /// Waits for either signal; says which.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.hup.recv() => "the terminal hung up (SIGHUP)",
+            _ = self.term.recv() => "asked to stop (SIGTERM)",
+        }
+    }
 }
