@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use imagecast_shared::client::Event;
+use imagecast_shared::client::{Client, Event, RelaySession};
 use imagecast_shared::msg::RelayTarget;
 use imagecast_tests::{Scratch, TestServer, multipage_tiff};
 use sha2::{Digest, Sha256};
@@ -127,6 +127,38 @@ fn listen(server: &TestServer, domain: &str, out: &Path, args: &[&str]) -> Runni
     let l = Running::start(cmd, Stdio::null());
     l.expect_stderr("listening for connection demands", LIMIT);
     l
+}
+
+/// A session A demanded and B accepted, through the library: both clients (kept alive by the
+/// caller) and both ends of the session.
+async fn library_session(server: &TestServer) -> (Client, Client, RelaySession, RelaySession) {
+    let (b, mut events) = server.connect(B, false).await.expect("B connects");
+    b.relay_listen().await.expect("B listens");
+    let (a, _a_events) = server.connect(A, false).await.expect("A connects");
+    let demanding = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.demand(RelayTarget::Device(B.into()), LIMIT)
+                .await
+                .expect("the demand is accepted")
+        }
+    });
+    let demand = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Some(Event::Demanded(d)) = events.recv().await {
+                break d;
+            }
+        }
+    })
+    .await
+    .expect("B is asked");
+    let at_b = b
+        .answer(demand.demand, Ok(()))
+        .await
+        .expect("the answer goes out")
+        .expect("a session");
+    let at_a = demanding.await.expect("the demand returns");
+    (a, b, at_a, at_b)
 }
 
 fn sha(bytes: &[u8]) -> Vec<u8> {
@@ -681,24 +713,7 @@ fn logout_ends_every_session_of_the_device() {
 #[tokio::test]
 async fn an_administrator_lists_and_ends_sessions() {
     let server = TestServer::start_demo().unwrap();
-    let (b, mut events) = server.connect(B, false).await.unwrap();
-    b.relay_listen().await.unwrap();
-    let (a, _a_events) = server.connect(A, false).await.unwrap();
-    let demanding = tokio::spawn({
-        let a = a.clone();
-        async move {
-            a.demand(RelayTarget::Device(B.into()), LIMIT)
-                .await
-                .unwrap()
-        }
-    });
-    let demand = loop {
-        if let Some(Event::Demanded(d)) = events.recv().await {
-            break d;
-        }
-    };
-    let mut at_b = b.answer(demand.demand, Ok(())).await.unwrap().unwrap();
-    let mut at_a = demanding.await.unwrap();
+    let (_a, _b, mut at_a, mut at_b) = library_session(&server).await;
     assert_eq!(at_a.id, at_b.id);
     at_a.sender
         .send(bytes::Bytes::from_static(b"hello"))
@@ -755,24 +770,7 @@ async fn an_administrator_lists_and_ends_sessions() {
 #[tokio::test]
 async fn files_travel_both_ways_in_one_session() {
     let server = TestServer::start_demo().unwrap();
-    let (b, mut events) = server.connect(B, false).await.unwrap();
-    b.relay_listen().await.unwrap();
-    let (a, _a_events) = server.connect(A, false).await.unwrap();
-    let demanding = tokio::spawn({
-        let a = a.clone();
-        async move {
-            a.demand(RelayTarget::Device(B.into()), LIMIT)
-                .await
-                .unwrap()
-        }
-    });
-    let demand = loop {
-        if let Some(Event::Demanded(d)) = events.recv().await {
-            break d;
-        }
-    };
-    let at_b = b.answer(demand.demand, Ok(())).await.unwrap().unwrap();
-    let at_a = demanding.await.unwrap();
+    let (_a, _b, at_a, at_b) = library_session(&server).await;
     // Two files each way, at the same time, several windows long.
     let to_b = [pattern(10, 17 << 20), pattern(11, 5000)];
     let to_a = [pattern(12, 2 << 20), pattern(13, 1)];
