@@ -37,10 +37,8 @@
 //! - [`cli`]: the `imagecast-server` commands, one function each behind one `match`;
 //!   `main.rs` only parses the arguments, sets up logging and calls [`cli::Cli::run`].
 //!
-//! To come beside them: `fax/` (the network-fax supervising server: fax gateways as
-//! terminals, priority tables, communication records), `relay/` (real-time sessions between
-//! terminals behind NAT, demanded by ID) and `cluster/` (several servers acting as one on a
-//! NATS cluster).
+//! To come beside them: the fax job dispatcher in `fax/` (the tables are there), and
+//! `cluster/` (several servers acting as one on a NATS cluster).
 //!
 //! # Where to start reading
 //!
