@@ -1,0 +1,425 @@
+//! `relay listen`: answering demands (all, by pattern, or by asking), storing the pages of
+//! accepted sessions, or handing a session to a local TCP service (`--forward`).
+
+use super::*;
+
+/// How `relay listen` answers demands.
+#[derive(Clone, Debug)]
+pub enum Policy {
+    /// Accept every demand.
+    AcceptAll,
+    /// Accept a demand whose device domain or user ID matches one of these shell globs.
+    AcceptFrom(Vec<String>),
+    /// Ask the operator at the terminal.
+    Ask,
+}
+
+/// What `relay listen` does with an accepted session.
+#[derive(Clone, Debug)]
+pub struct ListenArgs {
+    /// Where pages are stored.
+    pub out: PathBuf,
+    /// How demands are answered.
+    pub policy: Policy,
+    /// Hand sessions to this local TCP service instead of storing pages.
+    pub forward: Option<String>,
+}
+
+/// `relay listen`: answers demands and serves accepted sessions, one line per event, until
+/// the device logs out (then it returns Ok).
+pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
+    if args.forward.is_none() {
+        imagecast_shared::private::create_dir_all(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+    }
+    let mut delay = Duration::from_millis(200);
+    let mut connected_once = false;
+    loop {
+        let (client, events) = match connect(s, false).await {
+            Ok(x) => x,
+            // Once it worked, a server that goes away is waited for; a refusal is final.
+            Err(e) if connected_once && e.is_connection_lost() => {
+                tracing::info!(error = %peer_reason(&e.to_string()), "cannot reach the server; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        maybe_login(&client, s).await?;
+        client.relay_listen().await?;
+        connected_once = true;
+        delay = Duration::from_millis(200);
+        eprintln!(
+            "listening for connection demands at {} as {}",
+            s.server, s.device
+        );
+        match answer_demands(&client, events, args).await {
+            // The device logged out: no reconnecting.
+            Ended::LoggedOut => return Ok(()),
+            Ended::Lost(reason) => {
+                eprintln!(
+                    "lost the connection to {} ({}); reconnecting",
+                    s.server,
+                    peer_reason(&reason)
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// How one connection of `relay listen` ended.
+enum Ended {
+    LoggedOut,
+    Lost(String),
+}
+
+/// Answers the demands that come on one connection until it ends.
+async fn answer_demands(
+    client: &Client,
+    mut events: imagecast_shared::client::Events,
+    args: &ListenArgs,
+) -> Ended {
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Demanded(d) => {
+                let decision = decide(&args.policy, &d).await;
+                let from = describe(&d);
+                match client.answer(d.demand, decision.clone()).await {
+                    Ok(Some(session)) => {
+                        say(&format!(
+                            "demand from {from}: accepted (session {})",
+                            session.id
+                        ));
+                        let args = args.clone();
+                        tokio::spawn(async move { serve(session, &args).await });
+                    }
+                    Ok(None) => say(&format!(
+                        "demand from {from}: rejected ({})",
+                        decision.err().unwrap_or_default()
+                    )),
+                    Err(e) => say(&format!(
+                        "demand from {from}: {}",
+                        peer_reason(&e.to_string())
+                    )),
+                }
+            }
+            Event::DemandWithdrawn { demand, reason } => {
+                say(&format!(
+                    "demand {demand} withdrawn: {}",
+                    peer_reason(&reason)
+                ));
+            }
+            Event::LoggedOut(reason) => {
+                say(&format!("logged out: {}", peer_reason(&reason)));
+                client.close().await;
+                return Ended::LoggedOut;
+            }
+            Event::Closed(reason) => return Ended::Lost(reason),
+            Event::Notice(text) => tracing::info!("server: {}", peer_reason(&text)),
+            _ => {}
+        }
+    }
+    Ended::Lost("the connection ended".into())
+}
+
+/// One line on stdout, flushed (scripts read it as it comes).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn describe(d: &IncomingDemand) -> String {
+    if d.user.is_empty() {
+        format!("{} ({})", peer(&d.from.domain), peer(&d.from.name))
+    } else {
+        format!(
+            "{} ({}, user {})",
+            peer(&d.from.domain),
+            peer(&d.from.name),
+            peer(&d.user)
+        )
+    }
+}
+
+/// The answer to a demand under `policy`.
+async fn decide(policy: &Policy, d: &IncomingDemand) -> Result<(), String> {
+    match policy {
+        Policy::AcceptAll => Ok(()),
+        Policy::AcceptFrom(patterns) => {
+            let domain = d.from.domain.to_ascii_lowercase();
+            if patterns.iter().any(|p| {
+                glob(&p.to_ascii_lowercase(), &domain) || (!d.user.is_empty() && glob(p, &d.user))
+            }) {
+                Ok(())
+            } else {
+                Err("not accepted by this terminal's --accept-from patterns".into())
+            }
+        }
+        Policy::Ask => ask(d).await,
+    }
+}
+
+/// Asks the operator on the terminal (stderr and stdin); no terminal, or no answer in time,
+/// is a rejection with that reason.
+async fn ask(d: &IncomingDemand) -> Result<(), String> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err("this terminal asks its operator, and no operator is at it".into());
+    }
+    let secs = d.expires.as_secs().saturating_sub(2).max(1);
+    eprint!(
+        "Connection demand from {}: accept? [y/N] ({secs} s) ",
+        describe(d)
+    );
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    });
+    match tokio::time::timeout(Duration::from_secs(secs), answer).await {
+        Ok(Ok(Ok(line))) if matches!(line.trim(), "y" | "Y" | "yes") => Ok(()),
+        Ok(_) => Err("the operator rejected it".into()),
+        Err(_) => Err("the operator did not answer".into()),
+    }
+}
+
+/// A shell glob: `*` any run, `?` one character, `[abc]`/`[a-z]`/`[!a]` one of a set.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    glob_at(&p, &t)
+}
+
+fn glob_at(p: &[char], t: &[char]) -> bool {
+    match p.first() {
+        None => t.is_empty(),
+        Some('*') => (0..=t.len()).any(|i| glob_at(&p[1..], &t[i..])),
+        Some('?') => !t.is_empty() && glob_at(&p[1..], &t[1..]),
+        Some('[') => {
+            let Some(close) = p.iter().skip(2).position(|c| *c == ']').map(|i| i + 2) else {
+                return t.first() == Some(&'[') && glob_at(&p[1..], &t[1..]);
+            };
+            let Some(c) = t.first() else { return false };
+            let (negate, set) = match p[1] {
+                '!' | '^' => (true, &p[2..close]),
+                _ => (false, &p[1..close]),
+            };
+            let mut hit = false;
+            let mut i = 0;
+            while i < set.len() {
+                if i + 2 < set.len() && set[i + 1] == '-' {
+                    hit |= set[i] <= *c && *c <= set[i + 2];
+                    i += 3;
+                } else {
+                    hit |= set[i] == *c;
+                    i += 1;
+                }
+            }
+            hit != negate && glob_at(&p[close + 1..], &t[1..])
+        }
+        Some(c) => t.first() == Some(c) && glob_at(&p[1..], &t[1..]),
+    }
+}
+
+/// Serves one accepted session: pages into the folder, or a forward to a local service.
+async fn serve(session: RelaySession, args: &ListenArgs) {
+    let id = session.id;
+    let from = peer(&session.peer.domain).into_owned();
+    let result = match &args.forward {
+        Some(addr) => match tokio::net::TcpStream::connect(addr.as_str()).await {
+            Ok(tcp) => {
+                let (rd, wr) = tcp.into_split();
+                splice(session.sender, session.receiver, rd, wr).await
+            }
+            Err(e) => {
+                let reason = format!("cannot reach the forwarded service: {e}");
+                let _ = session.sender.end(&reason).await;
+                Err(reason)
+            }
+        },
+        None => store_pages(session, &args.out, &from).await,
+    };
+    match result {
+        Ok(reason) => say(&format!("session {id} ended: {}", peer_reason(&reason))),
+        Err(reason) => say(&format!("session {id} broke: {}", peer_reason(&reason))),
+    }
+}
+
+/// Receives pages until the peer ends the session; returns how it ended.
+async fn store_pages(session: RelaySession, dir: &Path, from: &str) -> Result<String, String> {
+    let RelaySession {
+        id,
+        sender,
+        receiver,
+        ..
+    } = session;
+    let mut input = SessionIn::new(receiver);
+    loop {
+        let line = match input.read_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => {
+                // The peer sends nothing more: neither does this side; the end follows.
+                let _ = sender.finish().await;
+                return match input.rx.recv().await {
+                    Err(ClientError::SessionEnded(r)) => Ok(r),
+                    _ => Ok("the peer closed".into()),
+                };
+            }
+            Err(ClientError::SessionEnded(r)) => return Ok(r),
+            Err(e) => return Err(e.to_string()),
+        };
+        let header = parse_header(&line);
+        let Some((k, n, size, name_len)) = header else {
+            let reason = format!("not a page header: {}", peer_reason(&line));
+            let _ = sender.end(&reason).await;
+            return Err(reason);
+        };
+        let name = match input.read_exact(name_len).await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => return Err(e.to_string()),
+        };
+        match receive_file(&mut input, dir, id, k, &name, size).await {
+            Ok(path) => {
+                say(&format!(
+                    "page {k}/{n} from {from} stored as {}",
+                    path.display()
+                ));
+                if let Err(e) = sender.send(Bytes::from(format!("printed {k}\n"))).await {
+                    return Err(e.to_string());
+                }
+            }
+            Err(Failure::Local(reason)) => {
+                say(&format!("page {k}/{n} from {from} not stored: {reason}"));
+                let _ = sender
+                    .send(Bytes::from(format!("failed {k} {reason}\n")))
+                    .await;
+                let _ = sender.end(&reason).await;
+                return Err(reason);
+            }
+            Err(Failure::Session(e)) => return Err(e.to_string()),
+        }
+    }
+}
+
+fn parse_header(line: &str) -> Option<(u64, u64, u64, usize)> {
+    let mut w = line.split(' ');
+    if w.next()? != "page" {
+        return None;
+    }
+    let k = w.next()?.parse().ok()?;
+    let n = w.next()?.parse().ok()?;
+    let size: u64 = w.next()?.parse().ok()?;
+    let name_len: usize = w.next()?.parse().ok()?;
+    if w.next().is_some() || size > MAX_PAGE_BYTES || name_len > MAX_NAME || k == 0 || k > n {
+        return None;
+    }
+    Some((k, n, size, name_len))
+}
+
+enum Failure {
+    Local(String),
+    Session(ClientError),
+}
+
+/// Writes one page to a temporary file, syncs it, and renames it into `dir` under a name
+/// no other file has.
+async fn receive_file(
+    input: &mut SessionIn,
+    dir: &Path,
+    session: u64,
+    k: u64,
+    name: &str,
+    size: u64,
+) -> Result<PathBuf, Failure> {
+    let local = |e: std::io::Error| Failure::Local(e.to_string());
+    let tmp = dir.join(format!(".relay-{session}-{k}.part"));
+    let mut file = tokio::fs::File::from_std(
+        imagecast_shared::private::open_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(local)?,
+    );
+    let mut left = size;
+    while left > 0 {
+        let piece = match input.next_piece(left).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(Failure::Session(ClientError::SessionEnded(
+                    "the peer stopped in the middle of a page".into(),
+                )));
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(Failure::Session(e));
+            }
+        };
+        left -= piece.len() as u64;
+        file.write_all(&piece).await.map_err(local)?;
+    }
+    file.sync_all().await.map_err(local)?;
+    drop(file);
+    let base = page_file_name(name, (k - 1) as usize);
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || place(&tmp, &dir, &base))
+        .await
+        .map_err(|e| Failure::Local(e.to_string()))?
+        .map_err(local)
+}
+
+/// Moves `tmp` into `dir` as `base`, or `stem-2.ext`, `stem-3.ext`... (never over a file).
+fn place(tmp: &Path, dir: &Path, base: &str) -> std::io::Result<PathBuf> {
+    let (stem, ext) = match base.rfind('.') {
+        Some(i) if i > 0 => (&base[..i], &base[i..]),
+        _ => (base, ""),
+    };
+    for n in 1..10_000u32 {
+        let name = if n == 1 {
+            base.to_owned()
+        } else {
+            format!("{stem}-{n}{ext}")
+        };
+        let path = dir.join(name);
+        // A hard link fails when the name is taken, so no file is ever replaced.
+        match std::fs::hard_link(tmp, &path) {
+            Ok(()) => {
+                std::fs::remove_file(tmp)?;
+                if let Ok(d) = std::fs::File::open(dir) {
+                    let _ = d.sync_all();
+                }
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no free file name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_the_shell() {
+        assert!(glob("*.osk.mei.co.jp", "sale1.osk.mei.co.jp"));
+        assert!(!glob("*.osk.mei.co.jp", "sale1.hqs.mei.co.jp"));
+        assert!(glob("sale?.*", "sale2.hqs"));
+        assert!(glob("10[0-9]1", "1001"));
+        assert!(!glob("10[!0]1", "1001"));
+        assert!(glob("*", ""));
+        assert!(!glob("a", "ab"));
+    }
+
+    #[test]
+    fn page_headers_are_checked() {
+        assert_eq!(parse_header("page 1 2 300 5"), Some((1, 2, 300, 5)));
+        assert_eq!(parse_header("page 3 2 300 5"), None);
+        assert_eq!(parse_header("page 1 2 300 5 x"), None);
+        assert_eq!(parse_header("page 1 2 99999999999999 5"), None);
+        assert_eq!(parse_header("page 1 2 3 999"), None);
+    }
+}
