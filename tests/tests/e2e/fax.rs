@@ -318,3 +318,35 @@ fn a_user_without_the_send_fax_competence_is_refused_with_the_reason() {
     let out = fax_send(&server, &["--to", CUSTOMER], &[&one]);
     out.assert_error("lacks the competence send-fax");
 }
+
+#[test]
+fn an_accepted_job_survives_a_sigkill_of_the_server() {
+    let (mut server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    let inbox = scratch.join("inbox");
+    for d in [&exchange, &inbox] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let _customer = machine(&exchange, CUSTOMER, &inbox);
+    // No gateway is online: the job waits in the queue, on disk.
+    let one = scratch.image("one.png", "one");
+    let out = fax_send(&server, &["--to", CUSTOMER], &[&one]);
+    out.assert_code(0);
+    let job = out.stdout.lines().next().unwrap().to_owned();
+    let status = server.terminal(PC, ["fax", "status", &job]);
+    assert!(status.stdout.contains("\tqueued\t"), "{}", status.stdout);
+    server.kill9();
+    server.restart().unwrap();
+    let _gw = gateway(&server, &exchange, GW1, "5550101");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = server.terminal(PC, ["fax", "status", &job]);
+        if status.stdout.contains("\tsent\t") {
+            assert!(status.stdout.contains(GW1), "{}", status.stdout);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not sent: {}", status.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(records_of(&server, &job).len(), 1);
+}
