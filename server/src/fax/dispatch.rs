@@ -675,3 +675,80 @@ pub async fn run(state: Weak<ServerState>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(outcome: &str, attempt: u32) -> FaxResult {
+        FaxResult {
+            job: "j1".into(),
+            number: "5550199".into(),
+            attempt,
+            outcome: outcome.into(),
+            station: String::new(),
+            pages_confirmed: 0,
+            pages_total: 0,
+            next_page: 1,
+            coding: String::new(),
+            ecm: false,
+            speed: 0,
+            duration_ms: 10,
+            reason: String::new(),
+        }
+    }
+
+    fn dialling(conn: &Connection, dials: u32) {
+        conn.execute(
+            "UPDATE fax_jobs SET state = 'dialling', gateway = 'gw1.example', dials = ?1",
+            [dials],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn busy_is_retried_until_max_dials_then_fails_with_the_count() {
+        let (_d, conn) = super::super::testing::db();
+        policy::set(
+            &conn,
+            &[
+                "max-tries=1".into(),
+                "max-dials=2".into(),
+                "busy-retry-s=0".into(),
+            ],
+        )
+        .unwrap();
+        insert_job(
+            &conn,
+            &NewJob {
+                job: "j1".into(),
+                numbers: vec!["5550199".into()],
+                user: "1001".into(),
+                device: "pc1.example".into(),
+                fine: false,
+                files: vec!["a.png".into()],
+            },
+        )
+        .unwrap();
+        // A result for a call that is not this gateway's current one changes nothing.
+        assert!(
+            apply_result(&conn, "gw1.example", "", &result("busy", 1))
+                .unwrap()
+                .is_none()
+        );
+        dialling(&conn, 1);
+        let o = apply_result(&conn, "gw1.example", "", &result("busy", 1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.row.state, "queued");
+        assert_eq!(o.record.result, "busy");
+        dialling(&conn, 2);
+        let o = apply_result(&conn, "gw1.example", "", &result("busy", 2))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.row.state, "failed");
+        assert_eq!(o.row.detail, "busy after 2 dials");
+        assert!(o.row.status().done);
+        assert_eq!(records::last(&conn, 0).unwrap().len(), 2);
+    }
+}
