@@ -31,6 +31,63 @@ pub enum Command {
     Machine(MachineArgs),
     /// The simulated telephone network: set faults on numbers, clear them, list calls.
     Pstn(PstnArgs),
+    /// The fax gateway: connects to imagecast-server and makes the calls it is given on
+    /// its lines; prints `connected as DOMAIN` once logged in; runs until stopped.
+    Run(RunArgs),
+}
+
+/// The line drivers of `run`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LineDriver {
+    /// The simulated telephone network (`--exchange DIR`).
+    Sim,
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The image server, HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub server: String,
+    /// This gateway's device domain (a device of kind fax-gateway).
+    #[arg(long, value_name = "DOMAIN")]
+    pub device: String,
+    /// This gateway's device token.
+    #[arg(long, env = "IMAGECAST_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Plain TCP instead of TLS (the server must run with --plain too).
+    #[arg(long)]
+    pub plain: bool,
+    /// The server certificate's SHA-256 fingerprint (`imagecast-server fingerprint`);
+    /// without it the first one seen is trusted and remembered.
+    #[arg(long, value_name = "FP")]
+    pub server_fingerprint: Option<String>,
+    /// The line driver.
+    #[arg(long, value_enum)]
+    pub line: LineDriver,
+    /// The simulated exchange's folder.
+    #[arg(long, value_name = "DIR")]
+    pub exchange: PathBuf,
+    /// This gateway's number on the exchange.
+    #[arg(long)]
+    pub number: String,
+    /// This gateway's station ID (default: its number).
+    #[arg(long, value_name = "STATION ID")]
+    pub station: Option<String>,
+    /// Lines: calls at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub lines: u32,
+    /// Seconds an unanswered call rings (at most 10).
+    #[arg(
+        long,
+        env = "IMAGECAST_FAX_RING_TIME",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    pub ring_time: f64,
+    /// Slow calls down: 1 is real time, 0 machine speed.
+    #[arg(long, env = "IMAGECAST_FAX_TIME_SCALE", default_value_t = 0.0)]
+    pub time_scale: f64,
 }
 
 /// Options of `machine`.
@@ -165,7 +222,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Machine(args) => run_machine(args).await,
         Command::Pstn(args) => run_pstn(args),
+        Command::Run(args) => run_gateway(args).await,
     }
+}
+
+async fn run_gateway(args: RunArgs) -> anyhow::Result<i32> {
+    if !(args.ring_time.is_finite() && args.ring_time >= 0.0) {
+        bail!(
+            "--ring-time must be a number of seconds, not {}",
+            args.ring_time
+        );
+    }
+    let LineDriver::Sim = args.line;
+    let exchange = Exchange::open(&args.exchange)
+        .with_context(|| format!("exchange {}", args.exchange.display()))?
+        .with_ring_time(Duration::from_secs_f64(args.ring_time.min(10.0)))
+        .with_time_scale(args.time_scale);
+    let station = args.station.clone().unwrap_or_else(|| args.number.clone());
+    let line = Line::register(
+        &exchange,
+        &args.number,
+        &station,
+        Capabilities::default(),
+        args.lines as usize,
+    )
+    .await?;
+    let known = std::env::var_os("HOME").map(|h| {
+        PathBuf::from(h)
+            .join(".config")
+            .join("imagecast")
+            .join("faxgw-known-servers")
+    });
+    let cfg = crate::gateway::GatewayConfig {
+        client: crate::gateway::client_config(
+            &args.server,
+            &args.device,
+            &args.token,
+            args.plain,
+            args.server_fingerprint.as_deref(),
+            known,
+        ),
+        number: args.number,
+        station,
+        lines: args.lines,
+    };
+    crate::gateway::run(cfg, std::sync::Arc::new(line), shutdown_signal()).await?;
+    Ok(0)
 }
 
 async fn run_machine(args: MachineArgs) -> anyhow::Result<i32> {

@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod coding;
+pub mod gateway;
 pub mod machine;
 pub mod page;
 pub mod sim;

@@ -82,6 +82,8 @@ pub struct ServerState {
     pub throttle: LoginThrottle,
     /// The bound on password checks (argon2) running at once and waiting.
     pub password_checks: PasswordChecks,
+    /// The fax gateways online and the calls they make (issue 12).
+    pub fax: Arc<crate::fax::dispatch::Dispatcher>,
     /// Distributions being uploaded: the connection uploading each, and its device's domain
     /// key.
     uploading: Mutex<HashMap<DistributionId, (ConnHandle, String)>>,
@@ -130,6 +132,15 @@ impl ServerState {
             relay_journal::Journal::start(db.clone()),
             last_session,
         ));
+        let requeued = crate::fax::call(&db, crate::fax::dispatch::requeue_after_restart)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot requeue the fax jobs: {e}"))?;
+        if requeued > 0 {
+            tracing::info!(
+                requeued,
+                "fax calls under way when the server stopped requeued"
+            );
+        }
         let dummy_hash =
             tokio::task::spawn_blocking(|| auth::hash_password("not a password")).await??;
         let state = Arc::new(Self {
@@ -149,7 +160,9 @@ impl ServerState {
             throttle: LoginThrottle::default(),
             password_checks: PasswordChecks::for_this_machine(),
             uploading: Mutex::new(HashMap::new()),
+            fax: Arc::default(),
         });
+        tokio::spawn(crate::fax::dispatch::run(Arc::downgrade(&state)));
         Ok(state)
     }
 

@@ -26,6 +26,7 @@
 pub mod client;
 pub mod domain;
 pub mod error;
+pub mod fax;
 pub mod frame;
 pub mod ids;
 pub mod limits;

@@ -619,6 +619,8 @@ pub enum ClientMsg {
         /// Why; at most [`crate::limits::MAX_REASON`] bytes are kept.
         reason: String,
     },
+    /// 31 (version 2): a network fax request ([`crate::fax`]).
+    Fax(crate::fax::FaxRequest),
 }
 
 impl ClientMsg {
@@ -638,6 +640,7 @@ impl ClientMsg {
             | ClientMsg::DeviceLogout { .. }
             | ClientMsg::ListSessions { .. }
             | ClientMsg::EndSession { .. } => 2,
+            ClientMsg::Fax(f) => f.since(),
             _ => 1,
         }
     }
@@ -676,6 +679,7 @@ impl ClientMsg {
             | ClientMsg::DeviceLogout { id }
             | ClientMsg::ListSessions { id }
             | ClientMsg::EndSession { id, .. } => Some(*id),
+            ClientMsg::Fax(f) => f.request_id(),
         }
     }
 }
@@ -933,6 +937,8 @@ pub enum ServerMsg {
         /// Oldest first.
         sessions: Vec<SessionInfo>,
     },
+    /// 31 (version 2): a network fax reply or event ([`crate::fax`]).
+    Fax(crate::fax::FaxEvent),
 }
 
 impl ServerMsg {
@@ -956,6 +962,7 @@ impl ServerMsg {
             | ServerMsg::SessionOpen { id, .. }
             | ServerMsg::Sessions { id, .. } => Some(*id),
             ServerMsg::Error { id, .. } => *id,
+            ServerMsg::Fax(f) => f.reply_to(),
             _ => None,
         }
     }
@@ -975,6 +982,7 @@ impl ServerMsg {
             | ServerMsg::SessionEnded { .. }
             | ServerMsg::LoggedOut { .. }
             | ServerMsg::Sessions { .. } => 2,
+            ServerMsg::Fax(f) => f.since(),
             ServerMsg::Error { error, .. } => error.code.since(),
             _ => 1,
         }

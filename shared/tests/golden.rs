@@ -545,3 +545,191 @@ fn relay_messages_keep_their_bytes() {
     assert_eq!(ClientMsg::RelayEof { session: 1 }.request_id(), None);
     assert_eq!(ServerMsg::RelayEof { session: 1 }.since(), 2);
 }
+
+#[test]
+fn fax_messages_keep_their_bytes() {
+    use imagecast_shared::fax::{
+        CallStage, FaxEvent, FaxFile, FaxGatewayInfo, FaxJob, FaxNumberStatus, FaxRecordInfo,
+        FaxRequest, FaxResult,
+    };
+    let file = || FaxFile {
+        name: "p.png".into(),
+        data: Bytes::from_static(b"ab"),
+    };
+    let status = FaxNumberStatus {
+        job: "j".into(),
+        number: "5".into(),
+        state: "sent".into(),
+        done: true,
+        gateway: "g".into(),
+        pages_sent: 2,
+        pages_total: 2,
+        dials: 1,
+        detail: "d".into(),
+    };
+    let record = FaxRecordInfo {
+        seq: 1,
+        at_ms: 2,
+        direction: "send".into(),
+        job: "j".into(),
+        user: "u".into(),
+        terminal: "t".into(),
+        gateway: "g".into(),
+        number: "5".into(),
+        station: "S".into(),
+        pages: 2,
+        duration_ms: 3,
+        coding: "MH".into(),
+        speed: 4,
+        result: "sent".into(),
+        reason: "".into(),
+    };
+    check(&[
+        (
+            ClientMsg::Fax(FaxRequest::Gateway {
+                id: 1,
+                number: "5".into(),
+                station: "S".into(),
+                lines: 2,
+            }),
+            "1f00010135015302",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::Send {
+                id: 2,
+                job: "j".into(),
+                numbers: vec!["5".into()],
+                books: vec!["B".into()],
+                fine: true,
+                files: vec![file()],
+            }),
+            "1f0102016a010135010142010105702e706e67026162",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::Progress {
+                job: "j".into(),
+                number: "5".into(),
+                attempt: 1,
+                stage: CallStage::Sending { page: 1, of: 2 },
+            }),
+            "1f02016a013501020102",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::Progress {
+                job: "j".into(),
+                number: "5".into(),
+                attempt: 1,
+                stage: CallStage::Connected {
+                    station: "S".into(),
+                },
+            }),
+            "1f02016a013501010153",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::Result {
+                id: 3,
+                result: FaxResult {
+                    job: "j".into(),
+                    number: "5".into(),
+                    attempt: 1,
+                    outcome: "sent".into(),
+                    station: "S".into(),
+                    pages_confirmed: 2,
+                    pages_total: 2,
+                    next_page: 3,
+                    coding: "MH".into(),
+                    ecm: false,
+                    speed: 4,
+                    duration_ms: 5,
+                    reason: "".into(),
+                },
+            }),
+            "1f0303016a0135010473656e740153020203024d4800040500",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::Status {
+                id: 4,
+                job: "j".into(),
+            }),
+            "1f0404016a",
+        ),
+        (ClientMsg::Fax(FaxRequest::Gateways { id: 5 }), "1f0505"),
+        (
+            ClientMsg::Fax(FaxRequest::Records { id: 6, last: 7 }),
+            "1f060607",
+        ),
+    ]);
+    check(&[
+        (
+            ServerMsg::Fax(FaxEvent::Accepted {
+                id: 1,
+                job: "j".into(),
+                numbers: vec!["5".into()],
+                duplicate: false,
+            }),
+            "1f0001016a01013500",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::Job(FaxJob {
+                job: "j".into(),
+                attempt: 1,
+                number: "5".into(),
+                fine: false,
+                first_page: 2,
+                files: vec![file()],
+            })),
+            "1f01016a01013500020105702e706e67026162",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::Progress(status.clone())),
+            "1f02016a01350473656e740101670202010164",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::Record(record.clone())),
+            "1f0302040473656e64016a017501740167013501530203024d48040473656e7400",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::Status {
+                id: 2,
+                numbers: vec![status],
+            }),
+            "1f040201016a01350473656e740101670202010164",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::Gateways {
+                id: 3,
+                gateways: vec![FaxGatewayInfo {
+                    domain: "g".into(),
+                    online: true,
+                    lines: 2,
+                    in_use: 1,
+                    number: "5".into(),
+                }],
+            }),
+            "1f05030101670102010135",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::Records {
+                id: 4,
+                records: vec![record],
+            }),
+            "1f06040102040473656e64016a017501740167013501530203024d48040473656e7400",
+        ),
+    ]);
+    let req = ClientMsg::Fax(FaxRequest::Gateways { id: 9 });
+    assert_eq!(req.since(), 2);
+    assert_eq!(req.request_id(), Some(9));
+    let progress = ClientMsg::Fax(FaxRequest::Progress {
+        job: "j".into(),
+        number: "5".into(),
+        attempt: 1,
+        stage: CallStage::Dialling,
+    });
+    assert_eq!(progress.request_id(), None);
+    let ev = ServerMsg::Fax(FaxEvent::Gateways {
+        id: 8,
+        gateways: vec![],
+    });
+    assert_eq!(ev.since(), 2);
+    assert_eq!(ev.reply_to(), Some(8));
+}

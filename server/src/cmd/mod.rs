@@ -2,6 +2,7 @@
 
 mod admin;
 mod distribution;
+mod fax;
 mod groups;
 mod login;
 mod registration;
@@ -113,6 +114,14 @@ impl Session {
         self.state
             .watchers
             .unwatch_all(self.conn.id, &self.watching);
+        if self.device.kind == imagecast_shared::msg::DeviceKind::FaxGateway {
+            let state = Arc::clone(&self.state);
+            let domain = imagecast_shared::domain::domain_key(&self.device.domain).into_owned();
+            let conn = self.conn.id;
+            tokio::spawn(async move {
+                crate::fax::dispatch::detach(&state, &domain, conn).await;
+            });
+        }
     }
 
     /// The error for a request only an administrator may make, if this user is not one.
@@ -257,6 +266,15 @@ impl Session {
                 session,
                 reason,
             } => (id, self.admin_end_session(id, session, &reason)),
+            ClientMsg::Fax(req) => {
+                let id = req.request_id();
+                let result = self.fax(req).await;
+                match (id, result) {
+                    (_, Ok(Some(reply))) => return Some(reply),
+                    (None, _) | (_, Ok(None)) => return None,
+                    (Some(id), Err(e)) => (id, Err(e)),
+                }
+            }
         };
         Some(match result {
             Ok(reply) => reply,

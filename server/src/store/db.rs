@@ -220,6 +220,29 @@ CREATE TABLE relay_sessions (
     end_reason        TEXT
 );
 "#,
+    // The fax dispatcher's jobs (issue 12): one row per job and number; the job's files are
+    // in the data directory's `fax/JOB/`.
+    r#"
+CREATE TABLE fax_jobs (
+    job           TEXT NOT NULL,
+    number        TEXT NOT NULL,
+    user          TEXT NOT NULL,
+    device        TEXT NOT NULL,
+    fine          INTEGER NOT NULL,
+    files         TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    gateway       TEXT NOT NULL DEFAULT '',
+    dials         INTEGER NOT NULL DEFAULT 0,
+    tries         INTEGER NOT NULL DEFAULT 0,
+    next_page     INTEGER NOT NULL DEFAULT 1,
+    pages_total   INTEGER NOT NULL DEFAULT 0,
+    not_before_ms INTEGER NOT NULL DEFAULT 0,
+    detail        TEXT NOT NULL DEFAULT '',
+    created_ms    INTEGER NOT NULL,
+    PRIMARY KEY (job, number)
+);
+CREATE INDEX fax_jobs_state ON fax_jobs (state, not_before_ms);
+"#,
 ];
 
 /// Opens the database file with the settings every user of it needs, and migrates it.

@@ -124,6 +124,9 @@ pub enum Event {
     },
     /// The device logged out on another connection (seed 004, (23)); this one closes next.
     LoggedOut(String),
+    /// A network fax event: a job for a gateway, or a job's progress and records for the
+    /// terminal that sent it.
+    Fax(crate::fax::FaxEvent),
     /// The connection ended; the reason says why. No event follows.
     Closed(String),
 }
@@ -620,6 +623,20 @@ impl Client {
         }
     }
 
+    /// A network fax request (version 2): the reply, `Ok` or a [`crate::fax::FaxEvent`].
+    pub async fn fax(
+        &self,
+        what: &'static str,
+        make: impl FnOnce(RequestId) -> crate::fax::FaxRequest,
+    ) -> Result<ServerMsg, ClientError> {
+        self.request(what, |id| ClientMsg::Fax(make(id))).await
+    }
+
+    /// A network fax message that has no reply (a gateway's progress).
+    pub async fn fax_notify(&self, msg: crate::fax::FaxRequest) -> Result<(), ClientError> {
+        self.send(&ClientMsg::Fax(msg)).await
+    }
+
     /// Acknowledges a pushed delivery once it is stored (or refused).
     pub async fn ack(
         &self,
@@ -902,6 +919,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 Event::DemandWithdrawn { demand, reason }
             }
             ServerMsg::LoggedOut { reason } => Event::LoggedOut(reason),
+            ServerMsg::Fax(f) => Event::Fax(f),
             ServerMsg::Error { error, .. } => Event::Notice(error.message),
             _ => continue,
         };

@@ -7,6 +7,7 @@ mod compat;
 mod crash;
 mod distribution;
 mod faults;
+mod fax;
 mod fax_admin;
 mod groups;
 mod hostile;

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod config_show;
 pub mod docs;
+pub mod fax;
 pub mod marksheet;
 pub mod options;
 pub mod panel;
@@ -114,6 +115,9 @@ pub enum Command {
     /// Real-time sessions with another terminal through the server (seed 004).
     #[command(subcommand)]
     Relay(relay::RelayCmd),
+    /// Network fax through the supervisor's fax gateways (issue 12).
+    #[command(subcommand)]
+    Fax(fax::FaxCmd),
     /// Log this device out (seed 004, process (22)): its sessions end and the server closes
     /// all of its connections.
     Logout,
@@ -200,6 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Marksheet(cmd) => marksheet::run(&cmd),
         Command::Who { json } => relay::who(&options, json),
         Command::Relay(cmd) => relay::run(&options, cmd),
+        Command::Fax(cmd) => fax::run(&options, cmd),
         Command::Logout => relay::logout(&options),
         Command::Config(ConfigCmd::Show) => config_show::show(&options),
         Command::Completions { shell } => docs::completions(shell),

@@ -13,6 +13,7 @@
 //! - `names.rs`: group and destination names resolved as operators type them;
 //! - [`relay`]: `who`, `relay send|listen|pipe`, `logout` (real-time sessions).
 
+pub mod fax;
 mod names;
 mod progress;
 pub mod relay;

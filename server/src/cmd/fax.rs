@@ -1,0 +1,273 @@
+//! Network fax requests (issue 12): a gateway's announcement, progress and results; a
+//! terminal's send, status, gateway and record requests. The work is
+//! [`crate::fax::dispatch`]'s; this checks the fields and who asks.
+
+use std::sync::Arc;
+
+use imagecast_shared::RequestId;
+use imagecast_shared::domain::domain_key;
+use imagecast_shared::fax::{FaxEvent, FaxFile, FaxGatewayInfo, FaxRequest};
+use imagecast_shared::limits::MAX_FRAME;
+use imagecast_shared::msg::{DeviceKind, ErrorCode, ErrorInfo, Role, ServerMsg};
+
+use super::{Session, check_name, error};
+use crate::fax::competence::{self, Competence};
+use crate::fax::dispatch::{self, NewJob};
+use crate::fax::{self as faxdb, FaxError, phonebook, priority, records};
+
+/// The most bytes of files one fax job may carry (its files travel in one frame).
+pub const MAX_JOB_BYTES: usize = MAX_FRAME - 64 * 1024;
+
+fn fax_error(e: FaxError) -> ErrorInfo {
+    match e {
+        FaxError::Refused(m) => error(ErrorCode::Forbidden, None, m),
+        FaxError::Db(d) => error(ErrorCode::Storage, None, d.to_string()),
+        other => error(ErrorCode::BadRequest, None, other.to_string()),
+    }
+}
+
+fn reply(event: FaxEvent) -> Option<ServerMsg> {
+    Some(ServerMsg::Fax(event))
+}
+
+impl Session {
+    fn require_gateway_conn(&self) -> Result<String, ErrorInfo> {
+        if self.device.kind != DeviceKind::FaxGateway {
+            return Err(error(
+                ErrorCode::Forbidden,
+                None,
+                format!(
+                    "{} is not a fax gateway: it is a device of kind {}",
+                    self.device.domain,
+                    self.device.kind.as_str()
+                ),
+            ));
+        }
+        Ok(domain_key(&self.device.domain).into_owned())
+    }
+
+    pub(super) async fn fax(&mut self, req: FaxRequest) -> Result<Option<ServerMsg>, ErrorInfo> {
+        match req {
+            FaxRequest::Gateway {
+                id,
+                number,
+                station: _,
+                lines,
+            } => {
+                let domain = self.require_gateway_conn()?;
+                self.state.fax.attach(&domain, &self.conn, &number, lines);
+                tracing::info!(gateway = %domain, lines, "fax gateway online");
+                Ok(Some(ServerMsg::Ok { id }))
+            }
+            FaxRequest::Progress {
+                job,
+                number,
+                attempt,
+                stage,
+            } => {
+                if let Ok(domain) = self.require_gateway_conn() {
+                    dispatch::progress(&self.state, &domain, job, number, attempt, stage).await;
+                }
+                Ok(None)
+            }
+            FaxRequest::Result { id, result } => {
+                let domain = self.require_gateway_conn()?;
+                dispatch::result(&self.state, &domain, result)
+                    .await
+                    .map_err(fax_error)?;
+                Ok(Some(ServerMsg::Ok { id }))
+            }
+            FaxRequest::Send {
+                id,
+                job,
+                numbers,
+                books,
+                fine,
+                files,
+            } => self.fax_send(id, job, numbers, books, fine, files).await,
+            FaxRequest::Status { id, job } => {
+                let (user, admin) = self.fax_user("fax status")?;
+                let rows = faxdb::call(&self.state.db, move |c| {
+                    if job.is_empty() {
+                        dispatch::recent_rows(c, (!admin).then_some(user.as_str()), 50)
+                    } else {
+                        let rows = dispatch::job_rows(c, &job)?;
+                        if rows.is_empty() || (!admin && rows.iter().any(|r| r.user != user)) {
+                            return Err(FaxError::Missing(format!(
+                                "no fax job {job} of user {user}"
+                            )));
+                        }
+                        Ok(rows)
+                    }
+                })
+                .await
+                .map_err(fax_error)?;
+                Ok(reply(FaxEvent::Status {
+                    id,
+                    numbers: rows.iter().map(dispatch::JobRow::status).collect(),
+                }))
+            }
+            FaxRequest::Gateways { id } => {
+                let all = faxdb::call(&self.state.db, priority::gateways)
+                    .await
+                    .map_err(fax_error)?;
+                let online = self.state.fax.online();
+                let gateways = all
+                    .into_iter()
+                    .map(|domain| {
+                        let o = online.get(&domain).cloned();
+                        FaxGatewayInfo {
+                            online: o.is_some(),
+                            lines: o.as_ref().map_or(0, |x| x.0),
+                            in_use: o.as_ref().map_or(0, |x| x.1),
+                            number: o.map(|x| x.2).unwrap_or_default(),
+                            domain,
+                        }
+                    })
+                    .collect();
+                Ok(reply(FaxEvent::Gateways { id, gateways }))
+            }
+            FaxRequest::Records { id, last } => {
+                let (user, admin) = self.fax_user("fax records")?;
+                let recs = faxdb::call(&self.state.db, move |c| {
+                    records::query(
+                        c,
+                        &records::Filter {
+                            user: (!admin).then_some(user),
+                            last: last.clamp(1, 10_000) as usize,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .await
+                .map_err(fax_error)?;
+                Ok(reply(FaxEvent::Records {
+                    id,
+                    records: recs.iter().map(dispatch::record_info).collect(),
+                }))
+            }
+        }
+    }
+
+    fn fax_user(&self, what: &str) -> Result<(String, bool), ErrorInfo> {
+        let user = self.require_user(what)?.to_owned();
+        let admin = matches!(self.user, Some((_, Role::Admin)));
+        Ok((user, admin))
+    }
+
+    async fn fax_send(
+        &mut self,
+        id: RequestId,
+        job: String,
+        numbers: Vec<String>,
+        books: Vec<String>,
+        fine: bool,
+        files: Vec<FaxFile>,
+    ) -> Result<Option<ServerMsg>, ErrorInfo> {
+        let user = self.require_user("sending a fax")?.to_owned();
+        check_name("job", &job)?;
+        if job.len() > 64
+            || !job
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(error(
+                ErrorCode::BadRequest,
+                Some("job"),
+                "a job ID is at most 64 letters, digits, - and _",
+            ));
+        }
+        if files.is_empty() {
+            return Err(error(
+                ErrorCode::BadRequest,
+                Some("files"),
+                "a fax needs at least one file",
+            ));
+        }
+        for (i, f) in files.iter().enumerate() {
+            check_name(&format!("files[{i}].name"), &f.name)?;
+        }
+        let total: usize = files.iter().map(|f| f.data.len()).sum();
+        if total > MAX_JOB_BYTES {
+            return Err(error(
+                ErrorCode::TooLarge,
+                Some("files"),
+                format!("the files are {total} bytes; a fax job carries at most {MAX_JOB_BYTES}"),
+            ));
+        }
+        if numbers.is_empty() && books.is_empty() {
+            return Err(error(
+                ErrorCode::BadRequest,
+                Some("numbers"),
+                "a fax needs at least one number or phone-book entry",
+            ));
+        }
+        let device = domain_key(&self.device.domain).into_owned();
+        let (u, d, j) = (user.clone(), device.clone(), job.clone());
+        // Competence, numbers, phone book, a gateway to go through, and a duplicate.
+        let checked = faxdb::call(&self.state.db, move |c| {
+            competence::check(c, &u, Some(&d), Competence::SendFax)?;
+            let existing = dispatch::job_rows(c, &j)?;
+            if !existing.is_empty() {
+                if existing.iter().any(|r| r.user != u) {
+                    return Err(FaxError::Exists(format!("fax job {j} is another user's")));
+                }
+                return Ok((existing.into_iter().map(|r| r.number).collect(), true));
+            }
+            let mut out: Vec<String> = Vec::new();
+            for n in &numbers {
+                out.push(faxdb::validate_number(n)?);
+            }
+            for b in &books {
+                out.push(phonebook::lookup(c, b, Some(&u), Some(&d))?.number);
+            }
+            let mut seen = std::collections::HashSet::new();
+            out.retain(|n| seen.insert(faxdb::normalize_number(n)));
+            if priority::candidates(c, Some(&d), Some(&u))?.is_empty() {
+                return Err(FaxError::Refused(priority::explain_none(
+                    c,
+                    Some(&d),
+                    Some(&u),
+                )?));
+            }
+            Ok((out, false))
+        })
+        .await
+        .map_err(fax_error)?;
+        let (numbers, duplicate) = checked;
+        if duplicate {
+            return Ok(reply(FaxEvent::Accepted {
+                id,
+                job,
+                numbers,
+                duplicate: true,
+            }));
+        }
+        let root = self.state.data.root().to_owned();
+        let j = job.clone();
+        let names = tokio::task::spawn_blocking(move || dispatch::store_files(&root, &j, &files))
+            .await
+            .map_err(|e| error(ErrorCode::Internal, None, e.to_string()))?
+            .map_err(|e| error(ErrorCode::Storage, None, format!("{e:#}")))?;
+        let new = NewJob {
+            job: job.clone(),
+            numbers: numbers.clone(),
+            user,
+            device,
+            fine,
+            files: names,
+        };
+        faxdb::call(&self.state.db, move |c| dispatch::insert_job(c, &new))
+            .await
+            .map_err(fax_error)?;
+        tracing::info!(%job, numbers = numbers.len(), "fax job accepted");
+        let state = Arc::clone(&self.state);
+        state.fax.wake();
+        Ok(reply(FaxEvent::Accepted {
+            id,
+            job,
+            numbers,
+            duplicate: false,
+        }))
+    }
+}

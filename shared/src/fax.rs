@@ -1,0 +1,327 @@
+//! The network fax messages (version 2, issue 12): one nested enum per direction, carried by
+//! [`crate::msg::ClientMsg::Fax`] (31) and [`crate::msg::ServerMsg::Fax`] (31), so fax grows
+//! without touching the top-level enums again.
+//!
+//! Variants and fields are only ever **appended**, like the top-level enums; every variant is
+//! version 2 (the version that brought `Fax`), and a later one says its version in
+//! [`FaxRequest::since`] / [`FaxEvent::since`].
+//!
+//! - A **gateway** (device kind `fax-gateway`, a receiving connection) announces its lines
+//!   with [`FaxRequest::Gateway`], is pushed [`FaxEvent::Job`]s, reports
+//!   [`FaxRequest::Progress`] and each call's [`FaxRequest::Result`] (answered `Ok`).
+//! - A **terminal** sends with [`FaxRequest::Send`] (answered [`FaxEvent::Accepted`] once the
+//!   job and its files are on disk, fsynced), asks [`FaxRequest::Status`],
+//!   [`FaxRequest::Gateways`], [`FaxRequest::Records`], and is pushed [`FaxEvent::Progress`]
+//!   and [`FaxEvent::Record`] for its own jobs.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::RequestId;
+
+/// One file of a fax job: a PNG, JPEG or TIFF (each page of a multi-page TIFF is one fax
+/// page), carried inline. A job's files travel in one frame, so they total less than
+/// [`crate::limits::MAX_FRAME`] less a little for the rest of the message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxFile {
+    /// The file's name (no directories).
+    pub name: String,
+    /// Its bytes.
+    pub data: Bytes,
+}
+
+/// A fax call to make, pushed to a gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxJob {
+    /// The supervisor's job ID.
+    pub job: String,
+    /// The attempt (dial) number for this job and number, from 1; the result names it.
+    pub attempt: u32,
+    /// The number to dial.
+    pub number: String,
+    /// Send scaled images at fine resolution.
+    pub fine: bool,
+    /// The first page to send (from 1): later than 1 when earlier pages were confirmed.
+    pub first_page: u32,
+    /// The document.
+    pub files: Vec<FaxFile>,
+}
+
+/// Where a gateway's call stands ([`FaxRequest::Progress`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallStage {
+    /// 0: dialling.
+    Dialling,
+    /// 1: the remote station answered.
+    Connected {
+        /// Its station ID.
+        station: String,
+    },
+    /// 2: sending page `page` of `of` (document pages, from 1).
+    Sending {
+        /// The page.
+        page: u32,
+        /// Pages in the document.
+        of: u32,
+    },
+    /// 3: the receiver confirmed page `page`.
+    Confirmed {
+        /// The page.
+        page: u32,
+    },
+}
+
+/// The result of one call ([`FaxRequest::Result`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxResult {
+    /// The job.
+    pub job: String,
+    /// The number dialled.
+    pub number: String,
+    /// The attempt from [`FaxJob::attempt`].
+    pub attempt: u32,
+    /// `sent`, `busy`, `no answer`, `page error` or `failed`.
+    pub outcome: String,
+    /// The remote station ID ("" when unanswered).
+    pub station: String,
+    /// Pages confirmed on this call.
+    pub pages_confirmed: u32,
+    /// Pages in the document.
+    pub pages_total: u32,
+    /// Where a retry resumes (document page, from 1).
+    pub next_page: u32,
+    /// `MH`, `G4`, or "" when unanswered.
+    pub coding: String,
+    /// Whether error correction was used.
+    pub ecm: bool,
+    /// Signalling rate, bit/s (0 when unanswered).
+    pub speed: u32,
+    /// How long the call took, in milliseconds.
+    pub duration_ms: u64,
+    /// Why it did not succeed ("" when it did).
+    pub reason: String,
+}
+
+/// One number of a job, as the supervisor sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxNumberStatus {
+    /// The job.
+    pub job: String,
+    /// The number.
+    pub number: String,
+    /// `queued`, `dialling`, `sent` or `failed`.
+    pub state: String,
+    /// True when nothing more will happen (`sent` or `failed`).
+    pub done: bool,
+    /// The gateway of the current or last call ("" before the first).
+    pub gateway: String,
+    /// Pages confirmed so far (over every call).
+    pub pages_sent: u32,
+    /// Pages in the document (0 until a gateway read it).
+    pub pages_total: u32,
+    /// Calls made.
+    pub dials: u32,
+    /// What is going on now, or why it failed, in a few words.
+    pub detail: String,
+}
+
+/// A communication record (one call attempt), as a terminal sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxRecordInfo {
+    /// The record's number.
+    pub seq: i64,
+    /// When the call began, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// `send` or `receive`.
+    pub direction: String,
+    /// The job ("" for a reception).
+    pub job: String,
+    /// The user.
+    pub user: String,
+    /// The terminal.
+    pub terminal: String,
+    /// The gateway's domain.
+    pub gateway: String,
+    /// The number.
+    pub number: String,
+    /// The remote station ID.
+    pub station: String,
+    /// Pages confirmed.
+    pub pages: u32,
+    /// Duration, ms.
+    pub duration_ms: u64,
+    /// `MH`, `G4`, or "".
+    pub coding: String,
+    /// Bit/s.
+    pub speed: u32,
+    /// `sent`, `received`, `busy`, `no answer`, `page error` or `failed`.
+    pub result: String,
+    /// Why ("" when it succeeded).
+    pub reason: String,
+}
+
+/// A gateway as terminals see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxGatewayInfo {
+    /// Its device domain.
+    pub domain: String,
+    /// True while it is connected and announced its lines.
+    pub online: bool,
+    /// Its lines (0 when offline).
+    pub lines: u32,
+    /// Lines in a call now.
+    pub in_use: u32,
+    /// Its own number ("" when offline).
+    pub number: String,
+}
+
+/// Fax requests, terminal or gateway → server ([`crate::msg::ClientMsg::Fax`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaxRequest {
+    /// 0: gateway: this connection serves fax calls on `lines` lines; answered `Ok`.
+    Gateway {
+        /// Request ID.
+        id: RequestId,
+        /// The gateway's own number.
+        number: String,
+        /// Its station ID.
+        station: String,
+        /// Lines it can call on at once.
+        lines: u32,
+    },
+    /// 1: send a fax (a logged-in user); answered [`FaxEvent::Accepted`] once on disk.
+    Send {
+        /// Request ID.
+        id: RequestId,
+        /// Chosen by the client; the same job sent again is recognised.
+        job: String,
+        /// Numbers to send to.
+        numbers: Vec<String>,
+        /// Phone-book entries to send to.
+        books: Vec<String>,
+        /// Fine resolution.
+        fine: bool,
+        /// The document.
+        files: Vec<FaxFile>,
+    },
+    /// 2: gateway: a call's progress; no reply.
+    Progress {
+        /// The job.
+        job: String,
+        /// The number.
+        number: String,
+        /// The attempt.
+        attempt: u32,
+        /// What happened.
+        stage: CallStage,
+    },
+    /// 3: gateway: a call ended; answered `Ok` once recorded.
+    Result {
+        /// Request ID.
+        id: RequestId,
+        /// The result.
+        result: FaxResult,
+    },
+    /// 4: a job's state, number by number; answered [`FaxEvent::Status`]. An empty job asks
+    /// for this user's jobs.
+    Status {
+        /// Request ID.
+        id: RequestId,
+        /// The job, or "".
+        job: String,
+    },
+    /// 5: the gateways; answered [`FaxEvent::Gateways`].
+    Gateways {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 6: the last communication records (this user's; every one for an admin); answered
+    /// [`FaxEvent::Records`].
+    Records {
+        /// Request ID.
+        id: RequestId,
+        /// How many, newest last.
+        last: u32,
+    },
+}
+
+impl FaxRequest {
+    /// The request's ID, for those that are requests.
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self {
+            FaxRequest::Progress { .. } => None,
+            FaxRequest::Gateway { id, .. }
+            | FaxRequest::Send { id, .. }
+            | FaxRequest::Result { id, .. }
+            | FaxRequest::Status { id, .. }
+            | FaxRequest::Gateways { id }
+            | FaxRequest::Records { id, .. } => Some(*id),
+        }
+    }
+
+    /// The protocol version that introduced this request.
+    pub fn since(&self) -> u16 {
+        2
+    }
+}
+
+/// Fax replies and events, server → terminal or gateway ([`crate::msg::ServerMsg::Fax`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaxEvent {
+    /// 0: the job and its files are on disk; one number each.
+    Accepted {
+        /// Request ID.
+        id: RequestId,
+        /// The job.
+        job: String,
+        /// The numbers it goes to (phone-book entries resolved).
+        numbers: Vec<String>,
+        /// True when this job had been accepted before.
+        duplicate: bool,
+    },
+    /// 1: event to a gateway: make this call.
+    Job(FaxJob),
+    /// 2: event to the sending terminal: a number of its job changed.
+    Progress(FaxNumberStatus),
+    /// 3: event to the sending terminal: a call of its job was recorded.
+    Record(FaxRecordInfo),
+    /// 4: a job's numbers.
+    Status {
+        /// Request ID.
+        id: RequestId,
+        /// Every number asked about.
+        numbers: Vec<FaxNumberStatus>,
+    },
+    /// 5: every gateway.
+    Gateways {
+        /// Request ID.
+        id: RequestId,
+        /// In domain order.
+        gateways: Vec<FaxGatewayInfo>,
+    },
+    /// 6: communication records, oldest first.
+    Records {
+        /// Request ID.
+        id: RequestId,
+        /// The records.
+        records: Vec<FaxRecordInfo>,
+    },
+}
+
+impl FaxEvent {
+    /// The request this answers, if it is a reply.
+    pub fn reply_to(&self) -> Option<RequestId> {
+        match self {
+            FaxEvent::Accepted { id, .. }
+            | FaxEvent::Status { id, .. }
+            | FaxEvent::Gateways { id, .. }
+            | FaxEvent::Records { id, .. } => Some(*id),
+            FaxEvent::Job(_) | FaxEvent::Progress(_) | FaxEvent::Record(_) => None,
+        }
+    }
+
+    /// The protocol version that introduced this event.
+    pub fn since(&self) -> u16 {
+        2
+    }
+}

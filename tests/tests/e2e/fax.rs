@@ -1,0 +1,352 @@
+//! Sending faxes through the supervisor (issue 12, features 1 and 2) with the real binaries:
+//! imagecast-server, two `imagecast-faxgw run` gateways and `imagecast-faxgw machine`
+//! customers on one simulated exchange, and `imagecast fax ...` at a PC.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use imagecast_faxgw::page::{Resolution, pages_from_file};
+use imagecast_tests::{Output, Scratch, TestServer, bin, multipage_tiff, run};
+
+const GW1: &str = "gw1.fax.example";
+const GW2: &str = "gw2.fax.example";
+const PC: &str = "plan1.hqs.mei.co.jp";
+const CUSTOMER: &str = "5550199";
+const CUSTOMER2: &str = "5550198";
+
+/// A child process killed when dropped, whose stdout lines arrive on a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    name: String,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawns");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Proc {
+            child,
+            lines,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Waits (bounded) for a line containing `text`.
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(text) => return,
+                Ok(_) => {}
+                Err(_) => panic!("{} never printed {text:?}", self.name),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn faxgw() -> Command {
+    let mut c = Command::new(bin("imagecast-faxgw"));
+    c.env("IMAGECAST_FAX_RING_TIME", "0.5");
+    c
+}
+
+fn gateway(server: &TestServer, exchange: &Path, domain: &str, number: &str) -> Proc {
+    let token = server.tokens.get(domain).cloned().expect("gateway token");
+    let mut cmd = faxgw();
+    cmd.args([
+        "run",
+        "--server",
+        &server.addr,
+        "--device",
+        domain,
+        "--token",
+        &token,
+    ])
+    .args(["--line", "sim", "--exchange"])
+    .arg(exchange)
+    .args(["--number", number, "--lines", "1"]);
+    match &server.fingerprint {
+        Some(fp) => cmd.args(["--server-fingerprint", fp]),
+        None => cmd.arg("--plain"),
+    };
+    let p = Proc::spawn(domain, &mut cmd);
+    p.wait_for(&format!("connected as {domain}"));
+    p
+}
+
+fn machine(exchange: &Path, number: &str, inbox: &Path) -> Proc {
+    let mut cmd = faxgw();
+    cmd.args(["machine", "--exchange"])
+        .arg(exchange)
+        .args(["--number", number, "--station", "CUSTOMER", "--inbox"])
+        .arg(inbox);
+    let p = Proc::spawn(number, &mut cmd);
+    p.wait_for("receiving into");
+    p
+}
+
+fn ok(server: &TestServer, args: &[&str]) {
+    let out = server.admin_run(args);
+    assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+}
+
+fn pstn(exchange: &Path, args: &[&str]) {
+    let out = run(
+        faxgw()
+            .arg("pstn")
+            .arg("--exchange")
+            .arg(exchange)
+            .args(args),
+        imagecast_tests::LIMIT,
+    )
+    .expect("pstn runs");
+    out.assert_code(0);
+}
+
+fn fax_send(server: &TestServer, args: &[&str], files: &[&Path]) -> Output {
+    let mut cmd = server.imagecast(PC);
+    cmd.args(["fax", "send"]).args(args);
+    for f in files {
+        cmd.arg(f);
+    }
+    run(&mut cmd, Duration::from_secs(60)).expect("imagecast runs")
+}
+
+/// This job's communication records, as `imagecast fax records` prints them: the result
+/// field of each (oldest first) and the gateway.
+fn records_of(server: &TestServer, job: &str) -> Vec<(String, String)> {
+    let out = server.terminal(PC, ["fax", "records", "--last", "100"]);
+    out.assert_code(0);
+    out.stdout
+        .lines()
+        .filter(|l| l.ends_with(job))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[8].to_owned(), f[2].to_owned())
+        })
+        .collect()
+}
+
+fn inbox_tiffs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("inbox")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn setup() -> (TestServer, Scratch) {
+    let mut server = TestServer::start_demo().expect("server");
+    server
+        .add_device(GW1, "Fax Tokyo", "fax-gateway")
+        .expect("gw1");
+    server
+        .add_device(GW2, "Fax Osaka", "fax-gateway")
+        .expect("gw2");
+    ok(&server, &["fax", "priority", "set", GW2, GW1]);
+    ok(
+        &server,
+        &[
+            "fax",
+            "policy",
+            "set",
+            "busy-retry-s=1",
+            "no-answer-retry-s=1",
+            "failed-retry-s=1",
+        ],
+    );
+    (server, Scratch::new())
+}
+
+#[test]
+fn priority_busy_retries_and_a_page_error_resumes_at_that_page() {
+    let (server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    let inbox = scratch.join("inbox");
+    let inbox2 = scratch.join("inbox2");
+    for d in [&exchange, &inbox, &inbox2] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let _customer = machine(&exchange, CUSTOMER, &inbox);
+    let _customer2 = machine(&exchange, CUSTOMER2, &inbox2);
+    let _gw1 = gateway(&server, &exchange, GW1, "5550101");
+    let _gw2 = gateway(&server, &exchange, GW2, "5550102");
+
+    let gws = server.terminal(PC, ["fax", "gateways"]);
+    gws.assert_code(0);
+    assert!(
+        gws.stdout.contains(&format!("{GW1}\tonline")),
+        "{}",
+        gws.stdout
+    );
+    assert!(
+        gws.stdout.contains(&format!("{GW2}\tonline")),
+        "{}",
+        gws.stdout
+    );
+
+    // (a) Priority: the first number goes through gw2 (first in the table); the second, at
+    // the same time, skips gw2 (its one line is busy) and goes through gw1.
+    let doc = scratch.join("doc.tif");
+    multipage_tiff(&doc, 3, 300, 200).unwrap();
+    let one = scratch.image("one.png", "one");
+    let out = fax_send(
+        &server,
+        &[
+            "--to",
+            CUSTOMER,
+            "--to",
+            CUSTOMER2,
+            "--wait",
+            "--timeout",
+            "40",
+        ],
+        &[&one],
+    );
+    out.assert_code(0);
+    let job = out.stdout.lines().next().unwrap().to_owned();
+    assert!(
+        out.stdout
+            .contains(&format!("{CUSTOMER}: sent 1 pages via {GW2} (")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("{CUSTOMER2}: sent 1 pages via {GW1} (")),
+        "{}",
+        out.stdout
+    );
+    let recs = records_of(&server, &job);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+
+    // (b) Busy twice, then sent: three records, the last `sent`.
+    pstn(&exchange, &["fault", CUSTOMER, "busy", "--times", "2"]);
+    let out = fax_send(
+        &server,
+        &["--to", CUSTOMER, "--wait", "--timeout", "40"],
+        &[&one],
+    );
+    out.assert_code(0);
+    let job = out.stdout.lines().next().unwrap().to_owned();
+    let results: Vec<String> = records_of(&server, &job).into_iter().map(|r| r.0).collect();
+    assert_eq!(results, ["busy", "busy", "sent"], "{}", out.stdout);
+
+    // (c) A page error at page 2 of 3: the retry resumes at page 2; the customer holds
+    // every page once, decoded equal to what was sent.
+    let before = inbox_tiffs(&inbox);
+    pstn(&exchange, &["fault", CUSTOMER, "page-error", "2"]);
+    let out = fax_send(
+        &server,
+        &["--to", CUSTOMER, "--wait", "--timeout", "40"],
+        &[&doc],
+    );
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains(&format!("{CUSTOMER}: sent 3 pages via")),
+        "{}",
+        out.stdout
+    );
+    let job = out.stdout.lines().next().unwrap().to_owned();
+    let results: Vec<String> = records_of(&server, &job).into_iter().map(|r| r.0).collect();
+    assert_eq!(results, ["page error", "sent"]);
+    // The machine stores a call's TIFF once the call ended: wait for the second.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new: Vec<PathBuf> = loop {
+        let now: Vec<PathBuf> = inbox_tiffs(&inbox)
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        if now.len() >= 2 || Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut received = Vec::new();
+    for p in &new {
+        let bytes = std::fs::read(p).unwrap();
+        received.extend(
+            imagecast_faxgw::tiff::read_fax_tiff(&bytes)
+                .unwrap()
+                .expect("a fax TIFF"),
+        );
+    }
+    let sent = pages_from_file(&doc, Resolution::Standard).unwrap();
+    assert_eq!(received.len(), 3, "pages received: {}", received.len());
+    for (i, (r, s)) in received.iter().zip(&sent).enumerate() {
+        assert_eq!(r.rows, s.rows, "page {}", i + 1);
+        assert!(r.bits == s.bits, "page {} differs", i + 1);
+    }
+
+    let status = server.terminal(PC, ["fax", "status", &job]);
+    status.assert_code(0);
+    assert!(status.stdout.contains("\tsent\t"), "{}", status.stdout);
+}
+
+#[test]
+fn a_user_without_the_send_fax_competence_is_refused_with_the_reason() {
+    let (server, scratch) = setup();
+    ok(&server, &["competence", "revoke", "1001", "send-fax"]);
+    let one = scratch.image("one.png", "one");
+    let out = fax_send(&server, &["--to", CUSTOMER], &[&one]);
+    out.assert_error("lacks the competence send-fax");
+}
+
+#[test]
+fn an_accepted_job_survives_a_sigkill_of_the_server() {
+    let (mut server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    let inbox = scratch.join("inbox");
+    for d in [&exchange, &inbox] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let _customer = machine(&exchange, CUSTOMER, &inbox);
+    // No gateway is online: the job waits in the queue, on disk.
+    let one = scratch.image("one.png", "one");
+    let out = fax_send(&server, &["--to", CUSTOMER], &[&one]);
+    out.assert_code(0);
+    let job = out.stdout.lines().next().unwrap().to_owned();
+    let status = server.terminal(PC, ["fax", "status", &job]);
+    assert!(status.stdout.contains("\tqueued\t"), "{}", status.stdout);
+    server.kill9();
+    server.restart().unwrap();
+    let _gw = gateway(&server, &exchange, GW1, "5550101");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = server.terminal(PC, ["fax", "status", &job]);
+        if status.stdout.contains("\tsent\t") {
+            assert!(status.stdout.contains(GW1), "{}", status.stdout);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not sent: {}", status.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(records_of(&server, &job).len(), 1);
+}
