@@ -82,7 +82,7 @@ pub struct ServerState {
     pub throttle: LoginThrottle,
     /// The bound on password checks (argon2) running at once and waiting.
     pub password_checks: PasswordChecks,
-    /// The fax gateways online and the calls they make (issue 12).
+    /// The fax gateways online and the calls they make.
     pub fax: Arc<crate::fax::dispatch::Dispatcher>,
     /// Distributions being uploaded: the connection uploading each, and its device's domain
     /// key.

@@ -1,4 +1,4 @@
-//! The network fax messages (version 2, issue 12): one nested enum per direction, carried by
+//! The network fax messages (version 2): one nested enum per direction, carried by
 //! [`crate::msg::ClientMsg::Fax`] (31) and [`crate::msg::ServerMsg::Fax`] (31), so fax grows
 //! without touching the top-level enums again.
 //!

@@ -1,4 +1,4 @@
-//! Network fax requests (issue 12): a gateway's announcement, progress and results; a
+//! Network fax requests: a gateway's announcement, progress and results; a
 //! terminal's send, status, gateway and record requests. The work is
 //! [`crate::fax::dispatch`]'s; this checks the fields and who asks.
 

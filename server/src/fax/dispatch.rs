@@ -1,4 +1,4 @@
-//! The fax job dispatcher (issue 12, feature 1): one durable job row per job and number
+//! The fax job dispatcher (seed 002 FIG. 3, seed 003 claims 1–2): one durable job row per job and number
 //! (`fax_jobs`), handed to the gateways online with a free line in the client's priority
 //! order, retried by the policy, one communication record per call, pushed to the sender.
 //!

@@ -220,7 +220,7 @@ CREATE TABLE relay_sessions (
     end_reason        TEXT
 );
 "#,
-    // The fax dispatcher's jobs (issue 12): one row per job and number; the job's files are
+    // The fax dispatcher's jobs: one row per job and number; the job's files are
     // in the data directory's `fax/JOB/`.
     r#"
 CREATE TABLE fax_jobs (

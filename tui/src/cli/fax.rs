@@ -1,4 +1,4 @@
-//! `imagecast fax send|status|records|gateways` (issue 12). The work is in
+//! `imagecast fax send|status|records|gateways`. The work is in
 //! [`crate::pc::fax`].
 
 use std::path::PathBuf;

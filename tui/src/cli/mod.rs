@@ -115,7 +115,7 @@ pub enum Command {
     /// Real-time sessions with another terminal through the server (seed 004).
     #[command(subcommand)]
     Relay(relay::RelayCmd),
-    /// Network fax through the supervisor's fax gateways (issue 12).
+    /// Network fax through the supervisor's fax gateways (seeds 002 and 003).
     #[command(subcommand)]
     Fax(fax::FaxCmd),
     /// Log this device out (seed 004, process (22)): its sessions end and the server closes

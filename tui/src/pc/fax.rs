@@ -1,4 +1,4 @@
-//! The network fax commands of the PC client (issue 12): `fax send`, `fax status`,
+//! The network fax commands of the PC client: `fax send`, `fax status`,
 //! `fax records`, `fax gateways`.
 
 use std::collections::BTreeMap;
