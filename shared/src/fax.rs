@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::RequestId;
 
+/// Most bytes the files of one fax job may total: they travel inline in one frame.
+pub const MAX_JOB_BYTES: usize = crate::limits::MAX_FRAME - 64 * 1024;
+
 /// One file of a fax job: a PNG, JPEG or TIFF (each page of a multi-page TIFF is one fax
 /// page), carried inline. A job's files travel in one frame, so they total less than
 /// [`crate::limits::MAX_FRAME`] less a little for the rest of the message.

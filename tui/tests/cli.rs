@@ -247,3 +247,49 @@ fn config_show_names_every_source() {
         "{err}"
     );
 }
+
+/// `fax send` checks its files before it connects: pages are images (the rule `send` and the
+/// feeder use), and a job's files fit what one job carries; each refusal names the file.
+#[test]
+fn fax_send_refuses_non_images_and_oversized_jobs_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, b"minutes").unwrap();
+    let big = dir.path().join("big.png");
+    let img = image::GrayImage::from_fn(1400, 1400, |x, y| {
+        image::Luma([((x * 7 + y * 13) % 251) as u8])
+    });
+    img.save(&big).unwrap();
+    assert!(
+        std::fs::metadata(&big).unwrap().len() > 1 << 20,
+        "the PNG is over 1 MiB"
+    );
+    let fax = |file: &std::path::Path| {
+        imagecast()
+            .env("IMAGECAST_SERVER", "127.0.0.1:1")
+            .env("IMAGECAST_DEVICE", "a.example")
+            .env("IMAGECAST_TOKEN", "t")
+            .args(["fax", "send", "--to", "0312345678"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = fax(&text);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("not a PNG, JPEG or TIFF image"),
+        "{err}"
+    );
+    let out = fax(&big);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("big.png") && err.contains("a fax job carries at most"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("127.0.0.1:1"),
+        "refused before connecting: {err}"
+    );
+}

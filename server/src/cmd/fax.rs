@@ -7,7 +7,6 @@ use std::sync::Arc;
 use imagecast_shared::RequestId;
 use imagecast_shared::domain::domain_key;
 use imagecast_shared::fax::{FaxEvent, FaxFile, FaxGatewayInfo, FaxRequest};
-use imagecast_shared::limits::MAX_FRAME;
 use imagecast_shared::msg::{DeviceKind, ErrorCode, ErrorInfo, Role, ServerMsg};
 
 use super::{Session, check_name, error};
@@ -16,7 +15,7 @@ use crate::fax::dispatch::{self, NewJob};
 use crate::fax::{self as faxdb, FaxError, phonebook, priority, records};
 
 /// The most bytes of files one fax job may carry (its files travel in one frame).
-pub const MAX_JOB_BYTES: usize = MAX_FRAME - 64 * 1024;
+pub use imagecast_shared::fax::MAX_JOB_BYTES;
 
 fn fax_error(e: FaxError) -> ErrorInfo {
     match e {

@@ -45,8 +45,20 @@ fn final_line(s: &FaxNumberStatus) -> String {
 /// number was sent (or no wait was asked).
 pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow::Result<bool> {
     let mut files = Vec::new();
+    let mut total = 0;
     for f in &args.files {
+        // The one rule for what a page is (see `imagecast send`).
+        crate::paper::pages::check_image_kind(f)?;
         let data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        total += data.len();
+        if total > imagecast_shared::fax::MAX_JOB_BYTES {
+            anyhow::bail!(
+                "the files come to more than {} KiB (at {}); a fax job carries at most that \
+                 for now: send fewer or smaller pages",
+                imagecast_shared::fax::MAX_JOB_BYTES / 1024,
+                f.display()
+            );
+        }
         let name = f
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
