@@ -194,24 +194,38 @@ impl TextEncoding {
     }
 }
 
-/// The file's text as UTF-8 and the encoding it came in: Shift_JIS when the bytes are not UTF-8
-/// but are Shift_JIS that round-trips exactly; UTF-8 otherwise (lines that are not valid UTF-8
-/// are then reported one by one).
+/// The file's text as UTF-8 and the encoding it came in: Shift_JIS when the bytes are not UTF-8,
+/// no line of them is UTF-8 with non-ASCII text (a UTF-8 file with one bad line stays UTF-8),
+/// and they are Shift_JIS that round-trips exactly; UTF-8 otherwise (lines that are not valid
+/// UTF-8 are then reported one by one).
 fn decode(body: &[u8]) -> (Cow<'_, [u8]>, TextEncoding) {
     if std::str::from_utf8(body).is_ok() {
         return (Cow::Borrowed(body), TextEncoding::Utf8);
     }
-    let (text, malformed) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(body);
-    if !malformed {
-        let (back, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&text);
-        if !unmappable && back.as_ref() == body {
-            return (
-                Cow::Owned(text.into_owned().into_bytes()),
-                TextEncoding::ShiftJis,
-            );
+    let utf8_text = body
+        .split(|&b| b == b'\n')
+        .any(|line| !line.is_ascii() && std::str::from_utf8(line).is_ok());
+    if !utf8_text {
+        if let Some(text) = decode_as(body, TextEncoding::ShiftJis) {
+            return (Cow::Owned(text), TextEncoding::ShiftJis);
         }
     }
     (Cow::Borrowed(body), TextEncoding::Utf8)
+}
+
+/// `body` read as Shift_JIS, if it decodes and encodes back to exactly the same bytes.
+fn decode_as(body: &[u8], encoding: TextEncoding) -> Option<Vec<u8>> {
+    match encoding {
+        TextEncoding::Utf8 => std::str::from_utf8(body).ok().map(|_| body.to_vec()),
+        TextEncoding::ShiftJis => {
+            let (text, malformed) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(body);
+            if malformed {
+                return None;
+            }
+            let (back, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&text);
+            (!unmappable && back.as_ref() == body).then(|| text.into_owned().into_bytes())
+        }
+    }
 }
 
 /// A parsed group file that remembers its exact bytes.
@@ -256,6 +270,24 @@ impl RecFile {
     /// lists the ignored member lines and the warnings. `Err` with every problem found when the
     /// file is unusable: line 1 or line 2 broken, or the file larger than [`MAX_FILE_SIZE`].
     pub fn parse(file_name: &str, bytes: &[u8]) -> Result<RecFile, Vec<RecProblem>> {
+        Self::parse_in(file_name, bytes, None)
+    }
+
+    /// [`RecFile::parse`], reading the bytes in `encoding` (as an edit of a file does: it keeps
+    /// the encoding the file was read in) when they are valid in it.
+    pub fn parse_as(
+        file_name: &str,
+        bytes: &[u8],
+        encoding: TextEncoding,
+    ) -> Result<RecFile, Vec<RecProblem>> {
+        Self::parse_in(file_name, bytes, Some(encoding))
+    }
+
+    fn parse_in(
+        file_name: &str,
+        bytes: &[u8],
+        known: Option<TextEncoding>,
+    ) -> Result<RecFile, Vec<RecProblem>> {
         if bytes.len() as u64 > MAX_FILE_SIZE {
             return Err(vec![RecProblem::error(
                 file_name,
@@ -271,10 +303,14 @@ impl RecFile {
             Some(rest) => (true, rest),
             None => (false, bytes),
         };
-        let (text, encoding) = if bom {
-            (Cow::Borrowed(body), TextEncoding::Utf8)
-        } else {
-            decode(body)
+        let (text, encoding) = match known {
+            _ if bom => (Cow::Borrowed(body), TextEncoding::Utf8),
+            None => decode(body),
+            Some(TextEncoding::Utf8) => (Cow::Borrowed(body), TextEncoding::Utf8),
+            Some(enc) => match decode_as(body, enc) {
+                Some(text) => (Cow::Owned(text), enc),
+                None => decode(body),
+            },
         };
         let text = text.into_owned();
         let lines = split_lines(&text);
@@ -572,12 +608,15 @@ impl RecFile {
         let decoded;
         let body = match (self.bom, bytes.strip_prefix(BOM)) {
             (true, Some(body)) => Some(body),
-            (false, None) => match decode(bytes) {
-                (text, encoding) if encoding == self.encoding => {
+            // An edit keeps the file's encoding: a UTF-8 file with a bad line is never re-read
+            // as Shift_JIS because of it.
+            (false, None) if self.encoding == TextEncoding::Utf8 => Some(bytes),
+            (false, None) => match decode_as(bytes, self.encoding) {
+                Some(text) => {
                     decoded = text;
-                    Some(decoded.as_ref())
+                    Some(decoded.as_slice())
                 }
-                _ => None,
+                None => None,
             },
             _ => None,
         };
@@ -588,7 +627,7 @@ impl RecFile {
                 && body.starts_with(&self.text)
         };
         let Some(body) = body.filter(|b| appends_only(b)) else {
-            return RecFile::parse(&self.file_name, bytes);
+            return RecFile::parse_as(&self.file_name, bytes, self.encoding);
         };
         let mut file = self.clone();
         file.id = next_id();
@@ -1547,6 +1586,25 @@ mod tests {
                 err.contains("develop.rec is a Shift_JIS file") && err.contains("UTF-8"),
                 "{err}"
             );
+        }
+
+        /// A UTF-8 file with one bad line is not taken for Shift_JIS (its bytes may well be
+        /// valid Shift_JIS), and an edit never flips it (found by the property tests).
+        #[test]
+        fn a_utf8_file_with_a_bad_line_stays_utf8_through_edits() {
+            let mut bytes = "# g\n# x.rec\na.example;Café\nb.example;ok\n"
+                .as_bytes()
+                .to_vec();
+            bytes.extend_from_slice(b"c.example;\x82\xa0\n");
+            let f = RecFile::parse("x.rec", &bytes).unwrap();
+            assert_eq!(f.encoding(), TextEncoding::Utf8);
+            assert_eq!(&*f.find("a.example").unwrap().name, "Café");
+            let (g, removed) = f.with_member_removed("a.example");
+            assert!(removed);
+            assert_eq!(g.encoding(), TextEncoding::Utf8, "the edit kept UTF-8");
+            let (h, added) = g.with_member_added("d.example", "Zürich").unwrap();
+            assert!(added);
+            assert_eq!(&*h.find("d.example").unwrap().name, "Zürich");
         }
 
         #[test]
