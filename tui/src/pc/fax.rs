@@ -28,6 +28,26 @@ pub struct SendArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// One fax request on a connection of its own (after logging in when `log_in`): the answer.
+async fn ask(
+    s: &Settings,
+    log_in: bool,
+    what: &'static str,
+    request: impl FnOnce(imagecast_shared::RequestId) -> FaxRequest,
+) -> anyhow::Result<FaxEvent> {
+    let (client, events) = connect(s, false).await?;
+    drop(events);
+    if log_in {
+        login(&client, s).await?;
+    }
+    let reply = client.fax(what, request).await?;
+    client.close().await;
+    match reply {
+        ServerMsg::Fax(event) => Ok(event),
+        _ => Err(unexpected(what)),
+    }
+}
+
 fn unexpected(what: &'static str) -> anyhow::Error {
     ClientError::Unexpected(what).into()
 }
@@ -202,14 +222,12 @@ pub async fn records(
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let (client, events) = connect(s, false).await?;
-    drop(events);
-    login(&client, s).await?;
-    let reply = client
-        .fax("the fax records", |id| FaxRequest::Records { id, last })
-        .await?;
-    client.close().await;
-    let ServerMsg::Fax(FaxEvent::Records { records, .. }) = reply else {
+    let reply = ask(s, true, "the fax records", |id| FaxRequest::Records {
+        id,
+        last,
+    })
+    .await?;
+    let FaxEvent::Records { records, .. } = reply else {
         return Err(unexpected("the fax records"));
     };
     if json {
@@ -250,13 +268,11 @@ pub async fn records(
 
 /// `fax gateways`: DOMAIN online|offline LINES-IN-USE/LINES.
 pub async fn gateways(s: &Settings, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let (client, events) = connect(s, false).await?;
-    drop(events);
-    let reply = client
-        .fax("the gateway list", |id| FaxRequest::Gateways { id })
-        .await?;
-    client.close().await;
-    let ServerMsg::Fax(FaxEvent::Gateways { gateways, .. }) = reply else {
+    let reply = ask(s, false, "the gateway list", |id| FaxRequest::Gateways {
+        id,
+    })
+    .await?;
+    let FaxEvent::Gateways { gateways, .. } = reply else {
         return Err(unexpected("the gateway list"));
     };
     if json {
