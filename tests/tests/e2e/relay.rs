@@ -161,6 +161,20 @@ async fn library_session(server: &TestServer) -> (Client, Client, RelaySession, 
     (a, b, at_a, at_b)
 }
 
+/// `imagecast relay send --to-device B FILE` from A, to completion.
+fn send_a_to_b(server: &TestServer, file: &Path) -> imagecast_tests::Output {
+    server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            file.as_os_str(),
+        ],
+    )
+}
+
 fn sha(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
 }
@@ -307,16 +321,7 @@ fn rejected_not_online_and_busy_are_said_at_once() {
 
     // A (hqs) matches no pattern: rejected at once, exit 2 with the reason.
     let started = Instant::now();
-    let send = server.terminal(
-        A,
-        [
-            "relay".as_ref(),
-            "send".as_ref(),
-            "--to-device".as_ref(),
-            B.as_ref(),
-            page.as_os_str(),
-        ],
-    );
+    let send = send_a_to_b(&server, &page);
     send.assert_code(2);
     assert!(
         send.stderr.contains("rejected the connection demand")
@@ -393,16 +398,7 @@ fn rejected_not_online_and_busy_are_said_at_once() {
         "{}",
         who.stdout
     );
-    let send = server.terminal(
-        A,
-        [
-            "relay".as_ref(),
-            "send".as_ref(),
-            "--to-device".as_ref(),
-            B.as_ref(),
-            page.as_os_str(),
-        ],
-    );
+    let send = send_a_to_b(&server, &page);
     send.assert_code(2);
     assert!(send.stderr.contains("busy"), "{}", send.stderr);
     // The pipe's input ends before it sent anything: B half-closes too, and the session
@@ -838,16 +834,7 @@ fn a_listener_reconnects_after_a_server_restart_but_not_after_logout() {
     }
     assert!(b.stderr().contains("reconnecting"), "{}", b.stderr());
     let page = scratch.page("after.bin", b"after the restart");
-    let send = server.terminal(
-        A,
-        [
-            "relay".as_ref(),
-            "send".as_ref(),
-            "--to-device".as_ref(),
-            B.as_ref(),
-            page.as_os_str(),
-        ],
-    );
+    let send = send_a_to_b(&server, &page);
     send.assert_code(0);
     assert_eq!(
         std::fs::read(out.join("after.bin")).unwrap(),
@@ -951,16 +938,7 @@ fn a_second_listening_connection_takes_the_demand_while_the_first_is_busy() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let page = scratch.page("p.bin", b"to the vacant connection");
-    let send = server.terminal(
-        A,
-        [
-            "relay".as_ref(),
-            "send".as_ref(),
-            "--to-device".as_ref(),
-            B.as_ref(),
-            page.as_os_str(),
-        ],
-    );
+    let send = send_a_to_b(&server, &page);
     send.assert_code(0);
     assert_eq!(
         std::fs::read(out.join("p.bin")).unwrap(),
@@ -985,16 +963,7 @@ fn a_second_listening_connection_takes_the_demand_while_the_first_is_busy() {
         assert!(Instant::now() < deadline, "{}", holder2.stderr());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let send = server.terminal(
-        A,
-        [
-            "relay".as_ref(),
-            "send".as_ref(),
-            "--to-device".as_ref(),
-            B.as_ref(),
-            page.as_os_str(),
-        ],
-    );
+    let send = send_a_to_b(&server, &page);
     send.assert_code(2);
     assert!(send.stderr.contains("busy"), "{}", send.stderr);
     assert!(holder2.child.try_wait().unwrap().is_none());
