@@ -222,48 +222,39 @@ pub(super) enum GroupingCmd {
 #[derive(Subcommand)]
 pub(super) enum MemberCmd {
     /// Add a device, a user or a gateway to a grouping.
-    #[command(group(ArgGroup::new("member").required(true).args(["device", "user", "gateway"])))]
-    Add {
-        /// The grouping's name.
-        name: String,
-        /// A terminal's domain.
-        #[arg(long)]
-        device: Option<String>,
-        /// A user ID.
-        #[arg(long)]
-        user: Option<String>,
-        /// A fax gateway's domain.
-        #[arg(long)]
-        gateway: Option<String>,
-    },
+    Add(MemberArgs),
     /// Take a device, a user or a gateway out of a grouping.
-    #[command(group(ArgGroup::new("member").required(true).args(["device", "user", "gateway"])))]
-    Remove {
-        /// The grouping's name.
-        name: String,
-        /// A terminal's domain.
-        #[arg(long)]
-        device: Option<String>,
-        /// A user ID.
-        #[arg(long)]
-        user: Option<String>,
-        /// A fax gateway's domain.
-        #[arg(long)]
-        gateway: Option<String>,
-    },
+    Remove(MemberArgs),
 }
 
-fn member(
+/// A grouping and one member of it.
+#[derive(clap::Args)]
+#[command(group(ArgGroup::new("member").required(true).args(["device", "user", "gateway"])))]
+pub(super) struct MemberArgs {
+    /// The grouping's name.
+    name: String,
+    /// A terminal's domain.
+    #[arg(long)]
     device: Option<String>,
+    /// A user ID.
+    #[arg(long)]
     user: Option<String>,
+    /// A fax gateway's domain.
+    #[arg(long)]
     gateway: Option<String>,
-) -> anyhow::Result<Member> {
-    Ok(match (device, user, gateway) {
-        (Some(d), ..) => Member::Device(d),
-        (_, Some(u), _) => Member::User(u),
-        (.., Some(g)) => Member::Gateway(g),
-        _ => anyhow::bail!("give --device, --user or --gateway"),
-    })
+}
+
+impl MemberArgs {
+    /// The grouping's name and the member named.
+    fn member(self) -> anyhow::Result<(String, Member)> {
+        let m = match (self.device, self.user, self.gateway) {
+            (Some(d), ..) => Member::Device(d),
+            (_, Some(u), _) => Member::User(u),
+            (.., Some(g)) => Member::Gateway(g),
+            _ => anyhow::bail!("give --device, --user or --gateway"),
+        };
+        Ok((self.name, m))
+    }
 }
 
 /// `phonebook …`.
@@ -588,23 +579,13 @@ pub(super) fn grouping(data: &DataDir, cmd: GroupingCmd) -> anyhow::Result<ExitC
             in_tx(data, |c| grouping::add(c, &name))?;
             eprintln!("added grouping {}", esc(&name));
         }
-        GroupingCmd::Member(MemberCmd::Add {
-            name,
-            device,
-            user,
-            gateway,
-        }) => {
-            let m = member(device, user, gateway)?;
+        GroupingCmd::Member(MemberCmd::Add(args)) => {
+            let (name, m) = args.member()?;
             in_tx(data, |c| grouping::add_member(c, &name, m))?;
             eprintln!("added a member to grouping {}", esc(&name));
         }
-        GroupingCmd::Member(MemberCmd::Remove {
-            name,
-            device,
-            user,
-            gateway,
-        }) => {
-            let m = member(device, user, gateway)?;
+        GroupingCmd::Member(MemberCmd::Remove(args)) => {
+            let (name, m) = args.member()?;
             in_tx(data, |c| grouping::remove_member(c, &name, &m))?;
             eprintln!("took a member out of grouping {}", esc(&name));
         }
