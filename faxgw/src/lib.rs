@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod coding;
 pub mod gateway;
+pub mod hylafax;
 pub mod machine;
 pub mod page;
 pub mod sim;

@@ -1,0 +1,80 @@
+//! The `hylafax` line driver: a real fax server behind the gateway. HylaFAX reaches analog
+//! modems, IAX and T.38 lines; the gateway drives it through its client protocol (hfaxd,
+//! TCP port 4559), the FTP-like protocol HylaFAX's own `sendfax` and `faxstat` use.
+//!
+//! # Layout
+//! - [`client`]: [`client::Session`], one logged-in hfaxd connection: commands and replies
+//!   ([`reply`]), passive data connections over the control connection's peer address,
+//!   uploads (STOT), downloads (RETR), listings (LIST), jobs (JNEW/JPARM/JSUBM/JKILL/JDELE).
+//! - [`qfile`]: a job's queue file (`sendq/qN`, `doneq/qN`, see sendq(5)), read to follow it.
+//! - [`status`]: HylaFAX's job states and status codes mapped to the gateway's
+//!   [`CallProgress`](crate::sim::CallProgress) and [`CallResult`](crate::sim::CallResult).
+//! - [`recvq`]: the receive queue: listing, the sender's TSI and caller ID of a received fax.
+//! - [`line`]: [`HylafaxLine`], the driver: [`HylafaxLine::dial`] has the shape of
+//!   [`crate::sim::Line::dial`]; [`HylafaxLine::poll_received`] and
+//!   [`HylafaxLine::remove_received`] fetch received faxes.
+//!
+//! # A call
+//! [`HylafaxLine::dial`] writes the pages from `options.first_page` on as one fax TIFF
+//! ([`crate::tiff::write_fax_tiff`], Group 3 one-dimensional), and in one session: `TYPE I`,
+//! `FORM TIFF`, `STOT` (the server names the file `/tmp/docN.tif`; it lives as long as the
+//! session), `JNEW`, `JPARM` SENDTIME NOW, LASTTIME (how long HylaFAX may wait for a free
+//! modem), DIALSTRING, MAXDIALS 1, MAXTRIES 1 (retries are the supervisor's), NOTIFY NONE,
+//! VRES, DOCUMENT (linked into `docq/`), `JSUBM`. It then reads the job's queue file with
+//! `RETR sendq/qN` (then `doneq/qN`) every poll interval: reading the file is immune to
+//! hfaxd's per-session job cache, which misses a change made in the second it last looked.
+//! The first ACTIVE state reports `Dialling`; each page HylaFAX counts as sent reports
+//! `PageConfirmed` (and `SendingPage` for the next one); DONE is `sent`, FAILED maps its
+//! status code (1 busy, 3 and 11 no answer, 130–133 a page error at the first page not
+//! sent, others failed with HylaFAX's reason). The finished job is removed (`JDELE`);
+//! its document copy in `docq/` is HylaFAX's `faxqclean`'s to remove. A job still unfinished
+//! when [`HylafaxConfig::job_timeout`] runs out is killed (`JKILL`) and removed, and the call
+//! fails with `timed out`.
+//!
+//! # Reception
+//! [`HylafaxLine::poll_received`] lists `recvq/` (`RCVFMT "%f|%p|%z|%n"`), skips faxes still
+//! being received, and fetches each with `RETR`; the sender's TSI and caller ID come from the
+//! TIFF's ImageDescription (`TSI\nNUMBER\nNAME`, as faxgetty writes it). A fax stays in the
+//! queue until [`HylafaxLine::remove_received`] (`DELE`) is called, so a fax is delivered at
+//! least once: the caller removes it once it is stored safely. Received faxes are mode 0600
+//! by default (`RecvFileMode`), so only a client with administrative privileges sees them:
+//! the driver sends `ADMIN` when an admin password is configured.
+//!
+//! # Credentials and safety
+//! The password comes from `IMAGECAST_HYLAFAX_PASSWORD` and the admin password from
+//! `IMAGECAST_HYLAFAX_ADMIN_PASSWORD` ([`HylafaxConfig::from_env`]); neither is ever logged
+//! or shown (`PASS ****` in errors, a `Debug` that hides them). Every step has a timeout;
+//! reply lines, replies, listings and files are bounded; text from the server is escaped
+//! ([`imagecast_shared::text::escape_bounded`]) before it is logged or put into a reason.
+//!
+//! # Wiring it into the gateway
+//! `imagecast-faxgw run ... --line hylafax --hylafax HOST:PORT --hylafax-user USER`:
+//! build a [`HylafaxConfig`] with [`HylafaxConfig::from_env`], call [`HylafaxLine::check`]
+//! once at start-up (fails early on a wrong address or password), then where the gateway
+//! calls `line.dial(&number, &pages, &options)` on a sim [`crate::sim::Line`], call
+//! [`HylafaxLine::dial`] with the same arguments: it returns the same
+//! [`crate::sim::CallOutcome`] and reports the same [`crate::sim::CallProgress`] steps
+//! (an enum over the two drivers, or a small trait, keeps `gateway.rs` one code path).
+//! For reception, a task calls [`HylafaxLine::poll_received`] every few seconds, hands each
+//! [`ReceivedFax`] to the supervisor like a sim [`crate::sim::IncomingCall`] (its pages are
+//! [`crate::tiff::read_fax_tiff`] of [`ReceivedFax::tiff`]), and calls
+//! [`HylafaxLine::remove_received`] once the supervisor has it.
+
+pub mod client;
+mod error;
+pub mod line;
+pub mod qfile;
+pub mod recvq;
+pub mod reply;
+pub mod status;
+
+pub use error::HylafaxError;
+pub use line::{HylafaxConfig, HylafaxLine};
+pub use recvq::ReceivedFax;
+
+/// hfaxd's port for the HylaFAX client protocol.
+pub const DEFAULT_PORT: u16 = 4559;
+/// The environment variable that holds the HylaFAX user's password.
+pub const PASSWORD_ENV: &str = "IMAGECAST_HYLAFAX_PASSWORD";
+/// The environment variable that holds the password for administrative privileges.
+pub const ADMIN_PASSWORD_ENV: &str = "IMAGECAST_HYLAFAX_ADMIN_PASSWORD";
