@@ -22,6 +22,9 @@ pub struct Session {
     writer: OwnedWriteHalf,
     peer: IpAddr,
     timeout: Duration,
+    /// Set when a data command was refused after `PASV`: hfaxd keeps the unaccepted data
+    /// connection and would hand it to the next transfer, so the session is not used again.
+    out_of_step: bool,
 }
 
 /// The command as it may be shown: the argument of `PASS` and `ADMIN` is replaced.
@@ -58,6 +61,7 @@ impl Session {
             writer,
             peer,
             timeout,
+            out_of_step: false,
         };
         let greeting = session.read_reply("the greeting").await?;
         if greeting.code != 220 {
@@ -111,6 +115,11 @@ impl Session {
 
     /// Sends one command line and reads its reply.
     pub async fn command(&mut self, cmd: &str) -> Result<Reply, HylafaxError> {
+        if self.out_of_step {
+            return Err(HylafaxError::Protocol(
+                "a data command was refused after PASV; this session is not used again".into(),
+            ));
+        }
         if cmd.contains(['\r', '\n']) || cmd.len() > reply::MAX_LINE {
             return Err(HylafaxError::Config(format!(
                 "refusing to send {:?}: it holds a line break or is too long",
@@ -146,15 +155,53 @@ impl Session {
     }
 
     async fn read_reply(&mut self, step: &str) -> Result<Reply, HylafaxError> {
-        within(self.timeout, step, reply::read_reply(&mut self.reader, step)).await?
+        within(
+            self.timeout,
+            step,
+            reply::read_reply(&mut self.reader, step),
+        )
+        .await?
+    }
+
+    /// Whether a refused data command left this session unusable (open a new one).
+    pub fn is_out_of_step(&self) -> bool {
+        self.out_of_step
+    }
+
+    /// [`Session::expect`] for the command of a transfer after `PASV`: a refusal leaves the
+    /// session out of step.
+    async fn start_transfer(&mut self, cmd: &str) -> Result<Reply, HylafaxError> {
+        let r = self.expect(cmd, &[125, 150]).await;
+        if r.is_err() {
+            self.out_of_step = true;
+        }
+        r
+    }
+
+    /// `SIZE PATH`: the size of a file, `None` when it does not exist or may not be seen
+    /// (`550`). Checked before `RETR`, which must not be refused (see
+    /// [`Session::is_out_of_step`]).
+    pub async fn size(&mut self, path: &str) -> Result<Option<u64>, HylafaxError> {
+        let cmd = format!("SIZE {path}");
+        let r = self.command(&cmd).await?;
+        match r.code {
+            213 => r.text().trim().parse().map(Some).map_err(|_| {
+                HylafaxError::Protocol(format!("SIZE: {:?} is not a size", r.shown()))
+            }),
+            550 => Ok(None),
+            code => Err(HylafaxError::Refused {
+                command: shown(&cmd),
+                code,
+                text: r.shown(),
+            }),
+        }
     }
 
     /// `PASV` and a connection to the port it names, on the control connection's peer.
     async fn open_data(&mut self) -> Result<TcpStream, HylafaxError> {
         let r = self.expect("PASV", &[227]).await?;
-        let port = passive_port(r.text()).ok_or_else(|| {
-            HylafaxError::Protocol(format!("PASV: no port in {:?}", r.shown()))
-        })?;
+        let port = passive_port(r.text())
+            .ok_or_else(|| HylafaxError::Protocol(format!("PASV: no port in {:?}", r.shown())))?;
         within(
             self.timeout,
             "the data connection",
@@ -171,7 +218,7 @@ impl Session {
     /// at most `limit` bytes.
     pub async fn download(&mut self, cmd: &str, limit: usize) -> Result<Vec<u8>, HylafaxError> {
         let mut data = self.open_data().await?;
-        self.expect(cmd, &[125, 150]).await?;
+        self.start_transfer(cmd).await?;
         let step = shown_command(cmd);
         let mut out = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -209,7 +256,7 @@ impl Session {
     /// session ends, unless a job links it); returns its name, e.g. `/tmp/doc7.tif`.
     pub async fn store_temp(&mut self, data: &[u8]) -> Result<String, HylafaxError> {
         let mut conn = self.open_data().await?;
-        let r = self.expect("STOT", &[125, 150]).await?;
+        let r = self.start_transfer("STOT").await?;
         let name = value_after(r.text(), "FILE:")
             .filter(|n| n.chars().all(|c| c.is_ascii_graphic()))
             .map(str::to_owned)

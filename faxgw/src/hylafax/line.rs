@@ -121,7 +121,10 @@ pub fn check_dial_string(number: &str) -> Result<(), HylafaxError> {
 /// `d` as HylaFAX's LASTTIME, `DDHHMM`, rounded up to a minute (at least 1, at most 99
 /// days).
 pub fn last_time(d: Duration) -> String {
-    let minutes = d.as_secs().div_ceil(60).clamp(1, 99 * 24 * 60 + 23 * 60 + 59);
+    let minutes = d
+        .as_secs()
+        .div_ceil(60)
+        .clamp(1, 99 * 24 * 60 + 23 * 60 + 59);
     format!(
         "{:02}{:02}{:02}",
         minutes / (24 * 60),
@@ -227,10 +230,12 @@ impl HylafaxLine {
     /// Ends a job (`JKILL` unless it is finished), waits for faxq to let go of it, and
     /// removes it (`JDELE`). A job that does not exist is not an error.
     pub async fn remove(&self, id: &str) -> Result<(), HylafaxError> {
-        let mut s = self.session().await?;
-        remove_job(&mut s, id, self.cfg.poll_interval).await?;
-        s.quit().await;
-        Ok(())
+        let mut session = None;
+        let r = remove_job(self, &mut session, id).await;
+        if let Some(s) = session {
+            s.quit().await;
+        }
+        r
     }
 
     /// Dials `number` through HylaFAX and sends `pages` from `options.first_page` on,
@@ -304,16 +309,10 @@ impl HylafaxLine {
         };
         // The job is finished or has to go: remove it either way (retries are the
         // supervisor's, with a new job).
-        let mut s = match session {
-            Some(s) => Some(s),
-            None => self.session().await.ok(),
-        };
-        if let Some(s) = s.as_mut()
-            && let Err(e) = remove_job(s, &id, self.cfg.poll_interval).await
-        {
+        if let Err(e) = remove_job(self, &mut session, &id).await {
             tracing::warn!(job = %id, "cannot remove the HylaFAX job: {e}");
         }
-        if let Some(s) = s {
+        if let Some(s) = session {
             s.quit().await;
         }
         let outcome = match end {
@@ -351,8 +350,13 @@ impl HylafaxLine {
             .filter(|e| !e.receiving)
             .take(recvq::MAX_PER_POLL)
         {
+            let path = format!("recvq/{}", entry.name);
+            // Removed meanwhile (by another poller): a refused RETR would spoil the session.
+            if s.size(&path).await?.is_none() {
+                continue;
+            }
             let tiff = s
-                .download(&format!("RETR recvq/{}", entry.name), recvq::MAX_FAX_BYTES)
+                .download(&format!("RETR {path}"), recvq::MAX_FAX_BYTES)
                 .await?;
             let (sender_station, caller_number, caller_name) = recvq::sender_of(&tiff);
             faxes.push(ReceivedFax {
@@ -404,56 +408,89 @@ fn document(number: &str, pages: &[FaxPage], first: usize) -> Result<Document, H
 }
 
 /// Reads a job's queue file: `sendq/qID`, else `doneq/qID`; `None` when neither exists.
+/// Existence is checked with `SIZE` first: a refused `RETR` spoils the session.
 async fn read_job(s: &mut Session, id: &str) -> Result<Option<JobFile>, HylafaxError> {
     for queue in ["sendq", "doneq"] {
-        match s.download(&format!("RETR {queue}/q{id}"), MAX_QFILE).await {
+        let path = format!("{queue}/q{id}");
+        if s.size(&path).await?.is_none() {
+            continue;
+        }
+        match s.download(&format!("RETR {path}"), MAX_QFILE).await {
             Ok(bytes) => return Ok(Some(JobFile::parse(&String::from_utf8_lossy(&bytes)))),
-            Err(HylafaxError::Refused { code: 550, .. }) => continue,
+            // Moved to doneq between SIZE and RETR: the caller reads again with a new
+            // session.
             Err(e) => return Err(e),
         }
     }
     Ok(None)
 }
 
-/// `JKILL` (unless finished), then `JDELE` once faxq has let go of the job.
-async fn remove_job(s: &mut Session, id: &str, poll: Duration) -> Result<(), HylafaxError> {
+/// `JKILL` (unless finished), then `JDELE` once faxq has let go of the job, within
+/// [`REMOVE_WAIT`], opening a new session when one fails. `session` is used first and is
+/// handed back (or its replacement) for reuse.
+async fn remove_job(
+    line: &HylafaxLine,
+    session: &mut Option<Session>,
+    id: &str,
+) -> Result<(), HylafaxError> {
     let until = Instant::now() + REMOVE_WAIT;
     let mut killed = false;
     loop {
-        let Some(job) = read_job(s, id).await? else {
-            return Ok(());
+        let step = async {
+            let s = match session.as_mut() {
+                Some(s) => s,
+                None => session.insert(line.session().await?),
+            };
+            let Some(job) = read_job(s, id).await? else {
+                return Ok(true);
+            };
+            let state = job.state;
+            if state.is_some_and(JobState::is_final) || state == Some(JobState::Suspended) {
+                let r = s.delete_job(id).await?;
+                match r.code {
+                    200 => {
+                        tracing::debug!(job = %id, "HylaFAX job removed");
+                        Ok(true)
+                    }
+                    // 504: faxq still holds the job's lock; try again shortly.
+                    504 => Ok(false),
+                    code => Err(HylafaxError::Refused {
+                        command: format!("JDELE {id}"),
+                        code,
+                        text: r.shown(),
+                    }),
+                }
+            } else {
+                if !killed {
+                    let r = s.kill_job(id).await?;
+                    // 504: it ended meanwhile.
+                    if r.code != 200 && r.code != 504 {
+                        return Err(HylafaxError::Refused {
+                            command: format!("JKILL {id}"),
+                            code: r.code,
+                            text: r.shown(),
+                        });
+                    }
+                    killed = true;
+                }
+                Ok(false)
+            }
         };
-        let state = job.state;
-        if state.is_some_and(JobState::is_final) || state == Some(JobState::Suspended) {
-            let r = s.delete_job(id).await?;
-            if r.code == 200 {
-                tracing::debug!(job = %id, "HylaFAX job removed");
-                return Ok(());
+        match step.await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e @ HylafaxError::Refused { .. }) => return Err(e),
+            Err(e) => {
+                tracing::debug!(job = %id, "removing the HylaFAX job: {e}; with a new session");
+                *session = None;
             }
-            // 504: faxq still holds the job's lock; try again shortly.
-            if Instant::now() >= until {
-                return Err(HylafaxError::Refused {
-                    command: format!("JDELE {id}"),
-                    code: r.code,
-                    text: r.shown(),
-                });
-            }
-        } else if !killed {
-            let r = s.kill_job(id).await?;
-            killed = true;
-            if r.code != 200 && r.code != 504 {
-                return Err(HylafaxError::Refused {
-                    command: format!("JKILL {id}"),
-                    code: r.code,
-                    text: r.shown(),
-                });
-            }
-        } else if Instant::now() >= until {
+        }
+        if Instant::now() >= until {
             return Err(HylafaxError::Timeout {
-                step: format!("waiting for HylaFAX job {id} to end after JKILL"),
+                step: format!("removing HylaFAX job {id}"),
             });
         }
-        tokio::time::sleep(poll.min(Duration::from_millis(250))).await;
+        tokio::time::sleep(line.cfg.poll_interval.min(Duration::from_millis(250))).await;
     }
 }
 
@@ -502,7 +539,10 @@ mod tests {
         assert_eq!(c.password.as_deref(), Some("pw"));
         assert_eq!(c.admin_password, None);
         let shown = format!("{c:?}");
-        assert!(shown.contains("****") && !shown.contains("\"pw\""), "{shown}");
+        assert!(
+            shown.contains("****") && !shown.contains("\"pw\""),
+            "{shown}"
+        );
         assert!(HylafaxConfig::new("a b", "gw").is_err());
         assert!(HylafaxConfig::new("host", "two words").is_err());
         assert!(HylafaxConfig::new("host", "").is_err());
@@ -535,7 +575,10 @@ mod tests {
         assert_eq!(o.result, CallResult::Sent);
         assert_eq!((o.pages_confirmed, o.next_page), (2, 4));
         assert_eq!(o.remote_station.as_deref(), Some("ACME?"));
-        assert_eq!((o.coding, o.ecm, o.bit_rate), (Some(Coding::G4), true, Some(9600)));
+        assert_eq!(
+            (o.coding, o.ecm, o.bit_rate),
+            (Some(Coding::G4), true, Some(9600))
+        );
         let busy = JobFile {
             state: Some(JobState::Failed),
             statuscode: Some(1),
@@ -544,6 +587,9 @@ mod tests {
         };
         let o = outcome_of("5550100", &busy, 1, 3, 0);
         assert_eq!(o.result, CallResult::Busy);
-        assert_eq!((o.pages_confirmed, o.next_page, o.remote_station), (0, 1, None));
+        assert_eq!(
+            (o.pages_confirmed, o.next_page, o.remote_station),
+            (0, 1, None)
+        );
     }
 }

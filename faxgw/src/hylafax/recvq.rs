@@ -148,7 +148,13 @@ mod tests {
             ]
         );
         assert!(is_fax_name("fax000000123.tif"));
-        for bad in ["fax.tif", "fax12.tiff", "../fax1.tif", "fax1.tif\r\nDELE x", "fax1234567890123.tif"] {
+        for bad in [
+            "fax.tif",
+            "fax12.tiff",
+            "../fax1.tif",
+            "fax1.tif\r\nDELE x",
+            "fax1234567890123.tif",
+        ] {
             assert!(!is_fax_name(bad), "{bad}");
             assert!(check_fax_name(bad).is_err());
         }

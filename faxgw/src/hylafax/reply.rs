@@ -222,7 +222,10 @@ mod tests {
             passive_port("Entering passive mode (127,0,0,1,188,49)"),
             Some(188 * 256 + 49)
         );
-        assert_eq!(passive_port("Entering passive mode (127,0,0,1,300,49)"), None);
+        assert_eq!(
+            passive_port("Entering passive mode (127,0,0,1,300,49)"),
+            None
+        );
         assert_eq!(passive_port("Entering passive mode"), None);
         assert_eq!(shown("a\u{1b}[31mb"), "a\\u{1b}[31mb");
     }

@@ -144,7 +144,10 @@ mod tests {
             CallResult::Busy
         );
         assert_eq!(
-            result_of(&failed(None, "Busy signal detected; too many attempts to dial", 0), 1),
+            result_of(
+                &failed(None, "Busy signal detected; too many attempts to dial", 0),
+                1
+            ),
             CallResult::Busy
         );
         assert_eq!(
@@ -152,12 +155,19 @@ mod tests {
             CallResult::NoAnswer
         );
         assert_eq!(
-            result_of(&failed(Some(11), "Ringback detected, no answer without CED", 0), 1),
+            result_of(
+                &failed(Some(11), "Ringback detected, no answer without CED", 0),
+                1
+            ),
             CallResult::NoAnswer
         );
         assert_eq!(
             result_of(
-                &failed(Some(130), "Unable to transmit page (giving up after RTN)", 2),
+                &failed(
+                    Some(130),
+                    "Unable to transmit page (giving up after RTN)",
+                    2
+                ),
                 3
             ),
             CallResult::PageError {
