@@ -251,7 +251,7 @@ fn page(resolution: Resolution, seed: u32) -> FaxPage {
     let mut p = FaxPage::white(resolution, 120);
     for y in 0..120 {
         for x in 0..1728 {
-            if (x / 16 + y / 8 + seed) % 5 == 0 {
+            if (x / 16 + y / 8 + seed).is_multiple_of(5) {
                 p.set(x, y, true);
             }
         }
@@ -394,7 +394,10 @@ async fn logins(base: &HylafaxConfig, user_cfg: &HylafaxConfig, password: &str) 
         .await
         .expect("log in with the right password");
 
-    let err = HylafaxLine::new(base.clone()).check().await.unwrap_err();
+    let err = HylafaxLine::new(base.clone())
+        .check()
+        .await
+        .expect_err("must fail");
     assert!(
         matches!(&err, HylafaxError::Login { .. }) && err.to_string().contains(PASSWORD_ENV),
         "no password: {err}"
@@ -402,7 +405,10 @@ async fn logins(base: &HylafaxConfig, user_cfg: &HylafaxConfig, password: &str) 
 
     let mut wrong = user_cfg.clone();
     wrong.password = Some(format!("{password}-wrong"));
-    let err = HylafaxLine::new(wrong).check().await.unwrap_err();
+    let err = HylafaxLine::new(wrong)
+        .check()
+        .await
+        .expect_err("must fail");
     let text = err.to_string();
     assert!(
         matches!(&err, HylafaxError::Login { .. }) && text.contains("530"),
@@ -412,7 +418,10 @@ async fn logins(base: &HylafaxConfig, user_cfg: &HylafaxConfig, password: &str) 
 
     let mut nobody = base.clone();
     nobody.addr = "127.0.0.1:1".into();
-    let err = HylafaxLine::new(nobody).check().await.unwrap_err();
+    let err = HylafaxLine::new(nobody)
+        .check()
+        .await
+        .expect_err("must fail");
     assert!(matches!(err, HylafaxError::Connect { .. }), "{err}");
 }
 
@@ -581,7 +590,7 @@ async fn receive_queue(user: &HylafaxConfig, admin: &HylafaxConfig, leftovers: &
 
     // Still there until removed: delivered at least once.
     assert!(path.exists());
-    let err = plain.remove_received(&name).await.unwrap_err();
+    let err = plain.remove_received(&name).await.expect_err("must fail");
     assert!(
         matches!(err, HylafaxError::Refused { code: 550, .. }),
         "{err}"
@@ -592,7 +601,7 @@ async fn receive_queue(user: &HylafaxConfig, admin: &HylafaxConfig, leftovers: &
     assert!(!path.exists(), "{} is still there", path.display());
     let again = line.poll_received().await.expect("poll again");
     assert!(again.iter().all(|f| f.name != name));
-    let err = line.remove_received(&name).await.unwrap_err();
+    let err = line.remove_received(&name).await.expect_err("must fail");
     assert!(
         matches!(err, HylafaxError::Refused { code: 550, .. }),
         "{err}"
@@ -600,6 +609,6 @@ async fn receive_queue(user: &HylafaxConfig, admin: &HylafaxConfig, leftovers: &
     let err = line
         .remove_received("../etc/hosts.hfaxd")
         .await
-        .unwrap_err();
+        .expect_err("must fail");
     assert!(matches!(err, HylafaxError::InvalidName(_)), "{err}");
 }
