@@ -225,6 +225,16 @@ fn test_documents() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Rewrites a file in place, so its inode, owner and mode stay.
+fn write_in_place(path: &Path, bytes: &[u8]) {
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
 /// A crypt(3) SHA-512 hash of `password`, as hosts.hfaxd holds them (perl is Essential in
 /// Debian and uses the same crypt as hfaxd).
 fn crypt(password: &str) -> String {
@@ -329,7 +339,18 @@ fn hylafax_driver_against_a_real_hfaxd() {
         "{} is missing: HylaFAX's spool is not set up (faxsetup)",
         hosts.display()
     );
-    // Restored before the server is stopped (dropped in reverse order).
+    // Entries a killed earlier run left behind go first; what is left is restored at the
+    // end, before the server is stopped (dropped in reverse order).
+    let marker = format!("^{}@", USER.replace('-', "\\-"));
+    let found = fs::read_to_string(&hosts).expect("read hosts.hfaxd");
+    if found.lines().any(|l| l.starts_with(&marker)) {
+        let kept: String = found
+            .lines()
+            .filter(|l| !l.starts_with(&marker))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write_in_place(&hosts, kept.as_bytes());
+    }
     let _hosts = Restore::save(&hosts);
     let _seqf = Restore::save(&Path::new(SPOOL).join("recvq/seqf"));
     let mut leftovers = Leftovers { files: Vec::new() };
@@ -341,20 +362,13 @@ fn hylafax_driver_against_a_real_hfaxd() {
     let password = format!("pw-{}-{nanos}", std::process::id());
     let admin = format!("admin-{}", std::process::id());
     let entry = format!(
-        "^{}@127\\.0\\.0\\.1$:{FAX_UID}:{}:{}\n",
-        USER.replace('-', "\\-"),
+        "{marker}127\\.0\\.0\\.1$:{FAX_UID}:{}:{}\n",
         crypt(&password),
         crypt(&admin)
     );
-    let original = fs::read(&hosts).expect("read hosts.hfaxd");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&hosts)
-        .expect("open hosts.hfaxd");
-    f.write_all(entry.as_bytes()).expect("write hosts.hfaxd");
-    f.write_all(&original).expect("write hosts.hfaxd");
-    drop(f);
+    let mut content = entry.into_bytes();
+    content.extend(fs::read(&hosts).expect("read hosts.hfaxd"));
+    write_in_place(&hosts, &content);
     assert_eq!(
         fs::metadata(&hosts).expect("hosts.hfaxd").mode() & 0o077,
         0,
@@ -376,6 +390,16 @@ fn hylafax_driver_against_a_real_hfaxd() {
         .build()
         .expect("runtime");
     rt.block_on(async {
+        // Jobs a killed earlier run left behind.
+        let line = HylafaxLine::new(user_cfg.clone());
+        for q in queue_files_of_test_user() {
+            let name = q.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(id) = name.strip_prefix('q') {
+                line.remove(id)
+                    .await
+                    .expect("remove a job an earlier run left");
+            }
+        }
         logins(&base, &user_cfg, &password).await;
         submission_status_and_removal(&user_cfg).await;
         dial_times_out_while_queued(&user_cfg).await;
@@ -522,6 +546,39 @@ async fn dial_times_out_while_queued(cfg: &HylafaxConfig) {
     assert!(outcome.duration >= Duration::from_secs(3));
     // Never active, so no progress at all.
     assert_eq!(rx.recv().await, None);
+
+    // A dial dropped while its job is queued (the gateway hangs up its calls when it loses
+    // the supervisor) kills and removes the job.
+    let mut long = line.config().clone();
+    long.job_timeout = Duration::from_secs(600);
+    let abandoned = HylafaxLine::new(long);
+    let pages2 = pages.clone();
+    let call = tokio::spawn(async move {
+        abandoned
+            .dial("5550102", &pages2, &DialOptions::default())
+            .await
+    });
+    let until = Instant::now() + Duration::from_secs(20);
+    let queued = || {
+        queue_files_of_test_user()
+            .iter()
+            .any(|q| fs::read_to_string(q).is_ok_and(|t| t.lines().any(|l| l == "state:5")))
+    };
+    while !queued() {
+        assert!(Instant::now() < until, "the dial's job never became READY");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    call.abort();
+    assert!(call.await.expect_err("aborted").is_cancelled());
+    let until = Instant::now() + Duration::from_secs(20);
+    while !queue_files_of_test_user().is_empty() {
+        assert!(
+            Instant::now() < until,
+            "the abandoned dial's job is still there: {:?}",
+            queue_files_of_test_user()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Bad input is refused before anything is sent.
     let err = line

@@ -179,20 +179,24 @@ impl HylafaxLine {
     ) -> Result<String, HylafaxError> {
         let tiff = document(number, pages, first_page)?;
         let mut s = self.session().await?;
-        let id = self.submit_in(&mut s, number, &tiff).await?;
+        let id = self.submit_in(&mut s, number, &tiff, &mut None).await?;
         s.quit().await;
         Ok(id)
     }
 
+    /// Submits `doc`; `created` holds the job's ID from `JNEW` on, for as long as the job
+    /// exists on the server.
     async fn submit_in(
         &self,
         s: &mut Session,
         number: &str,
         doc: &Document,
+        created: &mut Option<String>,
     ) -> Result<String, HylafaxError> {
         s.expect("FORM TIFF", &[200]).await?;
         let file = s.store_temp(&doc.tiff).await?;
         let id = s.new_job().await?;
+        *created = Some(id.clone());
         let params = [
             ("SENDTIME", "NOW".to_owned()),
             ("LASTTIME", last_time(self.cfg.job_timeout)),
@@ -203,15 +207,21 @@ impl HylafaxLine {
             ("VRES", doc.vres.to_string()),
             ("DOCUMENT", file),
         ];
+        let mut result = Ok(());
         for (name, value) in &params {
-            if let Err(e) = s.job_param(name, value).await {
-                // The job is still suspended: removable at once.
-                let _ = s.delete_job(&id).await;
-                return Err(e);
+            result = s.job_param(name, value).await;
+            if result.is_err() {
+                break;
             }
         }
-        if let Err(e) = s.submit_job(&id).await {
-            let _ = s.delete_job(&id).await;
+        if result.is_ok() {
+            result = s.submit_job(&id).await;
+        }
+        if let Err(e) = result {
+            // The job is still suspended: removable at once.
+            if s.delete_job(&id).await.is_ok_and(|r| r.code == 200) {
+                *created = None;
+            }
             return Err(e);
         }
         tracing::info!(job = %id, number, pages = doc.pages, "HylaFAX job submitted");
@@ -253,7 +263,13 @@ impl HylafaxLine {
         let doc = document(number, pages, first)?;
         let started = Instant::now();
         let mut s = self.session().await?;
-        let id = self.submit_in(&mut s, number, &doc).await?;
+        // Dropped before the end (the gateway hangs up its calls when its connection to the
+        // supervisor ends): the job is killed and removed, as a hang-up would end the call.
+        let mut guard = JobGuard {
+            line: self.clone(),
+            id: None,
+        };
+        let id = self.submit_in(&mut s, number, &doc, &mut guard.id).await?;
         let report = |step| {
             if let Some(p) = &options.progress {
                 let _ = p.send(step);
@@ -261,14 +277,11 @@ impl HylafaxLine {
         };
         let mut tracker = Tracker::new(first, pages.len());
         let deadline = started + self.cfg.job_timeout;
-        let mut last: Option<JobFile> = None;
+        let mut state: Option<JobState> = None;
         let mut session = Some(s);
         let end: Result<JobFile, String> = loop {
             if Instant::now() >= deadline {
-                let state = last
-                    .as_ref()
-                    .and_then(|j| j.state)
-                    .map_or("unknown", JobState::name);
+                let state = state.map_or("unknown", JobState::name);
                 break Err(format!(
                     "timed out: HylaFAX job {id} still {state} after {} s",
                     self.cfg.job_timeout.as_secs()
@@ -290,11 +303,10 @@ impl HylafaxLine {
                     for step in tracker.update(&job) {
                         report(step);
                     }
-                    let done = job.state.is_some_and(JobState::is_final);
-                    last = Some(job);
-                    if done {
-                        break Ok(last.take().unwrap_or_default());
+                    if job.state.is_some_and(JobState::is_final) {
+                        break Ok(job);
                     }
+                    state = job.state.or(state);
                 }
                 Ok(None) => {
                     break Err(format!(
@@ -309,8 +321,9 @@ impl HylafaxLine {
         };
         // The job is finished or has to go: remove it either way (retries are the
         // supervisor's, with a new job).
-        if let Err(e) = remove_job(self, &mut session, &id).await {
-            tracing::warn!(job = %id, "cannot remove the HylaFAX job: {e}");
+        match remove_job(self, &mut session, &id).await {
+            Ok(()) => guard.id = None,
+            Err(e) => tracing::warn!(job = %id, "cannot remove the HylaFAX job: {e}"),
         }
         if let Some(s) = session {
             s.quit().await;
@@ -379,6 +392,32 @@ impl HylafaxLine {
         s.delete(&format!("recvq/{name}")).await?;
         s.quit().await;
         Ok(())
+    }
+}
+
+/// Removes a job in the background when a [`HylafaxLine::dial`] is dropped before it
+/// removed the job itself.
+struct JobGuard {
+    line: HylafaxLine,
+    id: Option<String>,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(job = %id, "HylaFAX job left on the server: no runtime to remove it");
+            return;
+        };
+        let line = self.line.clone();
+        runtime.spawn(async move {
+            match line.remove(&id).await {
+                Ok(()) => tracing::info!(job = %id, "HylaFAX job of an abandoned call removed"),
+                Err(e) => tracing::warn!(job = %id, "cannot remove the HylaFAX job: {e}"),
+            }
+        });
     }
 }
 
