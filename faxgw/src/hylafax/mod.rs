@@ -29,7 +29,8 @@
 //! sent, others failed with HylaFAX's reason). The finished job is removed (`JDELE`);
 //! its document copy in `docq/` is HylaFAX's `faxqclean`'s to remove. A job still unfinished
 //! when [`HylafaxConfig::job_timeout`] runs out is killed (`JKILL`) and removed, and the call
-//! fails with `timed out`.
+//! fails with `timed out`; so is the job of a dial that is dropped before its end (the
+//! gateway hangs up its calls when it loses the supervisor), in a background task.
 //!
 //! # Reception
 //! [`HylafaxLine::poll_received`] lists `recvq/` (`RCVFMT "%f|%p|%z|%n"`), skips faxes still
