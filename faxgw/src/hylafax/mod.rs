@@ -10,7 +10,7 @@
 //! - [`status`]: HylaFAX's job states and status codes mapped to the gateway's
 //!   [`CallProgress`](crate::sim::CallProgress) and [`CallResult`](crate::sim::CallResult).
 //! - [`recvq`]: the receive queue: listing, the sender's TSI and caller ID of a received fax.
-//! - [`line`]: [`HylafaxLine`], the driver: [`HylafaxLine::dial`] has the shape of
+//! - [`line`](mod@line): [`HylafaxLine`], the driver: [`HylafaxLine::dial`] has the shape of
 //!   [`crate::sim::Line::dial`]; [`HylafaxLine::poll_received`] and
 //!   [`HylafaxLine::remove_received`] fetch received faxes.
 //!
