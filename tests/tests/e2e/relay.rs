@@ -1283,3 +1283,91 @@ async fn refused_demands_are_journalled_apart_from_sessions() {
     assert_eq!(last.stdout.lines().count(), 2, "{}", last.stdout);
     assert!(last.stdout.lines().last().unwrap().contains(" busy "));
 }
+
+#[test]
+fn pages_go_both_ways_byte_identical_in_one_session() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let tiff = scratch.join("reply.tif");
+    let tiff_bytes = multipage_tiff(&tiff, 2, 48, 48).unwrap();
+    let big = pattern(30, (2 << 20) + 5);
+    let big_reply = scratch.page("reply.bin", &big);
+    let at_b = scratch.join("b-tray");
+    let listener = listen(
+        &server,
+        B,
+        &at_b,
+        &[
+            "--accept-all",
+            "--reply",
+            tiff.to_str().unwrap(),
+            big_reply.to_str().unwrap(),
+        ],
+    );
+    let sent = pattern(31, 3 << 20);
+    let first = scratch.page("first.bin", &sent);
+    let second = scratch.page("second.bin", b"x");
+    let at_a = scratch.join("a-tray");
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            "--out".as_ref(),
+            at_a.as_os_str(),
+            first.as_os_str(),
+            second.as_os_str(),
+        ],
+    );
+    send.assert_code(0);
+    // A's pages at B, B's at A: each file whole, byte for byte, in one session.
+    assert_eq!(
+        sha(&std::fs::read(at_b.join("first.bin")).unwrap()),
+        sha(&sent)
+    );
+    assert_eq!(std::fs::read(at_b.join("second.bin")).unwrap(), b"x");
+    assert_eq!(std::fs::read(at_a.join("reply.tif")).unwrap(), tiff_bytes);
+    assert_eq!(
+        sha(&std::fs::read(at_a.join("reply.bin")).unwrap()),
+        sha(&big)
+    );
+    for k in 1..=2 {
+        assert!(
+            send.stdout.contains(&format!("page {k}/2 printed by {B}")),
+            "{}",
+            send.stdout
+        );
+        assert!(
+            send.stdout
+                .contains(&format!("page {k}/2 from {B} stored as")),
+            "{}",
+            send.stdout
+        );
+    }
+    // B hears its replies confirmed, then the end.
+    listener.expect_line(&format!("page 2/2 printed by {A}"), LIMIT);
+    let ended = listener.expect_line("ended", LIMIT);
+    assert!(ended.contains("done"), "{ended}");
+    let accepted = send
+        .stdout
+        .lines()
+        .find(|l| l.contains("accepted (session"))
+        .unwrap();
+    // One session: the journal has exactly one, with bytes both ways.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let out = server.admin_run(&["relay", "sessions", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        let rows = rows.as_array().unwrap();
+        if rows.len() == 1 && !rows[0]["ended_ms"].is_null() {
+            assert!(rows[0]["bytes_to_target"].as_u64().unwrap() > sent.len() as u64);
+            assert!(rows[0]["bytes_to_demander"].as_u64().unwrap() > big.len() as u64);
+            assert!(accepted.contains(&format!("session {})", rows[0]["session"])));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
