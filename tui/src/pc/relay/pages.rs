@@ -25,12 +25,17 @@ use super::*;
 /// A file queued to go as one page.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
-    /// Where it is read from.
-    pub path: PathBuf,
-    /// The name the peer stores it under (its last path component).
+    /// The name the peer stores it under.
     pub name: String,
     /// Its size in bytes, as announced.
     pub size: u64,
+    source: Source,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    File(PathBuf),
+    Memory(Bytes),
 }
 
 impl Outgoing {
@@ -52,10 +57,19 @@ impl Outgoing {
             );
         }
         Ok(Outgoing {
-            path: path.to_owned(),
             name,
             size,
+            source: Source::File(path.to_owned()),
         })
+    }
+
+    /// A file already read (a scanned page) named `name`.
+    pub fn memory(name: &str, bytes: Bytes) -> Outgoing {
+        Outgoing {
+            name: name.to_owned(),
+            size: bytes.len() as u64,
+            source: Source::Memory(bytes),
+        }
     }
 }
 
@@ -295,14 +309,22 @@ async fn send_file(
     n: u64,
     page: &Outgoing,
 ) -> Result<(), ClientError> {
+    let header = format!("page {k} {n} {} {}\n", page.size, page.name.len());
+    let path = match &page.source {
+        Source::Memory(bytes) => {
+            sender.send(Bytes::from(header)).await?;
+            sender
+                .send(Bytes::from(page.name.clone().into_bytes()))
+                .await?;
+            return sender.send(bytes.clone()).await;
+        }
+        Source::File(path) => path,
+    };
     let file_error = |reason| ClientError::File {
-        path: page.path.clone(),
+        path: path.clone(),
         reason,
     };
-    let mut file = tokio::fs::File::open(&page.path)
-        .await
-        .map_err(file_error)?;
-    let header = format!("page {k} {n} {} {}\n", page.size, page.name.len());
+    let mut file = tokio::fs::File::open(path).await.map_err(file_error)?;
     sender.send(Bytes::from(header)).await?;
     sender
         .send(Bytes::from(page.name.clone().into_bytes()))

@@ -1,0 +1,410 @@
+//! Real-time sessions from the panel (seed 004): the terminals online, sending the ADF's
+//! pages to one of them, answering a connection demand, and the pages of an accepted session
+//! both ways. The page exchange is the PC client's ([`crate::pc::relay::pages`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use imagecast_shared::client::{ClientError, Received, RelaySession};
+use imagecast_shared::msg::{Destination, Presence, RelayTarget};
+
+use super::{Context, JobError, JobResult, Task, blocking, lock};
+use crate::paper::Scan;
+use crate::pc::relay::pages::{Outgoing, PageEvent, Pages, exchange};
+
+/// How long the panel waits for the answer to its demand (the server's demand timeout, 30 s
+/// by default, ends it first).
+pub const DEMAND_WAIT: Duration = Duration::from_secs(40);
+
+/// News of a real-time session, for the session screen and the received pane.
+#[derive(Debug)]
+pub enum News {
+    /// The ADF was scanned for the session.
+    Scanned {
+        /// Files taken.
+        files: usize,
+        /// Pages in them.
+        pages: usize,
+    },
+    /// The connection demand is on its way.
+    Demanded,
+    /// The peer accepted: the session is open.
+    Accepted {
+        /// The session's number.
+        session: u64,
+    },
+    /// A demand this panel accepted opened a session.
+    Opened {
+        /// The session's number.
+        session: u64,
+        /// The demanding terminal.
+        peer: Destination,
+        /// The user logged in there.
+        user: String,
+    },
+    /// The peer printed this panel's page `k` of `n`.
+    Printed {
+        /// The session.
+        session: u64,
+        /// The page.
+        k: u64,
+        /// Pages this panel announced.
+        n: u64,
+    },
+    /// A page of the peer's was printed to the output tray.
+    Received {
+        /// The session.
+        session: u64,
+        /// The page's number among the peer's.
+        k: u64,
+        /// As the received pane lists it.
+        received: Received,
+        /// Its pages (a multi-page TIFF counts all).
+        pages: usize,
+    },
+    /// Pages go back to the demander in an accepted session.
+    SendingBack {
+        /// The session.
+        session: u64,
+        /// How many files.
+        files: usize,
+    },
+    /// The peer sends no more pages.
+    PeerDone {
+        /// The session.
+        session: u64,
+    },
+    /// An accepted session ended (`ok`: an end, not a break).
+    Ended {
+        /// The session.
+        session: u64,
+        /// Ended (true) or broke (false).
+        ok: bool,
+        /// Why.
+        reason: String,
+    },
+    /// This panel told the demander it sends nothing more.
+    DoneSending,
+    /// A word for the status line: a demand rejected, an answer that could not be given,
+    /// pages not sent back.
+    Failed(String),
+}
+
+/// FIG. 8's fifth mode: the terminals online, for the list to choose from.
+#[derive(Debug)]
+pub struct FetchTerminals;
+
+impl Task for FetchTerminals {
+    const LABEL: &'static str = "asking who is online";
+    const NEEDS_SERVER: bool = true;
+    const FAILED: &'static str = "Cannot get the terminals online";
+
+    async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
+        // The app leaves this terminal itself out.
+        let list: Vec<Presence> = cx.client()?.who().await?;
+        Ok(JobResult::Terminals(list))
+    }
+}
+
+/// Scans the ADF and sends its pages to `domain` in real time.
+#[derive(Debug)]
+pub struct RealTimeSend {
+    /// The target's device domain.
+    pub domain: String,
+    /// Its destination name, as the screen shows it.
+    pub name: String,
+}
+
+/// Ends a session whose job was dropped (Stop) before it ended.
+struct EndOnDrop(Option<Pages>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        if let Some(link) = self.0.take() {
+            tokio::spawn(async move { link.end("the operator pressed Stop").await });
+        }
+    }
+}
+
+/// The ADF's readable files as pages to send.
+fn scanned_pages(scan: &Scan) -> Vec<Outgoing> {
+    scan.pages
+        .iter()
+        .map(|f| Outgoing::memory(&f.name, Bytes::from(f.bytes.clone())))
+        .collect()
+}
+
+/// Counts a received page's pages and makes its received-pane entry.
+async fn received_entry(path: PathBuf, peer: &Destination, user: &str) -> (Received, usize) {
+    let files = vec![path];
+    let bytes = files
+        .iter()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let counted = files.clone();
+    let pages = tokio::task::spawn_blocking(move || crate::paper::pages::count_pages(&counted))
+        .await
+        .unwrap_or(1);
+    let received = Received {
+        delivery: imagecast_shared::DeliveryId(0),
+        dist: imagecast_shared::DistributionId::new_random(),
+        sender: peer.clone(),
+        user: user.to_owned(),
+        files,
+        pages: 1,
+        bytes,
+        duplicate: false,
+    };
+    (received, pages)
+}
+
+impl Task for RealTimeSend {
+    const LABEL: &'static str = "sending in real time";
+    const NEEDS_SERVER: bool = true;
+    const FAILED: &'static str = "Real-time sending failed";
+
+    async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
+        let client = cx.client()?.clone();
+        let paper = cx.paper();
+        let scan = blocking(move || super::paper::scan_adf(&paper.adf)).await?;
+        let pages = scanned_pages(&scan);
+        let n = pages.len() as u64;
+        cx.progress(JobResult::RealTime(News::Scanned {
+            files: scan.pages.len(),
+            pages: scan.total_pages(),
+        }));
+        cx.progress(JobResult::RealTime(News::Demanded));
+        let session = match client
+            .demand(RelayTarget::Device(self.domain.clone()), DEMAND_WAIT)
+            .await
+        {
+            Ok(s) => s,
+            Err(ClientError::Server(e)) => {
+                return Ok(JobResult::RealTimeOver {
+                    ok: false,
+                    reason: e.message,
+                    printed: 0,
+                    n,
+                });
+            }
+            Err(ClientError::Timeout(_)) => {
+                return Ok(JobResult::RealTimeOver {
+                    ok: false,
+                    reason: format!("no answer within {} s", DEMAND_WAIT.as_secs()),
+                    printed: 0,
+                    n,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Accepted: the originals leave the feeder, as after a distribution.
+        let paper = cx.paper();
+        let taken = scan.clone();
+        blocking(move || Ok(paper.adf.take(&taken)?)).await?;
+        let id = session.id;
+        let peer = session.peer.clone();
+        let user = session.peer_user.clone();
+        cx.progress(JobResult::RealTime(News::Accepted { session: id }));
+        let (link, mut events) = exchange(session, cx.paper.tray.dir().to_owned());
+        let mut guard = EndOnDrop(Some(link.clone()));
+        link.send(pages);
+        link.done();
+        let mut printed = 0u64;
+        let mut peer_done = false;
+        let broke = loop {
+            if printed == n && peer_done {
+                break None;
+            }
+            let Some(event) = events.recv().await else {
+                break Some("the session ended".to_owned());
+            };
+            match event {
+                PageEvent::Printed { k, n } => {
+                    printed = printed.max(k);
+                    cx.progress(JobResult::RealTime(News::Printed { session: id, k, n }));
+                }
+                PageEvent::Stored { k, path, .. } => {
+                    let (received, pages) = received_entry(path, &peer, &user).await;
+                    cx.progress(JobResult::RealTime(News::Received {
+                        session: id,
+                        k,
+                        received,
+                        pages,
+                    }));
+                }
+                PageEvent::Refused { k, reason } => {
+                    break Some(format!("page {k} was not printed: {reason}"));
+                }
+                PageEvent::NotStored { k, reason } => {
+                    break Some(format!("page {k} from the peer was not printed: {reason}"));
+                }
+                PageEvent::PeerDone => peer_done = true,
+                PageEvent::Ended(Ok(r) | Err(r)) => break Some(r),
+            }
+        };
+        guard.0 = None;
+        let (ok, reason) = match broke {
+            None => {
+                link.end_when_sent("done").await;
+                (true, "done".to_owned())
+            }
+            Some(reason) => {
+                link.end(&reason).await;
+                (false, reason)
+            }
+        };
+        Ok(JobResult::RealTimeOver {
+            ok,
+            reason,
+            printed,
+            n,
+        })
+    }
+}
+
+/// The operator's answer to a connection demand; accepted, the session runs in this job
+/// until it ends (it never occupies the panel: other work goes on beside it).
+#[derive(Debug)]
+pub struct AnswerDemand {
+    /// The demand's number.
+    pub demand: u64,
+    /// Start (true) or Reset (false).
+    pub accept: bool,
+    /// Who demanded, for the words.
+    pub from: Destination,
+}
+
+impl Task for AnswerDemand {
+    const LABEL: &'static str = "answering a connection demand";
+    const NEEDS_SERVER: bool = true;
+    const FAILED: &'static str = "Connection demand";
+
+    async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
+        let client = cx.client()?.clone();
+        let decision = if self.accept {
+            Ok(())
+        } else {
+            Err("the operator rejected it".to_owned())
+        };
+        let Some(session) = client.answer(self.demand, decision).await? else {
+            return Ok(JobResult::RealTime(News::Failed(format!(
+                "Connection demand from {} rejected",
+                self.from.name
+            ))));
+        };
+        serve(session, cx).await
+    }
+
+    /// Never an error dialog over the operator's work: a word in the status line.
+    fn failed(e: JobError) -> JobResult {
+        JobResult::RealTime(News::Failed(format!("The connection demand: {e}")))
+    }
+}
+
+/// Runs an accepted session: the peer's pages are printed to the output tray; the operator
+/// may send pages back ([`SendBack`]) until Reset says this panel is done ([`DoneSending`]).
+async fn serve(session: RelaySession, cx: &Context) -> Result<JobResult, JobError> {
+    let id = session.id;
+    let peer = session.peer.clone();
+    let user = session.peer_user.clone();
+    cx.progress(JobResult::RealTime(News::Opened {
+        session: id,
+        peer: peer.clone(),
+        user: user.clone(),
+    }));
+    let (link, mut events) = exchange(session, cx.paper.tray.dir().to_owned());
+    lock(&cx.session).relay = Some(link.clone());
+    let mut end = (false, "the session ended".to_owned());
+    while let Some(event) = events.recv().await {
+        match event {
+            PageEvent::Stored { k, path, .. } => {
+                let (received, pages) = received_entry(path, &peer, &user).await;
+                cx.progress(JobResult::RealTime(News::Received {
+                    session: id,
+                    k,
+                    received,
+                    pages,
+                }));
+            }
+            PageEvent::Printed { k, n } => {
+                cx.progress(JobResult::RealTime(News::Printed { session: id, k, n }));
+            }
+            PageEvent::Refused { k, reason } => {
+                link.end(&format!("page {k} was not printed: {reason}"))
+                    .await;
+            }
+            PageEvent::NotStored { .. } => {}
+            PageEvent::PeerDone => cx.progress(JobResult::RealTime(News::PeerDone { session: id })),
+            PageEvent::Ended(r) => {
+                end = match r {
+                    Ok(r) => (true, r),
+                    Err(r) => (false, r),
+                };
+            }
+        }
+    }
+    let mut s = lock(&cx.session);
+    if s.relay.as_ref().is_some_and(|l| l.id() == id) {
+        s.relay = None;
+    }
+    drop(s);
+    Ok(JobResult::RealTime(News::Ended {
+        session: id,
+        ok: end.0,
+        reason: end.1,
+    }))
+}
+
+/// In an accepted session: scan the ADF and send its pages back, then say this panel is
+/// done.
+#[derive(Debug)]
+pub struct SendBack;
+
+impl Task for SendBack {
+    const LABEL: &'static str = "sending pages back";
+    const FAILED: &'static str = "Cannot send pages back";
+
+    async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
+        let Some(link) = lock(&cx.session).relay.clone() else {
+            return Ok(JobResult::RealTime(News::Failed(
+                "No real-time session is open.".into(),
+            )));
+        };
+        let paper = cx.paper();
+        let scan = blocking(move || {
+            let scan = super::paper::scan_adf(&paper.adf)?;
+            paper.adf.take(&scan)?;
+            Ok(scan)
+        })
+        .await?;
+        let files = scan.pages.len();
+        link.send(scanned_pages(&scan));
+        link.done();
+        Ok(JobResult::RealTime(News::SendingBack {
+            session: link.id(),
+            files,
+        }))
+    }
+
+    fn failed(e: JobError) -> JobResult {
+        JobResult::RealTime(News::Failed(format!("Cannot send pages back: {e}")))
+    }
+}
+
+/// In an accepted session: this panel sends nothing (more); the demander ends the session.
+#[derive(Debug)]
+pub struct DoneSending;
+
+impl Task for DoneSending {
+    const LABEL: &'static str = "ending the session";
+    const FAILED: &'static str = "Cannot end the session";
+
+    async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
+        if let Some(link) = lock(&cx.session).relay.clone() {
+            link.done();
+        }
+        Ok(JobResult::RealTime(News::DoneSending))
+    }
+}
