@@ -201,6 +201,7 @@ pub fn run(options: &Options, cmd: RelayCmd) -> anyhow::Result<ExitCode> {
                 policy,
                 forward,
                 reply,
+                quiet: false,
             };
             finish(block_on(relay::listen(&settings, &args))?)
         }

@@ -166,7 +166,10 @@ impl RealTime {
     /// Handles a key.
     pub fn key(&mut self, key: Key) -> Action {
         match (&self.side, key) {
-            (_, Key::Start | Key::Reset) if self.over() => Action::Back,
+            // A send ends at mode selection, as a distribution does; a session accepted
+            // gives back the screen it interrupted.
+            (Side::Demander, Key::Start | Key::Reset) if self.over() => Action::Home,
+            (Side::Target, Key::Start | Key::Reset) if self.over() => Action::Back,
             (Side::Target, Key::Start) if !self.done_sending => {
                 self.done_sending = true;
                 Action::run(SendBack)

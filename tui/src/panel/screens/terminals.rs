@@ -22,16 +22,19 @@ pub struct Terminals {
     pub menu: Menu,
 }
 
-/// One entry: name, domain, users, and whether it can take a session now (as `who`).
+/// One entry: name, whether it can take a session now, domain, users.
 fn describe(p: &Presence) -> String {
     let users = if p.users.is_empty() {
-        "-".to_owned()
+        String::new()
     } else {
-        p.users
-            .iter()
-            .map(|u| peer_name(u).into_owned())
-            .collect::<Vec<_>>()
-            .join(",")
+        format!(
+            " user {}",
+            p.users
+                .iter()
+                .map(|u| peer_name(u).into_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
     };
     let state = if p.older {
         "older imagecast"
@@ -43,7 +46,7 @@ fn describe(p: &Presence) -> String {
         "takes no demands"
     };
     format!(
-        "{}  {}  {users}  {state}",
+        "{} ({state}) {}{users}",
         peer_name(&p.name),
         peer_name(&p.domain)
     )

@@ -27,6 +27,8 @@ pub struct ListenArgs {
     pub forward: Option<String>,
     /// Files sent back, each as one page, in every session accepted.
     pub reply: Vec<PathBuf>,
+    /// Events go to the log, not to stdout (a listener inside another program).
+    pub quiet: bool,
 }
 
 /// `relay listen`: answers demands and serves accepted sessions, one line per event, until
@@ -76,6 +78,25 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Takes connection demands on an open connection and accepts every one, storing the pages
+/// in `out`, as `relay listen --accept-all --out DIR` does, until the connection ends (the
+/// demo's simulated terminals take real-time sessions this way).
+pub async fn accept_all(client: Client, events: imagecast_shared::client::Events, out: PathBuf) {
+    let args = ListenArgs {
+        out,
+        policy: Policy::AcceptAll,
+        forward: None,
+        reply: Vec::new(),
+        quiet: true,
+    };
+    match client.relay_listen().await {
+        Ok(()) => {
+            let _ = answer_demands(&client, events, &args).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot take connection demands"),
+    }
+}
+
 /// How one connection of `relay listen` ended.
 enum Ended {
     LoggedOut,
@@ -95,31 +116,34 @@ async fn answer_demands(
                 let from = describe(&d);
                 match client.answer(d.demand, decision.clone()).await {
                     Ok(Some(session)) => {
-                        say(&format!(
-                            "demand from {from}: accepted (session {})",
-                            session.id
-                        ));
+                        say_to(
+                            args.quiet,
+                            &format!("demand from {from}: accepted (session {})", session.id),
+                        );
                         let args = args.clone();
                         tokio::spawn(async move { serve(session, &args).await });
                     }
-                    Ok(None) => say(&format!(
-                        "demand from {from}: rejected ({})",
-                        decision.err().unwrap_or_default()
-                    )),
-                    Err(e) => say(&format!(
-                        "demand from {from}: {}",
-                        peer_reason(&e.to_string())
-                    )),
+                    Ok(None) => say_to(
+                        args.quiet,
+                        &format!(
+                            "demand from {from}: rejected ({})",
+                            decision.err().unwrap_or_default()
+                        ),
+                    ),
+                    Err(e) => say_to(
+                        args.quiet,
+                        &format!("demand from {from}: {}", peer_reason(&e.to_string())),
+                    ),
                 }
             }
             Event::DemandWithdrawn { demand, reason } => {
-                say(&format!(
-                    "demand {demand} withdrawn: {}",
-                    peer_reason(&reason)
-                ));
+                say_to(
+                    args.quiet,
+                    &format!("demand {demand} withdrawn: {}", peer_reason(&reason)),
+                );
             }
             Event::LoggedOut(reason) => {
-                say(&format!("logged out: {}", peer_reason(&reason)));
+                say_to(args.quiet, &format!("logged out: {}", peer_reason(&reason)));
                 client.close().await;
                 return Ended::LoggedOut;
             }
@@ -132,6 +156,16 @@ async fn answer_demands(
 }
 
 /// One line on stdout, flushed (scripts read it as it comes).
+/// With `quiet` (a listener inside another program, whose stdout is not its own), a log
+/// line instead.
+fn say_to(quiet: bool, line: &str) {
+    if quiet {
+        tracing::info!("{line}");
+    } else {
+        say(line);
+    }
+}
+
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -245,11 +279,17 @@ async fn serve(session: RelaySession, args: &ListenArgs) {
                 Err(reason)
             }
         },
-        None => store_pages(session, &args.out, &args.reply, &from).await,
+        None => store_pages(session, &args.out, &args.reply, &from, args.quiet).await,
     };
     match result {
-        Ok(reason) => say(&format!("session {id} ended: {}", peer_reason(&reason))),
-        Err(reason) => say(&format!("session {id} broke: {}", peer_reason(&reason))),
+        Ok(reason) => say_to(
+            args.quiet,
+            &format!("session {id} ended: {}", peer_reason(&reason)),
+        ),
+        Err(reason) => say_to(
+            args.quiet,
+            &format!("session {id} broke: {}", peer_reason(&reason)),
+        ),
     }
 }
 
@@ -260,6 +300,7 @@ async fn store_pages(
     dir: &Path,
     reply: &[PathBuf],
     from: &str,
+    quiet: bool,
 ) -> Result<String, String> {
     let replies: Vec<Outgoing> = reply
         .iter()
@@ -277,16 +318,18 @@ async fn store_pages(
             }
         }
         match event {
-            PageEvent::Stored { k, n, path } => say(&format!(
-                "page {k}/{n} from {from} stored as {}",
-                path.display()
-            )),
+            PageEvent::Stored { k, n, path } => say_to(
+                quiet,
+                &format!("page {k}/{n} from {from} stored as {}", path.display()),
+            ),
             PageEvent::NotStored { k, reason } => {
-                say(&format!("page {k} from {from} not stored: {reason}"));
+                say_to(quiet, &format!("page {k} from {from} not stored: {reason}"));
             }
-            PageEvent::Printed { k, n } => say(&format!("page {k}/{n} printed by {from}")),
+            PageEvent::Printed { k, n } => {
+                say_to(quiet, &format!("page {k}/{n} printed by {from}"))
+            }
             PageEvent::Refused { k, reason } => {
-                say(&format!("page {k} not stored by {from}: {reason}"));
+                say_to(quiet, &format!("page {k} not stored by {from}: {reason}"));
                 link.end(&reason).await;
             }
             PageEvent::PeerDone => {}

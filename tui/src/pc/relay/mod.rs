@@ -17,7 +17,7 @@ pub mod pages;
 mod pipe;
 mod send;
 
-pub use listen::{ListenArgs, Policy, glob, listen};
+pub use listen::{ListenArgs, Policy, accept_all, glob, listen};
 pub use pipe::{pipe, splice};
 pub use send::send;
 
