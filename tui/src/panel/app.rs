@@ -806,9 +806,10 @@ impl App {
     pub fn draw(&mut self, f: &mut Frame) {
         self.hits.borrow_mut().clear();
         let areas = chrome::draw(f, self);
-        let (screen, ctx) = self.top();
-        screen.draw(f, areas.lcd, &ctx);
-        drop(ctx);
+        {
+            let (screen, ctx) = self.top();
+            screen.draw(f, areas.lcd, &ctx);
+        }
         if let Some(d) = &self.demand {
             // Over the screen, which stays as it is beneath; the dialog takes the touches.
             let ctx = Ctx {

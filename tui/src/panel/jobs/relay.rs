@@ -408,3 +408,181 @@ impl Task for DoneSending {
         Ok(JobResult::RealTime(News::DoneSending))
     }
 }
+
+#[cfg(all(test, feature = "demo"))]
+mod tests {
+    use imagecast_shared::client::{Client, Event};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::demo::{DemoNetwork, DemoOptions, PANEL_DOMAIN};
+    use crate::panel::jobs::{Job, JobRunner, Paper};
+    use crate::paper::{Adf, OutputTray};
+    use crate::store::ImageStore;
+
+    const LIMIT: Duration = Duration::from_secs(60);
+    const OSAKA: &str = "sale1.osk.mei.co.jp";
+
+    /// The next job result that `pick` takes, within the limit.
+    async fn next<T>(
+        results: &mut mpsc::UnboundedReceiver<JobResult>,
+        mut pick: impl FnMut(JobResult) -> Option<T>,
+    ) -> T {
+        tokio::time::timeout(LIMIT, async {
+            loop {
+                let r = results.recv().await.expect("the runner reports");
+                if let Some(t) = pick(r) {
+                    return t;
+                }
+            }
+        })
+        .await
+        .expect("the job reported in time")
+    }
+
+    /// The panel's answer path with the real server: Osaka demands the panel, the operator's
+    /// Start accepts, Osaka's page is printed to the tray and listed as real time, then the
+    /// ADF's pages go back in the same session, byte for byte.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_accepted_session_prints_here_and_sends_the_adf_back() {
+        let root = tempfile::tempdir().unwrap();
+        let net = DemoNetwork::start(DemoOptions::new(root.path()))
+            .await
+            .unwrap();
+        let dirs = net.panel_dirs();
+        let paper = Paper {
+            adf: Adf::new(&dirs.adf),
+            tray: OutputTray::new(&dirs.output_tray),
+            removable: OutputTray::new(&dirs.removable),
+            store: ImageStore::open(&dirs.store).unwrap(),
+        };
+        let originals: Vec<(String, Vec<u8>)> = paper
+            .adf
+            .documents()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(p).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(originals.len(), 3);
+        // The panel's connection takes demands, as the link makes it.
+        let (panel, mut panel_events) = Client::connect(&net.panel_client_config()).await.unwrap();
+        panel.relay_listen().await.unwrap();
+        let (tx, mut results) = mpsc::unbounded_channel();
+        let mut runner = JobRunner::new(paper, move |r| {
+            let _ = tx.send(r);
+        });
+        runner.connected(panel.clone());
+
+        let token = net
+            .server()
+            .devices()
+            .iter()
+            .find(|(d, _)| d.domain == OSAKA)
+            .unwrap()
+            .1
+            .clone();
+        let (osaka, mut osaka_events) = Client::connect(&net.client_config(OSAKA, &token, false))
+            .await
+            .unwrap();
+        tokio::spawn(async move { while osaka_events.recv().await.is_some() {} });
+        let demanding = tokio::spawn({
+            let osaka = osaka.clone();
+            async move {
+                osaka
+                    .demand(RelayTarget::Device(PANEL_DOMAIN.into()), LIMIT)
+                    .await
+            }
+        });
+        let demand = tokio::time::timeout(LIMIT, async {
+            loop {
+                if let Some(Event::Demanded(d)) = panel_events.recv().await {
+                    break d;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        tokio::spawn(async move { while panel_events.recv().await.is_some() {} });
+        assert_eq!(demand.from.domain, OSAKA);
+        runner.spawn(Job::AnswerDemand(AnswerDemand {
+            demand: demand.demand,
+            accept: true,
+            from: demand.from.clone(),
+        }));
+        let session = demanding.await.unwrap().unwrap();
+        let opened = next(&mut results, |r| match r {
+            JobResult::RealTime(News::Opened { session, peer, .. }) => Some((session, peer)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(opened.0, session.id);
+        assert_eq!(opened.1.domain, OSAKA);
+
+        let at_osaka = root.path().join("osaka-got");
+        std::fs::create_dir_all(&at_osaka).unwrap();
+        let (link, mut events) = exchange(session, at_osaka.clone());
+        let page: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        link.send(vec![Outgoing::memory(
+            "hello.bin",
+            Bytes::from(page.clone()),
+        )]);
+        link.done();
+        let (received, _) = next(&mut results, |r| match r {
+            JobResult::RealTime(News::Received {
+                received, pages, ..
+            }) => Some((received, pages)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(received.sender.domain, OSAKA);
+        assert_eq!(std::fs::read(&received.files[0]).unwrap(), page);
+        assert!(received.files[0].starts_with(&dirs.output_tray));
+
+        // Start on the session screen: the ADF goes back in the same session.
+        runner.spawn(Job::SendBack(SendBack));
+        let files = next(&mut results, |r| match r {
+            JobResult::RealTime(News::SendingBack { files, .. }) => Some(files),
+            _ => None,
+        })
+        .await;
+        assert_eq!(files, 3);
+        let mut stored = Vec::new();
+        let mut printed = false;
+        let mut done = false;
+        tokio::time::timeout(LIMIT, async {
+            while !(printed && done && stored.len() == 3) {
+                match events.recv().await.expect("the session goes on") {
+                    PageEvent::Stored { path, .. } => stored.push(path),
+                    PageEvent::Printed { k: 1, .. } => printed = true,
+                    PageEvent::PeerDone => done = true,
+                    other => panic!("{other:?}"),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        for (name, bytes) in &originals {
+            assert_eq!(
+                &std::fs::read(at_osaka.join(name)).unwrap(),
+                bytes,
+                "{name}"
+            );
+        }
+        // The panel hears its pages printed, then the end.
+        link.end_when_sent("done").await;
+        let ended = next(&mut results, |r| match r {
+            JobResult::RealTime(News::Ended { ok, reason, .. }) => Some((ok, reason)),
+            _ => None,
+        })
+        .await;
+        assert!(ended.0 && ended.1.contains("done"), "{ended:?}");
+        osaka.close().await;
+        panel.close().await;
+        net.shutdown().await;
+    }
+}

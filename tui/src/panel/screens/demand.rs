@@ -116,7 +116,6 @@ impl DemandDialog {
                 ),
             rect,
         );
-        super::hit(ctx, rect, Key::Start);
     }
 }
 
