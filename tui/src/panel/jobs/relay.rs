@@ -217,7 +217,18 @@ impl Task for RealTimeSend {
             if printed == n && peer_done {
                 break None;
             }
-            let Some(event) = events.recv().await else {
+            let next = if printed == n {
+                match tokio::time::timeout(crate::pc::relay::pages::REPLY_GRACE, events.recv())
+                    .await
+                {
+                    Ok(e) => e,
+                    // All printed, and the peer sends nothing more.
+                    Err(_) => break None,
+                }
+            } else {
+                events.recv().await
+            };
+            let Some(event) = next else {
                 break Some("the session ended".to_owned());
             };
             match event {

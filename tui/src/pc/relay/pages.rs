@@ -14,13 +14,18 @@
 //! K counts this end's pages through the session from 1; N is how many it has announced so
 //! far (a later batch raises it). Each file travels whole as one page (a multi-page TIFF is
 //! not split) and is confirmed only once it is on disk. The demander ends the session once
-//! its pages are confirmed and the peer said `done`.
+//! its pages are confirmed and the peer said `done` (or went quiet: [`REPLY_GRACE`]).
 
 use std::collections::VecDeque;
 
 use tokio::sync::mpsc;
 
 use super::*;
+
+/// How long the demander waits, once all its pages are confirmed, for the peer's next page or
+/// its `done`, before it ends the session anyway (an older peer never says `done`; a panel's
+/// operator who sends nothing back need not say so). Each event starts the wait again.
+pub const REPLY_GRACE: Duration = Duration::from_secs(20);
 
 /// A file queued to go as one page.
 #[derive(Clone, Debug)]

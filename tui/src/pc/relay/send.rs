@@ -40,7 +40,16 @@ pub async fn send(
         if printed == n && peer_done {
             break None;
         }
-        let Some(event) = events.recv().await else {
+        let next = if printed == n {
+            match tokio::time::timeout(super::pages::REPLY_GRACE, events.recv()).await {
+                Ok(e) => e,
+                // All confirmed, and the peer sends nothing more.
+                Err(_) => break None,
+            }
+        } else {
+            events.recv().await
+        };
+        let Some(event) = next else {
             break Some("the session ended".to_owned());
         };
         match event {
