@@ -70,8 +70,8 @@ pub enum RelayCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Answer connection demands and store the pages of accepted sessions; exits when this
-    /// device logs out.
+    /// Answer connection demands, store the pages of accepted sessions (and send --reply
+    /// files back in them); exits when this device logs out.
     Listen {
         /// The folder pages are stored in (created, owner-only, if missing).
         #[arg(long, default_value = ".")]
@@ -81,8 +81,8 @@ pub enum RelayCmd {
         /// Hand accepted sessions to this local TCP service instead (HOST:PORT).
         #[arg(long, value_name = "HOST:PORT", conflicts_with = "reply")]
         forward: Option<String>,
-        /// Send these files back, each as one page, in every session accepted (after the
-        /// pages received so far, before the session ends).
+        /// Send these files back, each as one page, in every session accepted, once its
+        /// first page has arrived (the demander stores them in its --out).
         #[arg(long, num_args = 1.., value_name = "FILE")]
         reply: Vec<PathBuf>,
     },
