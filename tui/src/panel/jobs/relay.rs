@@ -176,10 +176,21 @@ impl Task for RealTimeSend {
             pages: scan.total_pages(),
         }));
         cx.progress(JobResult::RealTime(News::Demanded));
-        let session = match client
-            .demand(RelayTarget::Device(self.domain.clone()), DEMAND_WAIT)
+        // The demand runs on its own: Stop drops this job, and a session accepted after that
+        // is ended at once instead of left open with nobody sending.
+        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+        let target = RelayTarget::Device(self.domain.clone());
+        let demanding = client.clone();
+        tokio::spawn(async move {
+            let answer = demanding.demand(target, DEMAND_WAIT).await;
+            if let Err(Ok(session)) = answer_tx.send(answer) {
+                let _ = session.sender.end("the operator pressed Stop").await;
+            }
+        });
+        let answer = answer_rx
             .await
-        {
+            .map_err(|_| ClientError::SessionEnded("the demand was dropped".into()))?;
+        let session = match answer {
             Ok(s) => s,
             Err(ClientError::Server(e)) => {
                 return Ok(JobResult::RealTimeOver {
