@@ -218,7 +218,9 @@ impl RealTime {
             }
         }
         if self.session.is_some() {
-            if self.sending > 0 {
+            if self.sending > 0 && self.printed == 0 && !self.over() {
+                out.push(format!("Sending {} page file(s)...", self.sending));
+            } else if self.sending > 0 {
                 out.push(format!(
                     "Page {} of {} printed by {peer}.",
                     self.printed, self.sending
