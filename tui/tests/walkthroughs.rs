@@ -1,5 +1,7 @@
 //! Every walkthrough in `docs/walkthroughs/` replayed headless against the demo network by
 //! the real `imagecast demo --script FILE --headless`, then what it left on disk checked.
+//! The demo's other offices take real-time sessions (they accept every connection demand,
+//! as `imagecast relay listen --accept-all` does), so 05 needs no second program.
 #![cfg(feature = "demo")]
 
 use std::path::{Path, PathBuf};
@@ -171,6 +173,26 @@ fn every_walkthrough_passes_headless() {
                 ["returned"],
                 "the sheet left the feeder (handed back to `returned`)"
             );
+        }
+        if name.starts_with("05-") {
+            // Sent in real time to the Osaka sales office, which accepts every demand in the
+            // demo: each file whole and byte for byte, and nobody else got anything.
+            let osaka = tray("sale1.osk.mei.co.jp");
+            assert_eq!(files(&osaka), samples);
+            let returned = root.path().join("mfp120/adf/returned");
+            for s in samples {
+                assert_eq!(
+                    std::fs::read(osaka.join(s)).unwrap(),
+                    std::fs::read(returned.join(s)).unwrap(),
+                    "{s} arrived byte-identical"
+                );
+            }
+            assert!(files(&tray("sale1.ngy.mei.co.jp")).is_empty());
+            assert!(
+                out.contains("Page 3 of 3 printed by sales office, the Osaka branch."),
+                "{out}"
+            );
+            assert!(out.contains("Session ended: done."), "{out}");
         }
         if name.starts_with("03-") {
             let develop =

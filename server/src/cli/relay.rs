@@ -1,4 +1,5 @@
-//! `relay sessions`: the open and recent real-time sessions from the journal.
+//! `relay sessions`: the open and recent real-time sessions, and the connection demands that
+//! opened none, from the journal.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,9 +22,12 @@ fn who(domain: &str, user: &str) -> String {
     }
 }
 
-/// Prints the last `last` sessions, oldest first, one a line: number, start, demander(user),
-/// target(user), bytes to the target, bytes to the demander, then `open` or the end's time
-/// and reason. With `json`, one JSON array of the same rows.
+/// Prints the last `last` rows of the journal, oldest first, one a line. A session: number,
+/// start, demander(user), target(user), bytes to the target, bytes to the demander, then
+/// `open` or the end's time and reason. A demand that opened no session: the word `demand`,
+/// its time, demander(user), target(user), then `rejected`, `expired`, `not-online`,
+/// `busy` or `older-terminal` and the reason. With `json`, one JSON array of
+/// the same rows, each with `kind` `session` or `demand`.
 pub fn sessions(data: &DataDir, last: usize, json: bool) -> anyhow::Result<ExitCode> {
     let conn = data.connect()?;
     let rows = journal::recent(&conn, last)?;
@@ -31,7 +35,21 @@ pub fn sessions(data: &DataDir, last: usize, json: bool) -> anyhow::Result<ExitC
         println!("{}", serde_json::to_string(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    for r in rows {
+    for row in rows {
+        let r = match row {
+            journal::JournalRow::Session(r) => r,
+            journal::JournalRow::Demand(d) => {
+                println!(
+                    "demand {} {} -> {} {} {}",
+                    time(d.at_ms),
+                    who(&d.demander, &d.demander_user),
+                    who(&d.target, &d.target_user),
+                    esc(&d.outcome),
+                    esc_bounded(&d.reason, 500)
+                );
+                continue;
+            }
+        };
         let end = match (r.ended_ms, &r.end_reason) {
             (Some(at), reason) => format!(
                 "ended {} {}",

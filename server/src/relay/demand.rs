@@ -1,7 +1,16 @@
 //! Connection demands (seed 004, processes (6)–(14)): a demand by device or user, the
 //! target's answer or the demand's expiry, and the session an accepted demand opens.
 
+use super::journal::{DemandRow, Outcome};
 use super::*;
+
+/// The journal's names for a demanded target: (device, user).
+fn target_names(target: &RelayTarget) -> (String, String) {
+    match target {
+        RelayTarget::Device(d) => (text::escape_bounded(d, 255).into_owned(), String::new()),
+        RelayTarget::User(u) => (String::new(), text::escape_bounded(u, 255).into_owned()),
+    }
+}
 
 impl Relay {
     /// A demand from `party` (request `request`) for `target`, among the connections now
@@ -36,7 +45,7 @@ impl Relay {
                 .collect(),
         };
         if candidates.is_empty() {
-            return Err(err(
+            let e = err(
                 ErrorCode::NotOnline,
                 match target {
                     RelayTarget::Device(_) => format!("{shown} is not online"),
@@ -44,7 +53,10 @@ impl Relay {
                         format!("{shown} is not logged in at any terminal online")
                     }
                 },
-            ));
+            );
+            let (device, user) = target_names(target);
+            self.refused(party, device, user, Outcome::NotOnline, &e.message);
+            return Err(e);
         }
         let mut inner = lock(&self.inner);
         {
@@ -71,25 +83,45 @@ impl Relay {
             let listening = candidates
                 .iter()
                 .any(|c| inner.known.get(&c.conn.id).is_some_and(|k| k.listening));
-            let result = if listening {
-                err(
-                    ErrorCode::Busy,
-                    format!("{shown} is busy in a session and keeps no vacant connection"),
+            let (outcome, result) = if listening {
+                (
+                    Outcome::Busy,
+                    err(
+                        ErrorCode::Busy,
+                        format!("{shown} is busy in a session and keeps no vacant connection"),
+                    ),
                 )
             } else if candidates.iter().all(|c| c.conn.version < 2) {
-                err(
-                    ErrorCode::OlderTerminal,
-                    format!("{shown} runs an older imagecast that cannot take real-time sessions"),
+                (
+                    Outcome::OlderTerminal,
+                    err(
+                        ErrorCode::OlderTerminal,
+                        format!(
+                            "{shown} runs an older imagecast that cannot take real-time sessions"
+                        ),
+                    ),
                 )
             } else {
-                err(
-                    ErrorCode::NotOnline,
-                    format!(
-                        "{shown} is online but takes no connection demands (no `imagecast relay listen` runs there)"
+                (
+                    Outcome::NotOnline,
+                    err(
+                        ErrorCode::NotOnline,
+                        format!(
+                            "{shown} is online but takes no connection demands (no `imagecast relay listen` runs there)"
+                        ),
                     ),
                 )
             };
             inner.forget_if_idle(party.conn.id);
+            drop(inner);
+            let first = candidates[0];
+            self.refused(
+                party,
+                first.domain.clone(),
+                first.user.clone().unwrap_or_default(),
+                outcome,
+                &result.message,
+            );
             return Err(result);
         };
         inner.next_demand += 1;
@@ -140,7 +172,7 @@ impl Relay {
             return;
         };
         let target = inner.known.get(&d.target).map(|k| k.party.clone());
-        let demander = inner.known.get(&d.demander).map(|k| k.party.conn.clone());
+        let demander = inner.known.get(&d.demander).map(|k| k.party.clone());
         inner.forget_if_idle(d.target);
         inner.forget_if_idle(d.demander);
         drop(inner);
@@ -154,19 +186,43 @@ impl Relay {
                 },
             );
         }
-        if let Some(conn) = demander {
-            let who = target.map(|t| t.device.domain).unwrap_or_default();
+        if let Some(demander) = demander {
+            let (who, user) = target
+                .map(|t| (t.device.domain, t.user))
+                .unwrap_or_default();
+            let e = err(
+                ErrorCode::Expired,
+                format!("{who} did not answer the connection demand within {secs} s"),
+            );
+            self.refused(&demander, who, user, Outcome::Expired, &e.message);
             tell(
-                &conn,
+                &demander.conn,
                 &ServerMsg::Error {
                     id: Some(d.request),
-                    error: err(
-                        ErrorCode::Expired,
-                        format!("{who} did not answer the connection demand within {secs} s"),
-                    ),
+                    error: e,
                 },
             );
         }
+    }
+
+    /// Journals a demand of `demander` for `target` (`target_user`) that opened no session.
+    pub(super) fn refused(
+        &self,
+        demander: &Party,
+        target: String,
+        target_user: String,
+        outcome: Outcome,
+        reason: &str,
+    ) {
+        self.journal.record(Entry::Refused(DemandRow {
+            at_ms: now_ms(),
+            demander: demander.device.domain.clone(),
+            demander_user: demander.user.clone(),
+            target,
+            target_user,
+            outcome: outcome.as_str().to_owned(),
+            reason: bounded(reason),
+        }));
     }
 
     /// Removes a demand and its marks on both connections.
@@ -237,17 +293,25 @@ impl Relay {
                 format!(": {reason}")
             };
             tracing::info!(demand, by = %party.device.domain, %reason, "connection demand rejected");
+            let e = err(
+                ErrorCode::Rejected,
+                format!(
+                    "{} rejected the connection demand{because}",
+                    party.device.domain
+                ),
+            );
+            self.refused(
+                &demander,
+                party.device.domain.clone(),
+                party.user.clone(),
+                Outcome::Rejected,
+                &e.message,
+            );
             tell(
                 &demander.conn,
                 &ServerMsg::Error {
                     id: Some(d.request),
-                    error: err(
-                        ErrorCode::Rejected,
-                        format!(
-                            "{} rejected the connection demand{because}",
-                            party.device.domain
-                        ),
-                    ),
+                    error: e,
                 },
             );
             return Ok(ServerMsg::Ok { id: request });

@@ -1,6 +1,7 @@
 //! The relay's journal: one row per session (who, when, bytes each way, how it ended) in the
-//! `relay_sessions` table, written in order by one task so that a session's end never
-//! overtakes its start.
+//! `relay_sessions` table, and one per connection demand that opened no session (who, when,
+//! why: rejected, expired, not online, busy) in `relay_demands`, written in order by one task
+//! so that a session's end never overtakes its start.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
@@ -32,9 +33,81 @@ pub struct SessionRow {
     pub end_reason: Option<String>,
 }
 
+/// Why a connection demand opened no session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The target rejected it.
+    Rejected,
+    /// Nobody answered it in time.
+    Expired,
+    /// The target was not online, or took no demands.
+    NotOnline,
+    /// The target was busy in a session and kept no vacant connection.
+    Busy,
+    /// The target runs an older imagecast without real-time sessions.
+    OlderTerminal,
+}
+
+impl Outcome {
+    /// The word the journal stores and prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Rejected => "rejected",
+            Outcome::Expired => "expired",
+            Outcome::NotOnline => "not-online",
+            Outcome::Busy => "busy",
+            Outcome::OlderTerminal => "older-terminal",
+        }
+    }
+}
+
+/// A connection demand that opened no session, as `imagecast-server relay sessions` prints
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DemandRow {
+    /// When it was refused, expired or withdrawn (ms since the Unix epoch).
+    pub at_ms: i64,
+    /// The demanding terminal's domain.
+    pub demander: String,
+    /// The user logged in there ("" when none).
+    pub demander_user: String,
+    /// The demanded terminal's domain, or the device name demanded ("" when a user was).
+    pub target: String,
+    /// The user demanded, or logged in at the target ("" when none).
+    pub target_user: String,
+    /// Why no session opened.
+    pub outcome: String,
+    /// The reason as the demander heard it.
+    pub reason: String,
+}
+
+/// One row of the journal: a session, or a demand that opened none. In JSON, `kind` is
+/// `session` or `demand` and the row's fields follow.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JournalRow {
+    /// A session.
+    Session(SessionRow),
+    /// A demand that opened no session.
+    Demand(DemandRow),
+}
+
+impl JournalRow {
+    /// When it happened: a session's start, a demand's end.
+    pub fn at_ms(&self) -> i64 {
+        match self {
+            JournalRow::Session(s) => s.started_ms,
+            JournalRow::Demand(d) => d.at_ms,
+        }
+    }
+}
+
 /// One write to the journal.
 #[derive(Debug)]
 pub enum Entry {
+    /// A connection demand opened no session.
+    Refused(DemandRow),
     /// A session was accepted.
     Started(SessionRow),
     /// The bytes an open session has relayed so far (written every
@@ -95,6 +168,21 @@ impl Journal {
 
 fn write(c: &Connection, entry: &Entry) -> Result<(), DbError> {
     match entry {
+        Entry::Refused(d) => {
+            c.execute(
+                "INSERT INTO relay_demands (at_ms, demander, demander_user, target, target_user, outcome, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    d.at_ms,
+                    d.demander,
+                    d.demander_user,
+                    d.target,
+                    d.target_user,
+                    d.outcome,
+                    d.reason
+                ],
+            )?;
+        }
         Entry::Started(r) => {
             c.execute(
                 "INSERT INTO relay_sessions (session, demander, demander_user, target, target_user, started_ms)
@@ -164,8 +252,9 @@ pub fn close_stale(c: &Connection) -> Result<usize, DbError> {
     )?)
 }
 
-/// The last `last` sessions, oldest first.
-pub fn recent(c: &Connection, last: usize) -> Result<Vec<SessionRow>, DbError> {
+/// The last `last` rows of the journal (sessions by their start, refused demands by their
+/// end), oldest first.
+pub fn recent(c: &Connection, last: usize) -> Result<Vec<JournalRow>, DbError> {
     let mut stmt = c.prepare(
         "SELECT session, demander, demander_user, target, target_user, started_ms, ended_ms,
                 bytes_to_target, bytes_to_demander, end_reason
@@ -173,7 +262,7 @@ pub fn recent(c: &Connection, last: usize) -> Result<Vec<SessionRow>, DbError> {
     )?;
     let mut rows = stmt
         .query_map([last as i64], |r| {
-            Ok(SessionRow {
+            Ok(JournalRow::Session(SessionRow {
                 session: r.get::<_, i64>(0)?.max(0) as u64,
                 demander: r.get(1)?,
                 demander_user: r.get(2)?,
@@ -184,9 +273,30 @@ pub fn recent(c: &Connection, last: usize) -> Result<Vec<SessionRow>, DbError> {
                 bytes_to_target: r.get::<_, i64>(7)?.max(0) as u64,
                 bytes_to_demander: r.get::<_, i64>(8)?.max(0) as u64,
                 end_reason: r.get(9)?,
-            })
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = c.prepare(
+        "SELECT at_ms, demander, demander_user, target, target_user, outcome, reason
+         FROM relay_demands ORDER BY id DESC LIMIT ?1",
+    )?;
+    let demands = stmt
+        .query_map([last as i64], |r| {
+            Ok(JournalRow::Demand(DemandRow {
+                at_ms: r.get(0)?,
+                demander: r.get(1)?,
+                demander_user: r.get(2)?,
+                target: r.get(3)?,
+                target_user: r.get(4)?,
+                outcome: r.get(5)?,
+                reason: r.get(6)?,
+            }))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.reverse();
-    Ok(rows)
+    rows.extend(demands.into_iter().rev());
+    // A stable sort keeps each table's own order among rows of the same millisecond.
+    rows.sort_by_key(JournalRow::at_ms);
+    let cut = rows.len().saturating_sub(last);
+    Ok(rows.split_off(cut))
 }

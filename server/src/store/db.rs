@@ -243,6 +243,20 @@ CREATE TABLE fax_jobs (
 );
 CREATE INDEX fax_jobs_state ON fax_jobs (state, not_before_ms);
 "#,
+    // The relay's journal, continued: connection demands that opened no session (rejected,
+    // expired, not online, busy), with who, when and why.
+    r#"
+CREATE TABLE relay_demands (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms         INTEGER NOT NULL,
+    demander      TEXT NOT NULL,
+    demander_user TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    target_user   TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    reason        TEXT NOT NULL
+);
+"#,
 ];
 
 /// Opens the database file with the settings every user of it needs, and migrates it.

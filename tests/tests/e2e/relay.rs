@@ -1157,3 +1157,217 @@ fn ssh_runs_through_relay_pipe_as_its_proxy_command() {
     let ended = b.expect_line("session", LIMIT);
     assert!(ended.contains("ended"), "{ended}");
 }
+
+/// The next connection demand B is asked, within the limit.
+async fn next_demand(
+    events: &mut imagecast_shared::client::Events,
+) -> imagecast_shared::client::IncomingDemand {
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            match events.recv().await {
+                Some(Event::Demanded(d)) => break d,
+                Some(_) => {}
+                None => panic!("the connection ended"),
+            }
+        }
+    })
+    .await
+    .expect("a demand within the limit")
+}
+
+#[tokio::test]
+async fn refused_demands_are_journalled_apart_from_sessions() {
+    let server = TestServer::start_demo_with(&["--relay-demand-timeout-s", "2"]).unwrap();
+    let (a, mut a_events) = server.connect(A, false).await.unwrap();
+    tokio::spawn(async move { while a_events.recv().await.is_some() {} });
+    a.login(imagecast_tests::USER, imagecast_tests::PASSWORD)
+        .await
+        .unwrap();
+    let demand = |target: &str| {
+        let a = a.clone();
+        let target = target.to_owned();
+        tokio::spawn(async move { a.demand(RelayTarget::Device(target), LIMIT).await })
+    };
+    // Not online.
+    let err = demand(D).await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("not online"), "{err}");
+    // Rejected, with a reason.
+    let (b, mut b_events) = server.connect(B, false).await.unwrap();
+    b.relay_listen().await.unwrap();
+    let asking = demand(B);
+    let d = next_demand(&mut b_events).await;
+    assert!(
+        b.answer(d.demand, Err("out to lunch".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let err = asking.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("out to lunch"), "{err}");
+    // Expired: B hears the demand and says nothing.
+    let asking = demand(B);
+    next_demand(&mut b_events).await;
+    let err = asking.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("did not answer"), "{err}");
+    // Busy: A and B in a session, C demands B.
+    let asking = demand(B);
+    let d = next_demand(&mut b_events).await;
+    let at_b = b.answer(d.demand, Ok(())).await.unwrap().unwrap();
+    let at_a = asking.await.unwrap().unwrap();
+    let (c, _c_events) = server.connect(C, false).await.unwrap();
+    let err = c
+        .demand(RelayTarget::Device(B.into()), LIMIT)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("busy"), "{err}");
+    at_a.sender.end("done").await.unwrap();
+    assert!(at_b.receiver.id() == at_a.id);
+
+    // The journal has the four refused demands, who, when and why, and the one session.
+    let deadline = Instant::now() + LIMIT;
+    let rows = loop {
+        let out = server.admin_run(&["relay", "sessions", "--json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let rows: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        let rows = rows.as_array().unwrap().clone();
+        if rows.len() == 5 && rows.iter().any(|r| !r["ended_ms"].is_null()) {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "not journalled: {rows:?}");
+        // The clients' tasks run on this test's runtime: wait on it, not on the thread.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let kinds: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("demand", "not-online"),
+            ("demand", "rejected"),
+            ("demand", "expired"),
+            ("session", ""),
+            ("demand", "busy"),
+        ],
+        "{rows:?}"
+    );
+    assert_eq!(rows[0]["demander"], A);
+    assert_eq!(rows[0]["demander_user"], "1001");
+    assert_eq!(rows[0]["target"], D);
+    assert!(rows[1]["reason"].as_str().unwrap().contains("out to lunch"));
+    assert_eq!(rows[2]["target"], B);
+    assert!(rows[2]["at_ms"].as_i64().unwrap() > 0);
+    assert_eq!(rows[4]["demander"], C);
+    assert!(rows[4]["reason"].as_str().unwrap().contains("busy"));
+    // In lines, a demand says so first, a session starts with its number.
+    let text = server.admin_run(&["relay", "sessions"]);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", text.stdout);
+    assert!(
+        lines[0].starts_with("demand ")
+            && lines[0].contains(&format!("{A}(1001) -> {D} not-online")),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].contains("rejected") && lines[1].contains("out to lunch"));
+    assert!(lines[2].starts_with("demand ") && lines[2].contains(" expired "));
+    assert!(lines[3].starts_with(&at_a.id.to_string()), "{}", lines[3]);
+    assert!(lines[4].starts_with("demand ") && lines[4].contains(" busy "));
+    let last = server.admin_run(&["relay", "sessions", "--last", "2"]);
+    assert_eq!(last.stdout.lines().count(), 2, "{}", last.stdout);
+    assert!(last.stdout.lines().last().unwrap().contains(" busy "));
+}
+
+#[test]
+fn pages_go_both_ways_byte_identical_in_one_session() {
+    let server = TestServer::start_demo().unwrap();
+    let scratch = Scratch::new();
+    let tiff = scratch.join("reply.tif");
+    let tiff_bytes = multipage_tiff(&tiff, 2, 48, 48).unwrap();
+    let big = pattern(30, (2 << 20) + 5);
+    let big_reply = scratch.page("reply.bin", &big);
+    let at_b = scratch.join("b-tray");
+    let listener = listen(
+        &server,
+        B,
+        &at_b,
+        &[
+            "--accept-all",
+            "--reply",
+            tiff.to_str().unwrap(),
+            big_reply.to_str().unwrap(),
+        ],
+    );
+    let sent = pattern(31, 3 << 20);
+    let first = scratch.page("first.bin", &sent);
+    let second = scratch.page("second.bin", b"x");
+    let at_a = scratch.join("a-tray");
+    let send = server.terminal(
+        A,
+        [
+            "relay".as_ref(),
+            "send".as_ref(),
+            "--to-device".as_ref(),
+            B.as_ref(),
+            "--out".as_ref(),
+            at_a.as_os_str(),
+            first.as_os_str(),
+            second.as_os_str(),
+        ],
+    );
+    send.assert_code(0);
+    // A's pages at B, B's at A: each file whole, byte for byte, in one session.
+    assert_eq!(
+        sha(&std::fs::read(at_b.join("first.bin")).unwrap()),
+        sha(&sent)
+    );
+    assert_eq!(std::fs::read(at_b.join("second.bin")).unwrap(), b"x");
+    assert_eq!(std::fs::read(at_a.join("reply.tif")).unwrap(), tiff_bytes);
+    assert_eq!(
+        sha(&std::fs::read(at_a.join("reply.bin")).unwrap()),
+        sha(&big)
+    );
+    for k in 1..=2 {
+        assert!(
+            send.stdout.contains(&format!("page {k}/2 printed by {B}")),
+            "{}",
+            send.stdout
+        );
+        assert!(
+            send.stdout
+                .contains(&format!("page {k}/2 from {B} stored as")),
+            "{}",
+            send.stdout
+        );
+    }
+    // B hears its replies confirmed, then the end.
+    listener.expect_line(&format!("page 2/2 printed by {A}"), LIMIT);
+    let ended = listener.expect_line("ended", LIMIT);
+    assert!(ended.contains("done"), "{ended}");
+    let accepted = send
+        .stdout
+        .lines()
+        .find(|l| l.contains("accepted (session"))
+        .unwrap();
+    // One session: the journal has exactly one, with bytes both ways.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let out = server.admin_run(&["relay", "sessions", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        let rows = rows.as_array().unwrap();
+        if rows.len() == 1 && !rows[0]["ended_ms"].is_null() {
+            assert!(rows[0]["bytes_to_target"].as_u64().unwrap() > sent.len() as u64);
+            assert!(rows[0]["bytes_to_demander"].as_u64().unwrap() > big.len() as u64);
+            assert!(accepted.contains(&format!("session {})", rows[0]["session"])));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -111,6 +111,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     runtime()?.block_on(async {
         let net = DemoNetwork::start(DemoOptions::new(&root)).await?;
+        let peers = real_time_peers(&net);
         let opts = panel_options(
             &args.panel,
             net.panel_client_config(),
@@ -118,11 +119,43 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             true,
         )?;
         let result = crate::panel::run(opts).await;
+        peers.cancel();
         let summary = net.tray_summary();
         net.shutdown().await;
         println!("{summary}");
         result.map(|()| ExitCode::SUCCESS)
     })
+}
+
+/// The demo's other offices online take real-time sessions (seed 004): each keeps a second
+/// connection that accepts every connection demand and prints the pages to its tray, as
+/// `imagecast relay listen --accept-all` does. Cancelling the token closes them.
+#[cfg(feature = "demo")]
+fn real_time_peers(net: &crate::demo::DemoNetwork) -> tokio_util::sync::CancellationToken {
+    let stop = tokio_util::sync::CancellationToken::new();
+    for (device, token) in net.server().devices() {
+        let domain = device.domain;
+        if domain == crate::demo::PANEL_DOMAIN || domain == crate::demo::OFFLINE_DOMAIN {
+            continue;
+        }
+        let cfg = net.client_config(domain, token, false);
+        let tray = net
+            .root()
+            .join("terminals")
+            .join(domain)
+            .join("output-tray");
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let Ok((client, events)) = imagecast_shared::client::Client::connect(&cfg).await else {
+                return;
+            };
+            tokio::select! {
+                () = pc::relay::accept_all(client.clone(), events, tray) => {}
+                () = stop.cancelled() => client.close().await,
+            }
+        });
+    }
+    stop
 }
 
 /// `demo` in a build without the `demo` feature: says so.

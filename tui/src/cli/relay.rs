@@ -53,9 +53,9 @@ pub struct PolicyArgs {
 /// `imagecast relay ...`.
 #[derive(clap::Subcommand)]
 pub enum RelayCmd {
-    /// Send files in real time: each is printed (stored) at the other end and confirmed.
-    /// Exit code 2 when the demand is rejected, the target is not online or busy, or the
-    /// session broke.
+    /// Send files in real time: each is printed (stored) at the other end and confirmed;
+    /// pages the other end sends back in the session are stored in --out. Exit code 2 when
+    /// the demand is rejected, the target is not online or busy, or the session broke.
     Send {
         #[command(flatten)]
         target: TargetArgs,
@@ -63,12 +63,15 @@ pub enum RelayCmd {
         /// demand timeout, 30 s by default, usually ends the wait first).
         #[arg(long)]
         timeout: Option<u64>,
+        /// The folder pages sent back are stored in (created, owner-only, if missing).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
         /// The files, each sent as one page.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Answer connection demands and store the pages of accepted sessions; exits when this
-    /// device logs out.
+    /// Answer connection demands, store the pages of accepted sessions (and send --reply
+    /// files back in them); exits when this device logs out.
     Listen {
         /// The folder pages are stored in (created, owner-only, if missing).
         #[arg(long, default_value = ".")]
@@ -76,8 +79,12 @@ pub enum RelayCmd {
         #[command(flatten)]
         policy: PolicyArgs,
         /// Hand accepted sessions to this local TCP service instead (HOST:PORT).
-        #[arg(long, value_name = "HOST:PORT")]
+        #[arg(long, value_name = "HOST:PORT", conflicts_with = "reply")]
         forward: Option<String>,
+        /// Send these files back, each as one page, in every session accepted, once its
+        /// first page has arrived (the demander stores them in its --out).
+        #[arg(long, num_args = 1.., value_name = "FILE")]
+        reply: Vec<PathBuf>,
     },
     /// Carry standard input to the peer and the peer's bytes to standard output (usable as
     /// an SSH ProxyCommand). Exit code 2 when the session cannot open or breaks.
@@ -157,6 +164,7 @@ pub fn run(options: &Options, cmd: RelayCmd) -> anyhow::Result<ExitCode> {
         RelayCmd::Send {
             target,
             timeout,
+            out: out_dir,
             files,
         } => {
             let out = &mut std::io::stdout().lock();
@@ -165,6 +173,7 @@ pub fn run(options: &Options, cmd: RelayCmd) -> anyhow::Result<ExitCode> {
                 &target.target(),
                 wait(timeout),
                 &files,
+                &out_dir,
                 out,
             ))?)
         }
@@ -172,6 +181,7 @@ pub fn run(options: &Options, cmd: RelayCmd) -> anyhow::Result<ExitCode> {
             out,
             policy,
             forward,
+            reply,
         } => {
             let policy = if policy.accept_all {
                 Policy::AcceptAll
@@ -190,6 +200,8 @@ pub fn run(options: &Options, cmd: RelayCmd) -> anyhow::Result<ExitCode> {
                 out,
                 policy,
                 forward,
+                reply,
+                quiet: false,
             };
             finish(block_on(relay::listen(&settings, &args))?)
         }

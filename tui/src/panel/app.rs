@@ -121,6 +121,8 @@ pub struct ReceivedEntry {
     pub pages: usize,
     /// When it was printed.
     pub at: SystemTime,
+    /// It came in a real-time session, not by store and forward.
+    pub realtime: bool,
 }
 
 /// The deliveries an earlier run printed to the output tray `tray`, oldest first, from the
@@ -154,6 +156,7 @@ pub fn received_before(tray: &std::path::Path) -> Vec<ReceivedEntry> {
                 },
                 pages,
                 at,
+                realtime: false,
             }
         })
         .collect();
@@ -208,6 +211,8 @@ pub struct App {
     pub busy: Option<String>,
     /// A short note in the status line, with when it appeared.
     pub note: Option<(String, Instant)>,
+    /// A connection demand waiting for the operator, over whatever screen is up.
+    pub demand: Option<screens::demand::DemandDialog>,
     /// Jobs waiting for the runner.
     jobs: Vec<Job>,
     /// Keys typed while a job loads the next screen: they go to that screen once it is up
@@ -237,6 +242,7 @@ impl App {
             received: Vec::new(),
             busy: None,
             note: None,
+            demand: None,
             jobs: Vec::new(),
             typed_ahead: Vec::new(),
             quit: false,
@@ -271,6 +277,22 @@ impl App {
             self.quit_requested();
             return;
         }
+        // A connection demand takes Start and Reset, whatever is beneath it and whatever
+        // runs; it answers beside the job in flight.
+        if let Some(d) = &self.demand {
+            match d.key(key) {
+                screens::demand::DemandKey::Answer(answer) => {
+                    self.demand = None;
+                    if self.conn == Conn::Connected {
+                        self.jobs.push(Job::AnswerDemand(answer));
+                    }
+                }
+                screens::demand::DemandKey::Ignored => {
+                    self.notify(strings::DEMAND_KEYS);
+                }
+            }
+            return;
+        }
         if key == Key::RetryNow {
             if self.conn == Conn::Connected {
                 self.notify("Connected to the image server already.");
@@ -295,7 +317,9 @@ impl App {
         // While a job loads the next screen, keys wait for that screen: `6 1 2` typed
         // quickly ticks group 2 on FIG. 9, never entry 2 of FIG. 8. The progress view takes
         // its keys itself.
-        if self.busy.is_some() && !matches!(self.screen(), Screen::Progress(_)) {
+        if self.busy.is_some()
+            && !matches!(self.screen(), Screen::Progress(_) | Screen::RealTime(_))
+        {
             if self.typed_ahead.len() < TYPED_AHEAD_MAX {
                 self.typed_ahead.push(key);
             }
@@ -400,7 +424,7 @@ impl App {
     }
 
     fn run(&mut self, job: Job) {
-        if let Some(label) = &self.busy {
+        if let Some(label) = self.busy.as_ref().filter(|_| job.is_long()) {
             let text = format!("busy with {label}; press Stop (x) to cancel it");
             self.notify(text);
             return;
@@ -439,6 +463,12 @@ impl App {
             }
             self.stack.push(Screen::Progress(progress));
         }
+        if let Job::RealTimeSend(s) = &job {
+            self.stack
+                .push(Screen::RealTime(screens::realtime::RealTime::demander(
+                    &s.name,
+                )));
+        }
         self.jobs.push(job);
     }
 
@@ -473,10 +503,22 @@ impl App {
                         received,
                         pages,
                         at: SystemTime::now(),
+                        realtime: false,
                     });
                 }
             }
             AppEvent::Server(Event::Notice(text)) => self.notify(text),
+            AppEvent::Server(Event::Demanded(d)) => {
+                self.demand = Some(screens::demand::DemandDialog::new(d));
+            }
+            AppEvent::Server(Event::DemandWithdrawn { demand, reason }) => {
+                if let Some(d) = self.demand.take_if(|d| d.demand.demand == demand) {
+                    self.notify(format!(
+                        "Connection demand from {} withdrawn: {}",
+                        d.demand.from.name, reason
+                    ));
+                }
+            }
             AppEvent::Server(event) => {
                 for s in &mut self.stack {
                     if let Screen::Progress(p) = s {
@@ -488,8 +530,15 @@ impl App {
         }
     }
 
-    /// Periodic: expires notes.
+    /// Periodic: expires notes, and a connection demand whose time ran out (the server
+    /// expires it too; the screen beneath is as it was).
     pub fn tick(&mut self) {
+        if let Some(d) = self.demand.take_if(|d| d.expired(Instant::now())) {
+            self.notify(format!(
+                "Connection demand from {} not answered in time",
+                d.demand.from.name
+            ));
+        }
         if self
             .note
             .as_ref()
@@ -633,6 +682,36 @@ impl App {
                 self.stack
                     .push(Screen::Preview(screens::preview::Preview::new(*p)));
             }
+            JobResult::Terminals(list) => {
+                let me = imagecast_shared::domain::domain_key(&self.info.device).into_owned();
+                let others = list
+                    .into_iter()
+                    .filter(|p| imagecast_shared::domain::domain_key(&p.domain) != me)
+                    .collect();
+                self.stack
+                    .push(Screen::Terminals(screens::terminals::Terminals::new(
+                        others,
+                    )));
+            }
+            JobResult::RealTime(news) => self.real_time(news),
+            JobResult::RealTimeOver {
+                ok,
+                reason,
+                printed,
+                n,
+            } => {
+                let screen = self.stack.iter_mut().rev().find_map(|s| match s {
+                    Screen::RealTime(r)
+                        if r.side == screens::realtime::Side::Demander && !r.over() =>
+                    {
+                        Some(r)
+                    }
+                    _ => None,
+                });
+                if let Some(r) = screen {
+                    r.over_with(ok, &reason, printed, n);
+                }
+            }
             JobResult::Cancelled => {
                 self.notify("Stopped");
                 // A stopped distribution ends on its result, never on "Stop (x) cancels."
@@ -640,6 +719,49 @@ impl App {
                     if let Screen::Progress(p) = s {
                         p.stopped();
                     }
+                }
+            }
+        }
+    }
+
+    /// News of a real-time session: a session accepted opens its screen, pages printed go
+    /// to the received list, the rest goes to the session's screen.
+    fn real_time(&mut self, news: super::jobs::relay::News) {
+        use super::jobs::relay::News;
+        match news {
+            News::Opened {
+                session,
+                peer,
+                user,
+            } => {
+                self.stack
+                    .push(Screen::RealTime(screens::realtime::RealTime::target(
+                        session, &peer.name, &user,
+                    )));
+            }
+            News::Failed(text) => self.notify(text),
+            news => {
+                for s in self.stack.iter_mut().rev() {
+                    if let Screen::RealTime(r) = s {
+                        if r.news(&news) {
+                            break;
+                        }
+                    }
+                }
+                if let News::Received {
+                    received, pages, ..
+                } = news
+                {
+                    self.notify(format!(
+                        "Printed {pages} page(s) from {} (real time)",
+                        received.sender.name
+                    ));
+                    self.received.push(ReceivedEntry {
+                        received,
+                        pages,
+                        at: SystemTime::now(),
+                        realtime: true,
+                    });
                 }
             }
         }
@@ -684,8 +806,21 @@ impl App {
     pub fn draw(&mut self, f: &mut Frame) {
         self.hits.borrow_mut().clear();
         let areas = chrome::draw(f, self);
-        let (screen, ctx) = self.top();
-        screen.draw(f, areas.lcd, &ctx);
+        {
+            let (screen, ctx) = self.top();
+            screen.draw(f, areas.lcd, &ctx);
+        }
+        if let Some(d) = &self.demand {
+            // Over the screen, which stays as it is beneath; the dialog takes the touches.
+            let ctx = Ctx {
+                theme: self.theme,
+                conn: &self.conn,
+                demo: self.info.demo,
+                received: &self.received,
+                hits: &self.hits,
+            };
+            d.draw(f, areas.lcd, &ctx);
+        }
         chrome::draw_keypad(f, areas.keypad, &self.theme, &self.hits);
     }
 

@@ -1,7 +1,8 @@
 //! The panel's connection: dials the server, keeps dialling with back-off when it goes away
 //! (the app shows the countdown and keeps the operator's place), and prints what is delivered:
 //! pages go into the output tray through the [`Inbox`], which recognises redeliveries, and each
-//! delivery is acknowledged as printed.
+//! delivery is acknowledged as printed. It takes connection demands, which the app puts to
+//! the operator.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +49,10 @@ pub async fn run(
             Ok((client, mut events)) => {
                 attempt = 1;
                 let welcome = Box::new(client.welcome().clone());
+                // The panel takes connection demands and asks its operator (seed 004).
+                if let Err(e) = client.relay_listen().await {
+                    tracing::info!(error = %e, "this server takes no real-time sessions");
+                }
                 let _ = tx.send(AppEvent::Connected(client.clone(), welcome));
                 let reason = loop {
                     let ev = tokio::select! {

@@ -36,12 +36,20 @@ pub const LOGOUT_KEPT: &str = "Still logged in.";
 /// FIG. 8 title.
 pub const DIST_MODE_TITLE: &str = "Select a distribution mode";
 /// FIG. 8 entries, numbered from 1.
-pub const DIST_MODES: [&str; 4] = [
+pub const DIST_MODES: [&str; 5] = [
     "Distribute document",
     "Distribute file",
     "Register with destination group",
     "Withdraw from destination group",
+    "Send to a terminal in real time",
 ];
+
+/// FIG. 8's fifth mode: the terminals online.
+pub const TERMINALS_TITLE: &str = "Send in real time: terminals online";
+/// What a connection demand's dialog takes.
+pub const DEMAND_KEYS: &str = "A connection demand waits: Start accepts, Reset rejects.";
+/// No other terminal is online.
+pub const NO_TERMINALS: &str = "No other terminal is online.";
 
 /// FIG. 9 title.
 pub const DEST_TITLE: &str = "Select destinations";

@@ -11,6 +11,8 @@
 //!   register, withdraw);
 //! - [`paper`]: the ADF, the output tray and mark sheets (copy, read a mark sheet, carry a
 //!   sheet, decode pages for a preview);
+//! - [`relay`]: real-time sessions (the terminals online, sending to one, answering a
+//!   connection demand, pages both ways);
 //! - [`stored`]: the image store (use, print, copy, list, delete and preview stored images);
 //! - [`error`]: [`JobError`], whose words are what the operator reads in the error dialog.
 //!
@@ -19,6 +21,7 @@
 
 pub mod error;
 pub mod paper;
+pub mod relay;
 pub mod server;
 pub mod stored;
 
@@ -146,12 +149,31 @@ jobs! {
     DeleteStored(stored::DeleteStored),
     /// Decode a stored image's pages for a preview.
     PreviewStored(stored::PreviewStored),
+    /// Ask who is online, for FIG. 8's fifth mode.
+    FetchTerminals(relay::FetchTerminals),
+    /// Scan the ADF and send it to a terminal in real time.
+    RealTimeSend(relay::RealTimeSend),
+    /// Answer a connection demand (accepted: run the session).
+    AnswerDemand(relay::AnswerDemand),
+    /// Send the ADF's pages back in an accepted session.
+    SendBack(relay::SendBack),
+    /// Tell the demander this panel sends nothing more.
+    DoneSending(relay::DoneSending),
 }
 
 impl Job {
-    /// True when the job occupies the panel (one at a time; Stop cancels it).
+    /// True when the job occupies the panel (one at a time; Stop cancels it). Answering a
+    /// connection demand and the accepted session's work go on beside it.
     pub fn is_long(&self) -> bool {
-        !matches!(self, Job::Cancel | Job::Logout | Job::RetryNow)
+        !matches!(
+            self,
+            Job::Cancel
+                | Job::Logout
+                | Job::RetryNow
+                | Job::AnswerDemand(_)
+                | Job::SendBack(_)
+                | Job::DoneSending(_)
+        )
     }
 }
 
@@ -230,12 +252,30 @@ pub enum JobResult {
     Preview(Box<PreviewData>),
     /// Stopped by the operator.
     Cancelled,
+    /// The terminals online (FIG. 8's fifth mode).
+    Terminals(Vec<imagecast_shared::msg::Presence>),
+    /// News of a real-time session (never the end of the job in flight).
+    RealTime(relay::News),
+    /// The real-time send ended: `ok` when every page was printed and the session ended.
+    RealTimeOver {
+        /// Ended as it should.
+        ok: bool,
+        /// Why it ended (the refusal or break, or "done").
+        reason: String,
+        /// Pages printed at the other end, from the first.
+        printed: u64,
+        /// Pages scanned.
+        n: u64,
+    },
 }
 
 impl JobResult {
     /// True when this answer ends its job (progress steps and session news do not).
     pub fn is_final(&self) -> bool {
-        !matches!(self, JobResult::Scanned { .. } | JobResult::ReloginRefused)
+        !matches!(
+            self,
+            JobResult::Scanned { .. } | JobResult::ReloginRefused | JobResult::RealTime(_)
+        )
     }
 }
 
@@ -256,6 +296,8 @@ struct Session {
     login: Option<Credentials>,
     /// Turns true once the user is logged in again on this connection (or was refused).
     relogged: Option<watch::Receiver<bool>>,
+    /// The page exchange of the session this panel accepted, while it is open.
+    relay: Option<crate::pc::relay::pages::Pages>,
 }
 
 /// What a job works with: the panel's paper, the connection and user of when it started, and
@@ -447,7 +489,10 @@ impl JobRunner {
             }
             job => {
                 let token = CancellationToken::new();
-                self.current = Some(token.clone());
+                // Work beside the job in flight leaves Stop to that job.
+                if job.is_long() {
+                    self.current = Some(token.clone());
+                }
                 let cx = self.context();
                 let needs_server = job.needs_connection();
                 tokio::spawn(async move {

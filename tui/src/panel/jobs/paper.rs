@@ -267,7 +267,7 @@ fn keep_with_mark_sheet(
 }
 
 /// Scans the ADF; an empty feeder, or one where every file was refused, is an error.
-fn scan_adf(adf: &Adf) -> Result<Scan, JobError> {
+pub(super) fn scan_adf(adf: &Adf) -> Result<Scan, JobError> {
     let scan = adf.scan()?;
     if scan.pages.is_empty() {
         return Err(JobError::NothingReadable {

@@ -1,4 +1,5 @@
-//! FIG. 8: distribution mode.
+//! FIG. 8: distribution mode, with a fifth entry: sending to a terminal in real time
+//! (seed 004).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -6,6 +7,7 @@ use ratatui::layout::Rect;
 use super::Screen;
 use super::specify_image::{Purpose, SpecifyImage};
 use crate::panel::app::{Action, Ctx};
+use crate::panel::jobs::relay::FetchTerminals;
 use crate::panel::jobs::server::FetchGroups;
 use crate::panel::jobs::{GroupsFor, ImageSource};
 use crate::panel::keys::Key;
@@ -15,7 +17,7 @@ use crate::panel::strings;
 /// FIG. 8's state.
 #[derive(Debug)]
 pub struct DistributionMode {
-    /// The four modes.
+    /// The five modes.
     pub menu: Menu,
 }
 
@@ -54,6 +56,7 @@ impl DistributionMode {
             Some(1) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::Distribute))),
             Some(2) => groups(GroupsFor::Register),
             Some(3) => groups(GroupsFor::Withdraw),
+            Some(4) => Action::run(FetchTerminals),
             _ => Action::None,
         }
     }

@@ -60,7 +60,7 @@ mod tests {
         keys(&mut a, &[Key::Digit(6), Key::Help]);
         let s = screen(&mut a);
         assert!(s.contains("Keys: distribution mode"), "{s}");
-        assert!(s.contains("1-4"), "{s}");
+        assert!(s.contains("1-5"), "{s}");
         assert!(s.contains("Ctrl-Q F10"), "{s}");
         a.key(Key::Digit(1));
         assert!(matches!(a.screen(), Screen::DistributionMode(_)));

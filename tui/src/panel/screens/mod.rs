@@ -7,6 +7,7 @@
 //! bidirectional overrides escaped, the length bounded. Ratatui drops control characters but
 //! passes overrides such as U+202E, which would reorder what the operator reads.
 
+pub mod demand;
 pub mod destinations;
 pub mod distribution_mode;
 pub mod group_select;
@@ -17,9 +18,11 @@ pub mod message;
 pub mod mode_select;
 pub mod preview;
 pub mod progress;
+pub mod realtime;
 pub mod received;
 pub mod specify_image;
 pub mod stored;
+pub mod terminals;
 
 use std::borrow::Cow;
 
@@ -61,6 +64,10 @@ pub enum Screen {
     Preview(preview::Preview),
     /// The keys of the screen below.
     Help(help::Help),
+    /// FIG. 8's fifth mode: the terminals online.
+    Terminals(terminals::Terminals),
+    /// A real-time session's progress.
+    RealTime(realtime::RealTime),
 }
 
 impl Screen {
@@ -80,6 +87,8 @@ impl Screen {
             Screen::Received(s) => s.key(key, ctx),
             Screen::Preview(s) => s.key(key),
             Screen::Help(s) => s.key(key),
+            Screen::Terminals(s) => s.key(key),
+            Screen::RealTime(s) => s.key(key),
         }
     }
 
@@ -88,7 +97,7 @@ impl Screen {
         match self {
             Screen::Login(_) => "0-9 type Tab=box Enter=log in",
             Screen::ModeSelect(_) => "1-6 choose Enter=Start Esc=log out",
-            Screen::DistributionMode(_) => "1-4 choose Enter=Start Esc=back",
+            Screen::DistributionMode(_) => "1-5 choose Enter=Start Esc=back",
             Screen::Destinations(d) if d.source == crate::panel::jobs::ImageSource::Adf => {
                 "0-9 tick *=keep Enter=send Esc=back"
             }
@@ -102,6 +111,12 @@ impl Screen {
             Screen::Received(_) => "↑↓ move Enter/p=preview Esc=back",
             Screen::Preview(_) => "←→ page Enter/Esc=back",
             Screen::Help(_) => "any key closes",
+            Screen::Terminals(_) => "1-9 pick Enter=scan and send Esc=back",
+            Screen::RealTime(r) if r.over() => "Enter/Esc=OK",
+            Screen::RealTime(r) if r.side == realtime::Side::Target => {
+                "Enter=send ADF back Esc=nothing to send"
+            }
+            Screen::RealTime(_) => "x=Stop",
         }
     }
 
@@ -128,7 +143,7 @@ impl Screen {
             Screen::DistributionMode(_) => (
                 "distribution mode",
                 &[
-                    ("1-4", "choose a distribution mode"),
+                    ("1-5", "choose a mode (5: real time)"),
                     ("↑↓ Enter", "move, then Start on the highlighted mode"),
                     ("Esc", "Reset: back to mode selection"),
                 ],
@@ -206,6 +221,28 @@ impl Screen {
                     ("Enter Esc", "back"),
                 ],
             ),
+            Screen::Terminals(_) => (
+                "terminals online",
+                &[
+                    ("1-9 ↑↓", "pick a terminal"),
+                    (
+                        "Enter",
+                        "Start: scan the ADF and send it there in real time",
+                    ),
+                    ("Esc", "Reset: back"),
+                ],
+            ),
+            Screen::RealTime(_) => (
+                "real-time session",
+                &[
+                    ("x", "Stop: end a session this panel demanded"),
+                    (
+                        "Enter",
+                        "Start: send the ADF's pages back (a session accepted); OK once over",
+                    ),
+                    ("Esc", "Reset: nothing (more) to send back; OK once over"),
+                ],
+            ),
             Screen::Help(h) => (h.title, h.keys),
         };
         help::Help { title, keys }
@@ -238,6 +275,8 @@ impl Screen {
             Screen::Received(s) => s.draw(f, area, ctx),
             Screen::Preview(s) => s.draw(f, area, ctx),
             Screen::Help(s) => s.draw(f, area, ctx),
+            Screen::Terminals(s) => s.draw(f, area, ctx),
+            Screen::RealTime(s) => s.draw(f, area, ctx),
         }
     }
 }

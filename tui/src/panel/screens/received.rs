@@ -23,10 +23,11 @@ pub fn describe(e: &ReceivedEntry) -> String {
     let t = humantime::format_rfc3339_seconds(e.at).to_string();
     let time = t.get(11..19).unwrap_or(&t).to_owned();
     format!(
-        "{time} {} ({} file{})",
+        "{time} {} ({} file{}){}",
         peer_name(&e.received.sender.name),
         e.received.pages,
-        if e.received.pages == 1 { "" } else { "s" }
+        if e.received.pages == 1 { "" } else { "s" },
+        if e.realtime { ", real time" } else { "" }
     )
 }
 

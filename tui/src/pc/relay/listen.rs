@@ -1,6 +1,8 @@
 //! `relay listen`: answering demands (all, by pattern, or by asking), storing the pages of
-//! accepted sessions, or handing a session to a local TCP service (`--forward`).
+//! accepted sessions and sending `--reply` files back in them, or handing a session to a
+//! local TCP service (`--forward`).
 
+use super::pages::{Outgoing, PageEvent, exchange};
 use super::*;
 
 /// How `relay listen` answers demands.
@@ -23,6 +25,10 @@ pub struct ListenArgs {
     pub policy: Policy,
     /// Hand sessions to this local TCP service instead of storing pages.
     pub forward: Option<String>,
+    /// Files sent back, each as one page, in every session accepted.
+    pub reply: Vec<PathBuf>,
+    /// Events go to the log, not to stdout (a listener inside another program).
+    pub quiet: bool,
 }
 
 /// `relay listen`: answers demands and serves accepted sessions, one line per event, until
@@ -31,6 +37,9 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
     if args.forward.is_none() {
         imagecast_shared::private::create_dir_all(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?;
+    }
+    for f in &args.reply {
+        Outgoing::file(f)?;
     }
     let mut delay = Duration::from_millis(200);
     let mut connected_once = false;
@@ -69,6 +78,25 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Takes connection demands on an open connection and accepts every one, storing the pages
+/// in `out`, as `relay listen --accept-all --out DIR` does, until the connection ends (the
+/// demo's simulated terminals take real-time sessions this way).
+pub async fn accept_all(client: Client, events: imagecast_shared::client::Events, out: PathBuf) {
+    let args = ListenArgs {
+        out,
+        policy: Policy::AcceptAll,
+        forward: None,
+        reply: Vec::new(),
+        quiet: true,
+    };
+    match client.relay_listen().await {
+        Ok(()) => {
+            let _ = answer_demands(&client, events, &args).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot take connection demands"),
+    }
+}
+
 /// How one connection of `relay listen` ended.
 enum Ended {
     LoggedOut,
@@ -88,31 +116,34 @@ async fn answer_demands(
                 let from = describe(&d);
                 match client.answer(d.demand, decision.clone()).await {
                     Ok(Some(session)) => {
-                        say(&format!(
-                            "demand from {from}: accepted (session {})",
-                            session.id
-                        ));
+                        say_to(
+                            args.quiet,
+                            &format!("demand from {from}: accepted (session {})", session.id),
+                        );
                         let args = args.clone();
                         tokio::spawn(async move { serve(session, &args).await });
                     }
-                    Ok(None) => say(&format!(
-                        "demand from {from}: rejected ({})",
-                        decision.err().unwrap_or_default()
-                    )),
-                    Err(e) => say(&format!(
-                        "demand from {from}: {}",
-                        peer_reason(&e.to_string())
-                    )),
+                    Ok(None) => say_to(
+                        args.quiet,
+                        &format!(
+                            "demand from {from}: rejected ({})",
+                            decision.err().unwrap_or_default()
+                        ),
+                    ),
+                    Err(e) => say_to(
+                        args.quiet,
+                        &format!("demand from {from}: {}", peer_reason(&e.to_string())),
+                    ),
                 }
             }
             Event::DemandWithdrawn { demand, reason } => {
-                say(&format!(
-                    "demand {demand} withdrawn: {}",
-                    peer_reason(&reason)
-                ));
+                say_to(
+                    args.quiet,
+                    &format!("demand {demand} withdrawn: {}", peer_reason(&reason)),
+                );
             }
             Event::LoggedOut(reason) => {
-                say(&format!("logged out: {}", peer_reason(&reason)));
+                say_to(args.quiet, &format!("logged out: {}", peer_reason(&reason)));
                 client.close().await;
                 return Ended::LoggedOut;
             }
@@ -125,6 +156,16 @@ async fn answer_demands(
 }
 
 /// One line on stdout, flushed (scripts read it as it comes).
+/// With `quiet` (a listener inside another program, whose stdout is not its own), a log
+/// line instead.
+fn say_to(quiet: bool, line: &str) {
+    if quiet {
+        tracing::info!("{line}");
+    } else {
+        say(line);
+    }
+}
+
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -238,165 +279,64 @@ async fn serve(session: RelaySession, args: &ListenArgs) {
                 Err(reason)
             }
         },
-        None => store_pages(session, &args.out, &from).await,
+        None => store_pages(session, &args.out, &args.reply, &from, args.quiet).await,
     };
     match result {
-        Ok(reason) => say(&format!("session {id} ended: {}", peer_reason(&reason))),
-        Err(reason) => say(&format!("session {id} broke: {}", peer_reason(&reason))),
+        Ok(reason) => say_to(
+            args.quiet,
+            &format!("session {id} ended: {}", peer_reason(&reason)),
+        ),
+        Err(reason) => say_to(
+            args.quiet,
+            &format!("session {id} broke: {}", peer_reason(&reason)),
+        ),
     }
 }
 
-/// Receives pages until the peer ends the session; returns how it ended.
-async fn store_pages(session: RelaySession, dir: &Path, from: &str) -> Result<String, String> {
-    let RelaySession {
-        id,
-        sender,
-        receiver,
-        ..
-    } = session;
-    let mut input = SessionIn::new(receiver);
-    loop {
-        let line = match input.read_line().await {
-            Ok(Some(line)) => line,
-            Ok(None) => {
-                // The peer sends nothing more: neither does this side; the end follows.
-                let _ = sender.finish().await;
-                return match input.rx.recv().await {
-                    Err(ClientError::SessionEnded(r)) => Ok(r),
-                    _ => Ok("the peer closed".into()),
-                };
-            }
-            Err(ClientError::SessionEnded(r)) => return Ok(r),
-            Err(e) => return Err(e.to_string()),
-        };
-        let header = parse_header(&line);
-        let Some((k, n, size, name_len)) = header else {
-            let reason = format!("not a page header: {}", peer_reason(&line));
-            let _ = sender.end(&reason).await;
-            return Err(reason);
-        };
-        let name = match input.read_exact(name_len).await {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => return Err(e.to_string()),
-        };
-        match receive_file(&mut input, dir, id, k, &name, size).await {
-            Ok(path) => {
-                say(&format!(
-                    "page {k}/{n} from {from} stored as {}",
-                    path.display()
-                ));
-                if let Err(e) = sender.send(Bytes::from(format!("printed {k}\n"))).await {
-                    return Err(e.to_string());
-                }
-            }
-            Err(Failure::Local(reason)) => {
-                say(&format!("page {k}/{n} from {from} not stored: {reason}"));
-                let _ = sender
-                    .send(Bytes::from(format!("failed {k} {reason}\n")))
-                    .await;
-                let _ = sender.end(&reason).await;
-                return Err(reason);
-            }
-            Err(Failure::Session(e)) => return Err(e.to_string()),
-        }
-    }
-}
-
-fn parse_header(line: &str) -> Option<(u64, u64, u64, usize)> {
-    let mut w = line.split(' ');
-    if w.next()? != "page" {
-        return None;
-    }
-    let k = w.next()?.parse().ok()?;
-    let n = w.next()?.parse().ok()?;
-    let size: u64 = w.next()?.parse().ok()?;
-    let name_len: usize = w.next()?.parse().ok()?;
-    if w.next().is_some() || size > MAX_PAGE_BYTES || name_len > MAX_NAME || k == 0 || k > n {
-        return None;
-    }
-    Some((k, n, size, name_len))
-}
-
-enum Failure {
-    Local(String),
-    Session(ClientError),
-}
-
-/// Writes one page to a temporary file, syncs it, and renames it into `dir` under a name
-/// no other file has.
-async fn receive_file(
-    input: &mut SessionIn,
+/// Stores the peer's pages and sends the `--reply` files back in the same session, until
+/// the peer ends it; returns how it ended.
+async fn store_pages(
+    session: RelaySession,
     dir: &Path,
-    session: u64,
-    k: u64,
-    name: &str,
-    size: u64,
-) -> Result<PathBuf, Failure> {
-    let local = |e: std::io::Error| Failure::Local(e.to_string());
-    let tmp = dir.join(format!(".relay-{session}-{k}.part"));
-    let mut file = tokio::fs::File::from_std(
-        imagecast_shared::private::open_options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(local)?,
-    );
-    let mut left = size;
-    while left > 0 {
-        let piece = match input.next_piece(left).await {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(Failure::Session(ClientError::SessionEnded(
-                    "the peer stopped in the middle of a page".into(),
-                )));
+    reply: &[PathBuf],
+    from: &str,
+    quiet: bool,
+) -> Result<String, String> {
+    let replies: Vec<Outgoing> = reply
+        .iter()
+        .filter_map(|f| Outgoing::file(f).ok())
+        .collect();
+    let (link, mut events) = exchange(session, dir.to_owned());
+    // The replies (and `done`) go once the peer has shown it sends pages: a `relay pipe`
+    // that reached this listener gets no bytes it did not ask for.
+    let mut replies = Some(replies);
+    while let Some(event) = events.recv().await {
+        if !matches!(event, PageEvent::Ended(_)) {
+            if let Some(r) = replies.take() {
+                link.send(r);
+                link.done();
             }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(Failure::Session(e));
+        }
+        match event {
+            PageEvent::Stored { k, n, path } => say_to(
+                quiet,
+                &format!("page {k}/{n} from {from} stored as {}", path.display()),
+            ),
+            PageEvent::NotStored { k, reason } => {
+                say_to(quiet, &format!("page {k} from {from} not stored: {reason}"));
             }
-        };
-        left -= piece.len() as u64;
-        file.write_all(&piece).await.map_err(local)?;
-    }
-    file.sync_all().await.map_err(local)?;
-    drop(file);
-    let base = page_file_name(name, (k - 1) as usize);
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || place(&tmp, &dir, &base))
-        .await
-        .map_err(|e| Failure::Local(e.to_string()))?
-        .map_err(local)
-}
-
-/// Moves `tmp` into `dir` as `base`, or `stem-2.ext`, `stem-3.ext`... (never over a file).
-fn place(tmp: &Path, dir: &Path, base: &str) -> std::io::Result<PathBuf> {
-    let (stem, ext) = match base.rfind('.') {
-        Some(i) if i > 0 => (&base[..i], &base[i..]),
-        _ => (base, ""),
-    };
-    for n in 1..10_000u32 {
-        let name = if n == 1 {
-            base.to_owned()
-        } else {
-            format!("{stem}-{n}{ext}")
-        };
-        let path = dir.join(name);
-        // A hard link fails when the name is taken, so no file is ever replaced.
-        match std::fs::hard_link(tmp, &path) {
-            Ok(()) => {
-                std::fs::remove_file(tmp)?;
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-                return Ok(path);
+            PageEvent::Printed { k, n } => {
+                say_to(quiet, &format!("page {k}/{n} printed by {from}"))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
+            PageEvent::Refused { k, reason } => {
+                say_to(quiet, &format!("page {k} not stored by {from}: {reason}"));
+                link.end(&reason).await;
+            }
+            PageEvent::PeerDone => {}
+            PageEvent::Ended(end) => return end,
         }
     }
-    Err(std::io::Error::other("no free file name"))
+    Err("the session ended".into())
 }
 
 #[cfg(test)]
@@ -412,14 +352,5 @@ mod tests {
         assert!(!glob("10[!0]1", "1001"));
         assert!(glob("*", ""));
         assert!(!glob("a", "ab"));
-    }
-
-    #[test]
-    fn page_headers_are_checked() {
-        assert_eq!(parse_header("page 1 2 300 5"), Some((1, 2, 300, 5)));
-        assert_eq!(parse_header("page 3 2 300 5"), None);
-        assert_eq!(parse_header("page 1 2 300 5 x"), None);
-        assert_eq!(parse_header("page 1 2 99999999999999 5"), None);
-        assert_eq!(parse_header("page 1 2 3 999"), None);
     }
 }

@@ -1,27 +1,23 @@
 //! Real-time sessions from the PC client (seed 004): `who`, `relay send`, `relay listen`,
 //! `relay pipe`, `logout`.
 //!
-//! A session carries bytes; `relay send` and `relay listen` put pages on it in this form:
-//!
-//! ```text
-//! sender -> receiver:  "page K N SIZE NAMELEN\n", NAME (NAMELEN bytes), SIZE bytes of the file
-//! receiver -> sender:  "printed K\n" once the file is on disk, or "failed K REASON\n"
-//! ```
-//!
-//! The sender ends the session once every page is confirmed. `relay pipe` and `relay listen
+//! A session carries bytes; `relay send`, `relay listen` and the panel exchange pages on it
+//! both ways ([`pages`]: the form, and the exchange either end runs). The demander ends the
+//! session once every page is confirmed and the peer is done. `relay pipe` and `relay listen
 //! --forward` carry any byte stream: the end of one side's input half-closes the session
 //! toward the other ([`splice`]).
 //!
 //! - this module: `who`, opening a session, the administrator's `sessions` and `end`,
 //!   `logout`;
-//! - `send.rs`: `relay send`; `listen.rs`: `relay listen`; `pipe.rs`: `relay pipe` and
-//!   [`splice`].
+//! - [`pages`]: pages both ways in a session; `send.rs`: `relay send`; `listen.rs`: `relay
+//!   listen`; `pipe.rs`: `relay pipe` and [`splice`].
 
 mod listen;
+pub mod pages;
 mod pipe;
 mod send;
 
-pub use listen::{ListenArgs, Policy, glob, listen};
+pub use listen::{ListenArgs, Policy, accept_all, glob, listen};
 pub use pipe::{pipe, splice};
 pub use send::send;
 
@@ -134,7 +130,7 @@ fn target_text(target: &RelayTarget) -> String {
 }
 
 /// Connects, logs in if it can, and demands a session; a refusal is a [`SessionFailed`].
-async fn open(
+pub(crate) async fn open(
     s: &Settings,
     target: &RelayTarget,
     wait: Duration,

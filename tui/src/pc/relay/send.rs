@@ -1,120 +1,98 @@
-//! `relay send`: a connection demand, then each file as one page, confirmed once stored.
+//! `relay send`: a connection demand, then each file as one page, confirmed once stored;
+//! pages the peer sends back in the session are stored too ([`super::pages`]).
 
+use super::pages::{Outgoing, PageEvent, exchange};
 use super::*;
 
 /// `relay send`: demands a session, sends each file as one page, prints each confirmation,
-/// and ends the session.
+/// stores in `out_dir` what the peer sends back, and ends the session once every page is
+/// confirmed and the peer is done.
 pub async fn send(
     s: &Settings,
     target: &RelayTarget,
     wait: Duration,
     files: &[PathBuf],
+    out_dir: &Path,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut pages = Vec::new();
-    for f in files {
-        let size = std::fs::metadata(f)
-            .with_context(|| format!("cannot read {}", f.display()))?
-            .len();
-        let name = f
-            .file_name()
-            .and_then(|n| n.to_str())
-            .with_context(|| format!("{} has no usable file name", f.display()))?
-            .to_owned();
-        pages.push((f.clone(), name, size));
-    }
+    let pages = files
+        .iter()
+        .map(|f| Outgoing::file(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    imagecast_shared::private::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let (client, session) = open(s, target, wait).await?;
-    let RelaySession {
-        id,
-        peer: who,
-        sender,
-        receiver,
-        ..
-    } = session;
-    let domain = peer(&who.domain).into_owned();
+    let id = session.id;
+    let domain = peer(&session.peer.domain).into_owned();
     writeln!(
         out,
         "connection demand to {}: accepted (session {id})",
         target_text(target)
     )?;
     out.flush()?;
-    let n = pages.len();
-    let sending = {
-        let sender = sender.clone();
-        tokio::spawn(async move {
-            for (k, (path, name, size)) in pages.into_iter().enumerate() {
-                let header = format!("page {} {n} {size} {}\n", k + 1, name.len());
-                sender.send(Bytes::from(header)).await?;
-                sender.send(Bytes::from(name.into_bytes())).await?;
-                let mut file =
-                    tokio::fs::File::open(&path)
-                        .await
-                        .map_err(|reason| ClientError::File {
-                            path: path.clone(),
-                            reason,
-                        })?;
-                let mut left = size;
-                while left > 0 {
-                    let want = (CHUNK_SIZE as u64).min(left) as usize;
-                    let mut buf = vec![0u8; want];
-                    file.read_exact(&mut buf)
-                        .await
-                        .map_err(|reason| ClientError::File {
-                            path: path.clone(),
-                            reason,
-                        })?;
-                    sender.send(Bytes::from(buf)).await?;
-                    left -= want as u64;
-                }
-            }
-            Ok::<(), ClientError>(())
-        })
-    };
-    let mut input = SessionIn::new(receiver);
-    let mut printed = 0usize;
+    let n = pages.len() as u64;
+    let (link, mut events) = exchange(session, out_dir.to_owned());
+    link.send(pages);
+    link.done();
+    let mut printed = 0u64;
+    let mut peer_done = false;
     let broke = loop {
-        if printed == n {
+        if printed == n && peer_done {
             break None;
         }
-        match input.read_line().await {
-            Ok(Some(line)) => {
-                let mut words = line.splitn(3, ' ');
-                match (
-                    words.next(),
-                    words.next().and_then(|k| k.parse::<usize>().ok()),
-                ) {
-                    (Some("printed"), Some(k)) if k == printed + 1 => {
-                        printed = k;
-                        writeln!(out, "page {k}/{n} printed by {domain}")?;
-                        out.flush()?;
-                    }
-                    (Some("failed"), Some(k)) => {
-                        break Some(format!(
-                            "{domain} could not store page {k}: {}",
-                            peer_reason(words.next().unwrap_or(""))
-                        ));
-                    }
-                    _ => {
-                        break Some(format!(
-                            "{domain} answered {:?}, not a page confirmation",
-                            peer_reason(&line)
-                        ));
-                    }
-                }
+        let next = if printed == n {
+            match tokio::time::timeout(super::pages::REPLY_GRACE, events.recv()).await {
+                Ok(e) => e,
+                // All confirmed, and the peer sends nothing more.
+                Err(_) => break None,
             }
-            Ok(None) => break Some(format!("{domain} closed the session early")),
-            Err(e) => break Some(e.to_string()),
+        } else {
+            events.recv().await
+        };
+        let Some(event) = next else {
+            break Some("the session ended".to_owned());
+        };
+        match event {
+            PageEvent::Printed { k, .. } if k == printed + 1 => {
+                printed = k;
+                writeln!(out, "page {k}/{n} printed by {domain}")?;
+                out.flush()?;
+            }
+            PageEvent::Printed { k, .. } => {
+                break Some(format!("{domain} confirmed page {k} out of order"));
+            }
+            PageEvent::Refused { k, reason } => {
+                break Some(format!("{domain} could not store page {k}: {reason}"));
+            }
+            PageEvent::Stored { k, n, path } => {
+                writeln!(
+                    out,
+                    "page {k}/{n} from {domain} stored as {}",
+                    path.display()
+                )?;
+                out.flush()?;
+            }
+            PageEvent::NotStored { k, reason } => {
+                break Some(format!("page {k} from {domain} not stored: {reason}"));
+            }
+            PageEvent::PeerDone => peer_done = true,
+            PageEvent::Ended(Ok(reason)) if printed == n => {
+                // The peer ended it once all was confirmed.
+                let _ = reason;
+                client.close().await;
+                return Ok(());
+            }
+            PageEvent::Ended(Ok(reason) | Err(reason)) => break Some(reason),
         }
     };
-    sending.abort();
     match broke {
         None => {
-            let _ = sender.end("done").await;
+            link.end_when_sent("done").await;
             client.close().await;
             Ok(())
         }
         Some(reason) => {
-            let _ = sender.end(&reason).await;
+            link.end(&reason).await;
             client.close().await;
             let got = if printed == 0 {
                 "no page was printed".to_owned()
