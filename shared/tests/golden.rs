@@ -834,7 +834,10 @@ fn fax_reception_and_settings_messages_keep_their_bytes() {
             })),
             "1f08100707070707070707070707070707070701360204077265636569766500017501740167013501530203024d480408726563656976656400",
         ),
-        (ServerMsg::Fax(FaxEvent::Settings(settings.clone())), "1f090167040201056c696e65730132"),
+        (
+            ServerMsg::Fax(FaxEvent::Settings(settings.clone())),
+            "1f090167040201056c696e65730132",
+        ),
         (
             ServerMsg::Fax(FaxEvent::SettingsInfo { id: 2, settings }),
             "1f0a020167040201056c696e65730132",

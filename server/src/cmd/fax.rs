@@ -12,7 +12,7 @@ use imagecast_shared::msg::{DeviceKind, ErrorCode, ErrorInfo, Role, ServerMsg};
 use super::{Session, check_name, error};
 use crate::fax::competence::{self, Competence};
 use crate::fax::dispatch::{self, NewJob};
-use crate::fax::{self as faxdb, FaxError, phonebook, priority, records};
+use crate::fax::{self as faxdb, FaxError, phonebook, priority, reception, records, settings};
 
 /// The most bytes of files one fax job may carry (its files travel in one frame).
 pub use imagecast_shared::fax::MAX_JOB_BYTES;
@@ -125,6 +125,88 @@ impl Session {
                     })
                     .collect();
                 Ok(reply(FaxEvent::Gateways { id, gateways }))
+            }
+            FaxRequest::Chunk {
+                id,
+                upload,
+                offset,
+                total,
+                data,
+            } => {
+                let domain = self.require_gateway_conn()?;
+                let root = self.state.data.root().to_owned();
+                tokio::task::spawn_blocking(move || {
+                    reception::chunk(&root, &domain, &upload, offset, total, &data)
+                })
+                .await
+                .map_err(|e| error(ErrorCode::Internal, None, e.to_string()))?
+                .map_err(fax_error)?;
+                Ok(Some(ServerMsg::Ok { id }))
+            }
+            FaxRequest::Received { id, fax } => {
+                let domain = self.require_gateway_conn()?;
+                let rc = fax.reception.clone();
+                let stored = reception::store(&self.state, &domain, fax)
+                    .await
+                    .map_err(fax_error)?;
+                Ok(reply(FaxEvent::ReceivedStored {
+                    id,
+                    reception: rc,
+                    duplicate: stored.duplicate,
+                }))
+            }
+            FaxRequest::SettingsApplied {
+                id,
+                version,
+                stored_only,
+            } => {
+                let domain = self.require_gateway_conn()?;
+                let gw = domain.clone();
+                faxdb::call(&self.state.db, move |c| {
+                    settings::acknowledge(c, &gw, version)
+                })
+                .await
+                .map_err(fax_error)?;
+                tracing::info!(gateway = %domain, version, stored_only = ?stored_only, "gateway applied its settings");
+                Ok(Some(ServerMsg::Ok { id }))
+            }
+            FaxRequest::SettingsShow { id, gateway } => {
+                let (user, _) = self.fax_user("reading gateway settings")?;
+                let device = domain_key(&self.device.domain).into_owned();
+                let v = faxdb::call(&self.state.db, move |c| {
+                    settings::show_by(c, &user, Some(&device), &gateway)
+                })
+                .await
+                .map_err(fax_error)?;
+                Ok(reply(FaxEvent::SettingsInfo {
+                    id,
+                    settings: settings::to_wire(&v),
+                }))
+            }
+            FaxRequest::SettingsSet {
+                id,
+                gateway,
+                assignments,
+            } => {
+                let (user, _) = self.fax_user("changing gateway settings")?;
+                let device = domain_key(&self.device.domain).into_owned();
+                if assignments.len() > 64 {
+                    return Err(error(
+                        ErrorCode::TooLarge,
+                        Some("assignments"),
+                        "at most 64 KEY=VALUE at once",
+                    ));
+                }
+                let v = faxdb::call(&self.state.db, move |c| {
+                    settings::set_by(c, &user, Some(&device), &gateway, &assignments)
+                })
+                .await
+                .map_err(fax_error)?;
+                self.state.fax.wake();
+                Ok(reply(FaxEvent::SettingsInfo {
+                    id,
+                    settings: settings::to_wire(&v),
+                }))
             }
             FaxRequest::Records { id, last } => {
                 let (user, admin) = self.fax_user("fax records")?;

@@ -38,6 +38,8 @@ struct Gateway {
     number: String,
     /// Its calls now: (job, number).
     calls: HashSet<(String, String)>,
+    /// The settings version last pushed on this connection (0: none yet).
+    pushed: i64,
 }
 
 #[derive(Default)]
@@ -427,6 +429,7 @@ impl Dispatcher {
                 lines: lines.clamp(1, 64),
                 number: number.to_owned(),
                 calls,
+                pushed: 0,
             },
         );
         drop(inner);
@@ -654,6 +657,47 @@ async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
     Ok(())
 }
 
+/// Pushes every online gateway the settings it has not been pushed on this connection (all
+/// of them once after it connects, so a gateway that restarted applies them again; then each
+/// new version, whether the change came from `imagecast-server fax settings set` or a
+/// terminal).
+async fn push_settings(state: &Arc<ServerState>) -> Result<(), FaxError> {
+    let online: Vec<(String, i64)> = lock(&state.fax.inner)
+        .gateways
+        .iter()
+        .filter(|(_, g)| !g.conn.is_cancelled())
+        .map(|(d, g)| (d.clone(), g.pushed))
+        .collect();
+    if online.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = online.iter().map(|(d, _)| d.clone()).collect();
+    let current = super::call(&state.db, move |c| {
+        names
+            .iter()
+            .map(|g| super::settings::show(c, g))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    for (v, (domain, pushed)) in current.iter().zip(online) {
+        if v.version == 0 || v.version <= pushed {
+            continue;
+        }
+        let msg = ServerMsg::Fax(FaxEvent::Settings(super::settings::to_wire(v)));
+        let Ok(frame) = OutFrame::encode(&msg) else {
+            continue;
+        };
+        let mut inner = lock(&state.fax.inner);
+        if let Some(g) = inner.gateways.get_mut(&domain) {
+            if g.conn.speaks(&msg) && g.conn.push(frame) {
+                g.pushed = v.version;
+                tracing::info!(gateway = %domain, version = v.version, "gateway settings pushed");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The dispatcher's loop, until the server stops.
 pub async fn run(state: Weak<ServerState>) {
     loop {
@@ -663,6 +707,9 @@ pub async fn run(state: Weak<ServerState>) {
         }
         if let Err(e) = pass(&s).await {
             tracing::warn!(error = %e, "fax dispatch pass failed");
+        }
+        if let Err(e) = push_settings(&s).await {
+            tracing::warn!(error = %e, "cannot push gateway settings");
         }
         let fax = Arc::clone(&s.fax);
         let woken = fax.wake.notified();

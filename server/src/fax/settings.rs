@@ -349,6 +349,38 @@ pub fn set_by(
     set(conn, gateway, assignments)
 }
 
+/// A gateway's settings as terminals and the gateway see them.
+pub fn to_wire(v: &Versioned) -> imagecast_shared::fax::FaxSettings {
+    imagecast_shared::fax::FaxSettings {
+        gateway: v.gateway.clone(),
+        version: v.version,
+        applied_version: v.applied_version,
+        values: v
+            .settings
+            .to_pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    }
+}
+
+/// [`show`] on behalf of a user at a terminal: refused unless the user holds the
+/// `gateway-settings` competence there.
+pub fn show_by(
+    conn: &Connection,
+    user: &str,
+    device: Option<&str>,
+    gateway: &str,
+) -> Result<Versioned, FaxError> {
+    super::competence::check(
+        conn,
+        user,
+        device,
+        super::competence::Competence::GatewaySettings,
+    )?;
+    show(conn, gateway)
+}
+
 /// The settings to push to `gateway` when it connects: `Some` while a version is pending.
 pub fn pending_for(conn: &Connection, gateway: &str) -> Result<Option<Versioned>, FaxError> {
     let v = show(conn, gateway)?;
