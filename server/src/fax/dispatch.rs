@@ -417,10 +417,15 @@ impl Dispatcher {
     /// gateway.
     pub fn attach(&self, domain: &str, conn: &ConnHandle, number: &str, lines: u32) {
         let mut inner = lock(&self.inner);
-        let calls = inner
+        // An announcement again on the same connection (its lines changed) keeps what was
+        // pushed on it; a new connection is pushed the settings again.
+        let (calls, pushed) = inner
             .gateways
             .remove(domain)
-            .map(|g| g.calls)
+            .map(|g| {
+                let pushed = if g.conn.id == conn.id { g.pushed } else { 0 };
+                (g.calls, pushed)
+            })
             .unwrap_or_default();
         inner.gateways.insert(
             domain.to_owned(),
@@ -429,7 +434,7 @@ impl Dispatcher {
                 lines: lines.clamp(1, 64),
                 number: number.to_owned(),
                 calls,
-                pushed: 0,
+                pushed,
             },
         );
         drop(inner);
