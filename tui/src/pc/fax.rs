@@ -1,5 +1,9 @@
 //! The network fax commands of the PC client: `fax send`, `fax status`,
-//! `fax records`, `fax gateways`.
+//! `fax records`, `fax gateways`, `fax settings show|set`, and the terminal's own copy of its
+//! communication records (002 steps 206, 304): every record it is sent or fetches, and the
+//! receive record of every fax it is delivered, is kept in
+//! `~/.local/share/imagecast/fax-records-DEVICE.json` (at most [`MAX_KEPT_RECORDS`]), so
+//! `fax records` still answers from it when the server is away.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientError, Event};
-use imagecast_shared::fax::{FaxEvent, FaxFile, FaxNumberStatus, FaxRequest};
+use imagecast_shared::fax::{
+    FaxEvent, FaxFile, FaxIncoming, FaxNumberStatus, FaxRecordInfo, FaxRequest, FaxSettings,
+};
 use imagecast_shared::msg::ServerMsg;
 
 use super::{connect, login, peer, peer_reason};
@@ -135,6 +141,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
             Some(Event::Fax(FaxEvent::Progress(st))) if st.job == job && st.done => {
                 finals.entry(st.number.clone()).or_insert(st);
             }
+            Some(Event::Fax(FaxEvent::Record(r))) => remember(s, std::slice::from_ref(&r)),
             _ => {}
         }
     }
@@ -215,7 +222,90 @@ pub async fn status(
     Ok(())
 }
 
-/// `fax records [--last N]`: one line per call, oldest first.
+/// Most communication records a terminal keeps of its own.
+pub const MAX_KEPT_RECORDS: usize = 10_000;
+
+/// The file that holds this terminal's own copy of its records.
+fn kept_records_path(s: &Settings) -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "imagecast")?;
+    let device = imagecast_shared::text::safe_file_name(&s.device);
+    Some(dirs.data_dir().join(format!("fax-records-{device}.json")))
+}
+
+/// This terminal's own copy of its records, oldest first (empty when it has none).
+pub fn kept_records(s: &Settings) -> Vec<FaxRecordInfo> {
+    kept_records_path(s)
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Adds records to this terminal's own copy (a record seen again replaces its older copy).
+/// A copy that cannot be written is logged, never fatal.
+pub fn remember(s: &Settings, records: &[FaxRecordInfo]) {
+    if records.is_empty() {
+        return;
+    }
+    let Some(path) = kept_records_path(s) else {
+        return;
+    };
+    let mut all: BTreeMap<i64, FaxRecordInfo> =
+        kept_records(s).into_iter().map(|r| (r.seq, r)).collect();
+    for r in records {
+        all.insert(r.seq, r.clone());
+    }
+    while all.len() > MAX_KEPT_RECORDS {
+        all.pop_first();
+    }
+    let list: Vec<&FaxRecordInfo> = all.values().collect();
+    let written = (|| -> anyhow::Result<()> {
+        let dir = path.parent().context("no folder")?;
+        imagecast_shared::private::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            ".{}.part",
+            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        ));
+        imagecast_shared::private::write(&tmp, &serde_json::to_vec(&list)?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the fax records");
+    }
+}
+
+/// Keeps the receive record of a fax this terminal was delivered.
+pub fn remember_received(s: &Settings, note: &FaxIncoming) {
+    remember(s, std::slice::from_ref(&note.record));
+}
+
+/// The line `receive` prints for a delivered fax: `fax from NUMBER "STATION" via GATEWAY: N
+/// pages`, every field from the peer escaped.
+pub fn received_line(note: &FaxIncoming) -> String {
+    let r = &note.record;
+    format!(
+        "fax from {} \"{}\" via {}: {} page{}",
+        if r.number.is_empty() {
+            "unknown number".into()
+        } else {
+            peer(&r.number)
+        },
+        peer(&r.station),
+        peer(&r.gateway),
+        r.pages,
+        if r.pages == 1 { "" } else { "s" }
+    )
+}
+
+fn is_away(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<ClientError>()
+            .is_some_and(ClientError::is_connection_lost)
+    })
+}
+
+/// `fax records [--last N]`: one line per call, oldest first. When the server cannot be
+/// reached, the terminal's own copy is printed instead, and stderr says so.
 pub async fn records(
     s: &Settings,
     last: u32,
@@ -226,9 +316,25 @@ pub async fn records(
         id,
         last,
     })
-    .await?;
-    let FaxEvent::Records { records, .. } = reply else {
-        return Err(unexpected("the fax records"));
+    .await;
+    let records = match reply {
+        Ok(FaxEvent::Records { records, .. }) => {
+            remember(s, &records);
+            records
+        }
+        Ok(_) => return Err(unexpected("the fax records")),
+        Err(e) if is_away(&e) => {
+            let mut kept = kept_records(s);
+            let skip = kept.len().saturating_sub(last.max(1) as usize);
+            kept.drain(..skip);
+            eprintln!(
+                "imagecast: the server cannot be reached ({}); these are this terminal's own copies of its records ({} kept)",
+                peer_reason(&format!("{e:#}")),
+                kept.len()
+            );
+            kept
+        }
+        Err(e) => return Err(e),
     };
     if json {
         let rows: Vec<serde_json::Value> = records
@@ -262,6 +368,61 @@ pub async fn records(
             peer_reason(&r.reason),
             peer(&r.job),
         )?;
+    }
+    Ok(())
+}
+
+/// `fax settings show GATEWAY` / `fax settings set GATEWAY KEY=VALUE...` (the competence
+/// `gateway-settings`): prints `version=`, `applied-version=`, `pending=yes|no`, then every
+/// `KEY=VALUE`; with `json`, one object.
+pub async fn settings(
+    s: &Settings,
+    gateway: &str,
+    assignments: &[String],
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let reply = if assignments.is_empty() {
+        ask(s, true, "the gateway settings", |id| FaxRequest::SettingsShow {
+            id,
+            gateway: gateway.to_owned(),
+        })
+        .await?
+    } else {
+        ask(s, true, "the settings change", |id| FaxRequest::SettingsSet {
+            id,
+            gateway: gateway.to_owned(),
+            assignments: assignments.to_vec(),
+        })
+        .await?
+    };
+    let FaxEvent::SettingsInfo { settings, .. } = reply else {
+        return Err(unexpected("the gateway settings"));
+    };
+    print_settings(&settings, json, out)
+}
+
+fn print_settings(x: &FaxSettings, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let pending = x.version > x.applied_version;
+    if json {
+        let values: serde_json::Map<String, serde_json::Value> = x
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let v = serde_json::json!({
+            "gateway": x.gateway, "version": x.version,
+            "applied_version": x.applied_version, "pending": pending, "settings": values,
+        });
+        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        return Ok(());
+    }
+    writeln!(out, "gateway={}", peer(&x.gateway))?;
+    writeln!(out, "version={}", x.version)?;
+    writeln!(out, "applied-version={}", x.applied_version)?;
+    writeln!(out, "pending={}", if pending { "yes" } else { "no" })?;
+    for (k, v) in &x.values {
+        writeln!(out, "{}={}", peer(k), peer_reason(v))?;
     }
     Ok(())
 }
