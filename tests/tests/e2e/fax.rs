@@ -18,14 +18,14 @@ const CUSTOMER: &str = "5550199";
 const CUSTOMER2: &str = "5550198";
 
 /// A child process killed when dropped, whose stdout lines arrive on a channel.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
     name: String,
 }
 
 impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Proc {
+    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Proc {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -47,13 +47,13 @@ impl Proc {
         }
     }
 
-    /// Waits (bounded) for a line containing `text`.
-    fn wait_for(&self, text: &str) {
+    /// Waits (bounded) for a line containing `text`; returns it.
+    pub(crate) fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(text) => return,
+                Ok(l) if l.contains(text) => return l,
                 Ok(_) => {}
                 Err(_) => panic!("{} never printed {text:?}", self.name),
             }
@@ -68,7 +68,7 @@ impl Drop for Proc {
     }
 }
 
-fn faxgw() -> Command {
+pub(crate) fn faxgw() -> Command {
     let mut c = Command::new(bin("imagecast-faxgw"));
     c.env("IMAGECAST_FAX_RING_TIME", "0.5");
     c
@@ -109,7 +109,7 @@ fn machine(exchange: &Path, number: &str, inbox: &Path) -> Proc {
     p
 }
 
-fn ok(server: &TestServer, args: &[&str]) {
+pub(crate) fn ok(server: &TestServer, args: &[&str]) {
     let out = server.admin_run(args);
     assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
 }

@@ -263,7 +263,9 @@ pub fn remember(s: &Settings, records: &[FaxRecordInfo]) {
         imagecast_shared::private::create_dir_all(dir)?;
         let tmp = dir.join(format!(
             ".{}.part",
-            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
         ));
         imagecast_shared::private::write(&tmp, &serde_json::to_vec(&list)?)?;
         std::fs::rename(&tmp, &path)?;
@@ -383,16 +385,20 @@ pub async fn settings(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let reply = if assignments.is_empty() {
-        ask(s, true, "the gateway settings", |id| FaxRequest::SettingsShow {
-            id,
-            gateway: gateway.to_owned(),
+        ask(s, true, "the gateway settings", |id| {
+            FaxRequest::SettingsShow {
+                id,
+                gateway: gateway.to_owned(),
+            }
         })
         .await?
     } else {
-        ask(s, true, "the settings change", |id| FaxRequest::SettingsSet {
-            id,
-            gateway: gateway.to_owned(),
-            assignments: assignments.to_vec(),
+        ask(s, true, "the settings change", |id| {
+            FaxRequest::SettingsSet {
+                id,
+                gateway: gateway.to_owned(),
+                assignments: assignments.to_vec(),
+            }
         })
         .await?
     };

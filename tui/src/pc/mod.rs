@@ -920,10 +920,7 @@ mod tests {
         print_received(&r, 2, Some(&note), Format::Human, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_clean(&text, 3);
-        assert!(
-            text.contains("fax from 5550199 \"ACME"),
-            "{text}"
-        );
+        assert!(text.contains("fax from 5550199 \"ACME"), "{text}");
         assert!(
             text.contains("from plan1.hqs.mei.co.jp\\n2026 forged (\\u{1b}[2Jplanning\\u{202e})")
         );
