@@ -339,6 +339,55 @@ async fn announce(
     Ok(())
 }
 
+/// Applies pushed settings, announces the lines again when they changed, and acknowledges.
+async fn on_settings(
+    client: &Client,
+    cfg: &GatewayConfig,
+    line: &Line,
+    settings: &Shared,
+    s: &FaxSettings,
+) {
+    let before = applied(settings).lines;
+    let stored_only = match apply_settings(cfg, line, settings, s) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!(
+                "imagecast-faxgw: cannot apply settings version {}: {e:#}",
+                s.version
+            );
+            return;
+        }
+    };
+    let lines = applied(settings).lines;
+    if lines != before
+        && let Err(e) = announce(client, cfg, line, lines).await
+    {
+        eprintln!("imagecast-faxgw: {e:#}");
+    }
+    let version = s.version;
+    let keys = stored_only.clone();
+    match client
+        .fax("the settings' acknowledgement", |id| {
+            FaxRequest::SettingsApplied {
+                id,
+                version,
+                stored_only: keys,
+            }
+        })
+        .await
+    {
+        Ok(_) => println!(
+            "settings version {version} applied{}",
+            if stored_only.is_empty() {
+                String::new()
+            } else {
+                format!(" (only stored: {})", stored_only.join(", "))
+            }
+        ),
+        Err(e) => eprintln!("imagecast-faxgw: cannot acknowledge settings: {e}"),
+    }
+}
+
 /// One connection: announce, upload what was received, then make the calls pushed and apply
 /// the settings pushed until the connection ends.
 async fn serve(
@@ -367,36 +416,7 @@ async fn serve(
                     calls.spawn(async move { call(&client, &line, job, a).await });
                 }
                 Some(Event::Fax(FaxEvent::Settings(s))) => {
-                    let before = applied(settings).lines;
-                    match apply_settings(cfg, line, settings, &s) {
-                        Ok(stored_only) => {
-                            let lines = applied(settings).lines;
-                            if lines != before {
-                                if let Err(e) = announce(&client, cfg, line, lines).await {
-                                    eprintln!("imagecast-faxgw: {e:#}");
-                                }
-                            }
-                            let version = s.version;
-                            let so = stored_only.clone();
-                            match client
-                                .fax("the settings' acknowledgement", |id| {
-                                    FaxRequest::SettingsApplied { id, version, stored_only: so }
-                                })
-                                .await
-                            {
-                                Ok(_) => println!(
-                                    "settings version {version} applied{}",
-                                    if stored_only.is_empty() {
-                                        String::new()
-                                    } else {
-                                        format!(" (only stored: {})", stored_only.join(", "))
-                                    }
-                                ),
-                                Err(e) => eprintln!("imagecast-faxgw: cannot acknowledge settings: {e}"),
-                            }
-                        }
-                        Err(e) => eprintln!("imagecast-faxgw: cannot apply settings version {}: {e:#}", s.version),
-                    }
+                    on_settings(&client, cfg, line, settings, &s).await;
                 }
                 Some(_) => {}
             },
