@@ -207,3 +207,50 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), KeptError>
         .map_err(io(dir))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coding::Coding;
+    use crate::page::{FaxPage, Resolution};
+
+    fn call(pages: usize) -> IncomingCall {
+        let mut page = FaxPage::white(Resolution::Standard, 40);
+        page.set(5, 5, true);
+        IncomingCall {
+            caller: "5550199".into(),
+            called: "5550101".into(),
+            remote_station: "ACME".into(),
+            pages: vec![page; pages],
+            coding: Coding::Mh,
+            ecm: false,
+            reception: Reception::Complete,
+            duration: std::time::Duration::from_millis(5),
+        }
+    }
+
+    #[test]
+    fn a_kept_fax_is_listed_until_forgotten_and_half_writes_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = Kept::open(dir.path()).unwrap();
+        assert!(kept.keep(&call(0), 1, 14_400).unwrap().is_none());
+        let k = kept.keep(&call(2), 1, 14_400).unwrap().unwrap();
+        assert_eq!(k.fax.pages, 2);
+        assert_eq!(k.fax.bytes, std::fs::metadata(&k.tiff).unwrap().len());
+        let pages = crate::tiff::read_fax_tiff(&std::fs::read(&k.tiff).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(pages, call(2).pages);
+        std::fs::write(dir.path().join(".x.tif.part"), b"half").unwrap();
+        std::fs::write(dir.path().join("orphan.tif"), b"no description").unwrap();
+        let kept = Kept::open(dir.path()).unwrap();
+        let list = kept.list().unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].fax, k.fax);
+        assert!(!dir.path().join(".x.tif.part").exists());
+        assert!(!dir.path().join("orphan.tif").exists());
+        kept.forget(&k.fax.reception).unwrap();
+        assert!(kept.list().unwrap().is_empty());
+        assert!(!k.tiff.exists());
+    }
+}

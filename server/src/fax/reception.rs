@@ -495,3 +495,58 @@ pub async fn incoming_frame(
     }
     OutFrame::encode(&msg).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_must_follow_on_and_stay_within_their_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        chunk(root, "gw1.example", "r1", 0, 5, b"abc").unwrap();
+        let e = chunk(root, "gw1.example", "r1", 2, 5, b"x").unwrap_err();
+        assert!(e.to_string().contains("which holds 3 bytes"), "{e}");
+        let e = chunk(root, "gw1.example", "r1", 3, 5, b"xyz").unwrap_err();
+        assert!(e.to_string().contains("runs past"), "{e}");
+        chunk(root, "gw1.example", "r1", 3, 5, b"de").unwrap();
+        assert_eq!(
+            std::fs::read(part_path(root, "gw1.example", "r1")).unwrap(),
+            b"abcde"
+        );
+        let e = chunk(root, "gw1.example", "r2", 4, 5, b"x").unwrap_err();
+        assert!(e.to_string().contains("not begun"), "{e}");
+        let e = chunk(root, "gw1.example", "../x", 0, 1, b"x").unwrap_err();
+        assert!(e.to_string().contains("reception ID"), "{e}");
+        let e = chunk(root, "gw1.example", "big", 0, MAX_RECEIVED_BYTES + 1, b"").unwrap_err();
+        assert!(e.to_string().contains("at most"), "{e}");
+        // At most MAX_OPEN_UPLOADS unfinished uploads per gateway.
+        for i in 2..=MAX_OPEN_UPLOADS {
+            chunk(root, "gw1.example", &format!("r{i}"), 0, 1, b"").unwrap();
+        }
+        let e = chunk(root, "gw1.example", "one-more", 0, 1, b"").unwrap_err();
+        assert!(e.to_string().contains("unfinished uploads"), "{e}");
+        chunk(root, "gw2.example", "one-more", 0, 1, b"").unwrap();
+    }
+
+    #[test]
+    fn a_page_name_keeps_only_the_callers_digits() {
+        let mut fax = FaxReception {
+            reception: "r".into(),
+            caller: "+81 3/../x".into(),
+            called: String::new(),
+            station: String::new(),
+            pages: 1,
+            coding: "MH".into(),
+            ecm: false,
+            speed: 0,
+            duration_ms: 0,
+            at_ms: 0,
+            reason: String::new(),
+            bytes: 0,
+        };
+        assert_eq!(page_name(&fax), "fax-from-+813.tif");
+        fax.caller = "?".into();
+        assert_eq!(page_name(&fax), "fax.tif");
+    }
+}
