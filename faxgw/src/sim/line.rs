@@ -116,9 +116,9 @@ impl Line {
         check_number(number)?;
         check_station(station)?;
         let dir = exchange.line_dir(number);
-        std::fs::create_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
+        imagecast_shared::private::create_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
         let holder_path = dir.join("holder");
-        let mut holder = File::options()
+        let mut holder = imagecast_shared::private::open_options()
             .write(true)
             .create(true)
             .truncate(false)
