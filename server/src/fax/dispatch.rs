@@ -512,11 +512,42 @@ pub async fn result(
     let outcome = super::call(&state.db, move |c| apply_result(c, &gw, &local, &r)).await?;
     if let Some(o) = outcome {
         state.fax.release(gateway, &res.job, &res.number);
+        if o.row.status().done {
+            forget_files_when_done(state, &o.row.job).await;
+        }
         push_to_device(state, &o.row.device, FaxEvent::Record(o.record));
         push_to_device(state, &o.row.device, FaxEvent::Progress(o.row.status()));
         state.fax.wake();
     }
     Ok(())
+}
+
+/// True when every number of `job` is sent or failed: nothing will read its files again.
+pub fn job_done(conn: &Connection, job: &str) -> Result<bool, FaxError> {
+    let open: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM fax_jobs WHERE job = ?1 AND state NOT IN ('sent', 'failed')",
+        [job],
+        |r| r.get(0),
+    )?;
+    Ok(open == 0)
+}
+
+/// Removes `DATA/fax/JOB/` once every number of the job is done (a failure is logged: the
+/// folder is then only wasted space).
+async fn forget_files_when_done(state: &Arc<ServerState>, job: &str) {
+    let j = job.to_owned();
+    if !matches!(
+        super::call(&state.db, move |c| job_done(c, &j)).await,
+        Ok(true)
+    ) {
+        return;
+    }
+    let dir = job_dir(state.data.root(), job);
+    match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await {
+        Ok(Ok(())) => tracing::debug!(%job, "fax job done; its files removed"),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => tracing::warn!(%job, ?other, "cannot remove a finished fax job's files"),
+    }
 }
 
 /// A gateway reported progress: confirmed pages are kept (a retry resumes after them); the

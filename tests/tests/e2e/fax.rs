@@ -245,6 +245,10 @@ fn priority_busy_retries_and_a_page_error_resumes_at_that_page() {
     );
     let recs = records_of(&server, &job);
     assert_eq!(recs.len(), 2, "{recs:?}");
+    assert!(
+        !server.data_dir().join("fax").join(&job).exists(),
+        "a finished job's files are removed"
+    );
 
     // (b) Busy twice, then sent: three records, the last `sent`.
     pstn(&exchange, &["fault", CUSTOMER, "busy", "--times", "2"]);
@@ -335,6 +339,10 @@ fn an_accepted_job_survives_a_sigkill_of_the_server() {
     let job = out.stdout.lines().next().unwrap().to_owned();
     let status = server.terminal(PC, ["fax", "status", &job]);
     assert!(status.stdout.contains("\tqueued\t"), "{}", status.stdout);
+    assert!(
+        server.data_dir().join("fax").join(&job).join("0").exists(),
+        "a queued job's files are on disk"
+    );
     server.kill9();
     server.restart().unwrap();
     let _gw = gateway(&server, &exchange, GW1, "5550101");
