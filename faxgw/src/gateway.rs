@@ -415,6 +415,20 @@ async fn serve(
                     let a = applied(settings);
                     calls.spawn(async move { call(&client, &line, job, a).await });
                 }
+                Some(Event::Fax(FaxEvent::JobByParts { job, sizes })) => {
+                    let (client, line) = (Arc::clone(&client), Arc::clone(line));
+                    let a = applied(settings);
+                    calls.spawn(async move {
+                        match fetch_files(&client, job.clone(), &sizes).await {
+                            Ok(job) => call(&client, &line, job, a).await,
+                            Err(e) => {
+                                let mut result = failed_result(&job);
+                                result.reason = format!("cannot fetch the job's files: {e:#}");
+                                report(&client, result).await;
+                            }
+                        }
+                    });
+                }
                 Some(Event::Fax(FaxEvent::Settings(s))) => {
                     on_settings(&client, cfg, line, settings, &s).await;
                 }
@@ -464,9 +478,44 @@ fn pages_of(job: &FaxJob, fine: bool) -> anyhow::Result<Vec<FaxPage>> {
     result
 }
 
-/// Makes one call and reports it.
-async fn call(client: &Client, line: &Line, job: FaxJob, settings: Applied) {
-    let mut result = FaxResult {
+/// Fetches the files of a job given in parts ([`FaxEvent::JobByParts`]) piece by piece.
+async fn fetch_files(client: &Client, mut job: FaxJob, sizes: &[u64]) -> anyhow::Result<FaxJob> {
+    const MAX_FILE: u64 = imagecast_shared::fax::MAX_UPLOADED_JOB_BYTES;
+    if sizes.len() != job.files.len() || sizes.iter().any(|s| *s > MAX_FILE) {
+        anyhow::bail!("the job's file sizes do not add up");
+    }
+    for (i, (file, size)) in job.files.iter_mut().zip(sizes).enumerate() {
+        let mut data = Vec::with_capacity(*size as usize);
+        while (data.len() as u64) < *size {
+            let reply = client
+                .fax("a piece of a fax job", |id| FaxRequest::JobPart {
+                    id,
+                    job: job.job.clone(),
+                    file: i as u32,
+                    offset: data.len() as u64,
+                })
+                .await?;
+            match reply {
+                ServerMsg::Fax(FaxEvent::JobPart { data: piece, .. }) if !piece.is_empty() => {
+                    if data.len() as u64 + piece.len() as u64 > *size {
+                        anyhow::bail!("file {} is longer than announced", i + 1);
+                    }
+                    data.extend_from_slice(&piece);
+                }
+                ServerMsg::Fax(FaxEvent::JobPart { .. }) => {
+                    anyhow::bail!("file {} ended at byte {} of {size}", i + 1, data.len())
+                }
+                other => anyhow::bail!("unexpected answer {other:?}"),
+            }
+        }
+        file.data = data.into();
+    }
+    Ok(job)
+}
+
+/// A failed result for `job`, before anything was dialled.
+fn failed_result(job: &FaxJob) -> FaxResult {
+    FaxResult {
         job: job.job.clone(),
         number: job.number.clone(),
         attempt: job.attempt,
@@ -480,7 +529,22 @@ async fn call(client: &Client, line: &Line, job: FaxJob, settings: Applied) {
         speed: 0,
         duration_ms: 0,
         reason: String::new(),
-    };
+    }
+}
+
+/// Reports a call's result.
+async fn report(client: &Client, result: FaxResult) {
+    if let Err(e) = client
+        .fax("the call's result", |id| FaxRequest::Result { id, result })
+        .await
+    {
+        eprintln!("imagecast-faxgw: cannot report a call: {e}");
+    }
+}
+
+/// Makes one call and reports it.
+async fn call(client: &Client, line: &Line, job: FaxJob, settings: Applied) {
+    let mut result = failed_result(&job);
     match tokio::task::block_in_place(|| pages_of(&job, settings.fine)) {
         Err(e) => result.reason = format!("{e:#}"),
         Ok(pages) if pages.len() > settings.max_pages as usize => {
@@ -549,10 +613,5 @@ async fn call(client: &Client, line: &Line, job: FaxJob, settings: Applied) {
             }
         }
     }
-    if let Err(e) = client
-        .fax("the call's result", |id| FaxRequest::Result { id, result })
-        .await
-    {
-        eprintln!("imagecast-faxgw: cannot report a call: {e}");
-    }
+    report(client, result).await;
 }

@@ -22,6 +22,9 @@
 //!   gateway applies them and answers [`FaxRequest::SettingsApplied`]. A terminal reads and
 //!   changes them with [`FaxRequest::SettingsShow`] / [`FaxRequest::SettingsSet`] (answered
 //!   [`FaxEvent::SettingsInfo`]).
+//! - A job larger than one frame ([`MAX_JOB_BYTES`]) is uploaded in [`FaxRequest::Chunk`]s
+//!   and sent with [`FaxRequest::SendUploaded`]; its gateway is given
+//!   [`FaxEvent::JobByParts`] and fetches the files with [`FaxRequest::JobPart`].
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -36,6 +39,21 @@ pub const MAX_CHUNK_BYTES: usize = crate::limits::CHUNK_SIZE;
 
 /// Most bytes one received fax may have (64 MiB: about 1000 dense fine pages).
 pub const MAX_RECEIVED_BYTES: u64 = 64 << 20;
+
+/// Most bytes the files of one fax job sent in chunks ([`FaxRequest::SendUploaded`]) may
+/// total (64 MiB).
+pub const MAX_UPLOADED_JOB_BYTES: u64 = 64 << 20;
+
+/// One file of a fax job uploaded before in [`FaxRequest::Chunk`]s.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxUpload {
+    /// The file's name (no directories).
+    pub name: String,
+    /// The upload that holds its bytes.
+    pub upload: String,
+    /// Its size.
+    pub bytes: u64,
+}
 
 /// One file of a fax job: a PNG, JPEG or TIFF (each page of a multi-page TIFF is one fax
 /// page), carried inline. A job's files travel in one frame, so they total less than
@@ -366,6 +384,34 @@ pub enum FaxRequest {
         /// `KEY=VALUE` each.
         assignments: Vec<String>,
     },
+    /// 12: send a fax whose files were uploaded before in [`FaxRequest::Chunk`]s (a job
+    /// larger than [`MAX_JOB_BYTES`]); otherwise as [`FaxRequest::Send`].
+    SendUploaded {
+        /// Request ID.
+        id: RequestId,
+        /// Chosen by the client; the same job sent again is recognised.
+        job: String,
+        /// Numbers to send to.
+        numbers: Vec<String>,
+        /// Phone-book entries to send to.
+        books: Vec<String>,
+        /// Fine resolution.
+        fine: bool,
+        /// The document, file by file.
+        files: Vec<FaxUpload>,
+    },
+    /// 13: gateway: a piece of file `file` (from 0) of job `job` it was given with
+    /// [`FaxEvent::JobByParts`], from `offset`; answered [`FaxEvent::JobPart`].
+    JobPart {
+        /// Request ID.
+        id: RequestId,
+        /// The job.
+        job: String,
+        /// The file's index.
+        file: u32,
+        /// Where the piece begins.
+        offset: u64,
+    },
 }
 
 impl FaxRequest {
@@ -383,7 +429,9 @@ impl FaxRequest {
             | FaxRequest::Received { id, .. }
             | FaxRequest::SettingsApplied { id, .. }
             | FaxRequest::SettingsShow { id, .. }
-            | FaxRequest::SettingsSet { id, .. } => Some(*id),
+            | FaxRequest::SettingsSet { id, .. }
+            | FaxRequest::SendUploaded { id, .. }
+            | FaxRequest::JobPart { id, .. } => Some(*id),
         }
     }
 
@@ -402,7 +450,9 @@ impl FaxRequest {
             | FaxRequest::Received { .. }
             | FaxRequest::SettingsApplied { .. }
             | FaxRequest::SettingsShow { .. }
-            | FaxRequest::SettingsSet { .. } => 2,
+            | FaxRequest::SettingsSet { .. }
+            | FaxRequest::SendUploaded { .. }
+            | FaxRequest::JobPart { .. } => 2,
         }
     }
 }
@@ -469,6 +519,23 @@ pub enum FaxEvent {
         /// The settings; `version > applied_version` means pending.
         settings: FaxSettings,
     },
+    /// 11: event to a gateway: make this call, like [`FaxEvent::Job`], but the files are too
+    /// large for one frame: their data is empty, and the gateway fetches it with
+    /// [`FaxRequest::JobPart`].
+    JobByParts {
+        /// The call, its files without data.
+        job: FaxJob,
+        /// Each file's size.
+        sizes: Vec<u64>,
+    },
+    /// 12: a piece of a job's file ([`FaxRequest::JobPart`]): at most [`MAX_CHUNK_BYTES`];
+    /// empty at the end of the file.
+    JobPart {
+        /// Request ID.
+        id: RequestId,
+        /// The bytes.
+        data: Bytes,
+    },
 }
 
 impl FaxEvent {
@@ -480,12 +547,14 @@ impl FaxEvent {
             | FaxEvent::Gateways { id, .. }
             | FaxEvent::Records { id, .. }
             | FaxEvent::ReceivedStored { id, .. }
-            | FaxEvent::SettingsInfo { id, .. } => Some(*id),
+            | FaxEvent::SettingsInfo { id, .. }
+            | FaxEvent::JobPart { id, .. } => Some(*id),
             FaxEvent::Job(_)
             | FaxEvent::Progress(_)
             | FaxEvent::Record(_)
             | FaxEvent::Incoming(_)
-            | FaxEvent::Settings(_) => None,
+            | FaxEvent::Settings(_)
+            | FaxEvent::JobByParts { .. } => None,
         }
     }
 
@@ -503,7 +572,9 @@ impl FaxEvent {
             | FaxEvent::ReceivedStored { .. }
             | FaxEvent::Incoming(_)
             | FaxEvent::Settings(_)
-            | FaxEvent::SettingsInfo { .. } => 2,
+            | FaxEvent::SettingsInfo { .. }
+            | FaxEvent::JobByParts { .. }
+            | FaxEvent::JobPart { .. } => 2,
         }
     }
 }

@@ -857,3 +857,72 @@ fn fax_reception_and_settings_messages_keep_their_bytes() {
     assert_eq!(ev.since(), 2);
     assert_eq!(ev.reply_to(), Some(4));
 }
+
+#[test]
+fn fax_jobs_in_parts_keep_their_bytes() {
+    use imagecast_shared::fax::{FaxEvent, FaxFile, FaxJob, FaxRequest, FaxUpload};
+    check(&[
+        (
+            ClientMsg::Fax(FaxRequest::SendUploaded {
+                id: 12,
+                job: "j".into(),
+                numbers: vec!["5".into()],
+                books: vec![],
+                fine: false,
+                files: vec![FaxUpload {
+                    name: "p.png".into(),
+                    upload: "j-0".into(),
+                    bytes: 2,
+                }],
+            }),
+            "1f0c0c016a01013500000105702e706e67036a2d3002",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::JobPart {
+                id: 13,
+                job: "j".into(),
+                file: 1,
+                offset: 2,
+            }),
+            "1f0d0d016a0102",
+        ),
+    ]);
+    check(&[
+        (
+            ServerMsg::Fax(FaxEvent::JobByParts {
+                job: FaxJob {
+                    job: "j".into(),
+                    attempt: 1,
+                    number: "5".into(),
+                    fine: false,
+                    first_page: 1,
+                    files: vec![FaxFile {
+                        name: "p.png".into(),
+                        data: Bytes::new(),
+                    }],
+                },
+                sizes: vec![2],
+            }),
+            "1f0b016a01013500010105702e706e67000102",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::JobPart {
+                id: 3,
+                data: Bytes::from_static(b"ab"),
+            }),
+            "1f0c03026162",
+        ),
+    ]);
+    let req = ClientMsg::Fax(FaxRequest::JobPart {
+        id: 4,
+        job: "j".into(),
+        file: 0,
+        offset: 0,
+    });
+    assert_eq!((req.since(), req.request_id()), (2, Some(4)));
+    let ev = ServerMsg::Fax(FaxEvent::JobPart {
+        id: 5,
+        data: Bytes::new(),
+    });
+    assert_eq!((ev.since(), ev.reply_to()), (2, Some(5)));
+}

@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use imagecast_shared::fax::{FaxEvent, FaxFile, FaxJob, FaxNumberStatus, FaxRecordInfo, FaxResult};
+use imagecast_shared::fax::{
+    FaxEvent, FaxFile, FaxJob, FaxNumberStatus, FaxRecordInfo, FaxResult, FaxUpload,
+    MAX_CHUNK_BYTES, MAX_JOB_BYTES,
+};
 use imagecast_shared::frame::OutFrame;
 use imagecast_shared::msg::ServerMsg;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -219,6 +222,84 @@ pub fn store_files(root: &Path, job: &str, files: &[FaxFile]) -> anyhow::Result<
     std::fs::File::open(&top)?.sync_all()?;
     std::fs::File::open(root)?.sync_all()?;
     Ok(files.iter().map(|f| f.name.clone()).collect())
+}
+
+/// Moves a job's files uploaded in chunks (`DATA/fax/uploads/OWNER/UPLOAD.part`) into
+/// `DATA/fax/JOB/`, durably; returns their names.
+pub fn store_uploaded(
+    root: &Path,
+    job: &str,
+    owner: &str,
+    files: &[FaxUpload],
+) -> anyhow::Result<Vec<String>> {
+    let top = root.join("fax");
+    crate::store::files::create_private_dir(&top)?;
+    let dir = job_dir(root, job);
+    crate::store::files::create_private_dir(&dir)?;
+    for (i, f) in files.iter().enumerate() {
+        let part = super::reception::part_path(root, owner, &f.upload);
+        std::fs::File::open(&part)?.sync_all()?;
+        std::fs::rename(&part, dir.join(i.to_string()))?;
+    }
+    std::fs::File::open(&dir)?.sync_all()?;
+    std::fs::File::open(&top)?.sync_all()?;
+    std::fs::File::open(root)?.sync_all()?;
+    Ok(files.iter().map(|f| f.name.clone()).collect())
+}
+
+/// The sizes of a job's files.
+fn file_sizes(root: &Path, j: &JobRow) -> std::io::Result<Vec<u64>> {
+    let dir = job_dir(root, &j.job);
+    (0..j.files.len())
+        .map(|i| Ok(std::fs::metadata(dir.join(i.to_string()))?.len()))
+        .collect()
+}
+
+/// A piece of file `file` of `job` from `offset` (at most [`MAX_CHUNK_BYTES`]) for the
+/// gateway that is dialling it now.
+pub async fn job_part(
+    state: &Arc<ServerState>,
+    gateway: &str,
+    job: &str,
+    file: u32,
+    offset: u64,
+) -> Result<bytes::Bytes, FaxError> {
+    let (gw, j) = (gateway.to_owned(), job.to_owned());
+    let files = super::call(&state.db, move |c| {
+        let rows = job_rows(c, &j)?;
+        Ok(rows
+            .iter()
+            .find(|r| r.state == "dialling" && r.gateway == gw)
+            .map(|r| r.files.len()))
+    })
+    .await?;
+    let Some(files) = files else {
+        return Err(FaxError::Refused(format!(
+            "gateway {gateway} is not dialling fax job {job}"
+        )));
+    };
+    if file as usize >= files {
+        return Err(FaxError::Invalid(format!(
+            "fax job {job} has {files} files, not {}",
+            file + 1
+        )));
+    }
+    let path = job_dir(state.data.root(), job).join(file.to_string());
+    tokio::task::spawn_blocking(move || -> std::io::Result<bytes::Bytes> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::with_capacity(MAX_CHUNK_BYTES);
+        f.take(MAX_CHUNK_BYTES as u64).read_to_end(&mut buf)?;
+        Ok(buf.into())
+    })
+    .await
+    .map_err(|e| FaxError::Invalid(e.to_string()))?
+    .map_err(|e| {
+        FaxError::Db(crate::store::db::DbError::Corrupt(format!(
+            "fax job {job}: {e}"
+        )))
+    })
 }
 
 fn load_files(root: &Path, j: &JobRow) -> std::io::Result<Vec<FaxFile>> {
@@ -664,8 +745,25 @@ async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
         .await;
         let root = state.data.root().to_owned();
         let jr = j.clone();
-        let files = tokio::task::spawn_blocking(move || load_files(&root, &jr)).await;
-        let files = match (stored, files) {
+        // Files that fit in one frame travel with the job; larger ones the gateway fetches.
+        let files = tokio::task::spawn_blocking(move || {
+            let sizes = file_sizes(&root, &jr)?;
+            if sizes.iter().sum::<u64>() <= MAX_JOB_BYTES as u64 {
+                Ok((load_files(&root, &jr)?, None))
+            } else {
+                let names = jr
+                    .files
+                    .iter()
+                    .map(|n| FaxFile {
+                        name: n.clone(),
+                        data: bytes::Bytes::new(),
+                    })
+                    .collect();
+                Ok::<_, std::io::Error>((names, Some(sizes)))
+            }
+        })
+        .await;
+        let (files, sizes) = match (stored, files) {
             (Ok(()), Ok(Ok(f))) => f,
             (s, f) => {
                 tracing::error!(job = %j.job, ?s, ?f, "cannot hand a fax job to a gateway");
@@ -681,8 +779,12 @@ async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
             first_page: j.next_page.max(1),
             files,
         };
-        tracing::info!(job = %j.job, number = %j.number, %gateway, attempt = j.dials, first_page = job.first_page, "fax call handed to a gateway");
-        match OutFrame::encode(&ServerMsg::Fax(FaxEvent::Job(job))) {
+        tracing::info!(job = %j.job, number = %j.number, %gateway, attempt = j.dials, first_page = job.first_page, in_parts = sizes.is_some(), "fax call handed to a gateway");
+        let event = match sizes {
+            None => FaxEvent::Job(job),
+            Some(sizes) => FaxEvent::JobByParts { job, sizes },
+        };
+        match OutFrame::encode(&ServerMsg::Fax(event)) {
             Ok(frame) => {
                 conn.push(frame);
             }

@@ -43,7 +43,7 @@ use crate::store::db::now_ms;
 use crate::store::queue::{self, NewDistribution};
 
 /// Most uploads one gateway may have begun and not finished.
-pub const MAX_OPEN_UPLOADS: usize = 8;
+pub const MAX_OPEN_UPLOADS: usize = 16;
 
 /// Checks a reception (upload) ID: 1–64 letters, digits, `-` and `_`.
 pub fn check_id(id: &str) -> Result<(), FaxError> {
@@ -65,8 +65,10 @@ fn uploads_dir(root: &Path, gateway: &str) -> PathBuf {
     root.join("fax").join("uploads").join(gateway)
 }
 
-fn part_path(root: &Path, gateway: &str, upload: &str) -> PathBuf {
-    uploads_dir(root, gateway).join(format!("{upload}.part"))
+/// Where upload `upload` of `owner` (a gateway's domain, or `@DOMAIN` for a terminal) is
+/// written.
+pub fn part_path(root: &Path, owner: &str, upload: &str) -> PathBuf {
+    uploads_dir(root, owner).join(format!("{upload}.part"))
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> FaxError {

@@ -358,3 +358,57 @@ fn an_accepted_job_survives_a_sigkill_of_the_server() {
     }
     assert_eq!(records_of(&server, &job).len(), 1);
 }
+
+#[test]
+fn a_job_larger_than_a_frame_travels_in_parts_and_arrives_bit_identical() {
+    let (server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    let inbox = scratch.join("inbox");
+    for d in [&exchange, &inbox] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let customer = machine(&exchange, CUSTOMER, &inbox);
+    let _gw = gateway(&server, &exchange, GW1, "5550101");
+    // Noise does not compress: a PNG of about 1.9 MB, twice the frame limit.
+    let big = scratch.join("big.png");
+    let mut seed = 0x2545_f491_u32;
+    image::GrayImage::from_fn(1400, 1400, |_, _| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        image::Luma([(seed >> 24) as u8])
+    })
+    .save(&big)
+    .unwrap();
+    let size = std::fs::metadata(&big).unwrap().len();
+    assert!(
+        size > imagecast_shared::limits::MAX_FRAME as u64,
+        "{size} bytes"
+    );
+    let out = fax_send(
+        &server,
+        &["--to", CUSTOMER, "--wait", "--timeout", "60"],
+        &[&big],
+    );
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains(&format!("{CUSTOMER}: sent 1 pages via {GW1}")),
+        "{}",
+        out.stdout
+    );
+    customer.wait_for("stored as");
+    let got = inbox_tiffs(&inbox);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let pages = imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(&got[0]).unwrap())
+        .unwrap()
+        .unwrap();
+    let sent = pages_from_file(&big, Resolution::Standard).unwrap();
+    assert_eq!(pages.len(), 1);
+    assert!(pages[0].bits == sent[0].bits && pages[0].rows == sent[0].rows);
+    // The server's log says the job went in parts.
+    assert!(
+        server.log_text().contains("in_parts=true"),
+        "handed over in parts"
+    );
+}

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientError, Event};
 use imagecast_shared::fax::{
     FaxEvent, FaxFile, FaxIncoming, FaxNumberStatus, FaxRecordInfo, FaxRequest, FaxSettings,
+    FaxUpload, MAX_CHUNK_BYTES, MAX_JOB_BYTES, MAX_UPLOADED_JOB_BYTES,
 };
 use imagecast_shared::msg::ServerMsg;
 
@@ -71,17 +72,17 @@ fn final_line(s: &FaxNumberStatus) -> String {
 /// number was sent (or no wait was asked).
 pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow::Result<bool> {
     let mut files = Vec::new();
-    let mut total = 0;
+    let mut total = 0u64;
     for f in &args.files {
         // The one rule for what a page is (see `imagecast send`).
         crate::paper::pages::check_image_kind(f)?;
         let data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        total += data.len();
-        if total > imagecast_shared::fax::MAX_JOB_BYTES {
+        total += data.len() as u64;
+        if total > MAX_UPLOADED_JOB_BYTES {
             anyhow::bail!(
-                "the files come to more than {} KiB (at {}); a fax job carries at most that \
-                 for now: send fewer or smaller pages",
-                imagecast_shared::fax::MAX_JOB_BYTES / 1024,
+                "the files come to more than {} MiB (at {}); a fax job carries at most that: \
+                 send fewer or smaller pages",
+                MAX_UPLOADED_JOB_BYTES >> 20,
                 f.display()
             );
         }
@@ -97,16 +98,31 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
     let (client, mut events) = connect(s, false).await?;
     login(&client, s).await?;
     let job = uuid::Uuid::new_v4().simple().to_string();
-    let reply = client
-        .fax("the fax", |id| FaxRequest::Send {
-            id,
-            job: job.clone(),
-            numbers: args.numbers.clone(),
-            books: args.books.clone(),
-            fine: args.fine,
-            files,
-        })
-        .await?;
+    let reply = if total <= MAX_JOB_BYTES as u64 {
+        client
+            .fax("the fax", |id| FaxRequest::Send {
+                id,
+                job: job.clone(),
+                numbers: args.numbers.clone(),
+                books: args.books.clone(),
+                fine: args.fine,
+                files,
+            })
+            .await?
+    } else {
+        // Too large for one frame: each file in chunks first.
+        let uploads = upload_files(&client, &job, &files).await?;
+        client
+            .fax("the fax", |id| FaxRequest::SendUploaded {
+                id,
+                job: job.clone(),
+                numbers: args.numbers.clone(),
+                books: args.books.clone(),
+                fine: args.fine,
+                files: uploads,
+            })
+            .await?
+    };
     let ServerMsg::Fax(FaxEvent::Accepted { numbers, .. }) = reply else {
         return Err(unexpected("the fax"));
     };
@@ -160,6 +176,42 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         }
     }
     Ok(all_sent)
+}
+
+/// Uploads a job's files in [`FaxRequest::Chunk`]s, as `JOB-I`.
+async fn upload_files(
+    client: &Client,
+    job: &str,
+    files: &[FaxFile],
+) -> anyhow::Result<Vec<FaxUpload>> {
+    let mut out = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        let upload = format!("{job}-{i}");
+        let total = f.data.len() as u64;
+        let mut offset = 0usize;
+        loop {
+            let end = (offset + MAX_CHUNK_BYTES).min(f.data.len());
+            client
+                .fax("a piece of the fax", |id| FaxRequest::Chunk {
+                    id,
+                    upload: upload.clone(),
+                    offset: offset as u64,
+                    total,
+                    data: f.data.slice(offset..end),
+                })
+                .await?;
+            offset = end;
+            if offset >= f.data.len() {
+                break;
+            }
+        }
+        out.push(FaxUpload {
+            name: f.name.clone(),
+            upload,
+            bytes: total,
+        });
+    }
+    Ok(out)
 }
 
 async fn status_of(client: &Client, job: &str) -> anyhow::Result<Vec<FaxNumberStatus>> {
