@@ -79,10 +79,16 @@ impl Session {
             FaxRequest::Gateway {
                 id,
                 number,
-                station: _,
+                station,
                 lines,
             } => {
                 let domain = self.require_gateway_conn()?;
+                let (gw, n, st) = (domain.clone(), number.clone(), station);
+                faxdb::call(&self.state.db, move |c| {
+                    settings::record_announcement(c, &gw, &n, &st, lines)
+                })
+                .await
+                .map_err(fax_error)?;
                 self.state.fax.attach(&domain, &self.conn, &number, lines);
                 tracing::info!(gateway = %domain, lines, "fax gateway online");
                 Ok(Some(ServerMsg::Ok { id }))

@@ -490,7 +490,7 @@ mod tests {
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
-            assert_eq!(fax_tables.len(), 14, "{fax_tables:?}");
+            assert_eq!(fax_tables.len(), 15, "{fax_tables:?}");
             for t in fax_tables {
                 conn.execute_batch(&format!("DROP TABLE {t}")).unwrap();
             }

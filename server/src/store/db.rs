@@ -245,7 +245,8 @@ CREATE INDEX fax_jobs_state ON fax_jobs (state, not_before_ms);
 "#,
     // Faxes the gateways received: one row per fax, recognised by the gateway's ID for it;
     // `dist` is the distribution that delivers it (NULL when no delivery rule matched: the
-    // fax stays in the data directory's `fax/received/`).
+    // fax stays in the data directory's `fax/received/`). And what each gateway last
+    // announced about itself (its `--number`, `--station`, lines).
     r#"
 CREATE TABLE fax_received (
     gateway     TEXT NOT NULL,
@@ -260,6 +261,13 @@ CREATE TABLE fax_received (
     PRIMARY KEY (gateway, reception)
 );
 CREATE INDEX fax_received_dist ON fax_received (dist);
+CREATE TABLE fax_gateway_announced (
+    gateway      TEXT PRIMARY KEY,
+    number       TEXT NOT NULL,
+    station      TEXT NOT NULL,
+    lines        INTEGER NOT NULL,
+    announced_ms INTEGER NOT NULL
+);
 "#,
 ];
 

@@ -298,6 +298,11 @@ fn settings_changed_while_the_gateway_is_down_are_applied_when_it_returns() {
     );
     let shown = settings_show(&server);
     assert!(shown.contains("pending=yes"), "{shown}");
+    // What the gateway said about itself (`run --station`) is stored by the supervisor.
+    assert!(
+        shown.contains("announced-station=GW TOKYO") && shown.contains("announced-number=5550101"),
+        "{shown}"
+    );
 
     let gw = gateway(&server, &exchange, &spool);
     gw.wait_for("settings version 1 applied (only stored: tagline)");
