@@ -88,7 +88,8 @@ fn gateway(server: &TestServer, exchange: &Path, domain: &str, number: &str) -> 
     ])
     .args(["--line", "sim", "--exchange"])
     .arg(exchange)
-    .args(["--number", number, "--lines", "1"]);
+    .args(["--number", number, "--lines", "1", "--spool"])
+    .arg(server.dir.path().join(format!("spool-{domain}")));
     match &server.fingerprint {
         Some(fp) => cmd.args(["--server-fingerprint", fp]),
         None => cmd.arg("--plain"),

@@ -269,6 +269,47 @@ fn a_fax_kept_by_a_killed_gateway_is_uploaded_again_and_reaches_the_user_once() 
     );
 }
 
+#[test]
+fn a_received_fax_goes_only_to_users_of_the_gateways_grouping() {
+    let (server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    // The gateway serves the Osaka grouping, which user 1002 belongs to, not 1001: the
+    // station rule naming 1001 is passed over, and a later rule to 1002 takes the fax.
+    ok(&server, &["grouping", "add", "osaka"]);
+    ok(
+        &server,
+        &["grouping", "member", "add", "osaka", "--gateway", GW],
+    );
+    ok(
+        &server,
+        &["grouping", "member", "add", "osaka", "--user", "1002"],
+    );
+    ok(&server, &["user", "home", "1002", "sale1.ngy.mei.co.jp"]);
+    ok(
+        &server,
+        &[
+            "fax", "delivery", "add", "--caller", "555*", "--user", "1002",
+        ],
+    );
+    let gw = gateway(&server, &exchange, &scratch.join("spool"));
+    gw.wait_for(&format!("connected as {GW}"));
+    let doc = scratch.join("d.tif");
+    multipage_tiff(&doc, 1, 300, 200).expect("document");
+    customer_sends(&exchange, "5550199", "ACME OSAKA", &doc);
+    gw.wait_for(" uploaded");
+    let line = receive_one(&server, "sale1.ngy.mei.co.jp", &scratch.join("ngy"), false);
+    assert!(line.contains("fax from 5550199 \"ACME OSAKA\""), "{line}");
+    let records = server.admin_run(&["fax", "records"]);
+    let received: Vec<&str> = records
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\treceive\t"))
+        .collect();
+    assert_eq!(received.len(), 1, "{}", records.stdout);
+    assert!(received[0].contains("1002"), "{}", received[0]);
+    assert!(!received[0].contains("1001"), "{}", received[0]);
+}
+
 fn settings_show(server: &TestServer) -> String {
     let out = server.admin_run(&["fax", "settings", "show", GW]);
     assert_eq!(out.code, 0, "{}", out.stderr);
