@@ -42,8 +42,12 @@ use crate::store::auth;
 use crate::store::db::now_ms;
 use crate::store::queue::{self, NewDistribution};
 
-/// Most uploads one gateway may have begun and not finished.
+/// Most uploads one gateway or terminal may have begun and not finished.
 pub const MAX_OPEN_UPLOADS: usize = 16;
+
+/// An unfinished upload untouched this long is removed when its owner needs room for a new
+/// one.
+pub const STALE_UPLOAD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Checks a reception (upload) ID: 1–64 letters, digits, `-` and `_`.
 pub fn check_id(id: &str) -> Result<(), FaxError> {
@@ -114,11 +118,29 @@ pub fn chunk(
     crate::store::files::create_private_dir(&dir).map_err(|e| io("folder", &dir, e))?;
     let path = part_path(root, gateway, upload);
     let mut file = if offset == 0 {
-        let open = std::fs::read_dir(&dir)
-            .map_err(|e| io("folder", &dir, e))?
-            .flatten()
-            .filter(|e| e.path() != path && e.file_name().to_string_lossy().ends_with(".part"))
-            .count();
+        let others = || -> Result<Vec<std::fs::DirEntry>, FaxError> {
+            Ok(std::fs::read_dir(&dir)
+                .map_err(|e| io("folder", &dir, e))?
+                .flatten()
+                .filter(|e| e.path() != path && e.file_name().to_string_lossy().ends_with(".part"))
+                .collect())
+        };
+        let mut open = others()?.len();
+        if open >= MAX_OPEN_UPLOADS {
+            // Uploads abandoned long ago (a terminal that gave up a large job) make room.
+            for e in others()? {
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_UPLOAD);
+                if stale {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            open = others()?.len();
+        }
         if open >= MAX_OPEN_UPLOADS {
             return Err(FaxError::Invalid(format!(
                 "gateway {gateway} has {open} unfinished uploads; at most {MAX_OPEN_UPLOADS}"
@@ -529,6 +551,16 @@ mod tests {
         let e = chunk(root, "gw1.example", "one-more", 0, 1, b"").unwrap_err();
         assert!(e.to_string().contains("unfinished uploads"), "{e}");
         chunk(root, "gw2.example", "one-more", 0, 1, b"").unwrap();
+        // One left untouched long ago makes room.
+        let old = std::time::SystemTime::now() - 2 * STALE_UPLOAD;
+        std::fs::File::options()
+            .write(true)
+            .open(part_path(root, "gw1.example", "r1"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        chunk(root, "gw1.example", "one-more", 0, 1, b"").unwrap();
+        assert!(!part_path(root, "gw1.example", "r1").exists());
     }
 
     #[test]
