@@ -112,7 +112,7 @@ pub async fn run(
         dial_prefix: String::new(),
         lines: cfg.lines,
     }));
-    let answering = tokio::spawn(answer(Arc::clone(&line), Arc::clone(&kept)));
+    let mut answering = tokio::spawn(answer(Arc::clone(&line), Arc::clone(&kept)));
     tokio::pin!(stop);
     let mut pause = Duration::from_secs(1);
     let result = loop {
@@ -136,7 +136,15 @@ pub async fn run(
         }
         pause = (pause * 2).min(Duration::from_secs(30));
     };
-    answering.abort();
+    // New calls ring out; the calls in progress finish (at most the machine's grace), so every
+    // page confirmed to a caller is kept.
+    line.stop_answering();
+    if tokio::time::timeout(crate::machine::SHUTDOWN_GRACE, &mut answering)
+        .await
+        .is_err()
+    {
+        answering.abort();
+    }
     result
 }
 
@@ -145,6 +153,7 @@ async fn answer(line: Arc<Line>, kept: Arc<Kept>) {
     loop {
         let call = match line.accept().await {
             Ok(call) => call,
+            Err(crate::sim::SimError::Closed) => return,
             Err(e) => {
                 eprintln!("imagecast-faxgw: the line stopped answering: {e}");
                 return;

@@ -99,7 +99,7 @@ fn gateway(server: &TestServer, exchange: &Path, domain: &str, number: &str) -> 
     p
 }
 
-fn machine(exchange: &Path, number: &str, inbox: &Path) -> Proc {
+pub(crate) fn machine(exchange: &Path, number: &str, inbox: &Path) -> Proc {
     let mut cmd = faxgw();
     cmd.args(["machine", "--exchange"])
         .arg(exchange)

@@ -10,7 +10,7 @@ use imagecast_faxgw::page::{FaxPage, Resolution, pages_from_file};
 use imagecast_faxgw::tiff::read_fax_tiff;
 use imagecast_tests::{Output, Scratch, TestServer, multipage_tiff, run};
 
-use super::fax::{Proc, faxgw, ok};
+use super::fax::{Proc, faxgw, machine, ok};
 
 const GW: &str = "gw1.fax.example";
 const GW_NUMBER: &str = "5550101";
@@ -396,4 +396,36 @@ fn settings_changed_while_the_gateway_is_down_are_applied_when_it_returns() {
     assert_eq!(v["settings"]["station-id"], "FROM PC", "{}", shown.stdout);
     assert_eq!(v["applied_version"], 2, "{}", shown.stdout);
     assert_eq!(v["pending"], false, "{}", shown.stdout);
+
+    // max-pages is honoured: a longer job fails without a call.
+    ok(&server, &["fax", "settings", "set", GW, "max-pages=1"]);
+    gw.wait_for("settings version 3 applied");
+    ok(&server, &["fax", "policy", "set", "max-tries=1"]);
+    let inbox = scratch.join("inbox");
+    let _customer = machine(&exchange, "5550199", &inbox);
+    let two = scratch.join("two.tif");
+    multipage_tiff(&two, 2, 300, 200).expect("document");
+    let out = run(
+        server
+            .imagecast(PC)
+            .args([
+                "fax",
+                "send",
+                "--to",
+                "5550199",
+                "--wait",
+                "--timeout",
+                "30",
+            ])
+            .arg(&two),
+        Duration::from_secs(60),
+    )
+    .expect("imagecast runs");
+    out.assert_code(2);
+    assert!(
+        out.stdout
+            .contains("2 pages; this gateway sends at most 1 (max-pages)"),
+        "{}",
+        out.stdout
+    );
 }
