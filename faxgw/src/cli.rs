@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// Lines: calls at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub lines: u32,
+    /// Where received faxes wait until the supervisor stored them (default:
+    /// $XDG_STATE_HOME/imagecast-faxgw/DOMAIN, or ~/.local/state/imagecast-faxgw/DOMAIN).
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
     /// Seconds an unanswered call rings (at most 10).
     #[arg(
         long,
@@ -253,6 +257,10 @@ async fn run_gateway(args: RunArgs) -> anyhow::Result<i32> {
             .join("imagecast")
             .join("faxgw-known-servers")
     });
+    let spool = match &args.spool {
+        Some(dir) => dir.clone(),
+        None => default_spool(&args.device)?,
+    };
     let cfg = crate::gateway::GatewayConfig {
         client: crate::gateway::client_config(
             &args.server,
@@ -265,9 +273,26 @@ async fn run_gateway(args: RunArgs) -> anyhow::Result<i32> {
         number: args.number,
         station,
         lines: args.lines,
+        spool,
     };
     crate::gateway::run(cfg, std::sync::Arc::new(line), shutdown_signal()).await?;
     Ok(0)
+}
+
+/// The default spool folder of a gateway: `$XDG_STATE_HOME/imagecast-faxgw/DOMAIN`, or
+/// `~/.local/state/imagecast-faxgw/DOMAIN`.
+fn default_spool(device: &str) -> anyhow::Result<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(state) => PathBuf::from(state),
+        None => PathBuf::from(
+            std::env::var_os("HOME").context("no HOME: give the spool folder with --spool DIR")?,
+        )
+        .join(".local")
+        .join("state"),
+    };
+    Ok(base
+        .join("imagecast-faxgw")
+        .join(imagecast_shared::text::safe_file_name(device).as_ref()))
 }
 
 async fn run_machine(args: MachineArgs) -> anyhow::Result<i32> {

@@ -4,19 +4,39 @@
 //! reporting progress and each call's result. Retries and their timing are the supervisor's.
 //! A lost connection is dialled again with a growing pause (1 s doubling to 30 s); calls in
 //! progress are hung up then, since the supervisor requeues them.
+//!
+//! It also **answers** its line the whole time it runs, connected or not: every fax received
+//! is kept durably in the spool folder ([`crate::kept`]) and uploaded to the supervisor in
+//! chunks ([`FaxRequest::Chunk`], then [`FaxRequest::Received`]); it is forgotten only once
+//! the supervisor answered that it stored it, so a fax received while the supervisor is away,
+//! or whose answer was lost, is uploaded again after the next connection (the supervisor
+//! recognises it by its ID and stores it once).
+//!
+//! **Settings** the supervisor pushes ([`FaxEvent::Settings`]) are applied at once and
+//! acknowledged ([`FaxRequest::SettingsApplied`]): station ID, lines, coding and error
+//! correction (the capabilities offered on every call), resolution (scaled images of jobs
+//! are sent fine), dial prefix (put before every number dialled; commas, pauses, are
+//! dropped on the simulated network) and max pages (a longer job fails without dialling).
+//! `number`, `tagline`, `network` and `destination` are only stored: the simulated line
+//! cannot change its number while it holds it and draws no tagline.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use imagecast_shared::client::ClientError;
 use imagecast_shared::client::{Client, ClientConfig, Event};
-use imagecast_shared::fax::{CallStage, FaxEvent, FaxJob, FaxRequest, FaxResult};
+use imagecast_shared::fax::{
+    CallStage, FaxEvent, FaxJob, FaxRequest, FaxResult, FaxSettings, MAX_CHUNK_BYTES,
+};
+use imagecast_shared::msg::ServerMsg;
 use imagecast_shared::tls::TlsSettings;
 use tokio::task::JoinSet;
 
+use crate::kept::{Kept, KeptFax};
 use crate::page::{FaxPage, Resolution, pages_from_file};
-use crate::sim::{CallProgress, CallResult, DialOptions, Line};
+use crate::sim::{CallProgress, CallResult, Capabilities, DialOptions, Line};
 
 /// How the gateway reaches its server.
 #[derive(Clone, Debug)]
@@ -29,6 +49,27 @@ pub struct GatewayConfig {
     pub station: String,
     /// Lines it calls on at once.
     pub lines: u32,
+    /// Where received faxes wait for the supervisor's acknowledgement.
+    pub spool: PathBuf,
+}
+
+/// The settings pushed by the supervisor that shape the calls this gateway makes.
+#[derive(Clone, Debug)]
+struct Applied {
+    /// Send scaled images at fine resolution whatever the job says.
+    fine: bool,
+    /// Most pages of one job.
+    max_pages: u32,
+    /// Dialled before every number (digits, `*`, `#`).
+    dial_prefix: String,
+    /// Lines, as announced.
+    lines: u32,
+}
+
+type Shared = Arc<std::sync::Mutex<Applied>>;
+
+fn applied(s: &Shared) -> Applied {
+    s.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// The client configuration of a gateway: TLS pinned to `fingerprint`, trust on first use
@@ -55,19 +96,30 @@ pub fn client_config(
     cfg
 }
 
-/// Runs the gateway until `stop` completes: connects, serves, reconnects.
+/// Runs the gateway until `stop` completes: answers its line all along, connects, serves,
+/// reconnects.
 pub async fn run(
     cfg: GatewayConfig,
     line: Arc<Line>,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let kept = Arc::new(
+        Kept::open(&cfg.spool).with_context(|| format!("spool folder {}", cfg.spool.display()))?,
+    );
+    let settings: Shared = Arc::new(std::sync::Mutex::new(Applied {
+        fine: false,
+        max_pages: 1000,
+        dial_prefix: String::new(),
+        lines: cfg.lines,
+    }));
+    let mut answering = tokio::spawn(answer(Arc::clone(&line), Arc::clone(&kept)));
     tokio::pin!(stop);
     let mut pause = Duration::from_secs(1);
-    loop {
+    let result = loop {
         let started = tokio::time::Instant::now();
         let outcome = tokio::select! {
-            _ = &mut stop => return Ok(()),
-            r = serve(&cfg, &line) => r,
+            _ = &mut stop => break Ok(()),
+            r = serve(&cfg, &line, &kept, &settings) => r,
         };
         if let Err(e) = outcome {
             eprintln!(
@@ -79,29 +131,287 @@ pub async fn run(
             pause = Duration::from_secs(1);
         }
         tokio::select! {
-            _ = &mut stop => return Ok(()),
+            _ = &mut stop => break Ok(()),
             _ = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(Duration::from_secs(30));
+    };
+    // New calls ring out; the calls in progress finish (at most the machine's grace), so every
+    // page confirmed to a caller is kept.
+    line.stop_answering();
+    if tokio::time::timeout(crate::machine::SHUTDOWN_GRACE, &mut answering)
+        .await
+        .is_err()
+    {
+        answering.abort();
+    }
+    result
+}
+
+/// Answers the line: keeps every fax received, durably, for the uploader.
+async fn answer(line: Arc<Line>, kept: Arc<Kept>) {
+    loop {
+        let call = match line.accept().await {
+            Ok(call) => call,
+            Err(crate::sim::SimError::Closed) => return,
+            Err(e) => {
+                eprintln!("imagecast-faxgw: the line stopped answering: {e}");
+                return;
+            }
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let at_ms = (now.saturating_sub(call.duration)).as_millis() as i64;
+        let k = Arc::clone(&kept);
+        let c = call.clone();
+        let stored =
+            tokio::task::spawn_blocking(move || k.keep(&c, at_ms, crate::sim::BIT_RATE)).await;
+        let station = imagecast_shared::text::escape(&call.remote_station);
+        match stored {
+            Ok(Ok(Some(k))) => println!(
+                "received fax from {} \"{station}\": {} pages; kept as {}",
+                call.caller,
+                call.pages.len(),
+                k.fax.reception
+            ),
+            Ok(Ok(None)) => println!(
+                "a call from {} \"{station}\" delivered no page",
+                call.caller
+            ),
+            Ok(Err(e)) => eprintln!(
+                "imagecast-faxgw: cannot keep a fax from {}: {e}",
+                call.caller
+            ),
+            Err(e) => eprintln!("imagecast-faxgw: cannot keep a fax: {e}"),
+        }
     }
 }
 
-/// One connection: announce, then make the calls pushed until the connection ends.
-async fn serve(cfg: &GatewayConfig, line: &Arc<Line>) -> anyhow::Result<()> {
-    let (client, mut events) = Client::connect(&cfg.client)
+/// Uploads one kept fax in chunks and says it was received; true when the supervisor had
+/// stored it before.
+async fn upload(client: &Client, k: &KeptFax) -> anyhow::Result<bool> {
+    let path = k.tiff.clone();
+    let data = tokio::task::spawn_blocking(move || std::fs::read(&path))
+        .await?
+        .with_context(|| format!("cannot read {}", k.tiff.display()))?;
+    let total = data.len() as u64;
+    let mut offset = 0usize;
+    while offset < data.len() || offset == 0 {
+        let end = (offset + MAX_CHUNK_BYTES).min(data.len());
+        let piece = data[offset..end].to_vec();
+        client
+            .fax("a piece of a received fax", |id| FaxRequest::Chunk {
+                id,
+                upload: k.fax.reception.clone(),
+                offset: offset as u64,
+                total,
+                data: piece.into(),
+            })
+            .await
+            .context("the supervisor refused a piece of a received fax")?;
+        offset = end;
+        if end == data.len() {
+            break;
+        }
+    }
+    let mut fax = k.fax.clone();
+    fax.bytes = total;
+    match client
+        .fax("a received fax", |id| FaxRequest::Received { id, fax })
         .await
-        .with_context(|| format!("cannot connect to {}", cfg.client.server))?;
-    let client = Arc::new(client);
+        .context("the supervisor refused a received fax")?
+    {
+        ServerMsg::Fax(FaxEvent::ReceivedStored { duplicate, .. }) => Ok(duplicate),
+        other => anyhow::bail!("unexpected answer to a received fax: {other:?}"),
+    }
+}
+
+/// Uploads every kept fax, oldest first, then waits for the next; forgets each once stored.
+async fn uploader(client: Arc<Client>, kept: Arc<Kept>) {
+    loop {
+        let k2 = Arc::clone(&kept);
+        let list = tokio::task::spawn_blocking(move || k2.list()).await;
+        let list = match list {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                eprintln!("imagecast-faxgw: cannot read the spool: {e}");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        let mut failed = false;
+        for k in list {
+            match upload(&client, &k).await {
+                Ok(duplicate) => {
+                    if let Err(e) = kept.forget(&k.fax.reception) {
+                        eprintln!("imagecast-faxgw: {e}");
+                    }
+                    println!(
+                        "fax {} uploaded{}",
+                        k.fax.reception,
+                        if duplicate {
+                            " (the supervisor had it already)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                Err(e) => {
+                    eprintln!("imagecast-faxgw: fax {}: {e:#}", k.fax.reception);
+                    failed = true;
+                    if e.downcast_ref::<ClientError>()
+                        .is_some_and(ClientError::is_connection_lost)
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        if failed {
+            tokio::select! {
+                _ = kept.added() => {}
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        } else {
+            kept.added().await;
+        }
+    }
+}
+
+/// Applies settings pushed by the supervisor; returns the keys only stored.
+fn apply_settings(
+    cfg: &GatewayConfig,
+    line: &Line,
+    shared: &Shared,
+    s: &FaxSettings,
+) -> anyhow::Result<Vec<String>> {
+    let get = |k: &str| {
+        s.values
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let station = get("station-id");
+    line.set_station(if station.is_empty() {
+        &cfg.station
+    } else {
+        station
+    })?;
+    let lines: u32 = get("lines").parse().unwrap_or(cfg.lines).clamp(1, 64);
+    line.set_lines(lines as usize);
+    let ecm = get("error-correction") != "off";
+    line.set_capabilities(Capabilities {
+        fine: line.capabilities().fine,
+        g4: get("coding") == "g4" && ecm,
+        ecm,
+    });
+    {
+        let mut a = shared.lock().unwrap_or_else(|e| e.into_inner());
+        a.fine = get("resolution") == "fine";
+        a.max_pages = get("max-pages").parse().unwrap_or(1000);
+        a.dial_prefix = get("dial-prefix")
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#')
+            .collect();
+        a.lines = lines;
+    }
+    let mut stored_only = Vec::new();
+    if !get("number").is_empty() && get("number") != cfg.number {
+        stored_only.push("number".to_owned());
+    }
+    for k in ["tagline", "network", "destination"] {
+        if !get(k).is_empty() {
+            stored_only.push(k.to_owned());
+        }
+    }
+    Ok(stored_only)
+}
+
+/// The gateway's announcement: its number, station and lines now.
+async fn announce(
+    client: &Client,
+    cfg: &GatewayConfig,
+    line: &Line,
+    lines: u32,
+) -> anyhow::Result<()> {
     client
         .fax("the gateway's announcement", |id| FaxRequest::Gateway {
             id,
             number: cfg.number.clone(),
-            station: cfg.station.clone(),
-            lines: cfg.lines,
+            station: line.station(),
+            lines,
         })
         .await
         .context("the server refused the gateway")?;
+    Ok(())
+}
+
+/// Applies pushed settings, announces the lines again when they changed, and acknowledges.
+async fn on_settings(
+    client: &Client,
+    cfg: &GatewayConfig,
+    line: &Line,
+    settings: &Shared,
+    s: &FaxSettings,
+) {
+    let before = applied(settings).lines;
+    let stored_only = match apply_settings(cfg, line, settings, s) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!(
+                "imagecast-faxgw: cannot apply settings version {}: {e:#}",
+                s.version
+            );
+            return;
+        }
+    };
+    let lines = applied(settings).lines;
+    if lines != before
+        && let Err(e) = announce(client, cfg, line, lines).await
+    {
+        eprintln!("imagecast-faxgw: {e:#}");
+    }
+    let version = s.version;
+    let keys = stored_only.clone();
+    match client
+        .fax("the settings' acknowledgement", |id| {
+            FaxRequest::SettingsApplied {
+                id,
+                version,
+                stored_only: keys,
+            }
+        })
+        .await
+    {
+        Ok(_) => println!(
+            "settings version {version} applied{}",
+            if stored_only.is_empty() {
+                String::new()
+            } else {
+                format!(" (only stored: {})", stored_only.join(", "))
+            }
+        ),
+        Err(e) => eprintln!("imagecast-faxgw: cannot acknowledge settings: {e}"),
+    }
+}
+
+/// One connection: announce, upload what was received, then make the calls pushed and apply
+/// the settings pushed until the connection ends.
+async fn serve(
+    cfg: &GatewayConfig,
+    line: &Arc<Line>,
+    kept: &Arc<Kept>,
+    settings: &Shared,
+) -> anyhow::Result<()> {
+    let (client, mut events) = Client::connect(&cfg.client)
+        .await
+        .with_context(|| format!("cannot connect to {}", cfg.client.server))?;
+    let client = Arc::new(client);
+    announce(&client, cfg, line, applied(settings).lines).await?;
     println!("connected as {}", cfg.client.device);
+    let uploads = tokio::spawn(uploader(Arc::clone(&client), Arc::clone(kept)));
     // Calls in progress; dropped (hung up) with this connection.
     let mut calls = JoinSet::new();
     let reason = loop {
@@ -111,13 +421,32 @@ async fn serve(cfg: &GatewayConfig, line: &Arc<Line>) -> anyhow::Result<()> {
                 Some(Event::Closed(r)) => break r,
                 Some(Event::Fax(FaxEvent::Job(job))) => {
                     let (client, line) = (Arc::clone(&client), Arc::clone(line));
-                    calls.spawn(async move { call(&client, &line, job).await });
+                    let a = applied(settings);
+                    calls.spawn(async move { call(&client, &line, job, a).await });
+                }
+                Some(Event::Fax(FaxEvent::JobByParts { job, sizes })) => {
+                    let (client, line) = (Arc::clone(&client), Arc::clone(line));
+                    let a = applied(settings);
+                    calls.spawn(async move {
+                        match fetch_files(&client, job.clone(), &sizes).await {
+                            Ok(job) => call(&client, &line, job, a).await,
+                            Err(e) => {
+                                let mut result = failed_result(&job);
+                                result.reason = format!("cannot fetch the job's files: {e:#}");
+                                report(&client, result).await;
+                            }
+                        }
+                    });
+                }
+                Some(Event::Fax(FaxEvent::Settings(s))) => {
+                    on_settings(&client, cfg, line, settings, &s).await;
                 }
                 Some(_) => {}
             },
             Some(_) = calls.join_next(), if !calls.is_empty() => {}
         }
     };
+    uploads.abort();
     calls.abort_all();
     client.close().await;
     anyhow::bail!("disconnected: {reason}")
@@ -125,7 +454,7 @@ async fn serve(cfg: &GatewayConfig, line: &Arc<Line>) -> anyhow::Result<()> {
 
 /// The document's pages: each file written to a private temporary folder and read as fax
 /// pages (each page of a multi-page TIFF is one fax page).
-fn pages_of(job: &FaxJob) -> anyhow::Result<Vec<FaxPage>> {
+fn pages_of(job: &FaxJob, fine: bool) -> anyhow::Result<Vec<FaxPage>> {
     let dir = std::env::temp_dir().join(format!(
         "imagecast-faxgw-{}-{}-{}",
         std::process::id(),
@@ -134,7 +463,7 @@ fn pages_of(job: &FaxJob) -> anyhow::Result<Vec<FaxPage>> {
     ));
     imagecast_shared::private::create_dir(&dir).context("cannot make a temporary folder")?;
     let result = (|| {
-        let resolution = if job.fine {
+        let resolution = if job.fine || fine {
             Resolution::Fine
         } else {
             Resolution::Standard
@@ -158,9 +487,44 @@ fn pages_of(job: &FaxJob) -> anyhow::Result<Vec<FaxPage>> {
     result
 }
 
-/// Makes one call and reports it.
-async fn call(client: &Client, line: &Line, job: FaxJob) {
-    let mut result = FaxResult {
+/// Fetches the files of a job given in parts ([`FaxEvent::JobByParts`]) piece by piece.
+async fn fetch_files(client: &Client, mut job: FaxJob, sizes: &[u64]) -> anyhow::Result<FaxJob> {
+    const MAX_FILE: u64 = imagecast_shared::fax::MAX_UPLOADED_JOB_BYTES;
+    if sizes.len() != job.files.len() || sizes.iter().any(|s| *s > MAX_FILE) {
+        anyhow::bail!("the job's file sizes do not add up");
+    }
+    for (i, (file, size)) in job.files.iter_mut().zip(sizes).enumerate() {
+        let mut data = Vec::with_capacity(*size as usize);
+        while (data.len() as u64) < *size {
+            let reply = client
+                .fax("a piece of a fax job", |id| FaxRequest::JobPart {
+                    id,
+                    job: job.job.clone(),
+                    file: i as u32,
+                    offset: data.len() as u64,
+                })
+                .await?;
+            match reply {
+                ServerMsg::Fax(FaxEvent::JobPart { data: piece, .. }) if !piece.is_empty() => {
+                    if data.len() as u64 + piece.len() as u64 > *size {
+                        anyhow::bail!("file {} is longer than announced", i + 1);
+                    }
+                    data.extend_from_slice(&piece);
+                }
+                ServerMsg::Fax(FaxEvent::JobPart { .. }) => {
+                    anyhow::bail!("file {} ended at byte {} of {size}", i + 1, data.len())
+                }
+                other => anyhow::bail!("unexpected answer {other:?}"),
+            }
+        }
+        file.data = data.into();
+    }
+    Ok(job)
+}
+
+/// A failed result for `job`, before anything was dialled.
+fn failed_result(job: &FaxJob) -> FaxResult {
+    FaxResult {
         job: job.job.clone(),
         number: job.number.clone(),
         attempt: job.attempt,
@@ -174,9 +538,32 @@ async fn call(client: &Client, line: &Line, job: FaxJob) {
         speed: 0,
         duration_ms: 0,
         reason: String::new(),
-    };
-    match tokio::task::block_in_place(|| pages_of(&job)) {
+    }
+}
+
+/// Reports a call's result.
+async fn report(client: &Client, result: FaxResult) {
+    if let Err(e) = client
+        .fax("the call's result", |id| FaxRequest::Result { id, result })
+        .await
+    {
+        eprintln!("imagecast-faxgw: cannot report a call: {e}");
+    }
+}
+
+/// Makes one call and reports it.
+async fn call(client: &Client, line: &Line, job: FaxJob, settings: Applied) {
+    let mut result = failed_result(&job);
+    match tokio::task::block_in_place(|| pages_of(&job, settings.fine)) {
         Err(e) => result.reason = format!("{e:#}"),
+        Ok(pages) if pages.len() > settings.max_pages as usize => {
+            result.pages_total = pages.len() as u32;
+            result.reason = format!(
+                "{} pages; this gateway sends at most {} (max-pages)",
+                pages.len(),
+                settings.max_pages
+            );
+        }
         Ok(pages) => {
             result.pages_total = pages.len() as u32;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -210,7 +597,8 @@ async fn call(client: &Client, line: &Line, job: FaxJob) {
                 }
             };
             let dial = async {
-                let r = line.dial(&job.number, &pages, &options).await;
+                let number = format!("{}{}", settings.dial_prefix, job.number);
+                let r = line.dial(&number, &pages, &options).await;
                 drop(options);
                 r
             };
@@ -234,10 +622,5 @@ async fn call(client: &Client, line: &Line, job: FaxJob) {
             }
         }
     }
-    if let Err(e) = client
-        .fax("the call's result", |id| FaxRequest::Result { id, result })
-        .await
-    {
-        eprintln!("imagecast-faxgw: cannot report a call: {e}");
-    }
+    report(client, result).await;
 }

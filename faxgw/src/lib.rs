@@ -10,7 +10,9 @@
 //!   the call log.
 //! - [`machine`]: a plain fax machine on the simulated network (receive into a folder, send
 //!   files).
-//! - [`cli`]: the `imagecast-faxgw` commands `machine` and `pstn`.
+//! - [`gateway`]: `imagecast-faxgw run`, the gateway terminal of the supervising server.
+//! - [`kept`]: received faxes kept until the supervisor acknowledged them.
+//! - [`cli`]: the `imagecast-faxgw` commands `run`, `machine` and `pstn`.
 
 #![deny(missing_docs)]
 
@@ -18,6 +20,7 @@ pub mod cli;
 pub mod coding;
 pub mod gateway;
 pub mod hylafax;
+pub mod kept;
 pub mod machine;
 pub mod page;
 pub mod sim;

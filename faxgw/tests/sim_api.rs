@@ -339,3 +339,52 @@ async fn a_station_with_two_lines_takes_two_calls_at_once_and_a_third_is_busy() 
     callers.sort();
     assert_eq!(callers, ["341", "342"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exchange_is_owner_only_and_pushed_settings_change_a_held_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch();
+    let ex = Exchange::open(&dir.path().join("ex"))
+        .expect("exchange")
+        .with_ring_time(Duration::from_millis(300));
+    let gateway = Line::register(&ex, "400", "OLD NAME", Capabilities::default(), 1)
+        .await
+        .unwrap();
+    let customer = Line::register(&ex, "401", "CUSTOMER", Capabilities::default(), 1)
+        .await
+        .unwrap();
+    // Settings pushed to a gateway: a new station ID and no G4 take effect on the next call.
+    gateway.set_station("NEW NAME").unwrap();
+    assert!(gateway.set_station("\u{1b}bad").is_err());
+    gateway.set_capabilities(Capabilities {
+        g4: false,
+        ..Capabilities::default()
+    });
+    gateway.set_lines(2);
+    assert_eq!(gateway.lines(), 2);
+    let outcome = customer
+        .dial("400", &pages(1), &DialOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(outcome.result, CallResult::Sent);
+    assert_eq!(outcome.remote_station.as_deref(), Some("NEW NAME"));
+    assert_eq!(outcome.coding, Some(Coding::Mh));
+    let call = gateway.accept().await.unwrap();
+    assert_eq!(call.remote_station, "CUSTOMER");
+    // Numbers, station IDs and the call log are nobody else's business.
+    for p in [
+        "ex",
+        "ex/lines",
+        "ex/faults",
+        "ex/lines/400",
+        "ex/lines/400/holder",
+        "ex/exchange.lock",
+        "ex/calls.log",
+    ] {
+        let mode = std::fs::metadata(dir.path().join(p))
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{p} is mode {:o}", mode & 0o777);
+    }
+}

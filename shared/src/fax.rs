@@ -13,14 +13,47 @@
 //!   job and its files are on disk, fsynced), asks [`FaxRequest::Status`],
 //!   [`FaxRequest::Gateways`], [`FaxRequest::Records`], and is pushed [`FaxEvent::Progress`]
 //!   and [`FaxEvent::Record`] for its own jobs.
+//! - A gateway **uploads a fax it received** in [`FaxRequest::Chunk`]s (each answered `Ok`),
+//!   then [`FaxRequest::Received`] (answered [`FaxEvent::ReceivedStored`] once it is on disk,
+//!   fsynced); it keeps the fax until then and uploads it again after a reconnect, and the
+//!   supervisor recognises it by [`FaxReception::reception`]. The terminal a received fax is
+//!   routed to is pushed [`FaxEvent::Incoming`] just before the fax's ordinary delivery.
+//! - **Settings**: the supervisor pushes a gateway its settings ([`FaxEvent::Settings`]); the
+//!   gateway applies them and answers [`FaxRequest::SettingsApplied`]. A terminal reads and
+//!   changes them with [`FaxRequest::SettingsShow`] / [`FaxRequest::SettingsSet`] (answered
+//!   [`FaxEvent::SettingsInfo`]).
+//! - A job larger than one frame ([`MAX_JOB_BYTES`]) is uploaded in [`FaxRequest::Chunk`]s
+//!   and sent with [`FaxRequest::SendUploaded`]; its gateway is given
+//!   [`FaxEvent::JobByParts`] and fetches the files with [`FaxRequest::JobPart`].
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::RequestId;
+use crate::ids::{DistributionId, RequestId};
 
 /// Most bytes the files of one fax job may total: they travel inline in one frame.
 pub const MAX_JOB_BYTES: usize = crate::limits::MAX_FRAME - 64 * 1024;
+
+/// Most bytes of one [`FaxRequest::Chunk`] (256 KiB, well inside the frame limit).
+pub const MAX_CHUNK_BYTES: usize = crate::limits::CHUNK_SIZE;
+
+/// Most bytes one received fax may have (64 MiB: about 1000 dense fine pages).
+pub const MAX_RECEIVED_BYTES: u64 = 64 << 20;
+
+/// Most bytes the files of one fax job sent in chunks ([`FaxRequest::SendUploaded`]) may
+/// total (64 MiB).
+pub const MAX_UPLOADED_JOB_BYTES: u64 = 64 << 20;
+
+/// One file of a fax job uploaded before in [`FaxRequest::Chunk`]s.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxUpload {
+    /// The file's name (no directories).
+    pub name: String,
+    /// The upload that holds its bytes.
+    pub upload: String,
+    /// Its size.
+    pub bytes: u64,
+}
 
 /// One file of a fax job: a PNG, JPEG or TIFF (each page of a multi-page TIFF is one fax
 /// page), carried inline. A job's files travel in one frame, so they total less than
@@ -178,6 +211,62 @@ pub struct FaxGatewayInfo {
     pub number: String,
 }
 
+/// A fax a gateway received ([`FaxRequest::Received`]); its TIFF (one page per confirmed fax
+/// page, as the call coded it) was uploaded before in [`FaxRequest::Chunk`]s named
+/// [`FaxReception::reception`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxReception {
+    /// The gateway's ID for this fax (at most 64 letters, digits, `-` and `_`): the same fax
+    /// uploaded again is recognised by it, and its chunks carry it.
+    pub reception: String,
+    /// The caller's number ("" when unknown).
+    pub caller: String,
+    /// The number that was called.
+    pub called: String,
+    /// The remote station ID (TSI).
+    pub station: String,
+    /// Pages received (confirmed).
+    pub pages: u32,
+    /// `MH` or `G4`.
+    pub coding: String,
+    /// Whether error correction was used.
+    pub ecm: bool,
+    /// Signalling rate, bit/s.
+    pub speed: u32,
+    /// How long the call took, in milliseconds.
+    pub duration_ms: u64,
+    /// When the call began, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Why the call ended early ("" when it was complete).
+    pub reason: String,
+    /// The TIFF's size in bytes.
+    pub bytes: u64,
+}
+
+/// A received fax, as the terminal it is routed to sees it ([`FaxEvent::Incoming`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxIncoming {
+    /// The distribution that delivers it (the delivery that follows names it).
+    pub dist: DistributionId,
+    /// The number that was called.
+    pub called: String,
+    /// The receive record: the caller's number, station ID, gateway, pages.
+    pub record: FaxRecordInfo,
+}
+
+/// A gateway's settings ([`FaxEvent::Settings`], [`FaxEvent::SettingsInfo`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxSettings {
+    /// The gateway's device domain.
+    pub gateway: String,
+    /// The settings' version (0: never set).
+    pub version: i64,
+    /// The version the gateway last said it applied.
+    pub applied_version: i64,
+    /// Every setting, `KEY`, `VALUE`, in the order `fax settings show` prints them.
+    pub values: Vec<(String, String)>,
+}
+
 /// Fax requests, terminal or gateway → server ([`crate::msg::ClientMsg::Fax`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FaxRequest {
@@ -246,6 +335,83 @@ pub enum FaxRequest {
         /// How many, newest last.
         last: u32,
     },
+    /// 7: gateway: a piece of a file it uploads (a received fax), at `offset`; offset 0 starts
+    /// the upload over. Answered `Ok`.
+    Chunk {
+        /// Request ID.
+        id: RequestId,
+        /// The upload's name ([`FaxReception::reception`]).
+        upload: String,
+        /// Where the piece goes.
+        offset: u64,
+        /// The whole file's size.
+        total: u64,
+        /// At most [`MAX_CHUNK_BYTES`].
+        data: Bytes,
+    },
+    /// 8: gateway: a fax it received, uploaded before in chunks; answered
+    /// [`FaxEvent::ReceivedStored`] once stored (fsynced), routed and recorded.
+    Received {
+        /// Request ID.
+        id: RequestId,
+        /// The fax.
+        fax: FaxReception,
+    },
+    /// 9: gateway: it applied settings `version` ([`FaxEvent::Settings`]); answered `Ok`.
+    SettingsApplied {
+        /// Request ID.
+        id: RequestId,
+        /// The version applied.
+        version: i64,
+        /// The keys it only stored, since its line cannot honour them.
+        stored_only: Vec<String>,
+    },
+    /// 10: a gateway's settings (needs the competence `gateway-settings`); answered
+    /// [`FaxEvent::SettingsInfo`].
+    SettingsShow {
+        /// Request ID.
+        id: RequestId,
+        /// The gateway's domain.
+        gateway: String,
+    },
+    /// 11: change a gateway's settings, all or none (needs `gateway-settings`); answered
+    /// [`FaxEvent::SettingsInfo`] with the new version, which is pushed to the gateway.
+    SettingsSet {
+        /// Request ID.
+        id: RequestId,
+        /// The gateway's domain.
+        gateway: String,
+        /// `KEY=VALUE` each.
+        assignments: Vec<String>,
+    },
+    /// 12: send a fax whose files were uploaded before in [`FaxRequest::Chunk`]s (a job
+    /// larger than [`MAX_JOB_BYTES`]); otherwise as [`FaxRequest::Send`].
+    SendUploaded {
+        /// Request ID.
+        id: RequestId,
+        /// Chosen by the client; the same job sent again is recognised.
+        job: String,
+        /// Numbers to send to.
+        numbers: Vec<String>,
+        /// Phone-book entries to send to.
+        books: Vec<String>,
+        /// Fine resolution.
+        fine: bool,
+        /// The document, file by file.
+        files: Vec<FaxUpload>,
+    },
+    /// 13: gateway: a piece of file `file` (from 0) of job `job` it was given with
+    /// [`FaxEvent::JobByParts`], from `offset`; answered [`FaxEvent::JobPart`].
+    JobPart {
+        /// Request ID.
+        id: RequestId,
+        /// The job.
+        job: String,
+        /// The file's index.
+        file: u32,
+        /// Where the piece begins.
+        offset: u64,
+    },
 }
 
 impl FaxRequest {
@@ -258,13 +424,36 @@ impl FaxRequest {
             | FaxRequest::Result { id, .. }
             | FaxRequest::Status { id, .. }
             | FaxRequest::Gateways { id }
-            | FaxRequest::Records { id, .. } => Some(*id),
+            | FaxRequest::Records { id, .. }
+            | FaxRequest::Chunk { id, .. }
+            | FaxRequest::Received { id, .. }
+            | FaxRequest::SettingsApplied { id, .. }
+            | FaxRequest::SettingsShow { id, .. }
+            | FaxRequest::SettingsSet { id, .. }
+            | FaxRequest::SendUploaded { id, .. }
+            | FaxRequest::JobPart { id, .. } => Some(*id),
         }
     }
 
-    /// The protocol version that introduced this request.
+    /// The protocol version that introduced this request: every one so far came with
+    /// version 2, the version that brought fax (7–11 were appended before its release).
     pub fn since(&self) -> u16 {
-        2
+        match self {
+            FaxRequest::Gateway { .. }
+            | FaxRequest::Send { .. }
+            | FaxRequest::Progress { .. }
+            | FaxRequest::Result { .. }
+            | FaxRequest::Status { .. }
+            | FaxRequest::Gateways { .. }
+            | FaxRequest::Records { .. }
+            | FaxRequest::Chunk { .. }
+            | FaxRequest::Received { .. }
+            | FaxRequest::SettingsApplied { .. }
+            | FaxRequest::SettingsShow { .. }
+            | FaxRequest::SettingsSet { .. }
+            | FaxRequest::SendUploaded { .. }
+            | FaxRequest::JobPart { .. } => 2,
+        }
     }
 }
 
@@ -309,6 +498,44 @@ pub enum FaxEvent {
         /// The records.
         records: Vec<FaxRecordInfo>,
     },
+    /// 7: a received fax ([`FaxRequest::Received`]) is on disk; the gateway may forget it.
+    ReceivedStored {
+        /// Request ID.
+        id: RequestId,
+        /// The fax's [`FaxReception::reception`].
+        reception: String,
+        /// True when it had been stored before (an upload again after a lost answer).
+        duplicate: bool,
+    },
+    /// 8: event to a terminal: the delivery of `dist` that follows is a received fax.
+    Incoming(FaxIncoming),
+    /// 9: event to a gateway: apply these settings, then answer
+    /// [`FaxRequest::SettingsApplied`] with their version.
+    Settings(FaxSettings),
+    /// 10: a gateway's settings ([`FaxRequest::SettingsShow`], [`FaxRequest::SettingsSet`]).
+    SettingsInfo {
+        /// Request ID.
+        id: RequestId,
+        /// The settings; `version > applied_version` means pending.
+        settings: FaxSettings,
+    },
+    /// 11: event to a gateway: make this call, like [`FaxEvent::Job`], but the files are too
+    /// large for one frame: their data is empty, and the gateway fetches it with
+    /// [`FaxRequest::JobPart`].
+    JobByParts {
+        /// The call, its files without data.
+        job: FaxJob,
+        /// Each file's size.
+        sizes: Vec<u64>,
+    },
+    /// 12: a piece of a job's file ([`FaxRequest::JobPart`]): at most [`MAX_CHUNK_BYTES`];
+    /// empty at the end of the file.
+    JobPart {
+        /// Request ID.
+        id: RequestId,
+        /// The bytes.
+        data: Bytes,
+    },
 }
 
 impl FaxEvent {
@@ -318,13 +545,36 @@ impl FaxEvent {
             FaxEvent::Accepted { id, .. }
             | FaxEvent::Status { id, .. }
             | FaxEvent::Gateways { id, .. }
-            | FaxEvent::Records { id, .. } => Some(*id),
-            FaxEvent::Job(_) | FaxEvent::Progress(_) | FaxEvent::Record(_) => None,
+            | FaxEvent::Records { id, .. }
+            | FaxEvent::ReceivedStored { id, .. }
+            | FaxEvent::SettingsInfo { id, .. }
+            | FaxEvent::JobPart { id, .. } => Some(*id),
+            FaxEvent::Job(_)
+            | FaxEvent::Progress(_)
+            | FaxEvent::Record(_)
+            | FaxEvent::Incoming(_)
+            | FaxEvent::Settings(_)
+            | FaxEvent::JobByParts { .. } => None,
         }
     }
 
-    /// The protocol version that introduced this event.
+    /// The protocol version that introduced this event: every one so far came with
+    /// version 2 (7–10 were appended before its release).
     pub fn since(&self) -> u16 {
-        2
+        match self {
+            FaxEvent::Accepted { .. }
+            | FaxEvent::Job(_)
+            | FaxEvent::Progress(_)
+            | FaxEvent::Record(_)
+            | FaxEvent::Status { .. }
+            | FaxEvent::Gateways { .. }
+            | FaxEvent::Records { .. }
+            | FaxEvent::ReceivedStored { .. }
+            | FaxEvent::Incoming(_)
+            | FaxEvent::Settings(_)
+            | FaxEvent::SettingsInfo { .. }
+            | FaxEvent::JobByParts { .. }
+            | FaxEvent::JobPart { .. } => 2,
+        }
     }
 }

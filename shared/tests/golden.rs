@@ -733,3 +733,196 @@ fn fax_messages_keep_their_bytes() {
     assert_eq!(ev.since(), 2);
     assert_eq!(ev.reply_to(), Some(8));
 }
+
+#[test]
+fn fax_reception_and_settings_messages_keep_their_bytes() {
+    use imagecast_shared::fax::{
+        FaxEvent, FaxIncoming, FaxReception, FaxRecordInfo, FaxRequest, FaxSettings,
+    };
+    let settings = FaxSettings {
+        gateway: "g".into(),
+        version: 2,
+        applied_version: 1,
+        values: vec![("lines".into(), "2".into())],
+    };
+    let record = FaxRecordInfo {
+        seq: 1,
+        at_ms: 2,
+        direction: "receive".into(),
+        job: "".into(),
+        user: "u".into(),
+        terminal: "t".into(),
+        gateway: "g".into(),
+        number: "5".into(),
+        station: "S".into(),
+        pages: 2,
+        duration_ms: 3,
+        coding: "MH".into(),
+        speed: 4,
+        result: "received".into(),
+        reason: "".into(),
+    };
+    check(&[
+        (
+            ClientMsg::Fax(FaxRequest::Chunk {
+                id: 7,
+                upload: "r".into(),
+                offset: 1,
+                total: 3,
+                data: Bytes::from_static(b"ab"),
+            }),
+            "1f070701720103026162",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::Received {
+                id: 8,
+                fax: FaxReception {
+                    reception: "r".into(),
+                    caller: "5".into(),
+                    called: "6".into(),
+                    station: "S".into(),
+                    pages: 2,
+                    coding: "G4".into(),
+                    ecm: true,
+                    speed: 4,
+                    duration_ms: 5,
+                    at_ms: 6,
+                    reason: "".into(),
+                    bytes: 7,
+                },
+            }),
+            "1f08080172013501360153020247340104050c0007",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::SettingsApplied {
+                id: 9,
+                version: 2,
+                stored_only: vec!["tagline".into()],
+            }),
+            "1f09090401077461676c696e65",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::SettingsShow {
+                id: 10,
+                gateway: "g".into(),
+            }),
+            "1f0a0a0167",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::SettingsSet {
+                id: 11,
+                gateway: "g".into(),
+                assignments: vec!["lines=2".into()],
+            }),
+            "1f0b0b016701076c696e65733d32",
+        ),
+    ]);
+    check(&[
+        (
+            ServerMsg::Fax(FaxEvent::ReceivedStored {
+                id: 1,
+                reception: "r".into(),
+                duplicate: true,
+            }),
+            "1f0701017201",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::Incoming(FaxIncoming {
+                dist: dist(),
+                called: "6".into(),
+                record,
+            })),
+            "1f08100707070707070707070707070707070701360204077265636569766500017501740167013501530203024d480408726563656976656400",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::Settings(settings.clone())),
+            "1f090167040201056c696e65730132",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::SettingsInfo { id: 2, settings }),
+            "1f0a020167040201056c696e65730132",
+        ),
+    ]);
+    let req = ClientMsg::Fax(FaxRequest::SettingsShow {
+        id: 3,
+        gateway: "g".into(),
+    });
+    assert_eq!(req.since(), 2);
+    assert_eq!(req.request_id(), Some(3));
+    let ev = ServerMsg::Fax(FaxEvent::ReceivedStored {
+        id: 4,
+        reception: "r".into(),
+        duplicate: false,
+    });
+    assert_eq!(ev.since(), 2);
+    assert_eq!(ev.reply_to(), Some(4));
+}
+
+#[test]
+fn fax_jobs_in_parts_keep_their_bytes() {
+    use imagecast_shared::fax::{FaxEvent, FaxFile, FaxJob, FaxRequest, FaxUpload};
+    check(&[
+        (
+            ClientMsg::Fax(FaxRequest::SendUploaded {
+                id: 12,
+                job: "j".into(),
+                numbers: vec!["5".into()],
+                books: vec![],
+                fine: false,
+                files: vec![FaxUpload {
+                    name: "p.png".into(),
+                    upload: "j-0".into(),
+                    bytes: 2,
+                }],
+            }),
+            "1f0c0c016a01013500000105702e706e67036a2d3002",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::JobPart {
+                id: 13,
+                job: "j".into(),
+                file: 1,
+                offset: 2,
+            }),
+            "1f0d0d016a0102",
+        ),
+    ]);
+    check(&[
+        (
+            ServerMsg::Fax(FaxEvent::JobByParts {
+                job: FaxJob {
+                    job: "j".into(),
+                    attempt: 1,
+                    number: "5".into(),
+                    fine: false,
+                    first_page: 1,
+                    files: vec![FaxFile {
+                        name: "p.png".into(),
+                        data: Bytes::new(),
+                    }],
+                },
+                sizes: vec![2],
+            }),
+            "1f0b016a01013500010105702e706e67000102",
+        ),
+        (
+            ServerMsg::Fax(FaxEvent::JobPart {
+                id: 3,
+                data: Bytes::from_static(b"ab"),
+            }),
+            "1f0c03026162",
+        ),
+    ]);
+    let req = ClientMsg::Fax(FaxRequest::JobPart {
+        id: 4,
+        job: "j".into(),
+        file: 0,
+        offset: 0,
+    });
+    assert_eq!((req.since(), req.request_id()), (2, Some(4)));
+    let ev = ServerMsg::Fax(FaxEvent::JobPart {
+        id: 5,
+        data: Bytes::new(),
+    });
+    assert_eq!((ev.since(), ev.reply_to()), (2, Some(5)));
+}

@@ -25,11 +25,17 @@ impl Exchange {
     /// moving pages at machine speed.
     pub fn open(dir: &Path) -> Result<Exchange, SimError> {
         for sub in ["lines", "faults"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(|e| SimError::io(dir, e))?;
+            imagecast_shared::private::create_dir_all(&dir.join(sub))
+                .map_err(|e| SimError::io(dir, e))?;
         }
         let lock = dir.join("exchange.lock");
         if !lock.exists() {
-            File::create(&lock).map_err(|e| SimError::io(&lock, e))?;
+            imagecast_shared::private::open_options()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock)
+                .map_err(|e| SimError::io(&lock, e))?;
         }
         Ok(Exchange {
             dir: dir.to_path_buf(),
@@ -85,7 +91,7 @@ impl Exchange {
     /// across processes.
     fn locked<T>(&self, f: impl FnOnce() -> Result<T, SimError>) -> Result<T, SimError> {
         let path = self.dir.join("exchange.lock");
-        let file = File::options()
+        let file = imagecast_shared::private::open_options()
             .write(true)
             .create(true)
             .truncate(false)
@@ -122,7 +128,8 @@ impl Exchange {
             reason: e.to_string(),
         })?;
         let part = path.with_extension("toml.part");
-        std::fs::write(&part, text).map_err(|e| SimError::io(&part, e))?;
+        imagecast_shared::private::write(&part, text.as_bytes())
+            .map_err(|e| SimError::io(&part, e))?;
         std::fs::rename(&part, &path).map_err(|e| SimError::io(&path, e))
     }
 
@@ -184,7 +191,7 @@ impl Exchange {
         let path = self.dir.join("calls.log");
         let line = record.to_line();
         self.locked(|| {
-            let mut file = File::options()
+            let mut file = imagecast_shared::private::open_options()
                 .append(true)
                 .create(true)
                 .open(&path)

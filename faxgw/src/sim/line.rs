@@ -34,7 +34,7 @@ const RECEIVED_QUEUE: usize = 16;
 /// Counts the lines in use; a [`Slot`] frees its line when dropped.
 #[derive(Debug)]
 struct Lines {
-    total: usize,
+    total: AtomicUsize,
     in_use: AtomicUsize,
 }
 
@@ -44,7 +44,7 @@ impl Lines {
     fn take(self: &Arc<Self>) -> Option<Slot> {
         self.in_use
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.total).then_some(n + 1)
+                (n < self.total.load(Ordering::SeqCst)).then_some(n + 1)
             })
             .ok()
             .map(|_| Slot(self.clone()))
@@ -60,9 +60,22 @@ impl Drop for Slot {
 /// What the answering side of a line needs, shared with its tasks.
 struct Station {
     number: String,
-    station: String,
-    caps: Capabilities,
+    station: std::sync::RwLock<String>,
+    caps: std::sync::RwLock<Capabilities>,
     lines: Arc<Lines>,
+}
+
+impl Station {
+    fn station(&self) -> String {
+        self.station
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn caps(&self) -> Capabilities {
+        *self.caps.read().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A number held on an [`Exchange`] by this process, with `lines` lines: it answers incoming
@@ -82,8 +95,8 @@ impl std::fmt::Debug for Line {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Line")
             .field("number", &self.station.number)
-            .field("station", &self.station.station)
-            .field("lines", &self.station.lines.total)
+            .field("station", &self.station.station())
+            .field("lines", &self.lines())
             .finish()
     }
 }
@@ -103,9 +116,9 @@ impl Line {
         check_number(number)?;
         check_station(station)?;
         let dir = exchange.line_dir(number);
-        std::fs::create_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
+        imagecast_shared::private::create_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
         let holder_path = dir.join("holder");
-        let mut holder = File::options()
+        let mut holder = imagecast_shared::private::open_options()
             .write(true)
             .create(true)
             .truncate(false)
@@ -145,10 +158,10 @@ impl Line {
         let listener = UnixListener::bind(&socket).map_err(|e| SimError::io(&socket, e))?;
         let station = Arc::new(Station {
             number: number.to_string(),
-            station: station.to_string(),
-            caps,
+            station: std::sync::RwLock::new(station.to_string()),
+            caps: std::sync::RwLock::new(caps),
             lines: Arc::new(Lines {
-                total: lines.max(1),
+                total: AtomicUsize::new(lines.max(1)),
                 in_use: AtomicUsize::new(0),
             }),
         });
@@ -170,13 +183,42 @@ impl Line {
     }
 
     /// This station's ID.
-    pub fn station(&self) -> &str {
-        &self.station.station
+    pub fn station(&self) -> String {
+        self.station.station()
+    }
+
+    /// This station's capabilities.
+    pub fn capabilities(&self) -> Capabilities {
+        self.station.caps()
     }
 
     /// How many lines this station has.
     pub fn lines(&self) -> usize {
-        self.station.lines.total
+        self.station.lines.total.load(Ordering::SeqCst)
+    }
+
+    /// Changes the station ID used from the next call on (settings pushed to a gateway).
+    pub fn set_station(&self, station: &str) -> Result<(), SimError> {
+        check_station(station)?;
+        *self
+            .station
+            .station
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = station.to_string();
+        Ok(())
+    }
+
+    /// Changes the capabilities offered from the next call on.
+    pub fn set_capabilities(&self, caps: Capabilities) {
+        *self.station.caps.write().unwrap_or_else(|e| e.into_inner()) = caps;
+    }
+
+    /// Changes the number of lines (at least 1); calls in progress keep theirs.
+    pub fn set_lines(&self, lines: usize) {
+        self.station
+            .lines
+            .total
+            .store(lines.max(1), Ordering::SeqCst);
     }
 
     /// Lines in use right now (calls in either direction).
@@ -225,7 +267,7 @@ impl Line {
             .station
             .lines
             .take()
-            .ok_or(SimError::NoFreeLine(self.station.lines.total))?;
+            .ok_or(SimError::NoFreeLine(self.lines()))?;
         let time = now_secs();
         let started = Instant::now();
         let mut outcome = CallOutcome {
@@ -309,8 +351,8 @@ impl Line {
             &CallerMsg::Call {
                 caller: self.station.number.clone(),
                 called: number.to_string(),
-                station: self.station.station.clone(),
-                caps: self.station.caps,
+                station: self.station.station(),
+                caps: self.station.caps(),
             },
         )
         .await
@@ -332,7 +374,7 @@ impl Line {
             }
         };
         let on_line: OnLine = self.exchange.take_on_line(number)?;
-        let (coding, ecm) = self.station.caps.negotiate(their_caps);
+        let (coding, ecm) = self.station.caps().negotiate(their_caps);
         outcome.coding = Some(coding);
         outcome.ecm = ecm;
         outcome.bit_rate = Some(BIT_RATE);
@@ -465,14 +507,15 @@ async fn answer(mut stream: UnixStream, station: Arc<Station>, tx: mpsc::Sender<
         return;
     };
     let answered = Instant::now();
+    let my_caps = station.caps();
     let reply = CalleeMsg::Answer {
-        station: station.station.clone(),
-        caps: station.caps,
+        station: station.station(),
+        caps: my_caps,
     };
     if wire::send(&mut stream, &reply).await.is_err() {
         return;
     }
-    let (coding, ecm) = station.caps.negotiate(caps);
+    let (coding, ecm) = my_caps.negotiate(caps);
     let mut call = IncomingCall {
         caller,
         called: if called == station.number {
@@ -529,7 +572,7 @@ async fn receive_pages(
                     Some(format!("a page of {rows} rows"))
                 } else if call.ecm && fcs.is_none() {
                     Some("an error-correction page without a frame check".into())
-                } else if resolution == crate::page::Resolution::Fine && !station.caps.fine {
+                } else if resolution == crate::page::Resolution::Fine && !station.caps().fine {
                     Some("fine resolution was not offered".into())
                 } else {
                     None

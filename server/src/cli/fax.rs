@@ -470,6 +470,14 @@ pub(super) fn run(data: &DataDir, cmd: FaxCmd) -> anyhow::Result<ExitCode> {
             for (k, value) in v.settings.to_pairs() {
                 println!("{k}={}", esc(&value));
             }
+            match &v.announced {
+                None => println!("announced=never (the gateway has not connected)"),
+                Some(a) => {
+                    println!("announced-number={}", esc(&a.number));
+                    println!("announced-station={}", esc(&a.station));
+                    println!("announced-lines={}", a.lines);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         FaxCmd::Settings(SettingsCmd::Set {

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use imagecast_shared::RequestId;
 use imagecast_shared::domain::domain_key;
-use imagecast_shared::fax::{FaxEvent, FaxFile, FaxGatewayInfo, FaxRequest};
+use imagecast_shared::fax::{
+    FaxEvent, FaxFile, FaxGatewayInfo, FaxRequest, FaxUpload, MAX_UPLOADED_JOB_BYTES,
+};
 use imagecast_shared::msg::{DeviceKind, ErrorCode, ErrorInfo, Role, ServerMsg};
 
 use super::{Session, check_name, error};
 use crate::fax::competence::{self, Competence};
 use crate::fax::dispatch::{self, NewJob};
-use crate::fax::{self as faxdb, FaxError, phonebook, priority, records};
+use crate::fax::{self as faxdb, FaxError, phonebook, priority, reception, records, settings};
 
 /// The most bytes of files one fax job may carry (its files travel in one frame).
 pub use imagecast_shared::fax::MAX_JOB_BYTES;
@@ -23,6 +25,33 @@ fn fax_error(e: FaxError) -> ErrorInfo {
         FaxError::Db(d) => error(ErrorCode::Storage, None, d.to_string()),
         other => error(ErrorCode::BadRequest, None, other.to_string()),
     }
+}
+
+/// The files of a job: inline, or uploaded before in chunks.
+enum JobFiles {
+    Inline(Vec<FaxFile>),
+    Uploaded(Vec<FaxUpload>),
+}
+
+impl JobFiles {
+    fn names(&self) -> Vec<&str> {
+        match self {
+            JobFiles::Inline(f) => f.iter().map(|f| f.name.as_str()).collect(),
+            JobFiles::Uploaded(f) => f.iter().map(|f| f.name.as_str()).collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            JobFiles::Inline(f) => f.is_empty(),
+            JobFiles::Uploaded(f) => f.is_empty(),
+        }
+    }
+}
+
+/// The uploads folder name of a terminal (gateways' are their domains).
+fn terminal_uploads(domain: &str) -> String {
+    format!("@{}", domain_key(domain))
 }
 
 fn reply(event: FaxEvent) -> Option<ServerMsg> {
@@ -50,10 +79,16 @@ impl Session {
             FaxRequest::Gateway {
                 id,
                 number,
-                station: _,
+                station,
                 lines,
             } => {
                 let domain = self.require_gateway_conn()?;
+                let (gw, n, st) = (domain.clone(), number.clone(), station);
+                faxdb::call(&self.state.db, move |c| {
+                    settings::record_announcement(c, &gw, &n, &st, lines)
+                })
+                .await
+                .map_err(fax_error)?;
                 self.state.fax.attach(&domain, &self.conn, &number, lines);
                 tracing::info!(gateway = %domain, lines, "fax gateway online");
                 Ok(Some(ServerMsg::Ok { id }))
@@ -83,7 +118,33 @@ impl Session {
                 books,
                 fine,
                 files,
-            } => self.fax_send(id, job, numbers, books, fine, files).await,
+            } => {
+                self.fax_send(id, job, numbers, books, fine, JobFiles::Inline(files))
+                    .await
+            }
+            FaxRequest::SendUploaded {
+                id,
+                job,
+                numbers,
+                books,
+                fine,
+                files,
+            } => {
+                self.fax_send(id, job, numbers, books, fine, JobFiles::Uploaded(files))
+                    .await
+            }
+            FaxRequest::JobPart {
+                id,
+                job,
+                file,
+                offset,
+            } => {
+                let domain = self.require_gateway_conn()?;
+                let data = dispatch::job_part(&self.state, &domain, &job, file, offset)
+                    .await
+                    .map_err(fax_error)?;
+                Ok(reply(FaxEvent::JobPart { id, data }))
+            }
             FaxRequest::Status { id, job } => {
                 let (user, admin) = self.fax_user("fax status")?;
                 let rows = faxdb::call(&self.state.db, move |c| {
@@ -126,6 +187,88 @@ impl Session {
                     .collect();
                 Ok(reply(FaxEvent::Gateways { id, gateways }))
             }
+            FaxRequest::Chunk {
+                id,
+                upload,
+                offset,
+                total,
+                data,
+            } => {
+                let owner = self.upload_owner()?;
+                let root = self.state.data.root().to_owned();
+                tokio::task::spawn_blocking(move || {
+                    reception::chunk(&root, &owner, &upload, offset, total, &data)
+                })
+                .await
+                .map_err(|e| error(ErrorCode::Internal, None, e.to_string()))?
+                .map_err(fax_error)?;
+                Ok(Some(ServerMsg::Ok { id }))
+            }
+            FaxRequest::Received { id, fax } => {
+                let domain = self.require_gateway_conn()?;
+                let rc = fax.reception.clone();
+                let stored = reception::store(&self.state, &domain, fax)
+                    .await
+                    .map_err(fax_error)?;
+                Ok(reply(FaxEvent::ReceivedStored {
+                    id,
+                    reception: rc,
+                    duplicate: stored.duplicate,
+                }))
+            }
+            FaxRequest::SettingsApplied {
+                id,
+                version,
+                stored_only,
+            } => {
+                let domain = self.require_gateway_conn()?;
+                let gw = domain.clone();
+                faxdb::call(&self.state.db, move |c| {
+                    settings::acknowledge(c, &gw, version)
+                })
+                .await
+                .map_err(fax_error)?;
+                tracing::info!(gateway = %domain, version, stored_only = ?stored_only, "gateway applied its settings");
+                Ok(Some(ServerMsg::Ok { id }))
+            }
+            FaxRequest::SettingsShow { id, gateway } => {
+                let (user, _) = self.fax_user("reading gateway settings")?;
+                let device = domain_key(&self.device.domain).into_owned();
+                let v = faxdb::call(&self.state.db, move |c| {
+                    settings::show_by(c, &user, Some(&device), &gateway)
+                })
+                .await
+                .map_err(fax_error)?;
+                Ok(reply(FaxEvent::SettingsInfo {
+                    id,
+                    settings: settings::to_wire(&v),
+                }))
+            }
+            FaxRequest::SettingsSet {
+                id,
+                gateway,
+                assignments,
+            } => {
+                let (user, _) = self.fax_user("changing gateway settings")?;
+                let device = domain_key(&self.device.domain).into_owned();
+                if assignments.len() > 64 {
+                    return Err(error(
+                        ErrorCode::TooLarge,
+                        Some("assignments"),
+                        "at most 64 KEY=VALUE at once",
+                    ));
+                }
+                let v = faxdb::call(&self.state.db, move |c| {
+                    settings::set_by(c, &user, Some(&device), &gateway, &assignments)
+                })
+                .await
+                .map_err(fax_error)?;
+                self.state.fax.wake();
+                Ok(reply(FaxEvent::SettingsInfo {
+                    id,
+                    settings: settings::to_wire(&v),
+                }))
+            }
             FaxRequest::Records { id, last } => {
                 let (user, admin) = self.fax_user("fax records")?;
                 let recs = faxdb::call(&self.state.db, move |c| {
@@ -148,6 +291,16 @@ impl Session {
         }
     }
 
+    /// Whose uploads a chunk belongs to: a gateway's (received faxes) or, for a user's
+    /// connection, the terminal's (`@DOMAIN`: files of a large job).
+    fn upload_owner(&self) -> Result<String, ErrorInfo> {
+        if self.device.kind == DeviceKind::FaxGateway {
+            return self.require_gateway_conn();
+        }
+        self.require_user("uploading a fax job's files")?;
+        Ok(terminal_uploads(&self.device.domain))
+    }
+
     fn fax_user(&self, what: &str) -> Result<(String, bool), ErrorInfo> {
         let user = self.require_user(what)?.to_owned();
         let admin = matches!(self.user, Some((_, Role::Admin)));
@@ -161,7 +314,7 @@ impl Session {
         numbers: Vec<String>,
         books: Vec<String>,
         fine: bool,
-        files: Vec<FaxFile>,
+        files: JobFiles,
     ) -> Result<Option<ServerMsg>, ErrorInfo> {
         let user = self.require_user("sending a fax")?.to_owned();
         check_name("job", &job)?;
@@ -183,15 +336,24 @@ impl Session {
                 "a fax needs at least one file",
             ));
         }
-        for (i, f) in files.iter().enumerate() {
-            check_name(&format!("files[{i}].name"), &f.name)?;
+        for (i, name) in files.names().iter().enumerate() {
+            check_name(&format!("files[{i}].name"), name)?;
         }
-        let total: usize = files.iter().map(|f| f.data.len()).sum();
-        if total > MAX_JOB_BYTES {
+        let (total, limit) = match &files {
+            JobFiles::Inline(f) => (
+                f.iter().map(|f| f.data.len() as u64).sum::<u64>(),
+                MAX_JOB_BYTES as u64,
+            ),
+            JobFiles::Uploaded(f) => (
+                f.iter().map(|f| f.bytes).fold(0u64, u64::saturating_add),
+                MAX_UPLOADED_JOB_BYTES,
+            ),
+        };
+        if total > limit {
             return Err(error(
                 ErrorCode::TooLarge,
                 Some("files"),
-                format!("the files are {total} bytes; a fax job carries at most {MAX_JOB_BYTES}"),
+                format!("the files are {total} bytes; a fax job carries at most {limit}"),
             ));
         }
         if numbers.is_empty() && books.is_empty() {
@@ -200,6 +362,28 @@ impl Session {
                 Some("numbers"),
                 "a fax needs at least one number or phone-book entry",
             ));
+        }
+        if let JobFiles::Uploaded(f) = &files {
+            let root = self.state.data.root();
+            let owner = terminal_uploads(&self.device.domain);
+            for (i, up) in f.iter().enumerate() {
+                reception::check_id(&up.upload).map_err(fax_error)?;
+                let len = std::fs::metadata(reception::part_path(root, &owner, &up.upload))
+                    .map(|m| m.len())
+                    .ok();
+                if len != Some(up.bytes) {
+                    return Err(error(
+                        ErrorCode::BadRequest,
+                        Some(&format!("files[{i}]")),
+                        format!(
+                            "upload {} holds {} bytes, not {}: send its chunks first",
+                            up.upload,
+                            len.unwrap_or(0),
+                            up.bytes
+                        ),
+                    ));
+                }
+            }
         }
         let device = domain_key(&self.device.domain).into_owned();
         let (u, d, j) = (user.clone(), device.clone(), job.clone());
@@ -235,6 +419,16 @@ impl Session {
         .map_err(fax_error)?;
         let (numbers, duplicate) = checked;
         if duplicate {
+            if let JobFiles::Uploaded(f) = &files {
+                let owner = terminal_uploads(&self.device.domain);
+                for up in f {
+                    let _ = std::fs::remove_file(reception::part_path(
+                        self.state.data.root(),
+                        &owner,
+                        &up.upload,
+                    ));
+                }
+            }
             return Ok(reply(FaxEvent::Accepted {
                 id,
                 job,
@@ -244,10 +438,14 @@ impl Session {
         }
         let root = self.state.data.root().to_owned();
         let j = job.clone();
-        let names = tokio::task::spawn_blocking(move || dispatch::store_files(&root, &j, &files))
-            .await
-            .map_err(|e| error(ErrorCode::Internal, None, e.to_string()))?
-            .map_err(|e| error(ErrorCode::Storage, None, format!("{e:#}")))?;
+        let uploads = terminal_uploads(&self.device.domain);
+        let names = tokio::task::spawn_blocking(move || match &files {
+            JobFiles::Inline(f) => dispatch::store_files(&root, &j, f),
+            JobFiles::Uploaded(f) => dispatch::store_uploaded(&root, &j, &uploads, f),
+        })
+        .await
+        .map_err(|e| error(ErrorCode::Internal, None, e.to_string()))?
+        .map_err(|e| error(ErrorCode::Storage, None, format!("{e:#}")))?;
         let new = NewJob {
             job: job.clone(),
             numbers: numbers.clone(),

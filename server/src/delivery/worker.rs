@@ -99,6 +99,8 @@ async fn deliver_one(
             return Ok(());
         }
     };
+    // A received fax is announced as one just before its delivery (to terminals that speak fax).
+    let fax_note = crate::fax::reception::incoming_frame(state, d.dist, &d.user, conn).await;
     // A connection already taken over by a newer one must not claim the acknowledgement slot:
     // the newer connection's worker (started only after this one was cancelled) may already
     // hold it. Nothing is awaited between this check and the claim.
@@ -117,6 +119,9 @@ async fn deliver_one(
         print: true,
     });
     let pushed = async {
+        if let Some(note) = fax_note {
+            push(conn, Ok(note)).await?;
+        }
         push(conn, OutFrame::encode(&header)).await?;
         for page in 0..image.page_count() {
             let mut chunks = match image.chunks(page).await {

@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use imagecast_shared::fax::{FaxEvent, FaxFile, FaxJob, FaxNumberStatus, FaxRecordInfo, FaxResult};
+use imagecast_shared::fax::{
+    FaxEvent, FaxFile, FaxJob, FaxNumberStatus, FaxRecordInfo, FaxResult, FaxUpload,
+    MAX_CHUNK_BYTES, MAX_JOB_BYTES,
+};
 use imagecast_shared::frame::OutFrame;
 use imagecast_shared::msg::ServerMsg;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -38,6 +41,8 @@ struct Gateway {
     number: String,
     /// Its calls now: (job, number).
     calls: HashSet<(String, String)>,
+    /// The settings version last pushed on this connection (0: none yet).
+    pushed: i64,
 }
 
 #[derive(Default)]
@@ -217,6 +222,84 @@ pub fn store_files(root: &Path, job: &str, files: &[FaxFile]) -> anyhow::Result<
     std::fs::File::open(&top)?.sync_all()?;
     std::fs::File::open(root)?.sync_all()?;
     Ok(files.iter().map(|f| f.name.clone()).collect())
+}
+
+/// Moves a job's files uploaded in chunks (`DATA/fax/uploads/OWNER/UPLOAD.part`) into
+/// `DATA/fax/JOB/`, durably; returns their names.
+pub fn store_uploaded(
+    root: &Path,
+    job: &str,
+    owner: &str,
+    files: &[FaxUpload],
+) -> anyhow::Result<Vec<String>> {
+    let top = root.join("fax");
+    crate::store::files::create_private_dir(&top)?;
+    let dir = job_dir(root, job);
+    crate::store::files::create_private_dir(&dir)?;
+    for (i, f) in files.iter().enumerate() {
+        let part = super::reception::part_path(root, owner, &f.upload);
+        std::fs::File::open(&part)?.sync_all()?;
+        std::fs::rename(&part, dir.join(i.to_string()))?;
+    }
+    std::fs::File::open(&dir)?.sync_all()?;
+    std::fs::File::open(&top)?.sync_all()?;
+    std::fs::File::open(root)?.sync_all()?;
+    Ok(files.iter().map(|f| f.name.clone()).collect())
+}
+
+/// The sizes of a job's files.
+fn file_sizes(root: &Path, j: &JobRow) -> std::io::Result<Vec<u64>> {
+    let dir = job_dir(root, &j.job);
+    (0..j.files.len())
+        .map(|i| Ok(std::fs::metadata(dir.join(i.to_string()))?.len()))
+        .collect()
+}
+
+/// A piece of file `file` of `job` from `offset` (at most [`MAX_CHUNK_BYTES`]) for the
+/// gateway that is dialling it now.
+pub async fn job_part(
+    state: &Arc<ServerState>,
+    gateway: &str,
+    job: &str,
+    file: u32,
+    offset: u64,
+) -> Result<bytes::Bytes, FaxError> {
+    let (gw, j) = (gateway.to_owned(), job.to_owned());
+    let files = super::call(&state.db, move |c| {
+        let rows = job_rows(c, &j)?;
+        Ok(rows
+            .iter()
+            .find(|r| r.state == "dialling" && r.gateway == gw)
+            .map(|r| r.files.len()))
+    })
+    .await?;
+    let Some(files) = files else {
+        return Err(FaxError::Refused(format!(
+            "gateway {gateway} is not dialling fax job {job}"
+        )));
+    };
+    if file as usize >= files {
+        return Err(FaxError::Invalid(format!(
+            "fax job {job} has {files} files, not {}",
+            file + 1
+        )));
+    }
+    let path = job_dir(state.data.root(), job).join(file.to_string());
+    tokio::task::spawn_blocking(move || -> std::io::Result<bytes::Bytes> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::with_capacity(MAX_CHUNK_BYTES);
+        f.take(MAX_CHUNK_BYTES as u64).read_to_end(&mut buf)?;
+        Ok(buf.into())
+    })
+    .await
+    .map_err(|e| FaxError::Invalid(e.to_string()))?
+    .map_err(|e| {
+        FaxError::Db(crate::store::db::DbError::Corrupt(format!(
+            "fax job {job}: {e}"
+        )))
+    })
 }
 
 fn load_files(root: &Path, j: &JobRow) -> std::io::Result<Vec<FaxFile>> {
@@ -415,10 +498,15 @@ impl Dispatcher {
     /// gateway.
     pub fn attach(&self, domain: &str, conn: &ConnHandle, number: &str, lines: u32) {
         let mut inner = lock(&self.inner);
-        let calls = inner
+        // An announcement again on the same connection (its lines changed) keeps what was
+        // pushed on it; a new connection is pushed the settings again.
+        let (calls, pushed) = inner
             .gateways
             .remove(domain)
-            .map(|g| g.calls)
+            .map(|g| {
+                let pushed = if g.conn.id == conn.id { g.pushed } else { 0 };
+                (g.calls, pushed)
+            })
             .unwrap_or_default();
         inner.gateways.insert(
             domain.to_owned(),
@@ -427,6 +515,7 @@ impl Dispatcher {
                 lines: lines.clamp(1, 64),
                 number: number.to_owned(),
                 calls,
+                pushed,
             },
         );
         drop(inner);
@@ -504,11 +593,42 @@ pub async fn result(
     let outcome = super::call(&state.db, move |c| apply_result(c, &gw, &local, &r)).await?;
     if let Some(o) = outcome {
         state.fax.release(gateway, &res.job, &res.number);
+        if o.row.status().done {
+            forget_files_when_done(state, &o.row.job).await;
+        }
         push_to_device(state, &o.row.device, FaxEvent::Record(o.record));
         push_to_device(state, &o.row.device, FaxEvent::Progress(o.row.status()));
         state.fax.wake();
     }
     Ok(())
+}
+
+/// True when every number of `job` is sent or failed: nothing will read its files again.
+pub fn job_done(conn: &Connection, job: &str) -> Result<bool, FaxError> {
+    let open: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM fax_jobs WHERE job = ?1 AND state NOT IN ('sent', 'failed')",
+        [job],
+        |r| r.get(0),
+    )?;
+    Ok(open == 0)
+}
+
+/// Removes `DATA/fax/JOB/` once every number of the job is done (a failure is logged: the
+/// folder is then only wasted space).
+async fn forget_files_when_done(state: &Arc<ServerState>, job: &str) {
+    let j = job.to_owned();
+    if !matches!(
+        super::call(&state.db, move |c| job_done(c, &j)).await,
+        Ok(true)
+    ) {
+        return;
+    }
+    let dir = job_dir(state.data.root(), job);
+    match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await {
+        Ok(Ok(())) => tracing::debug!(%job, "fax job done; its files removed"),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => tracing::warn!(%job, ?other, "cannot remove a finished fax job's files"),
+    }
 }
 
 /// A gateway reported progress: confirmed pages are kept (a retry resumes after them); the
@@ -625,8 +745,25 @@ async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
         .await;
         let root = state.data.root().to_owned();
         let jr = j.clone();
-        let files = tokio::task::spawn_blocking(move || load_files(&root, &jr)).await;
-        let files = match (stored, files) {
+        // Files that fit in one frame travel with the job; larger ones the gateway fetches.
+        let files = tokio::task::spawn_blocking(move || {
+            let sizes = file_sizes(&root, &jr)?;
+            if sizes.iter().sum::<u64>() <= MAX_JOB_BYTES as u64 {
+                Ok((load_files(&root, &jr)?, None))
+            } else {
+                let names = jr
+                    .files
+                    .iter()
+                    .map(|n| FaxFile {
+                        name: n.clone(),
+                        data: bytes::Bytes::new(),
+                    })
+                    .collect();
+                Ok::<_, std::io::Error>((names, Some(sizes)))
+            }
+        })
+        .await;
+        let (files, sizes) = match (stored, files) {
             (Ok(()), Ok(Ok(f))) => f,
             (s, f) => {
                 tracing::error!(job = %j.job, ?s, ?f, "cannot hand a fax job to a gateway");
@@ -642,14 +779,59 @@ async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
             first_page: j.next_page.max(1),
             files,
         };
-        tracing::info!(job = %j.job, number = %j.number, %gateway, attempt = j.dials, first_page = job.first_page, "fax call handed to a gateway");
-        match OutFrame::encode(&ServerMsg::Fax(FaxEvent::Job(job))) {
+        tracing::info!(job = %j.job, number = %j.number, %gateway, attempt = j.dials, first_page = job.first_page, in_parts = sizes.is_some(), "fax call handed to a gateway");
+        let event = match sizes {
+            None => FaxEvent::Job(job),
+            Some(sizes) => FaxEvent::JobByParts { job, sizes },
+        };
+        match OutFrame::encode(&ServerMsg::Fax(event)) {
             Ok(frame) => {
                 conn.push(frame);
             }
             Err(e) => tracing::error!(error = %e, "cannot encode a fax job"),
         }
         push_to_device(state, &j.device, FaxEvent::Progress(j.status()));
+    }
+    Ok(())
+}
+
+/// Pushes every online gateway the settings it has not been pushed on this connection (all
+/// of them once after it connects, so a gateway that restarted applies them again; then each
+/// new version, whether the change came from `imagecast-server fax settings set` or a
+/// terminal).
+async fn push_settings(state: &Arc<ServerState>) -> Result<(), FaxError> {
+    let online: Vec<(String, i64)> = lock(&state.fax.inner)
+        .gateways
+        .iter()
+        .filter(|(_, g)| !g.conn.is_cancelled())
+        .map(|(d, g)| (d.clone(), g.pushed))
+        .collect();
+    if online.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = online.iter().map(|(d, _)| d.clone()).collect();
+    let current = super::call(&state.db, move |c| {
+        names
+            .iter()
+            .map(|g| super::settings::show(c, g))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    for (v, (domain, pushed)) in current.iter().zip(online) {
+        if v.version == 0 || v.version <= pushed {
+            continue;
+        }
+        let msg = ServerMsg::Fax(FaxEvent::Settings(super::settings::to_wire(v)));
+        let Ok(frame) = OutFrame::encode(&msg) else {
+            continue;
+        };
+        let mut inner = lock(&state.fax.inner);
+        if let Some(g) = inner.gateways.get_mut(&domain) {
+            if g.conn.speaks(&msg) && g.conn.push(frame) {
+                g.pushed = v.version;
+                tracing::info!(gateway = %domain, version = v.version, "gateway settings pushed");
+            }
+        }
     }
     Ok(())
 }
@@ -663,6 +845,9 @@ pub async fn run(state: Weak<ServerState>) {
         }
         if let Err(e) = pass(&s).await {
             tracing::warn!(error = %e, "fax dispatch pass failed");
+        }
+        if let Err(e) = push_settings(&s).await {
+            tracing::warn!(error = %e, "cannot push gateway settings");
         }
         let fax = Arc::clone(&s.fax);
         let woken = fax.wake.notified();

@@ -23,6 +23,7 @@
 //! - [`grouping`]: named groupings of devices, users and gateways (003 claims 13–14).
 //! - [`phonebook`]: shared and labelled phone-book entries (003 claims 17–22).
 //! - [`homes`]: the terminals that get a user's faxes.
+//! - [`reception`]: faxes the gateways received: uploaded, stored, routed, delivered.
 //! - [`transfer`]: the whole of the supervisor's settings as one TOML file, out and in.
 //! - [`glob`]: the shell patterns of delivery rules.
 //!
@@ -54,6 +55,7 @@ pub mod homes;
 pub mod phonebook;
 pub mod policy;
 pub mod priority;
+pub mod reception;
 pub mod records;
 pub mod settings;
 pub mod transfer;
@@ -488,7 +490,7 @@ mod tests {
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
-            assert_eq!(fax_tables.len(), 13, "{fax_tables:?}");
+            assert_eq!(fax_tables.len(), 15, "{fax_tables:?}");
             for t in fax_tables {
                 conn.execute_batch(&format!("DROP TABLE {t}")).unwrap();
             }

@@ -200,6 +200,8 @@ pub struct Filter {
     pub job: Option<String>,
     /// Only records numbered above this (to follow new ones).
     pub after_seq: Option<i64>,
+    /// Only the record with this number.
+    pub seq: Option<i64>,
     /// At most this many, the newest (0: no limit).
     pub last: usize,
 }
@@ -239,13 +241,20 @@ pub fn query(conn: &Connection, f: &Filter) -> Result<Vec<Record>, FaxError> {
     let sql = format!(
         "SELECT * FROM (SELECT {COLUMNS} FROM fax_records
            WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR gateway = ?2)
-             AND (?3 IS NULL OR job = ?3) AND seq > ?4
+             AND (?3 IS NULL OR job = ?3) AND seq > ?4 AND (?6 IS NULL OR seq = ?6)
            ORDER BY seq DESC LIMIT ?5) ORDER BY seq"
     );
     let rows: Vec<(i64, NewRecord, [String; 4])> = conn
         .prepare_cached(&sql)?
         .query_map(
-            params![f.user, f.gateway, f.job, f.after_seq.unwrap_or(0), limit],
+            params![
+                f.user,
+                f.gateway,
+                f.job,
+                f.after_seq.unwrap_or(0),
+                limit,
+                f.seq
+            ],
             from_row,
         )?
         .collect::<Result<_, _>>()?;
@@ -269,6 +278,18 @@ pub fn query(conn: &Connection, f: &Filter) -> Result<Vec<Record>, FaxError> {
             },
         )
         .collect()
+}
+
+/// The record numbered `seq`, if there is one.
+pub fn get(conn: &Connection, seq: i64) -> Result<Option<Record>, FaxError> {
+    Ok(query(
+        conn,
+        &Filter {
+            seq: Some(seq),
+            ..Filter::default()
+        },
+    )?
+    .pop())
 }
 
 /// The newest `n` records (every record when `n` is 0), oldest first.

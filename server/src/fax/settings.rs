@@ -261,6 +261,57 @@ impl GatewaySettings {
     }
 }
 
+/// What a gateway last announced about itself when it connected (`imagecast-faxgw run
+/// --number N --station S --lines L`, or the lines after applied settings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Announced {
+    /// Its number.
+    pub number: String,
+    /// Its station ID.
+    pub station: String,
+    /// Its lines.
+    pub lines: u32,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// Stores what a gateway announced (escaped text cut to size: it comes from the peer).
+pub fn record_announcement(
+    conn: &Connection,
+    gateway: &str,
+    number: &str,
+    station: &str,
+    lines: u32,
+) -> Result<(), FaxError> {
+    let text = |s: &str, n: usize| {
+        imagecast_shared::text::escape(imagecast_shared::text::truncate(s, n)).into_owned()
+    };
+    conn.execute(
+        "INSERT INTO fax_gateway_announced (gateway, number, station, lines, announced_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (gateway) DO UPDATE SET number = ?2, station = ?3, lines = ?4, announced_ms = ?5",
+        params![gateway, text(number, 40), text(station, 20), lines, now_ms()],
+    )?;
+    Ok(())
+}
+
+fn announced(conn: &Connection, gateway: &str) -> Result<Option<Announced>, FaxError> {
+    Ok(conn
+        .query_row(
+            "SELECT number, station, lines, announced_ms FROM fax_gateway_announced WHERE gateway = ?1",
+            [gateway],
+            |r| {
+                Ok(Announced {
+                    number: r.get(0)?,
+                    station: r.get(1)?,
+                    lines: r.get(2)?,
+                    at_ms: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// A gateway's settings with their version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Versioned {
@@ -274,6 +325,8 @@ pub struct Versioned {
     pub applied_version: i64,
     /// True while the gateway has not applied the current version.
     pub pending: bool,
+    /// What the gateway last announced about itself (`None`: it never connected).
+    pub announced: Option<Announced>,
 }
 
 fn read(conn: &Connection, gateway: &str) -> Result<Versioned, FaxError> {
@@ -302,6 +355,7 @@ fn read(conn: &Connection, gateway: &str) -> Result<Versioned, FaxError> {
         version,
         applied_version,
         pending: version > applied_version,
+        announced: announced(conn, gateway)?,
     })
 }
 
@@ -347,6 +401,38 @@ pub fn set_by(
         super::competence::Competence::GatewaySettings,
     )?;
     set(conn, gateway, assignments)
+}
+
+/// A gateway's settings as terminals and the gateway see them.
+pub fn to_wire(v: &Versioned) -> imagecast_shared::fax::FaxSettings {
+    imagecast_shared::fax::FaxSettings {
+        gateway: v.gateway.clone(),
+        version: v.version,
+        applied_version: v.applied_version,
+        values: v
+            .settings
+            .to_pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    }
+}
+
+/// [`show`] on behalf of a user at a terminal: refused unless the user holds the
+/// `gateway-settings` competence there.
+pub fn show_by(
+    conn: &Connection,
+    user: &str,
+    device: Option<&str>,
+    gateway: &str,
+) -> Result<Versioned, FaxError> {
+    super::competence::check(
+        conn,
+        user,
+        device,
+        super::competence::Competence::GatewaySettings,
+    )?;
+    show(conn, gateway)
 }
 
 /// The settings to push to `gateway` when it connects: `Some` while a version is pending.

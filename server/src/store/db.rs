@@ -243,6 +243,32 @@ CREATE TABLE fax_jobs (
 );
 CREATE INDEX fax_jobs_state ON fax_jobs (state, not_before_ms);
 "#,
+    // Faxes the gateways received: one row per fax, recognised by the gateway's ID for it;
+    // `dist` is the distribution that delivers it (NULL when no delivery rule matched: the
+    // fax stays in the data directory's `fax/received/`). And what each gateway last
+    // announced about itself (its `--number`, `--station`, lines).
+    r#"
+CREATE TABLE fax_received (
+    gateway     TEXT NOT NULL,
+    reception   TEXT NOT NULL,
+    dist        BLOB,
+    caller      TEXT NOT NULL,
+    called      TEXT NOT NULL,
+    station     TEXT NOT NULL,
+    pages       INTEGER NOT NULL,
+    record      INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (gateway, reception)
+);
+CREATE INDEX fax_received_dist ON fax_received (dist);
+CREATE TABLE fax_gateway_announced (
+    gateway      TEXT PRIMARY KEY,
+    number       TEXT NOT NULL,
+    station      TEXT NOT NULL,
+    lines        INTEGER NOT NULL,
+    announced_ms INTEGER NOT NULL
+);
+"#,
     // The relay's journal, continued: connection demands that opened no session (rejected,
     // expired, not online, busy), with who, when and why.
     r#"

@@ -132,7 +132,14 @@ pub struct Inbox {
     seen: HashSet<DistributionId>,
     current: HashMap<DeliveryId, Incoming>,
     open: Option<OpenPage>,
+    /// Notes that the delivery of a distribution is a received fax
+    /// ([`crate::fax::FaxEvent::Incoming`]), at most [`MAX_FAX_NOTES`].
+    faxes: HashMap<DistributionId, crate::fax::FaxIncoming>,
 }
+
+/// The most fax notes kept for deliveries not yet complete (an honest server sends each just
+/// before its delivery).
+pub const MAX_FAX_NOTES: usize = 64;
 
 /// The receipt log's lines: one `DISTRIBUTION<TAB>NAME<TAB>NAME…` per stored delivery, its
 /// pages' final names in order. Lines that do not start with a distribution ID are skipped.
@@ -244,6 +251,7 @@ impl Inbox {
             seen,
             current: HashMap::new(),
             open: None,
+            faxes: HashMap::new(),
         })
     }
 
@@ -285,8 +293,14 @@ impl Inbox {
         }
     }
 
+    /// The note that the delivery of `dist` is a received fax (who sent it, through which
+    /// gateway), if the server sent one before it; taken once.
+    pub fn take_fax(&mut self, dist: &DistributionId) -> Option<crate::fax::FaxIncoming> {
+        self.faxes.remove(dist)
+    }
+
     /// Takes one event; returns the delivery once it is complete and stored. Events other
-    /// than deliveries are ignored.
+    /// than deliveries and fax notes are ignored.
     pub fn handle(&mut self, event: &Event) -> Result<Option<Received>, InboxError> {
         match event {
             Event::Deliver(header) => {
@@ -303,6 +317,13 @@ impl Inbox {
                 Ok(None)
             }
             Event::DeliverEnd { delivery } => self.end(*delivery).map(Some),
+            Event::Fax(crate::fax::FaxEvent::Incoming(note)) => {
+                if self.faxes.len() >= MAX_FAX_NOTES {
+                    self.faxes.clear();
+                }
+                self.faxes.insert(note.dist, note.clone());
+                Ok(None)
+            }
             _ => Ok(None),
         }
     }

@@ -18,14 +18,14 @@ const CUSTOMER: &str = "5550199";
 const CUSTOMER2: &str = "5550198";
 
 /// A child process killed when dropped, whose stdout lines arrive on a channel.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
     name: String,
 }
 
 impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Proc {
+    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Proc {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -47,13 +47,13 @@ impl Proc {
         }
     }
 
-    /// Waits (bounded) for a line containing `text`.
-    fn wait_for(&self, text: &str) {
+    /// Waits (bounded) for a line containing `text`; returns it.
+    pub(crate) fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(text) => return,
+                Ok(l) if l.contains(text) => return l,
                 Ok(_) => {}
                 Err(_) => panic!("{} never printed {text:?}", self.name),
             }
@@ -68,7 +68,7 @@ impl Drop for Proc {
     }
 }
 
-fn faxgw() -> Command {
+pub(crate) fn faxgw() -> Command {
     let mut c = Command::new(bin("imagecast-faxgw"));
     c.env("IMAGECAST_FAX_RING_TIME", "0.5");
     c
@@ -88,7 +88,8 @@ fn gateway(server: &TestServer, exchange: &Path, domain: &str, number: &str) -> 
     ])
     .args(["--line", "sim", "--exchange"])
     .arg(exchange)
-    .args(["--number", number, "--lines", "1"]);
+    .args(["--number", number, "--lines", "1", "--spool"])
+    .arg(server.dir.path().join(format!("spool-{domain}")));
     match &server.fingerprint {
         Some(fp) => cmd.args(["--server-fingerprint", fp]),
         None => cmd.arg("--plain"),
@@ -98,7 +99,7 @@ fn gateway(server: &TestServer, exchange: &Path, domain: &str, number: &str) -> 
     p
 }
 
-fn machine(exchange: &Path, number: &str, inbox: &Path) -> Proc {
+pub(crate) fn machine(exchange: &Path, number: &str, inbox: &Path) -> Proc {
     let mut cmd = faxgw();
     cmd.args(["machine", "--exchange"])
         .arg(exchange)
@@ -109,7 +110,7 @@ fn machine(exchange: &Path, number: &str, inbox: &Path) -> Proc {
     p
 }
 
-fn ok(server: &TestServer, args: &[&str]) {
+pub(crate) fn ok(server: &TestServer, args: &[&str]) {
     let out = server.admin_run(args);
     assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
 }
@@ -245,6 +246,10 @@ fn priority_busy_retries_and_a_page_error_resumes_at_that_page() {
     );
     let recs = records_of(&server, &job);
     assert_eq!(recs.len(), 2, "{recs:?}");
+    assert!(
+        !server.data_dir().join("fax").join(&job).exists(),
+        "a finished job's files are removed"
+    );
 
     // (b) Busy twice, then sent: three records, the last `sent`.
     pstn(&exchange, &["fault", CUSTOMER, "busy", "--times", "2"]);
@@ -335,6 +340,10 @@ fn an_accepted_job_survives_a_sigkill_of_the_server() {
     let job = out.stdout.lines().next().unwrap().to_owned();
     let status = server.terminal(PC, ["fax", "status", &job]);
     assert!(status.stdout.contains("\tqueued\t"), "{}", status.stdout);
+    assert!(
+        server.data_dir().join("fax").join(&job).join("0").exists(),
+        "a queued job's files are on disk"
+    );
     server.kill9();
     server.restart().unwrap();
     let _gw = gateway(&server, &exchange, GW1, "5550101");
@@ -349,4 +358,58 @@ fn an_accepted_job_survives_a_sigkill_of_the_server() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(records_of(&server, &job).len(), 1);
+}
+
+#[test]
+fn a_job_larger_than_a_frame_travels_in_parts_and_arrives_bit_identical() {
+    let (server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    let inbox = scratch.join("inbox");
+    for d in [&exchange, &inbox] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let customer = machine(&exchange, CUSTOMER, &inbox);
+    let _gw = gateway(&server, &exchange, GW1, "5550101");
+    // Noise does not compress: a PNG of about 1.9 MB, twice the frame limit.
+    let big = scratch.join("big.png");
+    let mut seed = 0x2545_f491_u32;
+    image::GrayImage::from_fn(1400, 1400, |_, _| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        image::Luma([(seed >> 24) as u8])
+    })
+    .save(&big)
+    .unwrap();
+    let size = std::fs::metadata(&big).unwrap().len();
+    assert!(
+        size > imagecast_shared::limits::MAX_FRAME as u64,
+        "{size} bytes"
+    );
+    let out = fax_send(
+        &server,
+        &["--to", CUSTOMER, "--wait", "--timeout", "60"],
+        &[&big],
+    );
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains(&format!("{CUSTOMER}: sent 1 pages via {GW1}")),
+        "{}",
+        out.stdout
+    );
+    customer.wait_for("stored as");
+    let got = inbox_tiffs(&inbox);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let pages = imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(&got[0]).unwrap())
+        .unwrap()
+        .unwrap();
+    let sent = pages_from_file(&big, Resolution::Standard).unwrap();
+    assert_eq!(pages.len(), 1);
+    assert!(pages[0].bits == sent[0].bits && pages[0].rows == sent[0].rows);
+    // The server's log says the job went in parts.
+    assert!(
+        server.log_text().contains("in_parts=true"),
+        "handed over in parts"
+    );
 }

@@ -1,4 +1,4 @@
-//! `imagecast fax send|status|records|gateways`. The work is in
+//! `imagecast fax send|status|records|gateways|settings`. The work is in
 //! [`crate::pc::fax`].
 
 use std::path::PathBuf;
@@ -61,6 +61,39 @@ pub enum FaxCmd {
         #[arg(long)]
         json: bool,
     },
+    /// A gateway's settings, read or changed on the supervisor and pushed to the gateway
+    /// (needs the competence gateway-settings).
+    Settings {
+        /// Show or set.
+        #[command(subcommand)]
+        cmd: SettingsCmd,
+    },
+}
+
+/// `imagecast fax settings ...`.
+#[derive(clap::Subcommand)]
+pub enum SettingsCmd {
+    /// version=, applied-version=, pending=yes|no, then every KEY=VALUE.
+    Show {
+        /// The gateway's device domain.
+        gateway: String,
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Changes KEY=VALUE... all at once (a new version, pending until the gateway applied
+    /// it); prints the settings as `show` does.
+    Set {
+        /// The gateway's device domain.
+        gateway: String,
+        /// KEY=VALUE each (station-id, lines, resolution, coding, error-correction,
+        /// dial-prefix, tagline, max-pages, number, network, destination).
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a fax command.
@@ -105,6 +138,23 @@ pub fn run(options: &Options, cmd: FaxCmd) -> anyhow::Result<ExitCode> {
         }
         FaxCmd::Gateways { json } => {
             rt.block_on(fax::gateways(&settings, json, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FaxCmd::Settings {
+            cmd: SettingsCmd::Show { gateway, json },
+        } => {
+            rt.block_on(fax::settings(&settings, &gateway, &[], json, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FaxCmd::Settings {
+            cmd:
+                SettingsCmd::Set {
+                    gateway,
+                    assignments,
+                    json,
+                },
+        } => {
+            rt.block_on(fax::settings(&settings, &gateway, &assignments, json, out))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,5 +1,9 @@
 //! The network fax commands of the PC client: `fax send`, `fax status`,
-//! `fax records`, `fax gateways`.
+//! `fax records`, `fax gateways`, `fax settings show|set`, and the terminal's own copy of its
+//! communication records (002 steps 206, 304): every record it is sent or fetches, and the
+//! receive record of every fax it is delivered, is kept in
+//! `~/.local/share/imagecast/fax-records-DEVICE.json` (at most [`MAX_KEPT_RECORDS`]), so
+//! `fax records` still answers from it when the server is away.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,7 +12,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientError, Event};
-use imagecast_shared::fax::{FaxEvent, FaxFile, FaxNumberStatus, FaxRequest};
+use imagecast_shared::fax::{
+    FaxEvent, FaxFile, FaxIncoming, FaxNumberStatus, FaxRecordInfo, FaxRequest, FaxSettings,
+    FaxUpload, MAX_CHUNK_BYTES, MAX_JOB_BYTES, MAX_UPLOADED_JOB_BYTES,
+};
 use imagecast_shared::msg::ServerMsg;
 
 use super::{connect, login, peer, peer_reason};
@@ -65,17 +72,17 @@ fn final_line(s: &FaxNumberStatus) -> String {
 /// number was sent (or no wait was asked).
 pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow::Result<bool> {
     let mut files = Vec::new();
-    let mut total = 0;
+    let mut total = 0u64;
     for f in &args.files {
         // The one rule for what a page is (see `imagecast send`).
         crate::paper::pages::check_image_kind(f)?;
         let data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        total += data.len();
-        if total > imagecast_shared::fax::MAX_JOB_BYTES {
+        total += data.len() as u64;
+        if total > MAX_UPLOADED_JOB_BYTES {
             anyhow::bail!(
-                "the files come to more than {} KiB (at {}); a fax job carries at most that \
-                 for now: send fewer or smaller pages",
-                imagecast_shared::fax::MAX_JOB_BYTES / 1024,
+                "the files come to more than {} MiB (at {}); a fax job carries at most that: \
+                 send fewer or smaller pages",
+                MAX_UPLOADED_JOB_BYTES >> 20,
                 f.display()
             );
         }
@@ -91,16 +98,31 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
     let (client, mut events) = connect(s, false).await?;
     login(&client, s).await?;
     let job = uuid::Uuid::new_v4().simple().to_string();
-    let reply = client
-        .fax("the fax", |id| FaxRequest::Send {
-            id,
-            job: job.clone(),
-            numbers: args.numbers.clone(),
-            books: args.books.clone(),
-            fine: args.fine,
-            files,
-        })
-        .await?;
+    let reply = if total <= MAX_JOB_BYTES as u64 {
+        client
+            .fax("the fax", |id| FaxRequest::Send {
+                id,
+                job: job.clone(),
+                numbers: args.numbers.clone(),
+                books: args.books.clone(),
+                fine: args.fine,
+                files,
+            })
+            .await?
+    } else {
+        // Too large for one frame: each file in chunks first.
+        let uploads = upload_files(&client, &job, &files).await?;
+        client
+            .fax("the fax", |id| FaxRequest::SendUploaded {
+                id,
+                job: job.clone(),
+                numbers: args.numbers.clone(),
+                books: args.books.clone(),
+                fine: args.fine,
+                files: uploads,
+            })
+            .await?
+    };
     let ServerMsg::Fax(FaxEvent::Accepted { numbers, .. }) = reply else {
         return Err(unexpected("the fax"));
     };
@@ -135,6 +157,7 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
             Some(Event::Fax(FaxEvent::Progress(st))) if st.job == job && st.done => {
                 finals.entry(st.number.clone()).or_insert(st);
             }
+            Some(Event::Fax(FaxEvent::Record(r))) => remember(s, std::slice::from_ref(&r)),
             _ => {}
         }
     }
@@ -153,6 +176,42 @@ pub async fn send(s: &Settings, args: &SendArgs, out: &mut impl Write) -> anyhow
         }
     }
     Ok(all_sent)
+}
+
+/// Uploads a job's files in [`FaxRequest::Chunk`]s, as `JOB-I`.
+async fn upload_files(
+    client: &Client,
+    job: &str,
+    files: &[FaxFile],
+) -> anyhow::Result<Vec<FaxUpload>> {
+    let mut out = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        let upload = format!("{job}-{i}");
+        let total = f.data.len() as u64;
+        let mut offset = 0usize;
+        loop {
+            let end = (offset + MAX_CHUNK_BYTES).min(f.data.len());
+            client
+                .fax("a piece of the fax", |id| FaxRequest::Chunk {
+                    id,
+                    upload: upload.clone(),
+                    offset: offset as u64,
+                    total,
+                    data: f.data.slice(offset..end),
+                })
+                .await?;
+            offset = end;
+            if offset >= f.data.len() {
+                break;
+            }
+        }
+        out.push(FaxUpload {
+            name: f.name.clone(),
+            upload,
+            bytes: total,
+        });
+    }
+    Ok(out)
 }
 
 async fn status_of(client: &Client, job: &str) -> anyhow::Result<Vec<FaxNumberStatus>> {
@@ -215,7 +274,92 @@ pub async fn status(
     Ok(())
 }
 
-/// `fax records [--last N]`: one line per call, oldest first.
+/// Most communication records a terminal keeps of its own.
+pub const MAX_KEPT_RECORDS: usize = 10_000;
+
+/// The file that holds this terminal's own copy of its records.
+fn kept_records_path(s: &Settings) -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "imagecast")?;
+    let device = imagecast_shared::text::safe_file_name(&s.device);
+    Some(dirs.data_dir().join(format!("fax-records-{device}.json")))
+}
+
+/// This terminal's own copy of its records, oldest first (empty when it has none).
+pub fn kept_records(s: &Settings) -> Vec<FaxRecordInfo> {
+    kept_records_path(s)
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Adds records to this terminal's own copy (a record seen again replaces its older copy).
+/// A copy that cannot be written is logged, never fatal.
+pub fn remember(s: &Settings, records: &[FaxRecordInfo]) {
+    if records.is_empty() {
+        return;
+    }
+    let Some(path) = kept_records_path(s) else {
+        return;
+    };
+    let mut all: BTreeMap<i64, FaxRecordInfo> =
+        kept_records(s).into_iter().map(|r| (r.seq, r)).collect();
+    for r in records {
+        all.insert(r.seq, r.clone());
+    }
+    while all.len() > MAX_KEPT_RECORDS {
+        all.pop_first();
+    }
+    let list: Vec<&FaxRecordInfo> = all.values().collect();
+    let written = (|| -> anyhow::Result<()> {
+        let dir = path.parent().context("no folder")?;
+        imagecast_shared::private::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            ".{}.part",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        imagecast_shared::private::write(&tmp, &serde_json::to_vec(&list)?)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the fax records");
+    }
+}
+
+/// Keeps the receive record of a fax this terminal was delivered.
+pub fn remember_received(s: &Settings, note: &FaxIncoming) {
+    remember(s, std::slice::from_ref(&note.record));
+}
+
+/// The line `receive` prints for a delivered fax: `fax from NUMBER "STATION" via GATEWAY: N
+/// pages`, every field from the peer escaped.
+pub fn received_line(note: &FaxIncoming) -> String {
+    let r = &note.record;
+    format!(
+        "fax from {} \"{}\" via {}: {} page{}",
+        if r.number.is_empty() {
+            "unknown number".into()
+        } else {
+            peer(&r.number)
+        },
+        peer(&r.station),
+        peer(&r.gateway),
+        r.pages,
+        if r.pages == 1 { "" } else { "s" }
+    )
+}
+
+fn is_away(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<ClientError>()
+            .is_some_and(ClientError::is_connection_lost)
+    })
+}
+
+/// `fax records [--last N]`: one line per call, oldest first. When the server cannot be
+/// reached, the terminal's own copy is printed instead, and stderr says so.
 pub async fn records(
     s: &Settings,
     last: u32,
@@ -226,9 +370,25 @@ pub async fn records(
         id,
         last,
     })
-    .await?;
-    let FaxEvent::Records { records, .. } = reply else {
-        return Err(unexpected("the fax records"));
+    .await;
+    let records = match reply {
+        Ok(FaxEvent::Records { records, .. }) => {
+            remember(s, &records);
+            records
+        }
+        Ok(_) => return Err(unexpected("the fax records")),
+        Err(e) if is_away(&e) => {
+            let mut kept = kept_records(s);
+            let skip = kept.len().saturating_sub(last.max(1) as usize);
+            kept.drain(..skip);
+            eprintln!(
+                "imagecast: the server cannot be reached ({}); these are this terminal's own copies of its records ({} kept)",
+                peer_reason(&format!("{e:#}")),
+                kept.len()
+            );
+            kept
+        }
+        Err(e) => return Err(e),
     };
     if json {
         let rows: Vec<serde_json::Value> = records
@@ -262,6 +422,65 @@ pub async fn records(
             peer_reason(&r.reason),
             peer(&r.job),
         )?;
+    }
+    Ok(())
+}
+
+/// `fax settings show GATEWAY` / `fax settings set GATEWAY KEY=VALUE...` (the competence
+/// `gateway-settings`): prints `version=`, `applied-version=`, `pending=yes|no`, then every
+/// `KEY=VALUE`; with `json`, one object.
+pub async fn settings(
+    s: &Settings,
+    gateway: &str,
+    assignments: &[String],
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let reply = if assignments.is_empty() {
+        ask(s, true, "the gateway settings", |id| {
+            FaxRequest::SettingsShow {
+                id,
+                gateway: gateway.to_owned(),
+            }
+        })
+        .await?
+    } else {
+        ask(s, true, "the settings change", |id| {
+            FaxRequest::SettingsSet {
+                id,
+                gateway: gateway.to_owned(),
+                assignments: assignments.to_vec(),
+            }
+        })
+        .await?
+    };
+    let FaxEvent::SettingsInfo { settings, .. } = reply else {
+        return Err(unexpected("the gateway settings"));
+    };
+    print_settings(&settings, json, out)
+}
+
+fn print_settings(x: &FaxSettings, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let pending = x.version > x.applied_version;
+    if json {
+        let values: serde_json::Map<String, serde_json::Value> = x
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let v = serde_json::json!({
+            "gateway": x.gateway, "version": x.version,
+            "applied_version": x.applied_version, "pending": pending, "settings": values,
+        });
+        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        return Ok(());
+    }
+    writeln!(out, "gateway={}", peer(&x.gateway))?;
+    writeln!(out, "version={}", x.version)?;
+    writeln!(out, "applied-version={}", x.applied_version)?;
+    writeln!(out, "pending={}", if pending { "yes" } else { "no" })?;
+    for (k, v) in &x.values {
+        writeln!(out, "{}={}", peer(k), peer_reason(v))?;
     }
     Ok(())
 }

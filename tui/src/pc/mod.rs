@@ -644,7 +644,11 @@ pub async fn receive(
                     let pages = tokio::task::spawn_blocking(move || count_pages(&files))
                         .await
                         .unwrap_or(r.pages);
-                    print_received(&r, pages, format, out)?;
+                    let fax_note = inbox.take_fax(&r.dist);
+                    if let Some(note) = &fax_note {
+                        fax::remember_received(s, note);
+                    }
+                    print_received(&r, pages, fax_note.as_ref(), format, out)?;
                     if !r.duplicate {
                         received += 1;
                     }
@@ -686,10 +690,13 @@ pub fn pages_in_files(pages: usize, files: usize) -> String {
 }
 
 /// The line `receive` prints for a stored delivery of `pages` pages (a multi-page TIFF counts
-/// all its pages): every name from the peer escaped.
+/// all its pages): every name from the peer escaped. A received fax (`fax`: the server's note
+/// before its delivery) prints `fax from NUMBER "STATION" via GATEWAY: N pages` first, and its
+/// JSON object has a `fax` member.
 fn print_received(
     r: &Received,
     pages: usize,
+    fax: Option<&imagecast_shared::fax::FaxIncoming>,
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
@@ -710,8 +717,34 @@ fn print_received(
                 "pages": pages,
                 "bytes": r.bytes,
                 "duplicate": r.duplicate,
+                "fax": fax.map(|f| serde_json::json!({
+                    "caller": f.record.number,
+                    "station": f.record.station,
+                    "called": f.called,
+                    "gateway": f.record.gateway,
+                    "pages": f.record.pages,
+                    "record": f.record.seq,
+                })),
             }),
         );
+    }
+    if let Some(f) = fax {
+        let files: Vec<String> = r
+            .files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .map_or_else(String::new, |n| peer(&n.to_string_lossy()).into_owned())
+            })
+            .collect();
+        let stored = if r.duplicate {
+            "already stored, not stored again".to_owned()
+        } else {
+            format!("stored as {}", files.join(", "))
+        };
+        writeln!(out, "{} ({stored})", fax::received_line(f))?;
+        out.flush()?;
+        return Ok(());
     }
     if r.duplicate {
         writeln!(
@@ -851,19 +884,43 @@ mod tests {
             duplicate: false,
         };
         let mut out = Vec::new();
-        print_received(&r, 1, Format::Human, &mut out).unwrap();
+        print_received(&r, 1, None, Format::Human, &mut out).unwrap();
         print_received(
             &Received {
                 duplicate: true,
-                ..r
+                ..r.clone()
             },
             1,
+            None,
             Format::Human,
             &mut out,
         )
         .unwrap();
+        let note = imagecast_shared::fax::FaxIncoming {
+            dist: r.dist,
+            called: "5550101".into(),
+            record: imagecast_shared::fax::FaxRecordInfo {
+                seq: 1,
+                at_ms: 0,
+                direction: "receive".into(),
+                job: String::new(),
+                user: "1001".into(),
+                terminal: "plan1.hqs.mei.co.jp".into(),
+                gateway: "gw1\n.example".into(),
+                number: "5550199".into(),
+                station: "ACME\u{1b}[2J".into(),
+                pages: 2,
+                duration_ms: 1,
+                coding: "MH".into(),
+                speed: 14400,
+                result: "received".into(),
+                reason: String::new(),
+            },
+        };
+        print_received(&r, 2, Some(&note), Format::Human, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert_clean(&text, 2);
+        assert_clean(&text, 3);
+        assert!(text.contains("fax from 5550199 \"ACME"), "{text}");
         assert!(
             text.contains("from plan1.hqs.mei.co.jp\\n2026 forged (\\u{1b}[2Jplanning\\u{202e})")
         );
