@@ -139,9 +139,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RelayCmd {
-    /// Open and recent sessions: peers, users, bytes each way, how each ended.
+    /// Open and recent sessions, and the connection demands that opened none: peers, users,
+    /// bytes each way, how each ended or why it was refused.
     Sessions {
-        /// Only the last N sessions.
+        /// Only the last N sessions and demands.
         #[arg(long, default_value_t = 50)]
         last: usize,
         /// One JSON array instead of lines.
