@@ -255,15 +255,13 @@ fn fax_send_refuses_non_images_and_oversized_jobs_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, b"minutes").unwrap();
+    // More than a fax job carries (64 MiB in parts): a PNG signature, then a hole, so the
+    // file costs no disk; it is refused before anything is read past its head or sent.
     let big = dir.path().join("big.png");
-    let img = image::GrayImage::from_fn(1400, 1400, |x, y| {
-        image::Luma([((x * 7 + y * 13) % 251) as u8])
-    });
-    img.save(&big).unwrap();
-    assert!(
-        std::fs::metadata(&big).unwrap().len() > 1 << 20,
-        "the PNG is over 1 MiB"
-    );
+    let f = std::fs::File::create(&big).unwrap();
+    std::io::Write::write_all(&mut &f, b"\x89PNG\r\n\x1a\n").unwrap();
+    f.set_len(imagecast_shared::fax::MAX_UPLOADED_JOB_BYTES + 1).unwrap();
+    drop(f);
     let fax = |file: &std::path::Path| {
         imagecast()
             .env("IMAGECAST_SERVER", "127.0.0.1:1")

@@ -495,7 +495,8 @@ mod tests {
                 conn.execute_batch(&format!("DROP TABLE {t}")).unwrap();
             }
             // The previous release stopped at step 2: the relay's journal comes again too.
-            conn.execute_batch("DROP TABLE relay_sessions").unwrap();
+            conn.execute_batch("DROP TABLE relay_sessions; DROP TABLE relay_demands")
+                .unwrap();
             conn.pragma_update(None, "user_version", 2).unwrap();
         }
         let conn = crate::store::db::open_connection(&path).unwrap();
