@@ -24,9 +24,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use imagecast_faxgw::coding::Coding;
 use imagecast_faxgw::gateway::{self, GatewayConfig};
 use imagecast_faxgw::machine;
+use imagecast_faxgw::page::{Resolution, from_gray};
 use imagecast_faxgw::sim::{Capabilities, Exchange, Line as PhoneLine, Reception};
+use imagecast_faxgw::tiff::write_fax_tiff;
 use imagecast_shared::client::{Client, Event};
 use imagecast_shared::fax::{FaxEvent, FaxFile, FaxNumberStatus, FaxRequest};
 use imagecast_shared::msg::ServerMsg;
@@ -54,8 +57,10 @@ pub struct FaxOptions {
     pub warmup_jobs: usize,
     /// Senders, each with one job in flight and a fax machine of its own.
     pub concurrency: usize,
-    /// Pages per job (one A4 PNG at 200 dpi each).
+    /// Pages per job.
     pub pages: usize,
+    /// What the job's files are.
+    pub document: Document,
     /// The exchange's time scale for the gateways' calls.
     pub time_scale: f64,
     /// TLS between the server and its clients.
@@ -92,19 +97,42 @@ fn gateway_number(i: usize) -> String {
     format!("4441{i:04}")
 }
 
-/// The document: `pages` A4 pages of "text" at 200 dpi, as PNG files.
-fn document(pages: usize) -> anyhow::Result<Vec<FaxFile>> {
+/// What a job's file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Document {
+    /// One grey A4 PNG at 200 dpi per page (a scan): the gateway scales and thresholds it.
+    Png,
+    /// One fax TIFF (Group 4, 1728 pixels wide, standard resolution) holding every page, as
+    /// a PC fax driver makes: the gateway only decodes it.
+    Tiff,
+}
+
+/// The job's files: `pages` A4 pages of "text" (see [`Document`]).
+fn document(kind: Document, pages: usize) -> anyhow::Result<Vec<FaxFile>> {
     let page = crate::marksheet::page(200);
-    let mut png = Vec::new();
-    image::DynamicImage::ImageLuma8(page)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .context("encoding the page")?;
-    Ok((0..pages)
-        .map(|i| FaxFile {
-            name: format!("page{}.png", i + 1),
-            data: png.clone().into(),
-        })
-        .collect())
+    match kind {
+        Document::Png => {
+            let mut png = Vec::new();
+            image::DynamicImage::ImageLuma8(page)
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .context("encoding the page")?;
+            Ok((0..pages)
+                .map(|i| FaxFile {
+                    name: format!("page{}.png", i + 1),
+                    data: png.clone().into(),
+                })
+                .collect())
+        }
+        Document::Tiff => {
+            let fax = from_gray(&page, Resolution::Standard);
+            let all = vec![fax; pages];
+            let tiff = write_fax_tiff(&all, Coding::G4).context("writing the fax TIFF")?;
+            Ok(vec![FaxFile {
+                name: "document.tif".into(),
+                data: tiff.into(),
+            }])
+        }
+    }
 }
 
 async fn connect_sender(server: &BenchServer, number: String) -> anyhow::Result<Sender> {
@@ -118,14 +146,13 @@ async fn connect_sender(server: &BenchServer, number: String) -> anyhow::Result<
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(ev) = events.recv().await {
-            match ev {
-                Event::Fax(FaxEvent::Progress(st)) => {
-                    if tx.send((Instant::now(), st)).is_err() {
-                        return;
-                    }
-                }
+            let st = match ev {
+                Event::Fax(FaxEvent::Progress(st)) => st,
                 Event::Closed(_) => return,
-                _ => {}
+                _ => continue,
+            };
+            if tx.send((Instant::now(), st)).is_err() {
+                return;
             }
         }
     });
@@ -361,7 +388,7 @@ pub async fn fax(o: FaxOptions) -> anyhow::Result<Line> {
         senders.push(connect_sender(&server, machine_number(i)).await?);
     }
     wait_online(&senders[0].client, o.gateways.max(1)).await?;
-    let files = Arc::new(document(o.pages.max(1))?);
+    let files = Arc::new(document(o.document, o.pages.max(1))?);
 
     let (senders, _) = phase(senders, &files, 0, o.warmup_jobs, "warmup").await?;
     let calls_before = received.calls.load(Ordering::SeqCst);
@@ -417,6 +444,17 @@ pub async fn fax(o: FaxOptions) -> anyhow::Result<Line> {
         .field("jobs", samples.len())
         .field("concurrency", c)
         .field("pages", o.pages.max(1))
+        .field(
+            "document",
+            match o.document {
+                Document::Png => "png",
+                Document::Tiff => "tiff",
+            },
+        )
+        .field(
+            "document_kib",
+            files.iter().map(|f| f.data.len()).sum::<usize>() / 1024,
+        )
         .field("time_scale", o.time_scale)
         .num("jobs_per_s", samples.len() as f64 / seconds)
         .num("dial_ms_p50", report::percentile(&dial, 50.0))

@@ -180,6 +180,9 @@ enum Scenario {
         /// Pages per job (A4 at 200 dpi).
         #[arg(long, default_value_t = 1)]
         pages: usize,
+        /// The job's files: a grey PNG per page (a scan) or one fax TIFF.
+        #[arg(long, value_enum, default_value_t = fax::Document::Png)]
+        document: fax::Document,
         /// Time scale of the calls: 0 machine speed, 0.01 a hundred times a real call's
         /// speed.
         #[arg(long, default_value_t = 0.0)]
@@ -357,6 +360,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Vec<report::Line>> {
             warmup_jobs,
             concurrency,
             pages,
+            document,
             time_scale,
             plain,
             heartbeat_ms,
@@ -369,6 +373,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Vec<report::Line>> {
                 warmup_jobs: warmup_jobs.unwrap_or(concurrency),
                 concurrency,
                 pages,
+                document,
                 time_scale,
                 tls: !plain,
                 heartbeat_ms: heartbeat_ms.max(100),
