@@ -151,6 +151,8 @@ fn socat(sink: &str, tls: bool, cert_dir: &Path, block: usize) -> anyhow::Result
         .args([&listen, &connect])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        // It reports every TLS stream the bench drops without close_notify.
+        .stderr(Stdio::null())
         .spawn()
         .context("cannot start socat (Debian: apt-get install socat)")?;
     Ok((child, format!("127.0.0.1:{port}")))
