@@ -145,6 +145,9 @@ enum Scenario {
         /// socat's transfer block size in bytes (`-b`; 0: socat's default, 8,192).
         #[arg(long, default_value_t = 0)]
         socat_block: usize,
+        /// Only the demander sends (the target reads); by default both ends send at once.
+        #[arg(long)]
+        one_way: bool,
         #[command(flatten)]
         rounds: RoundArgs,
     },
@@ -336,6 +339,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Vec<report::Line>> {
             forwarder,
             no_forwarder,
             socat_block,
+            one_way,
             rounds,
         } => {
             return relay::relay(relay::RelayOptions {
@@ -344,6 +348,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Vec<report::Line>> {
                 tls: !plain,
                 forwarders: if no_forwarder { Vec::new() } else { forwarder },
                 socat_block,
+                one_way,
                 rounds: rounds.options(),
             })
             .await;

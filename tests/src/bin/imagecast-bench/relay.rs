@@ -224,6 +224,8 @@ pub struct RelayOptions {
     pub forwarders: Vec<Kind>,
     /// socat's `-b` (0: its default, 8,192).
     pub socat_block: usize,
+    /// Only A sends (B reads); otherwise both ends send at once.
+    pub one_way: bool,
     /// Rounds and their bounds.
     pub rounds: RoundOptions,
 }
@@ -263,7 +265,12 @@ impl Arm {
     }
 
     /// Runs one round after waiting for a quiet machine; keeps it when it counts.
-    async fn run(&mut self, payload: &Bytes, opts: &RoundOptions) -> anyhow::Result<()> {
+    async fn run(
+        &mut self,
+        payload: &Bytes,
+        one_way: bool,
+        opts: &RoundOptions,
+    ) -> anyhow::Result<()> {
         let (wait, threshold) = (opts.quiet_wait, opts.quiet_threshold);
         let busy = tokio::task::spawn_blocking(move || host::wait_quiet(wait, threshold)).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -272,7 +279,7 @@ impl Arm {
         let host0 = host::busy_seconds();
         let start = Instant::now();
         let pairs = std::mem::take(&mut self.pairs);
-        let (pairs, times) = stream::round(pairs, payload, opts.round_timeout)
+        let (pairs, times) = stream::round(pairs, payload, one_way, opts.round_timeout)
             .await
             .with_context(|| format!("a round over {}", self.name))?;
         self.pairs = pairs;
@@ -423,7 +430,7 @@ pub async fn relay(o: RelayOptions) -> anyhow::Result<Vec<Line>> {
             bail!("too many rounds were disturbed by other processes");
         }
         for arm in arms.iter_mut().filter(|a| !a.done(&opts)) {
-            arm.run(&image, &opts).await?;
+            arm.run(&image, o.one_way, &opts).await?;
         }
     }
     sampling.store(false, Ordering::SeqCst);
@@ -449,6 +456,7 @@ pub async fn relay(o: RelayOptions) -> anyhow::Result<Vec<Line>> {
             "relayed_mib_each_way",
             relayed_rounds as f64 * n as f64 * o.size_mib,
         )
+        .field("one_way", u8::from(o.one_way))
         .field("closed", parties.closed());
     for arm in &arms[1..] {
         let rate = report::median(&arm.rates(n, o.size_mib));

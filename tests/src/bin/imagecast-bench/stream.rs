@@ -101,11 +101,13 @@ pub struct RoundTimes {
     pub all: Duration,
 }
 
-/// One round: every pair sends `payload` A→B and B→A at once. Returns the pairs for the next
-/// round and the times. Fails when a pair fails or the round takes longer than `timeout`.
+/// One round: every pair sends `payload` A→B and B→A at once (only A→B when `one_way`).
+/// Returns the pairs for the next round and the times. Fails when a pair fails or the round
+/// takes longer than `timeout`.
 pub async fn round(
     pairs: Vec<Pair>,
     payload: &Bytes,
+    one_way: bool,
     timeout: Duration,
 ) -> anyhow::Result<(Vec<Pair>, RoundTimes)> {
     let n = payload.len();
@@ -120,11 +122,17 @@ pub async fn round(
                 b_tx,
                 b_rx,
             } = &mut p;
+            let back = if one_way { 0 } else { n };
             let (up, down, at_b, at_a) = tokio::join!(
                 a_tx.send(&payload),
-                b_tx.send(&payload),
+                async {
+                    match one_way {
+                        true => Ok(()),
+                        false => b_tx.send(&payload).await,
+                    }
+                },
                 async { b_rx.take(n).await.map(|()| Instant::now()) },
-                async { a_rx.take(n).await.map(|()| Instant::now()) },
+                async { a_rx.take(back).await.map(|()| Instant::now()) },
             );
             up?;
             down?;
