@@ -55,6 +55,54 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// The process IDs of `pid`'s children, grandchildren and so on, read from `/proc`.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // The parent is the second field after the command name.
+            let ppid = text
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((child, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    // Bounded: each round adds only processes not seen yet.
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parents {
+            if pp == p && !out.contains(&c) && c != pid {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// CPU time of `pid` and of its descendants alive now (a forking forwarder such as socat
+/// serves each connection in a child of its own).
+pub fn tree_cpu_time(pid: u32) -> Duration {
+    descendants(pid)
+        .into_iter()
+        .map(cpu_time)
+        .fold(cpu_time(pid), |a, b| a + b)
+}
+
 /// CPU use of several processes between two points in time, in cores.
 pub struct CpuMeter {
     pids: Vec<u32>,

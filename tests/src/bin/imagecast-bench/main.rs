@@ -8,21 +8,29 @@
 //! - [`terminals`]: receiving terminals (client + `Inbox` in discard mode + acknowledgement).
 //! - [`fanout`]: `fanout` and `latency`; [`loopback`]: the raw TCP limit; [`idle`]: memory per
 //!   idle terminal; [`registration`]: concurrent registrations; [`marksheet`]: mark sheets.
+//! - [`relay`]: `relay` and `relay-idle`, real-time sessions beside plain forwarders
+//!   ([`forwarder`]), both over two-way streams ([`stream`]).
+//! - [`fax`]: fax jobs through the supervisor to gateways on the simulated network.
 //! - [`host`]: `/proc` readings; [`report`]: result lines and statistics.
 //!
 //! The method and the figures are in `docs/PERFORMANCE.md`.
 
 mod fanout;
+mod fax;
+mod forwarder;
 mod host;
 mod idle;
 mod loopback;
 mod marksheet;
 mod registration;
+mod relay;
 mod report;
 mod server;
+mod stream;
 mod terminals;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -116,6 +124,89 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         rounds: usize,
     },
+    /// Real-time sessions through the server, round after round, beside the same rounds over
+    /// plain TCP forwarders (the limit): throughput each way, the server's memory growth.
+    Relay {
+        /// Concurrent sessions (each between two terminals of its own).
+        #[arg(long, default_value_t = 1)]
+        sessions: usize,
+        /// MiB each end of a session sends per round.
+        #[arg(long, default_value_t = 64.0)]
+        size_mib: f64,
+        /// Run without TLS (plain TCP on every leg, forwarders included).
+        #[arg(long)]
+        plain: bool,
+        /// Forwarders to run beside the relay (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "socat")]
+        forwarder: Vec<forwarder::Kind>,
+        /// Run no forwarder.
+        #[arg(long)]
+        no_forwarder: bool,
+        /// socat's transfer block size in bytes (`-b`; 0: socat's default, 8,192).
+        #[arg(long, default_value_t = 0)]
+        socat_block: usize,
+        /// Only the demander sends (the target reads); by default both ends send at once.
+        #[arg(long)]
+        one_way: bool,
+        #[command(flatten)]
+        rounds: RoundArgs,
+    },
+    /// Server memory for N open, idle relay sessions (2N terminals).
+    RelayIdle {
+        /// Open sessions.
+        #[arg(long)]
+        sessions: usize,
+        /// Run without TLS (plain TCP on both sides).
+        #[arg(long)]
+        plain: bool,
+        /// The server's heartbeat interval in milliseconds.
+        #[arg(long, default_value_t = 15_000)]
+        heartbeat_ms: u64,
+    },
+    /// Fax jobs through the supervising server to fax machines on the simulated network.
+    Fax {
+        /// Fax gateways.
+        #[arg(long, default_value_t = 4)]
+        gateways: usize,
+        /// Lines per gateway.
+        #[arg(long, default_value_t = 1)]
+        lines: u32,
+        /// Measured jobs.
+        #[arg(long, default_value_t = 200)]
+        jobs: usize,
+        /// Unmeasured jobs first (default: one per sender).
+        #[arg(long)]
+        warmup_jobs: Option<usize>,
+        /// Senders with one job in flight each (default: gateways × lines).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Pages per job (A4 at 200 dpi).
+        #[arg(long, default_value_t = 1)]
+        pages: usize,
+        /// The job's files: a grey PNG per page (a scan) or one fax TIFF.
+        #[arg(long, value_enum, default_value_t = fax::Document::Png)]
+        document: fax::Document,
+        /// Time scale of the calls: 0 machine speed, 0.01 a hundred times a real call's
+        /// speed.
+        #[arg(long, default_value_t = 0.0)]
+        time_scale: f64,
+        /// Run without TLS.
+        #[arg(long)]
+        plain: bool,
+        /// The server's heartbeat interval in milliseconds.
+        #[arg(long, default_value_t = 15_000)]
+        heartbeat_ms: u64,
+    },
+    /// The `rust` forwarder of `relay` (started by it).
+    #[command(hide = true)]
+    Forward {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        cert_dir: Option<PathBuf>,
+        #[arg(long)]
+        to_fingerprint: Option<String>,
+    },
     /// The sending side of `loopback` (started by it).
     #[command(hide = true)]
     LoopbackSender {
@@ -183,9 +274,10 @@ fn main() -> ExitCode {
     // Terminals still connected must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(None) => ExitCode::SUCCESS,
-        Ok(Some(line)) => {
-            println!("{line}");
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
             let _ = std::io::stdout().flush();
             ExitCode::SUCCESS
         }
@@ -196,7 +288,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(scenario: Scenario) -> anyhow::Result<Option<report::Line>> {
+async fn run(scenario: Scenario) -> anyhow::Result<Vec<report::Line>> {
     let line = match scenario {
         Scenario::Fanout {
             terminals,
@@ -238,8 +330,69 @@ async fn run(scenario: Scenario) -> anyhow::Result<Option<report::Line>> {
             tls,
         } => {
             loopback::sender(receivers, bytes, tls).await?;
-            return Ok(None);
+            return Ok(Vec::new());
+        }
+        Scenario::Relay {
+            sessions,
+            size_mib,
+            plain,
+            forwarder,
+            no_forwarder,
+            socat_block,
+            one_way,
+            rounds,
+        } => {
+            return relay::relay(relay::RelayOptions {
+                sessions,
+                size_mib,
+                tls: !plain,
+                forwarders: if no_forwarder { Vec::new() } else { forwarder },
+                socat_block,
+                one_way,
+                rounds: rounds.options(),
+            })
+            .await;
+        }
+        Scenario::RelayIdle {
+            sessions,
+            plain,
+            heartbeat_ms,
+        } => relay::relay_idle(sessions, heartbeat_ms.max(100), !plain).await?,
+        Scenario::Fax {
+            gateways,
+            lines,
+            jobs,
+            warmup_jobs,
+            concurrency,
+            pages,
+            document,
+            time_scale,
+            plain,
+            heartbeat_ms,
+        } => {
+            let concurrency = concurrency.unwrap_or(gateways.max(1) * lines.max(1) as usize);
+            fax::fax(fax::FaxOptions {
+                gateways,
+                lines,
+                jobs,
+                warmup_jobs: warmup_jobs.unwrap_or(concurrency),
+                concurrency,
+                pages,
+                document,
+                time_scale,
+                tls: !plain,
+                heartbeat_ms: heartbeat_ms.max(100),
+            })
+            .await?
+        }
+        Scenario::Forward {
+            to,
+            cert_dir,
+            to_fingerprint,
+        } => {
+            forwarder::serve(to, cert_dir, to_fingerprint).await?;
+            return Ok(Vec::new());
         }
     };
-    Ok(Some(line))
+    Ok(vec![line])
 }

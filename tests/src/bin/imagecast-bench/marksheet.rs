@@ -15,7 +15,7 @@ use imagecast::store::ImageId;
 use crate::report::{self, Line};
 
 /// An A4 page at `dpi` with lines of grey marks, like typed text.
-fn page(dpi: u32) -> GrayImage {
+pub fn page(dpi: u32) -> GrayImage {
     let px = |mm: f64| (mm / 25.4 * f64::from(dpi)).round() as u32;
     let (w, h) = (px(210.0), px(297.0));
     let (margin, line, glyph) = (px(20.0), px(6.0).max(4), px(2.5).max(2));

@@ -47,6 +47,8 @@ pub struct Layout {
     pub paper_members: usize,
     /// Devices listed in `all.rec` but in no group (terminals that will register).
     pub outsiders: usize,
+    /// Fax gateways (device kind `fax-gateway`, in no group).
+    pub gateways: usize,
     /// Serve TLS (the product's default) rather than plain TCP.
     pub tls: bool,
     /// The server's heartbeat interval.
@@ -65,6 +67,8 @@ pub struct BenchServer {
     pub members: Vec<Device>,
     /// The devices in no group.
     pub outsiders: Vec<Device>,
+    /// The fax gateways.
+    pub gateways: Vec<Device>,
     /// The server's stderr.
     pub log: PathBuf,
     /// The certificate's fingerprint when the server runs TLS.
@@ -80,6 +84,11 @@ pub fn member_domain(i: usize) -> String {
 /// The domain of outsider `i`.
 pub fn outsider_domain(i: usize) -> String {
     format!("n{i:05}.bench.imagecast")
+}
+
+/// The domain of fax gateway `i`.
+pub fn gateway_domain(i: usize) -> String {
+    format!("g{i:05}.bench.imagecast")
 }
 
 /// The domain of paper member `i`.
@@ -128,26 +137,25 @@ impl BenchServer {
 
         let conn = data.connect()?;
         let tx = conn.unchecked_transaction()?;
-        let mut add = |domain: &String| -> anyhow::Result<Device> {
-            let token = auth::add_device(
-                &tx,
-                domain,
-                &format!("bench terminal {domain}"),
-                DeviceKind::Pc,
-            )?;
+        let add_kind = |domain: &String, kind: DeviceKind| -> anyhow::Result<Device> {
+            let token = auth::add_device(&tx, domain, &format!("bench terminal {domain}"), kind)?;
             Ok(Device {
                 domain: domain.clone(),
                 token,
             })
         };
+        let add = |domain: &String| add_kind(domain, DeviceKind::Pc);
         let sender = add(&sender_domain)?;
         let members = member_domains
             .iter()
-            .map(&mut add)
+            .map(add)
             .collect::<anyhow::Result<Vec<_>>>()?;
         let outsiders = outsider_domains
             .iter()
-            .map(&mut add)
+            .map(add)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let gateways = (0..layout.gateways)
+            .map(|i| add_kind(&gateway_domain(i), DeviceKind::FaxGateway))
             .collect::<anyhow::Result<Vec<_>>>()?;
         auth::add_user(&tx, USER, Role::Operator, &cheap_hash()?)?;
         tx.commit()?;
@@ -187,6 +195,7 @@ impl BenchServer {
             sender,
             members,
             outsiders,
+            gateways,
             log,
             fingerprint,
             child,

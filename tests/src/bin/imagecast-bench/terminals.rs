@@ -78,51 +78,24 @@ pub async fn connect(
     let closed = Arc::new(AtomicUsize::new(0));
     let faults = Arc::new(AtomicUsize::new(0));
     let closing = Arc::new(AtomicBool::new(false));
-    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let mut set = JoinSet::new();
-    for (i, device) in devices.iter().enumerate() {
-        let cfg = server.config(device, true);
-        let inbox = match inbox_root {
+    let mut inboxes = Vec::with_capacity(devices.len());
+    for device in devices {
+        inboxes.push(match inbox_root {
             Some(root) => Some(
                 Inbox::open(root.join(&device.domain), InboxMode::Discard)
                     .with_context(|| format!("inbox of {}", device.domain))?,
             ),
             None => None,
-        };
-        let limit = limit.clone();
-        set.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let mut last = None;
-            // A burst of connects can overflow the listen backlog; try again a few times.
-            for attempt in 0..5u64 {
-                match Client::connect(&cfg).await {
-                    Ok(c) => return (i, Ok((c, inbox))),
-                    Err(e) => {
-                        last = Some(e);
-                        tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
-                    }
-                }
-            }
-            (
-                i,
-                Err(anyhow::anyhow!(
-                    "terminal {} cannot connect: {}",
-                    cfg.device,
-                    last.map(|e| e.to_string()).unwrap_or_default()
-                )),
-            )
         });
     }
-    let mut connected: Vec<Option<(Client, Events, Option<Inbox>)>> =
-        (0..devices.len()).map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
-        let (i, result) = joined?;
-        let (client, inbox) = result?;
-        let (client, events) = client;
-        connected[i] = Some((client, events, inbox));
-    }
+    let connected = dial_all(server, devices, true).await?;
+    let connected: Vec<(Client, Events, Option<Inbox>)> = connected
+        .into_iter()
+        .zip(inboxes)
+        .map(|((c, e), i)| (c, e, i))
+        .collect();
     let mut clients = Vec::with_capacity(devices.len());
-    for (client, events, inbox) in connected.into_iter().flatten() {
+    for (client, events, inbox) in connected {
         clients.push(client.clone());
         tokio::spawn(terminal(
             client,
@@ -140,6 +113,48 @@ pub async fn connect(
         faults,
         closing,
     })
+}
+
+/// Connects every device (`receive` as given), [`CONNECT_CONCURRENCY`] at a time, each tried
+/// a few times (a burst of connects can overflow the listen backlog). In the order given.
+pub async fn dial_all(
+    server: &BenchServer,
+    devices: &[Device],
+    receive: bool,
+) -> anyhow::Result<Vec<(Client, Events)>> {
+    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut set = JoinSet::new();
+    for (i, device) in devices.iter().enumerate() {
+        let cfg = server.config(device, receive);
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let mut last = None;
+            for attempt in 0..5u64 {
+                match Client::connect(&cfg).await {
+                    Ok(c) => return (i, Ok(c)),
+                    Err(e) => {
+                        last = Some(e);
+                        tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                    }
+                }
+            }
+            (
+                i,
+                Err(anyhow::anyhow!(
+                    "terminal {} cannot connect: {}",
+                    cfg.device,
+                    last.map(|e| e.to_string()).unwrap_or_default()
+                )),
+            )
+        });
+    }
+    let mut connected: Vec<Option<(Client, Events)>> = (0..devices.len()).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, result) = joined?;
+        connected[i] = Some(result?);
+    }
+    Ok(connected.into_iter().flatten().collect())
 }
 
 async fn terminal(
