@@ -7,7 +7,7 @@
 #   cargo build --release --workspace --bins
 #   tests/bench/run.sh                 # everything, ~10 minutes on the 2-core machine
 #   ONLY=fanout tests/bench/run.sh     # one group: fanout, scaling, idle, latency,
-#                                      # registration, marksheet
+#                                      # registration, marksheet, relay (needs socat), fax
 #   REPEAT=3 tests/bench/run.sh        # three passes (summarize.py takes medians over them)
 #
 # Knobs: ROUNDS (5), QUIET_WAIT (5 s per round), PEERS (1: also run shared/bench),
@@ -78,6 +78,17 @@ peer() { # runs a shared/bench script from its own folder; its temp files go und
     fi
     if want marksheet; then
       bench marksheet --dpi 200 --rounds 10
+    fi
+    if want relay; then
+      # One session beside socat (256 KiB blocks: its 8 KiB default flatters the relay) and a
+      # Tokio forwarder, plain and TLS; ten sessions; memory per idle session.
+      bench relay --sessions 1 --size-mib 64 --plain --forwarder socat,rust --socat-block 262144 "${R[@]}"
+      bench relay --sessions 1 --size-mib 64 --forwarder socat,rust "${R[@]}"
+      bench relay --sessions 10 --size-mib 16 --plain --forwarder socat,rust "${R[@]}"
+      bench relay-idle --sessions 1000 --plain
+    fi
+    if want fax; then
+      bench fax --gateways 4 --jobs 1000 --document tiff
     fi
   done
 } 2>&1 | tee "$out"
