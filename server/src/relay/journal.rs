@@ -47,6 +47,8 @@ pub enum Outcome {
     Busy,
     /// The target runs an older imagecast without real-time sessions.
     OlderTerminal,
+    /// The target or the demander left before the demand was answered.
+    Withdrawn,
 }
 
 impl Outcome {
@@ -58,6 +60,7 @@ impl Outcome {
             Outcome::NotOnline => "not-online",
             Outcome::Busy => "busy",
             Outcome::OlderTerminal => "older-terminal",
+            Outcome::Withdrawn => "withdrawn",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! and the list of sessions.
 
 use super::*;
+use super::journal::Outcome;
 
 impl Relay {
     /// Session data from `conn`: relayed within the credit its peer granted. Data for a
@@ -142,10 +143,17 @@ impl Relay {
         };
         let domain = k.party.device.domain.clone();
         let mut tell_later: Vec<(ConnHandle, ServerMsg)> = Vec::new();
+        // Demands that end unanswered here, for the journal: demander, target, reason.
+        let mut withdrawn: Vec<(Party, Party, String)> = Vec::new();
         if let Some(id) = k.asked {
             if let Some(d) = inner.demands.remove(&id) {
                 if let Some(dk) = inner.known.get_mut(&d.demander) {
                     dk.demanding.retain(|x| *x != id);
+                    withdrawn.push((
+                        dk.party.clone(),
+                        k.party.clone(),
+                        format!("{domain} went offline before it answered ({why})"),
+                    ));
                     tell_later.push((
                         dk.party.conn.clone(),
                         ServerMsg::Error {
@@ -164,6 +172,11 @@ impl Relay {
             if let Some(d) = inner.demands.remove(id) {
                 if let Some(tk) = inner.known.get_mut(&d.target) {
                     tk.asked = None;
+                    withdrawn.push((
+                        k.party.clone(),
+                        tk.party.clone(),
+                        format!("{domain} left before the answer ({why})"),
+                    ));
                     tell_later.push((
                         tk.party.conn.clone(),
                         ServerMsg::DemandWithdrawn {
@@ -178,6 +191,15 @@ impl Relay {
         drop(inner);
         for (c, msg) in tell_later {
             tell(&c, &msg);
+        }
+        for (demander, target, reason) in withdrawn {
+            self.refused(
+                &demander,
+                target.device.domain,
+                target.user,
+                Outcome::Withdrawn,
+                &reason,
+            );
         }
         let reason = format!("the connection of {domain} ended: {why}");
         for s in k.sessions {

@@ -1284,6 +1284,53 @@ async fn refused_demands_are_journalled_apart_from_sessions() {
     assert!(last.stdout.lines().last().unwrap().contains(" busy "));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demand_whose_target_leaves_unanswered_is_journalled_as_withdrawn() {
+    let server = TestServer::start_demo().unwrap();
+    let (a, mut a_events) = server.connect(A, false).await.unwrap();
+    tokio::spawn(async move { while a_events.recv().await.is_some() {} });
+    a.login(imagecast_tests::USER, imagecast_tests::PASSWORD)
+        .await
+        .unwrap();
+    let (b, mut b_events) = server.connect(B, false).await.unwrap();
+    b.relay_listen().await.unwrap();
+    let asking = {
+        let a = a.clone();
+        tokio::spawn(async move { a.demand(RelayTarget::Device(B.into()), LIMIT).await })
+    };
+    next_demand(&mut b_events).await;
+    // B goes away without answering: A hears why at once, and the journal keeps the demand.
+    b.close().await;
+    drop(b_events);
+    let err = asking.await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("went offline before it answered"),
+        "{err}"
+    );
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let out = server.admin_run(&["relay", "sessions", "--json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let rows: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        if let [row] = rows.as_array().unwrap().as_slice() {
+            assert_eq!(row["kind"], "demand", "{row}");
+            assert_eq!(row["outcome"], "withdrawn", "{row}");
+            assert_eq!(row["demander"], A);
+            assert_eq!(row["target"], B);
+            assert!(
+                row["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("went offline before it answered"),
+                "{row}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not journalled: {rows}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 fn pages_go_both_ways_byte_identical_in_one_session() {
     let server = TestServer::start_demo().unwrap();

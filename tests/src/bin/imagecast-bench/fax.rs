@@ -374,6 +374,8 @@ pub async fn fax(o: FaxOptions) -> anyhow::Result<Line> {
             number,
             station,
             lines: o.lines.max(1),
+            // Received faxes would wait here; the bench only sends.
+            spool: server.dir.path().join("spool").join(&device.domain),
         };
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move {
