@@ -260,7 +260,8 @@ fn fax_send_refuses_non_images_and_oversized_jobs_up_front() {
     let big = dir.path().join("big.png");
     let f = std::fs::File::create(&big).unwrap();
     std::io::Write::write_all(&mut &f, b"\x89PNG\r\n\x1a\n").unwrap();
-    f.set_len(imagecast_shared::fax::MAX_UPLOADED_JOB_BYTES + 1).unwrap();
+    f.set_len(imagecast_shared::fax::MAX_UPLOADED_JOB_BYTES + 1)
+        .unwrap();
     drop(f);
     let fax = |file: &std::path::Path| {
         imagecast()

@@ -2,8 +2,8 @@
 //! ends by either side or an administrator, connections that go away, a device's logout,
 //! and the list of sessions.
 
-use super::*;
 use super::journal::Outcome;
+use super::*;
 
 impl Relay {
     /// Session data from `conn`: relayed within the credit its peer granted. Data for a
