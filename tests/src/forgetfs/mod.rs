@@ -154,7 +154,10 @@ impl ForgetFs {
 
     /// Unsynced changes waiting: (namespace operations, files with unsynced data).
     pub fn pending(&self) -> (usize, usize) {
-        self.model.lock().unwrap_or_else(|e| e.into_inner()).pending()
+        self.model
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending()
     }
 
     /// The power goes out for the programs still using the file system: from now on every

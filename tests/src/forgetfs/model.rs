@@ -293,13 +293,22 @@ impl Model {
         }
     }
 
-    fn make(&mut self, dir: Ino, name: &OsStr, kind: Kind, perm: u16, uid: u32, gid: u32) -> Res<Ino> {
+    fn make(
+        &mut self,
+        dir: Ino,
+        name: &OsStr,
+        kind: Kind,
+        perm: u16,
+        uid: u32,
+        gid: u32,
+    ) -> Res<Ino> {
         if self.dir(dir)?.entries.contains_key(name) {
             return Err(libc::EEXIST);
         }
         let ino = self.next_ino;
         self.next_ino += 1;
-        self.inodes.insert(ino, Inode::new(kind, perm & 0o7777, uid, gid));
+        self.inodes
+            .insert(ino, Inode::new(kind, perm & 0o7777, uid, gid));
         self.node_mut(dir)?.entries.insert(name.to_owned(), ino);
         self.touch_dir(dir);
         self.log(NsOp::Link {
@@ -374,12 +383,7 @@ impl Model {
 
     /// Moves `from` to `to`, replacing what `to` names (unless `noreplace`): a file by a file,
     /// an empty directory by a directory.
-    pub fn rename(
-        &mut self,
-        from: (Ino, &OsStr),
-        to: (Ino, &OsStr),
-        noreplace: bool,
-    ) -> Res<()> {
+    pub fn rename(&mut self, from: (Ino, &OsStr), to: (Ino, &OsStr), noreplace: bool) -> Res<()> {
         let ino = self.lookup(from.0, from.1)?;
         self.dir(to.0)?;
         let kind = self.node(ino)?.kind;
@@ -472,7 +476,8 @@ impl Model {
         if n.kind == Kind::Dir {
             return Err(libc::EISDIR);
         }
-        n.data.resize(usize::try_from(size).map_err(|_| libc::EFBIG)?, 0);
+        n.data
+            .resize(usize::try_from(size).map_err(|_| libc::EFBIG)?, 0);
         let now = SystemTime::now();
         n.mtime = now;
         n.ctime = now;
@@ -700,7 +705,11 @@ mod tests {
         m.write(f, 0, b"data").unwrap();
         m.fsync(f).unwrap();
         m.power_loss(&mut Losses::drop_all());
-        assert_eq!(content(&mut m, ROOT, "a"), None, "the entry was never synced");
+        assert_eq!(
+            content(&mut m, ROOT, "a"),
+            None,
+            "the entry was never synced"
+        );
     }
 
     #[test]
@@ -711,7 +720,8 @@ mod tests {
         m.fsync(f).unwrap();
         m.fsync_dir(ROOT).unwrap();
         m.write(f, 4, b" more").unwrap();
-        m.set_meta(f, Some(0o644), (None, None), None, None).unwrap();
+        m.set_meta(f, Some(0o644), (None, None), None, None)
+            .unwrap();
         m.power_loss(&mut Losses::drop_all());
         assert_eq!(content(&mut m, ROOT, "a").unwrap(), b"data");
         assert_eq!(m.attr(f).unwrap().perm, 0o600, "the chmod was not synced");
@@ -723,7 +733,11 @@ mod tests {
         let f = m.create(ROOT, os("a"), 0o600, 0, 0).unwrap();
         m.write(f, 0, b"data").unwrap();
         m.power_loss(&mut Losses::scripted(&[true], &[DataFate::Dropped]));
-        assert_eq!(content(&mut m, ROOT, "a").unwrap(), b"", "an empty file remains");
+        assert_eq!(
+            content(&mut m, ROOT, "a").unwrap(),
+            b"",
+            "an empty file remains"
+        );
     }
 
     #[test]
@@ -736,7 +750,8 @@ mod tests {
         let tmp = m.create(ROOT, os(".g.tmp"), 0o600, 0, 0).unwrap();
         m.write(tmp, 0, b"new").unwrap();
         m.fsync(tmp).unwrap();
-        m.rename((ROOT, os(".g.tmp")), (ROOT, os("g.rec")), false).unwrap();
+        m.rename((ROOT, os(".g.tmp")), (ROOT, os("g.rec")), false)
+            .unwrap();
         // Before the directory fsync: either version, never both names, never none.
         for keep in [false, true] {
             let mut copy = Model {
@@ -836,7 +851,13 @@ mod tests {
         m.truncate(f, 3).unwrap();
         assert_eq!(m.read(f, 0, 100).unwrap(), [0, 0, 0]);
         let e = m.mkdir(ROOT, os("e"), 0o700, 0, 0).unwrap();
-        assert_eq!(m.rename((ROOT, os("e")), (e, os("x")), false), Err(libc::EINVAL));
-        assert_eq!(m.rename((ROOT, os("g")), (ROOT, os("e")), false), Err(libc::EISDIR));
+        assert_eq!(
+            m.rename((ROOT, os("e")), (e, os("x")), false),
+            Err(libc::EINVAL)
+        );
+        assert_eq!(
+            m.rename((ROOT, os("g")), (ROOT, os("e")), false),
+            Err(libc::EISDIR)
+        );
     }
 }
