@@ -67,8 +67,8 @@ struct Inode {
     kind: Kind,
     /// The volatile data (files).
     data: Vec<u8>,
-    /// The data as of the last fsync (files).
-    synced: Vec<u8>,
+    /// The data as of the last fsync, kept only while it differs from `data` (files).
+    synced: Option<Vec<u8>>,
     /// Data or mode changed since the last fsync.
     dirty: bool,
     /// Volatile directory entries (directories).
@@ -88,7 +88,7 @@ impl Inode {
         Self {
             kind,
             data: Vec::new(),
-            synced: Vec::new(),
+            synced: Some(Vec::new()),
             // A new file's (empty) content and mode are not on disk until it is synced.
             dirty: kind == Kind::File,
             entries: BTreeMap::new(),
@@ -459,6 +459,9 @@ impl Model {
         }
         let start = usize::try_from(offset).map_err(|_| libc::EFBIG)?;
         let end = start.checked_add(bytes.len()).ok_or(libc::EFBIG)?;
+        if n.synced.is_none() {
+            n.synced = Some(n.data.clone());
+        }
         if n.data.len() < end {
             n.data.resize(end, 0);
         }
@@ -476,8 +479,11 @@ impl Model {
         if n.kind == Kind::Dir {
             return Err(libc::EISDIR);
         }
-        n.data
-            .resize(usize::try_from(size).map_err(|_| libc::EFBIG)?, 0);
+        let size = usize::try_from(size).map_err(|_| libc::EFBIG)?;
+        if n.synced.is_none() {
+            n.synced = Some(n.data.clone());
+        }
+        n.data.resize(size, 0);
         let now = SystemTime::now();
         n.mtime = now;
         n.ctime = now;
@@ -522,7 +528,7 @@ impl Model {
         if n.kind == Kind::Dir {
             return self.fsync_dir(ino);
         }
-        n.synced = n.data.clone();
+        n.synced = None;
         n.synced_perm = n.perm;
         n.dirty = false;
         Ok(())
@@ -621,19 +627,24 @@ impl Model {
                         match losses.data_fate() {
                             DataFate::Kept => {
                                 report.files_kept += 1;
-                                n.synced = n.data.clone();
                             }
-                            DataFate::Dropped => report.files_dropped += 1,
+                            DataFate::Dropped => {
+                                report.files_dropped += 1;
+                                if let Some(old) = n.synced.take() {
+                                    n.data = old;
+                                }
+                            }
                             DataFate::Torn => {
                                 report.files_torn += 1;
-                                n.synced = torn(&n.synced, &n.data, losses);
+                                let old = n.synced.take().unwrap_or_default();
+                                n.data = torn(&old, &n.data, losses);
                             }
                         }
                         if losses.keep_mode() {
                             n.synced_perm = n.perm;
                         }
                     }
-                    n.data = n.synced.clone();
+                    n.synced = None;
                     n.perm = n.synced_perm;
                     n.dirty = false;
                 }

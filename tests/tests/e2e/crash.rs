@@ -704,6 +704,8 @@ pub(crate) struct World {
     stats: Stats,
     /// The phases of the current block of rounds, shuffled: every phase once per block.
     phases: Vec<Phase>,
+    /// Distributions whose files the power-loss loop removed from the trays once checked.
+    pruned: std::collections::HashSet<DistributionId>,
     /// The forgetting file systems of the power-loss loop; `None` in the crash loop.
     pub(crate) disks: Option<Disks>,
     /// The loop's name and the variable that replays its seed.
@@ -773,6 +775,7 @@ impl World {
             model: Arc::new(Mutex::new(model)),
             stats: Stats::default(),
             phases: Vec::new(),
+            pruned: Default::default(),
             label: if disks.is_some() {
                 ("power-loss test", "IMAGECAST_POWERLOSS_SEED")
             } else {
@@ -1053,6 +1056,42 @@ impl World {
             t.die.store(false, SeqCst);
         }
         self.check_round();
+        if self.disks.is_some() {
+            self.prune_trays();
+        }
+    }
+
+    /// The power-loss loop's file systems live in memory: once a round is checked, its
+    /// images leave the trays (durably), as an operator takes away what was printed. Later
+    /// checks still count each distribution's deliveries, and expect its files gone.
+    fn prune_trays(&mut self) {
+        let sent: std::collections::HashSet<DistributionId> =
+            self.sent.iter().map(|s| s.plan.dist).collect();
+        for t in &self.terminals {
+            let got = lock(&t.got).clone();
+            let mut removed = false;
+            for g in got
+                .iter()
+                .filter(|g| !g.duplicate && sent.contains(&g.dist))
+            {
+                if self.pruned.contains(&g.dist) {
+                    continue;
+                }
+                for f in &g.files {
+                    match std::fs::remove_file(f) {
+                        Ok(()) => removed = true,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => self.fail(format!("cannot remove {}: {e}", f.display())),
+                    }
+                }
+            }
+            if removed {
+                if let Err(e) = std::fs::File::open(&t.dir).and_then(|d| d.sync_all()) {
+                    self.fail(format!("cannot flush {}: {e}", t.dir.display()));
+                }
+            }
+        }
+        self.pruned.extend(sent);
     }
 
     pub(crate) fn check_errors(&self) {
@@ -1285,6 +1324,9 @@ impl World {
                     "{}: {} (sent by {} in round {}) was stored {copies} times",
                     t.domain, s.plan.dist, s.plan.sender, s.plan.round
                 ));
+            }
+            if self.pruned.contains(&s.plan.dist) {
+                continue;
             }
             let files = &stored[&s.plan.dist][0].files;
             if files.len() != s.plan.pages.len() {

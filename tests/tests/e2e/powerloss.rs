@@ -44,7 +44,7 @@ const INBOX_RECEIPTS: &str = "received";
 const PANEL_KEEPS_PER_ROUND: usize = 3;
 
 /// Rounds when `IMAGECAST_POWERLOSS_ROUNDS` is not set.
-const DEFAULT_ROUNDS: usize = 12;
+const DEFAULT_ROUNDS: usize = 40;
 
 /// True when the forgetting file system can be mounted here; otherwise fails in CI and says
 /// why the test is skipped elsewhere.
@@ -67,6 +67,8 @@ struct Panel {
     dir: PathBuf,
     /// Images the store said it kept: ID, and the seed and sizes of their files.
     kept: Arc<Mutex<Vec<(ImageId, u64, Vec<usize>)>>>,
+    /// Images checked (and then deleted).
+    checked: Arc<Mutex<u64>>,
     /// Keeps that failed (the power went out during them).
     failed: Arc<std::sync::atomic::AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -151,7 +153,17 @@ impl Panel {
             }
         }
         let reported: HashSet<ImageId> = crash::lock(&self.kept).iter().map(|k| k.0).collect();
-        Ok(listed.difference(&reported).count())
+        let unreported = listed.difference(&reported).count();
+        // Checked images are taken away (the file system lives in memory).
+        let checked: HashSet<ImageId> = kept.iter().map(|k| k.0).collect();
+        for id in &checked {
+            store
+                .delete(*id)
+                .map_err(|e| format!("image {id} cannot be deleted: {e}"))?;
+        }
+        crash::lock(&self.kept).retain(|k| !checked.contains(&k.0));
+        *crash::lock(&self.checked) += checked.len() as u64;
+        Ok(unreported)
     }
 }
 
@@ -174,7 +186,8 @@ pub(crate) struct Disks {
     terminals: ForgetFs,
     panel: Panel,
     stats: DiskStats,
-    /// Images the store holds that no keep reported (a keep that failed after its rename).
+    /// Images the store holds that no keep reported (a keep that failed after its rename, or
+    /// a deletion undone by a power loss), summed over the checks.
     unreported_images: usize,
 }
 
@@ -198,6 +211,7 @@ impl Disks {
             panel: Panel {
                 dir: trays.join("panel-store"),
                 kept: Arc::default(),
+                checked: Arc::default(),
                 failed: Arc::default(),
                 stop: Arc::default(),
                 thread: None,
@@ -259,7 +273,7 @@ impl Disks {
 
     /// The image store's checks (the crash loop's run beside them).
     pub(crate) fn check(&mut self) -> Result<(), String> {
-        self.unreported_images = self.panel.check()?;
+        self.unreported_images += self.panel.check()?;
         Ok(())
     }
 
@@ -279,7 +293,7 @@ impl Disks {
             s.lost.files_torn,
             s.lost.ops_kept,
             s.lost.files_kept,
-            crash::lock(&self.panel.kept).len(),
+            *crash::lock(&self.panel.checked),
             self.panel.failed.load(SeqCst),
             self.unreported_images,
             s.stale_incoming,
