@@ -61,12 +61,15 @@ fn forgetfs_or_skip(test: &str) -> bool {
     }
 }
 
+/// An image the store said it kept: its ID, and the seed and sizes of its files.
+type Kept = (ImageId, u64, Vec<usize>);
+
 /// A panel keeping images in its image store, on its own thread (the store is synchronous),
 /// until it is told to stop or its file system loses power.
 struct Panel {
     dir: PathBuf,
     /// Images the store said it kept: ID, and the seed and sizes of their files.
-    kept: Arc<Mutex<Vec<(ImageId, u64, Vec<usize>)>>>,
+    kept: Arc<Mutex<Vec<Kept>>>,
     /// Images checked (and then deleted).
     checked: Arc<Mutex<u64>>,
     /// Keeps that failed (the power went out during them).
