@@ -274,9 +274,16 @@ impl Disks {
         Ok(())
     }
 
-    /// The image store's checks (the crash loop's run beside them).
+    /// The image store's checks, and that every file and folder on both file systems is
+    /// still its owner's only (the crash loop's checks run beside them).
     pub(crate) fn check(&mut self) -> Result<(), String> {
         self.unreported_images += self.panel.check()?;
+        for fs in [&self.server, &self.terminals] {
+            let open = open_to_others(fs.path()).map_err(|e| e.to_string())?;
+            if !open.is_empty() {
+                return Err(format!("open to group or others: {open:?}"));
+            }
+        }
         Ok(())
     }
 
@@ -303,6 +310,37 @@ impl Disks {
             s.slowest_remount.as_millis(),
         )
     }
+}
+
+/// Files and folders under `dir` (itself excluded) with a group or other permission bit.
+fn open_to_others(dir: &Path) -> std::io::Result<Vec<(PathBuf, u32)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut open = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        // Anything may go meanwhile: the server and the panel work on.
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                open.push((path.clone(), mode));
+            }
+            if meta.is_dir() {
+                todo.push(path);
+            }
+        }
+    }
+    Ok(open)
 }
 
 /// True when `IMAGECAST_POWERLOSS_RAW_TRAYS` is set: the loop does not work around the
