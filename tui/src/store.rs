@@ -282,11 +282,26 @@ pub struct ImageStore {
 }
 
 impl ImageStore {
-    /// Opens the store in `dir`, creating the folder if needed and removing what interrupted
-    /// keeps and deletes left behind.
+    /// Opens the store in `dir`, creating the folder if needed (durably: a power loss right
+    /// after the first keep must not take the new folder, and every image in it, away) and
+    /// removing what interrupted keeps and deletes left behind.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
+        // The folders about to be made: each one's entry is durable only once its parent is
+        // flushed.
+        let missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && std::fs::symlink_metadata(a).is_err())
+            .map(Path::to_path_buf)
+            .collect();
         imagecast_shared::private::create_dir_all(&dir).map_err(io_err(&dir))?;
+        for made in missing.iter().rev() {
+            let parent = match made.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            crate::paper::sync_dir(parent).map_err(io_err(parent))?;
+        }
         let store = ImageStore { dir };
         store.remove_leftovers();
         Ok(store)

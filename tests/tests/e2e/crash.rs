@@ -40,6 +40,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::LIMIT;
+use crate::powerloss::Disks;
 
 /// Rounds when `IMAGECAST_CRASH_ROUNDS` is not set.
 const DEFAULT_ROUNDS: usize = 20;
@@ -62,15 +63,15 @@ const GROUPS: &[(&str, &str)] = &[
 
 /// A tiny xorshift generator: reproducible from its seed, no dependency.
 #[derive(Clone, Debug)]
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         let s = seed ^ 0x9E37_79B9_7F4A_7C15;
         Self(if s == 0 { 1 } else { s })
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -83,7 +84,7 @@ impl Rng {
         if n == 0 { 0 } else { self.next() % n }
     }
 
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
     }
 
@@ -101,7 +102,7 @@ impl Rng {
 }
 
 /// The bytes of a page: a pure function of its seed and size, so nothing big is kept.
-fn page_bytes(seed: u64, size: usize) -> Vec<u8> {
+pub(crate) fn page_bytes(seed: u64, size: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(size + 8);
     while out.len() < size {
@@ -115,7 +116,7 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -265,6 +266,14 @@ impl Terminal {
             rng,
         };
         self.running = Some((stop_tx, tokio::spawn(terminal_task(task, stop_rx))));
+    }
+
+    /// The terminal loses power: its task ends wherever it waits, nothing is closed.
+    async fn abort(&mut self) {
+        if let Some((_stop, task)) = self.running.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     async fn stop(&mut self, shared: &Shared) {
@@ -680,10 +689,10 @@ struct Stats {
 }
 
 /// The whole run: the server, the terminals, what was sent and answered.
-struct World {
+pub(crate) struct World {
     seed: u64,
     rng: Rng,
-    round: usize,
+    pub(crate) round: usize,
     server: TestServer,
     work: tempfile::TempDir,
     terminals: Vec<Terminal>,
@@ -695,12 +704,36 @@ struct World {
     stats: Stats,
     /// The phases of the current block of rounds, shuffled: every phase once per block.
     phases: Vec<Phase>,
+    /// Distributions whose files the power-loss loop removed from the trays once checked.
+    pruned: std::collections::HashSet<DistributionId>,
+    /// The forgetting file systems of the power-loss loop; `None` in the crash loop.
+    pub(crate) disks: Option<Disks>,
+    /// The loop's name and the variable that replays its seed.
+    label: (&'static str, &'static str),
 }
 
 impl World {
     fn new(seed: u64) -> Self {
-        let server = TestServer::start_demo().unwrap();
+        Self::build(seed, false)
+    }
+
+    /// The power-loss loop's world: the server's data directory, the terminals' trays and a
+    /// panel's image store on forgetting file systems ([`Disks`]).
+    pub(crate) fn on_forgetting_disks(seed: u64) -> Self {
+        Self::build(seed, true)
+    }
+
+    fn build(seed: u64, forgetting: bool) -> Self {
+        let mut server = TestServer::start_demo().unwrap();
         let work = tempfile::tempdir().unwrap();
+        let disks = forgetting.then(|| {
+            server.kill9();
+            let disks = Disks::set_up(&server, work.path());
+            server
+                .restart()
+                .expect("the server starts on the forgetting file system");
+            disks
+        });
         let terminals = DEMO_DEVICES
             .iter()
             .map(|d| {
@@ -708,7 +741,9 @@ impl World {
                 cfg.connect_timeout = Duration::from_secs(5);
                 Terminal {
                     domain: d.domain,
-                    dir: work.path().join(d.domain),
+                    dir: disks
+                        .as_ref()
+                        .map_or_else(|| work.path().join(d.domain), |k| k.tray(d.domain)),
                     cfg,
                     got: Arc::default(),
                     deaths: Arc::default(),
@@ -740,6 +775,13 @@ impl World {
             model: Arc::new(Mutex::new(model)),
             stats: Stats::default(),
             phases: Vec::new(),
+            pruned: Default::default(),
+            label: if disks.is_some() {
+                ("power-loss test", "IMAGECAST_POWERLOSS_SEED")
+            } else {
+                ("crash test", "IMAGECAST_CRASH_SEED")
+            },
+            disks,
         }
     }
 
@@ -748,8 +790,9 @@ impl World {
         let log = self.server.log_text();
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        let (name, replay) = self.label;
         panic!(
-            "crash test, seed {} (replay with IMAGECAST_CRASH_SEED={}), round {}: {what}\n\
+            "{name}, seed {} (replay with {replay}={}), round {}: {what}\n\
              --- end of the server log ---\n{tail}",
             self.seed, self.seed, self.round
         );
@@ -814,8 +857,32 @@ impl World {
         }
     }
 
-    fn kill(&mut self) {
+    /// Kills the server with SIGKILL; in the power-loss loop the power goes out too: every
+    /// terminal stops at once and the disks lose what was not fsynced.
+    async fn kill(&mut self) {
         tokio::task::block_in_place(|| self.server.kill9());
+        if self.disks.is_none() {
+            return;
+        }
+        for t in &mut self.terminals {
+            t.abort().await;
+        }
+        let seed = self.rng.next();
+        let lost = match self.disks.as_mut() {
+            Some(d) => tokio::task::block_in_place(|| d.power_loss(seed)),
+            None => Ok(()),
+        };
+        if let Err(e) = lost {
+            self.fail(format!("the power loss failed: {e}"));
+        }
+    }
+
+    /// Stops every terminal (the end of a run).
+    pub(crate) async fn stop_terminals(&mut self) {
+        let shared = self.shared.clone();
+        for t in &mut self.terminals {
+            t.stop(&shared).await;
+        }
     }
 
     fn restart(&mut self) {
@@ -867,7 +934,7 @@ impl World {
         }
     }
 
-    async fn round(&mut self) {
+    pub(crate) async fn round(&mut self) {
         while self.signals.try_recv().is_ok() {}
         if self.phases.is_empty() {
             self.phases = PHASES.to_vec();
@@ -951,7 +1018,7 @@ impl World {
         let uploads = largest_upload(&spool) > 0 || shared.uploading.load(SeqCst) > 0;
         let deliveries = self.terminals.iter().any(|t| t.mid.load(SeqCst));
         let registering = shared.registering.load(SeqCst) > 0;
-        self.kill();
+        self.kill().await;
         if triggered {
             *self.stats.kills.entry(phase).or_default() += 1;
         } else {
@@ -989,9 +1056,45 @@ impl World {
             t.die.store(false, SeqCst);
         }
         self.check_round();
+        if self.disks.is_some() {
+            self.prune_trays();
+        }
     }
 
-    fn check_errors(&self) {
+    /// The power-loss loop's file systems live in memory: once a round is checked, its
+    /// images leave the trays (durably), as an operator takes away what was printed. Later
+    /// checks still count each distribution's deliveries, and expect its files gone.
+    fn prune_trays(&mut self) {
+        let sent: std::collections::HashSet<DistributionId> =
+            self.sent.iter().map(|s| s.plan.dist).collect();
+        for t in &self.terminals {
+            let got = lock(&t.got).clone();
+            let mut removed = false;
+            for g in got
+                .iter()
+                .filter(|g| !g.duplicate && sent.contains(&g.dist))
+            {
+                if self.pruned.contains(&g.dist) {
+                    continue;
+                }
+                for f in &g.files {
+                    match std::fs::remove_file(f) {
+                        Ok(()) => removed = true,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => self.fail(format!("cannot remove {}: {e}", f.display())),
+                    }
+                }
+            }
+            if removed {
+                if let Err(e) = std::fs::File::open(&t.dir).and_then(|d| d.sync_all()) {
+                    self.fail(format!("cannot flush {}: {e}", t.dir.display()));
+                }
+            }
+        }
+        self.pruned.extend(sent);
+    }
+
+    pub(crate) fn check_errors(&self) {
         let errors = lock(&self.shared.errors).clone();
         if !errors.is_empty() {
             self.fail(errors.join("\n"));
@@ -1092,8 +1195,12 @@ impl World {
         }
     }
 
-    fn check_round(&self) {
+    fn check_round(&mut self) {
         self.check_errors();
+        let disks = self.disks.as_mut().map(Disks::check);
+        if let Some(Err(e)) = disks {
+            self.fail(e);
+        }
         // The spool holds nothing that is done.
         let spool = self.server.data_dir().join("spool");
         let left = spooled(&spool);
@@ -1218,6 +1325,9 @@ impl World {
                     t.domain, s.plan.dist, s.plan.sender, s.plan.round
                 ));
             }
+            if self.pruned.contains(&s.plan.dist) {
+                continue;
+            }
             let files = &stored[&s.plan.dist][0].files;
             if files.len() != s.plan.pages.len() {
                 self.fail(format!(
@@ -1278,18 +1388,24 @@ impl World {
         }
     }
 
-    fn summary(&self, elapsed: Duration) -> String {
+    pub(crate) fn summary(&self, elapsed: Duration) -> String {
         let k = |p| self.stats.kills.get(&p).copied().unwrap_or(0);
         let sh = &self.shared;
         let dup_accepts = sh.duplicate_accepts.load(SeqCst);
         let dup_deliveries = sh.duplicate_deliveries.load(SeqCst);
+        let disks = self.disks.as_ref().map(|d| format!(" {}", d.summary()));
         format!(
-            "crash rounds={} kills_upload={} kills_after_accept={} kills_delivery={} \
+            "{}rounds={} kills_upload={} kills_after_accept={} kills_delivery={} \
              kills_registration={} kills_untriggered={} distributions={} deliveries={} \
              duplicates_recognised={} (retried_accepts={dup_accepts} redeliveries={dup_deliveries}) \
              retries_after_accept={} terminal_kills={} (power_losses={}) registrations={} \
              in_flight_at_kill(uploads={} deliveries={} registrations={}) rec_temp_files_left={} \
-             slowest_restart_ms={} seed={} secs={:.1}",
+             slowest_restart_ms={}{} seed={} secs={:.1}",
+            if self.disks.is_some() {
+                "powerloss "
+            } else {
+                "crash "
+            },
             self.round + 1,
             k(Phase::Upload),
             k(Phase::AfterAccept),
@@ -1308,6 +1424,7 @@ impl World {
             self.stats.registrations_in_flight,
             rec_temp_files(&self.server.data_dir().join("groups")),
             self.stats.slowest_restart.as_millis(),
+            disks.unwrap_or_default(),
             self.seed,
             elapsed.as_secs_f64(),
         )
@@ -1345,11 +1462,14 @@ async fn sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice() {
 }
 
 fn seed_from_env_or_clock() -> u64 {
-    env_number("IMAGECAST_CRASH_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    })
+    env_number("IMAGECAST_CRASH_SEED").unwrap_or_else(clock_seed)
+}
+
+/// A seed from the clock.
+pub(crate) fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
 }
 
 /// Takes events until the inbox has stored a delivery; `None` if the connection ends first.
@@ -1419,7 +1539,7 @@ async fn a_delivery_interrupted_by_repeated_crashes_still_arrives_once() {
         if lock(&world.terminals[i].got).iter().any(|g| !g.duplicate) {
             world.fail(format!("the image was stored before crash {}", kill + 1));
         }
-        world.kill();
+        world.kill().await;
         world.restart();
     }
     world.wait_until_delivered().await;

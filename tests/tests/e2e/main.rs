@@ -20,6 +20,7 @@ mod nat;
 mod papercuts_server;
 mod papercuts_terminal;
 mod pc_client;
+mod powerloss;
 mod receiving_attacks;
 mod recovery;
 mod relay;
