@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientConfig, Events};
 use imagecast_shared::tls::TlsSettings;
 
+pub mod hylafax;
 pub mod netns;
 
 /// Where cargo put the workspace's binaries for this build.
