@@ -273,7 +273,6 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>, driver: Arc<Driver>) {
                     if let Err(e) = kept.forget(&k.fax.reception) {
                         eprintln!("imagecast-faxgw: {e}");
                     }
-                    driver.stored(&k.fax.reception).await;
                     println!(
                         "fax {} uploaded{}",
                         k.fax.reception,
@@ -283,6 +282,7 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>, driver: Arc<Driver>) {
                             ""
                         }
                     );
+                    driver.stored(&k.fax.reception).await;
                 }
                 Err(e) => {
                     eprintln!("imagecast-faxgw: fax {}: {e:#}", k.fax.reception);
