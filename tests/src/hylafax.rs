@@ -343,7 +343,10 @@ impl Testbed {
             write_in_place(&hosts, kept.as_bytes());
         }
         // Jobs and documents a killed earlier run left behind.
-        for f in queue_files_of_test_user().into_iter().chain(test_documents()) {
+        for f in queue_files_of_test_user()
+            .into_iter()
+            .chain(test_documents())
+        {
             let _ = fs::remove_file(f);
         }
         let hosts_restore = Restore::save(&hosts);

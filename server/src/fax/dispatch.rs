@@ -759,6 +759,35 @@ fn due(conn: &Connection, now: i64) -> Result<Vec<JobRow>, FaxError> {
         .collect::<Result<_, _>>()?)
 }
 
+/// A queued number whose client may use no gateway any more (groupings, routes or the
+/// priority table changed since it was accepted) fails with the reason, as a new job would
+/// be refused.
+async fn fail_unroutable(state: &Arc<ServerState>, mut j: JobRow) -> Result<(), FaxError> {
+    let (job, number, device, user) = (
+        j.job.clone(),
+        j.number.clone(),
+        j.device.clone(),
+        j.user.clone(),
+    );
+    let detail = super::call(&state.db, move |c| {
+        let why = priority::explain_none(c, Some(&device), Some(&user))?;
+        let detail = format!("no gateway may send it: {why}");
+        c.execute(
+            "UPDATE fax_jobs SET state = 'failed', detail = ?3
+             WHERE job = ?1 AND number = ?2 AND state = 'queued'",
+            params![job, number, detail],
+        )?;
+        Ok(detail)
+    })
+    .await?;
+    tracing::info!(job = %j.job, number = %j.number, %detail, "fax job failed");
+    j.state = "failed".into();
+    j.detail = detail;
+    forget_files_when_done(state, &j.job).await;
+    push_to_device(state, &j.device, FaxEvent::Progress(j.status()));
+    Ok(())
+}
+
 /// One pass: every due job that has a free gateway goes to it.
 async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
     let now = now_ms();
@@ -769,6 +798,10 @@ async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
             priority::candidates(c, Some(&device), Some(&user))
         })
         .await?;
+        if order.is_empty() {
+            fail_unroutable(state, j).await?;
+            continue;
+        }
         let picked = {
             let mut inner = lock(&state.fax.inner);
             let key = normalize_number(&j.number);

@@ -466,7 +466,10 @@ fn a_sigkill_of_the_server_during_a_call_loses_no_job_and_faxes_no_page_twice() 
         if next == 2 && detail.starts_with("sending page 2") {
             break;
         }
-        assert!(next < 3, "the call ran past page 2 before the kill: {detail}");
+        assert!(
+            next < 3,
+            "the call ran past page 2 before the kill: {detail}"
+        );
         assert!(Instant::now() < deadline, "page 2 never went out: {detail}");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -505,7 +508,11 @@ fn a_sigkill_of_the_server_during_a_call_loses_no_job_and_faxes_no_page_twice() 
     };
     assert_eq!(received.len(), 4, "pages received");
     for (i, (r, s)) in received.iter().zip(&sent).enumerate() {
-        assert!(r.rows == s.rows && r.bits == s.bits, "page {} differs", i + 1);
+        assert!(
+            r.rows == s.rows && r.bits == s.bits,
+            "page {} differs",
+            i + 1
+        );
     }
     let files = inbox_tiffs(&inbox);
     assert_eq!(files.len(), 2, "two calls delivered pages: {files:?}");
@@ -516,7 +523,10 @@ fn a_sigkill_of_the_server_during_a_call_loses_no_job_and_faxes_no_page_twice() 
     assert_eq!(first_call, 1, "the cut-off call delivered page 1 only");
     // The simulated network's call log: the resumed call sent the other three.
     let calls = run(
-        faxgw().args(["pstn", "--exchange"]).arg(&exchange).arg("calls"),
+        faxgw()
+            .args(["pstn", "--exchange"])
+            .arg(&exchange)
+            .arg("calls"),
         imagecast_tests::LIMIT,
     )
     .expect("pstn runs");
@@ -552,4 +562,93 @@ fn a_sigkill_of_the_server_during_a_call_loses_no_job_and_faxes_no_page_twice() 
         .unwrap();
     assert_eq!(dials, 2);
     assert!(!server.data_dir().join("fax").join(&job).exists());
+}
+
+#[test]
+fn groupings_refuse_with_the_grouping_named_and_never_use_a_gateway_outside() {
+    let (server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    let inbox = scratch.join("inbox");
+    for d in [&exchange, &inbox] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let _customer = machine(&exchange, CUSTOMER, &inbox);
+    let one = scratch.image("one.png", "one");
+
+    // User 1001's grouping has no gateway: refused at send, the grouping named.
+    ok(&server, &["grouping", "add", "tokyo"]);
+    ok(
+        &server,
+        &["grouping", "member", "add", "tokyo", "--user", "1001"],
+    );
+    let out = fax_send(&server, &["--to", CUSTOMER], &[&one]);
+    out.assert_error("user 1001's grouping tokyo has no fax gateway");
+
+    // With gw1 in it: gw2 comes first in the priority table and is free, yet every call
+    // goes through gw1.
+    ok(
+        &server,
+        &["grouping", "member", "add", "tokyo", "--gateway", GW1],
+    );
+    let _gw1 = gateway(&server, &exchange, GW1, "5550101");
+    let _gw2 = gateway(&server, &exchange, GW2, "5550102");
+    for _ in 0..2 {
+        let out = fax_send(
+            &server,
+            &["--to", CUSTOMER, "--wait", "--timeout", "40"],
+            &[&one],
+        );
+        out.assert_code(0);
+        assert!(
+            out.stdout
+                .contains(&format!("{CUSTOMER}: sent 1 pages via {GW1} (")),
+            "{}",
+            out.stdout
+        );
+        let job = out.stdout.lines().next().unwrap().to_owned();
+        let recs = records_of(&server, &job);
+        assert_eq!(recs, [("sent".to_owned(), GW1.to_owned())]);
+    }
+    let calls = run(
+        faxgw()
+            .args(["pstn", "--exchange"])
+            .arg(&exchange)
+            .arg("calls"),
+        imagecast_tests::LIMIT,
+    )
+    .expect("pstn runs");
+    assert!(
+        !calls.stdout.lines().any(|l| l.contains("\t5550102\t")),
+        "gw2 dialled: {}",
+        calls.stdout
+    );
+
+    // A job accepted while gw1 was in the grouping, still queued when it is taken out
+    // (busy line), fails with the grouping named.
+    pstn(&exchange, &["fault", CUSTOMER, "busy"]);
+    let out = fax_send(&server, &["--to", CUSTOMER], &[&one]);
+    out.assert_code(0);
+    let job = out.stdout.lines().next().unwrap().to_owned();
+    ok(
+        &server,
+        &["grouping", "member", "remove", "tokyo", "--gateway", GW1],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = server.terminal(PC, ["fax", "status", &job]);
+        if let Some(l) = status.stdout.lines().find(|l| l.contains("\tfailed\t")) {
+            assert!(
+                l.contains("no gateway may send it: user 1001's grouping tokyo has no fax gateway"),
+                "{l}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not failed: {}", status.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        records_of(&server, &job).iter().all(|(_, gw)| gw == GW1),
+        "{:?}",
+        records_of(&server, &job)
+    );
 }

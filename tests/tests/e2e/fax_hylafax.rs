@@ -31,7 +31,14 @@ fn gateway_cmd(server: &TestServer, spool: &Path, password: &str, admin: &str) -
         .env("IMAGECAST_TOKEN", &token)
         .env("IMAGECAST_HYLAFAX_PASSWORD", password)
         .env("IMAGECAST_HYLAFAX_ADMIN_PASSWORD", admin)
-        .args(["--line", "hylafax", "--hylafax", ADDR, "--hylafax-user", USER])
+        .args([
+            "--line",
+            "hylafax",
+            "--hylafax",
+            ADDR,
+            "--hylafax-user",
+            USER,
+        ])
         .args(["--hylafax-poll", "0.5", "--hylafax-job-timeout", "4"])
         .args(["--number", "5550100", "--spool"])
         .arg(spool);
@@ -86,7 +93,13 @@ fn a_gateway_on_a_real_hylafax_server_submits_jobs_and_delivers_received_faxes()
     ok(
         &server,
         &[
-            "fax", "delivery", "add", "--station", "ACME*", "--user", "1001",
+            "fax",
+            "delivery",
+            "add",
+            "--station",
+            "ACME*",
+            "--user",
+            "1001",
         ],
     );
     ok(
@@ -105,7 +118,8 @@ fn a_gateway_on_a_real_hylafax_server_submits_jobs_and_delivers_received_faxes()
     .expect("imagecast-faxgw runs");
     out.assert_code(1);
     assert!(
-        out.stderr.contains("cannot use the HylaFAX server 127.0.0.1:4559"),
+        out.stderr
+            .contains("cannot use the HylaFAX server 127.0.0.1:4559"),
         "{}",
         out.stderr
     );
@@ -193,13 +207,17 @@ fn a_gateway_on_a_real_hylafax_server_submits_jobs_and_delivers_received_faxes()
         imagecast_faxgw::tiff::write_fax_tiff(&pages, Coding::Mh).expect("TIFF"),
     )
     .expect("write");
-    must(Command::new("tiffcp")
-        .args(["-f", "lsb2msb", "-c", "g3:1d"])
-        .arg(&ours)
-        .arg(&theirs));
-    must(Command::new("tiffset")
-        .args(["-s", "270", "ACME TSI\n5551234\nACME Corp"])
-        .arg(&theirs));
+    must(
+        Command::new("tiffcp")
+            .args(["-f", "lsb2msb", "-c", "g3:1d"])
+            .arg(&ours)
+            .arg(&theirs),
+    );
+    must(
+        Command::new("tiffset")
+            .args(["-s", "270", "ACME TSI\n5551234\nACME Corp"])
+            .arg(&theirs),
+    );
     let queued = bed.put_received(&std::fs::read(&theirs).expect("read"));
     let name = queued
         .file_name()
