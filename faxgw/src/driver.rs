@@ -251,7 +251,10 @@ mod tests {
         };
         let id = reception_id(&fax);
         assert_eq!(id, reception_id(&fax.clone()));
-        assert!(id.starts_with("hylafax-fax000000012-") && id.len() <= 64, "{id}");
+        assert!(
+            id.starts_with("hylafax-fax000000012-") && id.len() <= 64,
+            "{id}"
+        );
         let other = ReceivedFax {
             tiff: b"II*\0 other".to_vec(),
             ..fax

@@ -270,6 +270,8 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>, driver: Arc<Driver>) {
         for k in list {
             match upload(&client, &k).await {
                 Ok(duplicate) => {
+                    // Out of HylaFAX's queue first: a poll meanwhile sees it still kept.
+                    driver.stored(&k.fax.reception).await;
                     if let Err(e) = kept.forget(&k.fax.reception) {
                         eprintln!("imagecast-faxgw: {e}");
                     }
@@ -282,7 +284,6 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>, driver: Arc<Driver>) {
                             ""
                         }
                     );
-                    driver.stored(&k.fax.reception).await;
                 }
                 Err(e) => {
                     eprintln!("imagecast-faxgw: fax {}: {e:#}", k.fax.reception);
@@ -368,11 +369,7 @@ fn apply_settings(
 }
 
 /// The gateway's announcement: its number, station and lines now.
-async fn announce(
-    client: &Client,
-    cfg: &GatewayConfig,
-    settings: &Shared,
-) -> anyhow::Result<()> {
+async fn announce(client: &Client, cfg: &GatewayConfig, settings: &Shared) -> anyhow::Result<()> {
     let a = applied(settings);
     client
         .fax("the gateway's announcement", |id| FaxRequest::Gateway {

@@ -54,7 +54,7 @@ fn page(resolution: Resolution, seed: u32) -> FaxPage {
     let mut p = FaxPage::white(resolution, 160);
     for y in 0..160 {
         for x in 0..1728 {
-            if (x / 24 + y / 10 + seed).is_multiple_of(4) {
+            if (x / 24 + y / 10 + seed) % 4 == 0 {
                 p.set(x, y, true);
             }
         }
@@ -224,12 +224,10 @@ fn a_gateway_on_a_real_hylafax_server_submits_jobs_and_delivers_received_faxes()
         .and_then(|n| n.to_str())
         .expect("name")
         .to_owned();
-    gw.wait_for(&format!(
-        "received fax from 5551234 \"ACME TSI\": 2 pages; kept as hylafax-"
-    ));
-    gw.wait_for(" uploaded");
-    // Removed from HylaFAX's queue only once the supervisor stored it.
+    gw.wait_for("received fax from 5551234 \"ACME TSI\": 2 pages; kept as hylafax-");
+    // Removed from HylaFAX's queue once the supervisor stored it, then forgotten.
     gw.wait_for(&format!("fax {name} removed from HylaFAX's receive queue"));
+    gw.wait_for(" uploaded");
     assert!(!queued.exists(), "{} is still queued", queued.display());
 
     let dir = scratch.join("pc");
