@@ -388,7 +388,6 @@ impl Testbed {
     /// test bed is dropped, if still there.
     pub fn put_received(&mut self, tiff: &[u8]) -> PathBuf {
         let recvq = Path::new(SPOOL).join("recvq");
-        let owner = fs::metadata(&recvq).expect("recvq");
         let mut seqf = fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -413,15 +412,27 @@ impl Testbed {
         write!(seqf, "{n}").expect("write seqf");
         #[allow(clippy::incompatible_msrv)] // see above
         seqf.unlock().expect("unlock seqf");
-        self.received.push(path.clone());
-        // Written under another name and renamed: faxgetty's listing never shows it half
+        self.put_as(&path, tiff);
+        path
+    }
+
+    /// Puts `tiff` into the receive queue as `path` (a `recvq/faxNNNNNNNNN.tif`), as
+    /// [`Testbed::put_received`] does: e.g. a fax whose removal was lost. Removed when the
+    /// test bed is dropped, if still there.
+    pub fn put_as(&mut self, path: &Path, tiff: &[u8]) {
+        let recvq = Path::new(SPOOL).join("recvq");
+        assert!(path.parent() == Some(recvq.as_path()), "{}", path.display());
+        let owner = fs::metadata(&recvq).expect("recvq");
+        if !self.received.iter().any(|p| p == path) {
+            self.received.push(path.to_owned());
+        }
+        // Written under another name and renamed: the queue's listing never shows it half
         // written.
         let part = recvq.join(format!(".{}.part", std::process::id()));
         fs::write(&part, tiff).expect("write the received fax");
         fs::set_permissions(&part, fs::Permissions::from_mode(0o600)).expect("chmod");
         std::os::unix::fs::chown(&part, Some(owner.uid()), Some(owner.gid())).expect("chown");
-        fs::rename(&part, &path).expect("rename the received fax");
-        path
+        fs::rename(&part, path).expect("rename the received fax");
     }
 }
 
