@@ -1,5 +1,6 @@
-//! The `imagecast-faxgw` command line: `machine` (a plain fax machine on the simulated
-//! network) and `pstn` (faults and the call log of the simulated network).
+//! The `imagecast-faxgw` command line: `run` (the gateway, on the simulated network or a
+//! HylaFAX server), `machine` (a plain fax machine on the simulated network) and `pstn`
+//! (faults and the call log of the simulated network).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,6 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::driver::Driver;
+use crate::hylafax::{ADMIN_PASSWORD_ENV, HylafaxConfig, HylafaxLine};
 use crate::machine;
 use crate::page::Resolution;
 use crate::sim::{CallResult, Capabilities, DialOptions, Exchange, Fault, Line};
@@ -33,14 +36,23 @@ pub enum Command {
     Pstn(PstnArgs),
     /// The fax gateway: connects to imagecast-server and makes the calls it is given on
     /// its lines; prints `connected as DOMAIN` once logged in; runs until stopped.
+    ///
+    /// On the simulated network: `--line sim --exchange DIR --number NUMBER`. On a real
+    /// HylaFAX server: `--line hylafax --hylafax HOST:PORT --hylafax-user USER`, the
+    /// user's password in IMAGECAST_HYLAFAX_PASSWORD and, to fetch received faxes (mode
+    /// 0600 in HylaFAX's receive queue), the admin password in
+    /// IMAGECAST_HYLAFAX_ADMIN_PASSWORD; see docs/fax-hylafax.md.
     Run(RunArgs),
 }
 
 /// The line drivers of `run`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum LineDriver {
-    /// The simulated telephone network (`--exchange DIR`).
+    /// The simulated telephone network (`--exchange DIR --number NUMBER`).
     Sim,
+    /// A HylaFAX server (`--hylafax HOST:PORT --hylafax-user USER`; passwords in
+    /// IMAGECAST_HYLAFAX_PASSWORD and IMAGECAST_HYLAFAX_ADMIN_PASSWORD).
+    Hylafax,
 }
 
 /// Options of `run`.
@@ -65,12 +77,28 @@ pub struct RunArgs {
     /// The line driver.
     #[arg(long, value_enum)]
     pub line: LineDriver,
-    /// The simulated exchange's folder.
+    /// The simulated exchange's folder (`--line sim`).
     #[arg(long, value_name = "DIR")]
-    pub exchange: PathBuf,
-    /// This gateway's number on the exchange.
+    pub exchange: Option<PathBuf>,
+    /// This gateway's number: on the exchange (`--line sim`, required), or the number of
+    /// the HylaFAX server's line, for the records (`--line hylafax`, optional).
     #[arg(long)]
-    pub number: String,
+    pub number: Option<String>,
+    /// The HylaFAX server's hfaxd, HOST:PORT (port 4559 when left out) (`--line hylafax`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub hylafax: Option<String>,
+    /// The HylaFAX user (an entry of the server's hosts.hfaxd); its password comes from
+    /// IMAGECAST_HYLAFAX_PASSWORD, the admin password from IMAGECAST_HYLAFAX_ADMIN_PASSWORD.
+    #[arg(long, value_name = "USER")]
+    pub hylafax_user: Option<String>,
+    /// Seconds between two reads of HylaFAX's receive queue.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub hylafax_poll: f64,
+    /// Seconds a call through HylaFAX may take from submission to its end, waiting for a
+    /// free modem included; then its job is removed and the call fails `timed out`.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=8_553_600))]
+    pub hylafax_job_timeout: u64,
     /// This gateway's station ID (default: its number).
     #[arg(long, value_name = "STATION ID")]
     pub station: Option<String>,
@@ -237,20 +265,32 @@ async fn run_gateway(args: RunArgs) -> anyhow::Result<i32> {
             args.ring_time
         );
     }
-    let LineDriver::Sim = args.line;
-    let exchange = Exchange::open(&args.exchange)
-        .with_context(|| format!("exchange {}", args.exchange.display()))?
-        .with_ring_time(Duration::from_secs_f64(args.ring_time.min(10.0)))
-        .with_time_scale(args.time_scale);
-    let station = args.station.clone().unwrap_or_else(|| args.number.clone());
-    let line = Line::register(
-        &exchange,
-        &args.number,
-        &station,
-        Capabilities::default(),
-        args.lines as usize,
-    )
-    .await?;
+    let number = args.number.clone().unwrap_or_default();
+    let station = args.station.clone().unwrap_or_else(|| number.clone());
+    let driver = match args.line {
+        LineDriver::Sim => {
+            let (Some(dir), false) = (&args.exchange, number.is_empty()) else {
+                bail!("--line sim needs --exchange DIR and --number NUMBER");
+            };
+            if args.hylafax.is_some() || args.hylafax_user.is_some() {
+                bail!("--hylafax and --hylafax-user go with --line hylafax, not --line sim");
+            }
+            let exchange = Exchange::open(dir)
+                .with_context(|| format!("exchange {}", dir.display()))?
+                .with_ring_time(Duration::from_secs_f64(args.ring_time.min(10.0)))
+                .with_time_scale(args.time_scale);
+            let line = Line::register(
+                &exchange,
+                &number,
+                &station,
+                Capabilities::default(),
+                args.lines as usize,
+            )
+            .await?;
+            Driver::Sim(std::sync::Arc::new(line))
+        }
+        LineDriver::Hylafax => hylafax_driver(&args).await?,
+    };
     let known = std::env::var_os("HOME").map(|h| {
         PathBuf::from(h)
             .join(".config")
@@ -270,13 +310,50 @@ async fn run_gateway(args: RunArgs) -> anyhow::Result<i32> {
             args.server_fingerprint.as_deref(),
             known,
         ),
-        number: args.number,
+        number,
         station,
         lines: args.lines,
         spool,
     };
-    crate::gateway::run(cfg, std::sync::Arc::new(line), shutdown_signal()).await?;
+    crate::gateway::run_on(cfg, driver, shutdown_signal()).await?;
     Ok(0)
+}
+
+/// The HylaFAX driver `run --line hylafax` names, checked by logging in once.
+async fn hylafax_driver(args: &RunArgs) -> anyhow::Result<Driver> {
+    let (Some(addr), Some(user)) = (&args.hylafax, &args.hylafax_user) else {
+        bail!("--line hylafax needs --hylafax HOST:PORT and --hylafax-user USER");
+    };
+    if args.exchange.is_some() {
+        bail!("--exchange goes with --line sim, not --line hylafax");
+    }
+    if !(args.hylafax_poll.is_finite() && (0.1..=3600.0).contains(&args.hylafax_poll)) {
+        bail!(
+            "--hylafax-poll must be 0.1 to 3600 seconds, not {}",
+            args.hylafax_poll
+        );
+    }
+    let mut cfg = HylafaxConfig::from_env(addr, user)?;
+    cfg.job_timeout = Duration::from_secs(args.hylafax_job_timeout);
+    let line = HylafaxLine::new(cfg);
+    line.check().await.with_context(|| {
+        format!(
+            "cannot use the HylaFAX server {} as {}",
+            line.config().addr,
+            imagecast_shared::text::escape(user)
+        )
+    })?;
+    if line.config().admin_password.is_none() {
+        eprintln!(
+            "imagecast-faxgw: no {ADMIN_PASSWORD_ENV}: received faxes HylaFAX stores \
+             owner-only (its default) are not seen"
+        );
+    }
+    println!("HylaFAX server {} ready", line.config().addr);
+    Ok(Driver::Hylafax {
+        line,
+        poll: Duration::from_secs_f64(args.hylafax_poll),
+    })
 }
 
 /// The default spool folder of a gateway: `$XDG_STATE_HOME/imagecast-faxgw/DOMAIN`, or

@@ -19,6 +19,11 @@
 //! dropped on the simulated network) and max pages (a longer job fails without dialling).
 //! `number`, `tagline`, `network` and `destination` are only stored: the simulated line
 //! cannot change its number while it holds it and draws no tagline.
+//!
+//! The line driver is a [`Driver`]: the simulated network or a HylaFAX server (whose
+//! modems are configured on that server: station ID, coding and error correction are then
+//! only stored, and received faxes are polled from its receive queue, see
+//! [`crate::driver`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +39,7 @@ use imagecast_shared::msg::ServerMsg;
 use imagecast_shared::tls::TlsSettings;
 use tokio::task::JoinSet;
 
+use crate::driver::Driver;
 use crate::kept::{Kept, KeptFax};
 use crate::page::{FaxPage, Resolution, pages_from_file};
 use crate::sim::{CallProgress, CallResult, Capabilities, DialOptions, Line};
@@ -64,6 +70,8 @@ struct Applied {
     dial_prefix: String,
     /// Lines, as announced.
     lines: u32,
+    /// The station ID, as announced.
+    station: String,
 }
 
 type Shared = Arc<std::sync::Mutex<Applied>>;
@@ -96,13 +104,23 @@ pub fn client_config(
     cfg
 }
 
-/// Runs the gateway until `stop` completes: answers its line all along, connects, serves,
-/// reconnects.
+/// Runs the gateway on the simulated line `line` until `stop` completes (see [`run_on`]).
 pub async fn run(
     cfg: GatewayConfig,
     line: Arc<Line>,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_on(cfg, Driver::Sim(line), stop).await
+}
+
+/// Runs the gateway on `driver` until `stop` completes: takes received faxes all along,
+/// connects, serves, reconnects.
+pub async fn run_on(
+    cfg: GatewayConfig,
+    driver: Driver,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let driver = Arc::new(driver);
     let kept = Arc::new(
         Kept::open(&cfg.spool).with_context(|| format!("spool folder {}", cfg.spool.display()))?,
     );
@@ -111,15 +129,19 @@ pub async fn run(
         max_pages: 1000,
         dial_prefix: String::new(),
         lines: cfg.lines,
+        station: cfg.station.clone(),
     }));
-    let mut answering = tokio::spawn(answer(Arc::clone(&line), Arc::clone(&kept)));
+    let mut answering = {
+        let (d, k, called) = (Arc::clone(&driver), Arc::clone(&kept), cfg.number.clone());
+        tokio::spawn(async move { d.receive(k, called).await })
+    };
     tokio::pin!(stop);
     let mut pause = Duration::from_secs(1);
     let result = loop {
         let started = tokio::time::Instant::now();
         let outcome = tokio::select! {
             _ = &mut stop => break Ok(()),
-            r = serve(&cfg, &line, &kept, &settings) => r,
+            r = serve(&cfg, &driver, &kept, &settings) => r,
         };
         if let Err(e) = outcome {
             eprintln!(
@@ -138,8 +160,11 @@ pub async fn run(
     };
     // New calls ring out; the calls in progress finish (at most the machine's grace), so every
     // page confirmed to a caller is kept.
-    line.stop_answering();
-    if tokio::time::timeout(crate::machine::SHUTDOWN_GRACE, &mut answering)
+    driver.stop_answering();
+    if driver.sim().is_none() {
+        // HylaFAX's queue: a fax not kept yet stays there for the next start.
+        answering.abort();
+    } else if tokio::time::timeout(crate::machine::SHUTDOWN_GRACE, &mut answering)
         .await
         .is_err()
     {
@@ -149,7 +174,7 @@ pub async fn run(
 }
 
 /// Answers the line: keeps every fax received, durably, for the uploader.
-async fn answer(line: Arc<Line>, kept: Arc<Kept>) {
+pub(crate) async fn answer(line: Arc<Line>, kept: Arc<Kept>) {
     loop {
         let call = match line.accept().await {
             Ok(call) => call,
@@ -227,8 +252,9 @@ async fn upload(client: &Client, k: &KeptFax) -> anyhow::Result<bool> {
     }
 }
 
-/// Uploads every kept fax, oldest first, then waits for the next; forgets each once stored.
-async fn uploader(client: Arc<Client>, kept: Arc<Kept>) {
+/// Uploads every kept fax, oldest first, then waits for the next; forgets each once stored
+/// (and then has the driver remove it from HylaFAX's receive queue).
+async fn uploader(client: Arc<Client>, kept: Arc<Kept>, driver: Arc<Driver>) {
     loop {
         let k2 = Arc::clone(&kept);
         let list = tokio::task::spawn_blocking(move || k2.list()).await;
@@ -244,6 +270,8 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>) {
         for k in list {
             match upload(&client, &k).await {
                 Ok(duplicate) => {
+                    // Out of HylaFAX's queue first: a poll meanwhile sees it still kept.
+                    driver.stored(&k.fax.reception).await;
                     if let Err(e) = kept.forget(&k.fax.reception) {
                         eprintln!("imagecast-faxgw: {e}");
                     }
@@ -282,7 +310,7 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>) {
 /// Applies settings pushed by the supervisor; returns the keys only stored.
 fn apply_settings(
     cfg: &GatewayConfig,
-    line: &Line,
+    driver: &Driver,
     shared: &Shared,
     s: &FaxSettings,
 ) -> anyhow::Result<Vec<String>> {
@@ -293,31 +321,42 @@ fn apply_settings(
             .map(|(_, v)| v.as_str())
             .unwrap_or_default()
     };
-    let station = get("station-id");
-    line.set_station(if station.is_empty() {
-        &cfg.station
-    } else {
-        station
-    })?;
+    let station = match get("station-id") {
+        "" => cfg.station.clone(),
+        s => s.to_owned(),
+    };
     let lines: u32 = get("lines").parse().unwrap_or(cfg.lines).clamp(1, 64);
-    line.set_lines(lines as usize);
-    let ecm = get("error-correction") != "off";
-    line.set_capabilities(Capabilities {
-        fine: line.capabilities().fine,
-        g4: get("coding") == "g4" && ecm,
-        ecm,
-    });
+    let mut stored_only = Vec::new();
+    match driver.sim() {
+        Some(line) => {
+            line.set_station(&station)?;
+            line.set_lines(lines as usize);
+            let ecm = get("error-correction") != "off";
+            line.set_capabilities(Capabilities {
+                fine: line.capabilities().fine,
+                g4: get("coding") == "g4" && ecm,
+                ecm,
+            });
+        }
+        // HylaFAX's modems have their own configuration (LocalIdentifier, Class 1/2 ECM).
+        None => {
+            for k in ["station-id", "coding", "error-correction"] {
+                if !get(k).is_empty() {
+                    stored_only.push(k.to_owned());
+                }
+            }
+        }
+    }
     {
         let mut a = shared.lock().unwrap_or_else(|e| e.into_inner());
         a.fine = get("resolution") == "fine";
         a.max_pages = get("max-pages").parse().unwrap_or(1000);
-        a.dial_prefix = get("dial-prefix")
-            .chars()
-            .filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#')
-            .collect();
+        a.dial_prefix = driver.dialable(get("dial-prefix"));
         a.lines = lines;
+        if driver.sim().is_some() {
+            a.station = station;
+        }
     }
-    let mut stored_only = Vec::new();
     if !get("number").is_empty() && get("number") != cfg.number {
         stored_only.push("number".to_owned());
     }
@@ -330,18 +369,14 @@ fn apply_settings(
 }
 
 /// The gateway's announcement: its number, station and lines now.
-async fn announce(
-    client: &Client,
-    cfg: &GatewayConfig,
-    line: &Line,
-    lines: u32,
-) -> anyhow::Result<()> {
+async fn announce(client: &Client, cfg: &GatewayConfig, settings: &Shared) -> anyhow::Result<()> {
+    let a = applied(settings);
     client
         .fax("the gateway's announcement", |id| FaxRequest::Gateway {
             id,
             number: cfg.number.clone(),
-            station: line.station(),
-            lines,
+            station: a.station,
+            lines: a.lines,
         })
         .await
         .context("the server refused the gateway")?;
@@ -352,12 +387,12 @@ async fn announce(
 async fn on_settings(
     client: &Client,
     cfg: &GatewayConfig,
-    line: &Line,
+    driver: &Driver,
     settings: &Shared,
     s: &FaxSettings,
 ) {
-    let before = applied(settings).lines;
-    let stored_only = match apply_settings(cfg, line, settings, s) {
+    let before = applied(settings);
+    let stored_only = match apply_settings(cfg, driver, settings, s) {
         Ok(k) => k,
         Err(e) => {
             eprintln!(
@@ -367,9 +402,9 @@ async fn on_settings(
             return;
         }
     };
-    let lines = applied(settings).lines;
-    if lines != before
-        && let Err(e) = announce(client, cfg, line, lines).await
+    let after = applied(settings);
+    if (after.lines, &after.station) != (before.lines, &before.station)
+        && let Err(e) = announce(client, cfg, settings).await
     {
         eprintln!("imagecast-faxgw: {e:#}");
     }
@@ -401,7 +436,7 @@ async fn on_settings(
 /// the settings pushed until the connection ends.
 async fn serve(
     cfg: &GatewayConfig,
-    line: &Arc<Line>,
+    driver: &Arc<Driver>,
     kept: &Arc<Kept>,
     settings: &Shared,
 ) -> anyhow::Result<()> {
@@ -409,9 +444,13 @@ async fn serve(
         .await
         .with_context(|| format!("cannot connect to {}", cfg.client.server))?;
     let client = Arc::new(client);
-    announce(&client, cfg, line, applied(settings).lines).await?;
+    announce(&client, cfg, settings).await?;
     println!("connected as {}", cfg.client.device);
-    let uploads = tokio::spawn(uploader(Arc::clone(&client), Arc::clone(kept)));
+    let uploads = tokio::spawn(uploader(
+        Arc::clone(&client),
+        Arc::clone(kept),
+        Arc::clone(driver),
+    ));
     // Calls in progress; dropped (hung up) with this connection.
     let mut calls = JoinSet::new();
     let reason = loop {
@@ -420,12 +459,12 @@ async fn serve(
                 None => break "the connection ended".to_owned(),
                 Some(Event::Closed(r)) => break r,
                 Some(Event::Fax(FaxEvent::Job(job))) => {
-                    let (client, line) = (Arc::clone(&client), Arc::clone(line));
+                    let (client, line) = (Arc::clone(&client), Arc::clone(driver));
                     let a = applied(settings);
                     calls.spawn(async move { call(&client, &line, job, a).await });
                 }
                 Some(Event::Fax(FaxEvent::JobByParts { job, sizes })) => {
-                    let (client, line) = (Arc::clone(&client), Arc::clone(line));
+                    let (client, line) = (Arc::clone(&client), Arc::clone(driver));
                     let a = applied(settings);
                     calls.spawn(async move {
                         match fetch_files(&client, job.clone(), &sizes).await {
@@ -439,7 +478,7 @@ async fn serve(
                     });
                 }
                 Some(Event::Fax(FaxEvent::Settings(s))) => {
-                    on_settings(&client, cfg, line, settings, &s).await;
+                    on_settings(&client, cfg, driver, settings, &s).await;
                 }
                 Some(_) => {}
             },
@@ -552,7 +591,7 @@ async fn report(client: &Client, result: FaxResult) {
 }
 
 /// Makes one call and reports it.
-async fn call(client: &Client, line: &Line, job: FaxJob, settings: Applied) {
+async fn call(client: &Client, line: &Driver, job: FaxJob, settings: Applied) {
     let mut result = failed_result(&job);
     match tokio::task::block_in_place(|| pages_of(&job, settings.fine)) {
         Err(e) => result.reason = format!("{e:#}"),

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use imagecast_shared::fax::FaxReception;
 use tokio::sync::Notify;
 
+use crate::coding::Coding;
+use crate::page::FaxPage;
 use crate::sim::{IncomingCall, Reception};
 use crate::tiff::write_fax_tiff;
 
@@ -108,9 +110,8 @@ impl Kept {
             now.subsec_nanos(),
             std::process::id()
         );
-        let bytes = write_fax_tiff(&call.pages, call.coding)?;
         let fax = FaxReception {
-            reception: id.clone(),
+            reception: id,
             caller: call.caller.clone(),
             called: call.called.clone(),
             station: call.remote_station.clone(),
@@ -127,8 +128,32 @@ impl Kept {
                 }
                 Reception::Dropped(reason) => format!("dropped: {reason}"),
             },
-            bytes: bytes.len() as u64,
+            bytes: 0,
         };
+        self.keep_pages(fax, &call.pages, call.coding).map(Some)
+    }
+
+    /// Keeps `pages` durably as a fax TIFF in `coding`, described by `fax` (its `reception`
+    /// is the ID, a file name: letters, digits, `-` and `_`; its `bytes` is set here).
+    pub fn keep_pages(
+        &self,
+        mut fax: FaxReception,
+        pages: &[FaxPage],
+        coding: Coding,
+    ) -> Result<KeptFax, KeptError> {
+        let id = fax.reception.clone();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(KeptError::Toml {
+                path: id,
+                reason: "a reception ID is letters, digits, - and _".into(),
+            });
+        }
+        let bytes = write_fax_tiff(pages, coding)?;
+        fax.bytes = bytes.len() as u64;
         let tiff = self.dir.join(format!("{id}.tif"));
         write_durably(&self.dir, &tiff, &bytes)?;
         let text = toml::to_string(&fax).map_err(|e| KeptError::Toml {
@@ -141,7 +166,12 @@ impl Kept {
             text.as_bytes(),
         )?;
         self.added.notify_one();
-        Ok(Some(KeptFax { fax, tiff }))
+        Ok(KeptFax { fax, tiff })
+    }
+
+    /// True when the fax `id` is kept (not yet acknowledged by the supervisor).
+    pub fn contains(&self, id: &str) -> bool {
+        self.dir.join(format!("{id}.toml")).exists()
     }
 
     /// Every fax kept, oldest first.
@@ -211,8 +241,7 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), KeptError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coding::Coding;
-    use crate::page::{FaxPage, Resolution};
+    use crate::page::Resolution;
 
     fn call(pages: usize) -> IncomingCall {
         let mut page = FaxPage::white(Resolution::Standard, 40);

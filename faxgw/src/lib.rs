@@ -11,6 +11,8 @@
 //! - [`machine`]: a plain fax machine on the simulated network (receive into a folder, send
 //!   files).
 //! - [`gateway`]: `imagecast-faxgw run`, the gateway terminal of the supervising server.
+//! - [`driver`]: the gateway's line drivers (`sim`, `hylafax`) behind one type.
+//! - [`hylafax`]: the HylaFAX line driver (hfaxd's client protocol).
 //! - [`kept`]: received faxes kept until the supervisor acknowledged them.
 //! - [`cli`]: the `imagecast-faxgw` commands `run`, `machine` and `pstn`.
 
@@ -18,6 +20,7 @@
 
 pub mod cli;
 pub mod coding;
+pub mod driver;
 pub mod gateway;
 pub mod hylafax;
 pub mod kept;

@@ -17,6 +17,7 @@ use imagecast_shared::client::{Client, ClientConfig, Events};
 use imagecast_shared::tls::TlsSettings;
 
 pub mod forgetfs;
+pub mod hylafax;
 pub mod netns;
 
 /// Where cargo put the workspace's binaries for this build.

@@ -48,18 +48,15 @@
 //! reply lines, replies, listings and files are bounded; text from the server is escaped
 //! ([`imagecast_shared::text::escape_bounded`]) before it is logged or put into a reason.
 //!
-//! # Wiring it into the gateway
-//! `imagecast-faxgw run ... --line hylafax --hylafax HOST:PORT --hylafax-user USER`:
-//! build a [`HylafaxConfig`] with [`HylafaxConfig::from_env`], call [`HylafaxLine::check`]
-//! once at start-up (fails early on a wrong address or password), then where the gateway
-//! calls `line.dial(&number, &pages, &options)` on a sim [`crate::sim::Line`], call
-//! [`HylafaxLine::dial`] with the same arguments: it returns the same
-//! [`crate::sim::CallOutcome`] and reports the same [`crate::sim::CallProgress`] steps
-//! (an enum over the two drivers, or a small trait, keeps `gateway.rs` one code path).
-//! For reception, a task calls [`HylafaxLine::poll_received`] every few seconds, hands each
-//! [`ReceivedFax`] to the supervisor like a sim [`crate::sim::IncomingCall`] (its pages are
-//! [`crate::tiff::read_fax_tiff`] of [`ReceivedFax::tiff`]), and calls
-//! [`HylafaxLine::remove_received`] once the supervisor has it.
+//! # In the gateway
+//! `imagecast-faxgw run ... --line hylafax --hylafax HOST:PORT --hylafax-user USER` builds a
+//! [`HylafaxConfig`] with [`HylafaxConfig::from_env`] (the job timeout from
+//! `--hylafax-job-timeout`), calls [`HylafaxLine::check`] once at start-up (failing early on
+//! a wrong address or password), and runs the gateway on
+//! [`crate::driver::Driver::Hylafax`]: calls go through [`HylafaxLine::dial`] like a sim
+//! [`crate::sim::Line::dial`]; a task polls [`HylafaxLine::poll_received`] every
+//! `--hylafax-poll` seconds, keeps each fax in the spool ([`crate::kept`]) under a stable
+//! ID, and [`HylafaxLine::remove_received`] is called once the supervisor stored it.
 
 pub mod client;
 mod error;

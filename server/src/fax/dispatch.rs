@@ -196,13 +196,70 @@ pub fn insert_job(conn: &Connection, j: &NewJob) -> Result<(), FaxError> {
 }
 
 /// At start: calls that were under way when the server stopped go back to the queue; they
-/// resume at the first page not confirmed.
+/// resume at the first page not confirmed. Each gets its communication record (`failed`,
+/// cut off, with the pages confirmed in it), so a job's records add up to its pages.
 pub fn requeue_after_restart(conn: &Connection) -> Result<usize, FaxError> {
-    Ok(conn.execute(
-        "UPDATE fax_jobs SET state = 'queued', detail = 'requeued after a server restart'
-         WHERE state = 'dialling'",
-        [],
-    )?)
+    // The caller's transaction (fax::call) makes the records and the requeue one change.
+    let sql = format!("SELECT {JOB_COLUMNS} FROM fax_jobs WHERE state = 'dialling'");
+    let rows: Vec<JobRow> = conn
+        .prepare(&sql)?
+        .query_map([], job_row)?
+        .collect::<Result<_, _>>()?;
+    for j in &rows {
+        record_cut_off(conn, j, "", "the call was cut off: the server restarted")?;
+        conn.execute(
+            "UPDATE fax_jobs SET state = 'queued', detail = 'requeued after a server restart'
+             WHERE job = ?1 AND number = ?2 AND state = 'dialling'",
+            params![j.job, j.number],
+        )?;
+    }
+    Ok(rows.len())
+}
+
+/// Records a call of `j` that ended without a result from its gateway (the server
+/// restarted, or the gateway went away): `failed` with `reason`, and the pages whose
+/// confirmation reached the server in that call (those confirmed in all, less those the
+/// job's earlier records hold).
+fn record_cut_off(
+    conn: &Connection,
+    j: &JobRow,
+    local_number: &str,
+    reason: &str,
+) -> Result<(), FaxError> {
+    let before: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(pages), 0) FROM fax_records
+         WHERE job = ?1 AND number = ?2 AND direction = 'send'",
+        params![j.job, j.number],
+        |r| r.get(0),
+    )?;
+    let confirmed = i64::from(j.next_page.saturating_sub(1));
+    records::insert(
+        conn,
+        &NewRecord {
+            at_ms: now_ms(),
+            direction: Direction::Send,
+            job: j.job.clone(),
+            user: j.user.clone(),
+            terminal: j.device.clone(),
+            gateway: j.gateway.clone(),
+            number: j.number.clone(),
+            local_number: local_number.to_owned(),
+            station: String::new(),
+            pages: u32::try_from((confirmed - before).max(0)).unwrap_or(0),
+            duration_ms: 0,
+            coding: Coding::G3,
+            resolution: if j.fine {
+                Resolution::Fine
+            } else {
+                Resolution::Standard
+            },
+            error_correction: false,
+            speed: 0,
+            result: CallResult::Failed,
+            reason: reason.to_owned(),
+        },
+    )?;
+    Ok(())
 }
 
 /// The folder that holds a job's files.
@@ -567,17 +624,28 @@ pub async fn detach(state: &Arc<ServerState>, domain: &str, conn: ConnId) {
         g.calls
     };
     let gw = domain.to_owned();
-    let _ = super::call(&state.db, move |c| {
+    let r = super::call(&state.db, move |c| {
         for (job, number) in calls {
+            let Some(j) = row(c, &job, &number)? else {
+                continue;
+            };
+            if j.state != "dialling" || j.gateway != gw {
+                continue;
+            }
+            let why = format!("gateway {gw} went away");
+            record_cut_off(c, &j, "", &format!("the call was cut off: {why}"))?;
             c.execute(
-                "UPDATE fax_jobs SET state = 'queued', detail = ?4
-                 WHERE job = ?1 AND number = ?2 AND state = 'dialling' AND gateway = ?3",
-                params![job, number, gw, format!("gateway {gw} went away; requeued")],
+                "UPDATE fax_jobs SET state = 'queued', detail = ?3
+                 WHERE job = ?1 AND number = ?2 AND state = 'dialling'",
+                params![job, number, format!("{why}; requeued")],
             )?;
         }
         Ok(())
     })
     .await;
+    if let Err(e) = r {
+        tracing::error!(gateway = %domain, error = %e, "cannot requeue a gateway's calls");
+    }
     state.fax.wake();
 }
 
@@ -691,6 +759,35 @@ fn due(conn: &Connection, now: i64) -> Result<Vec<JobRow>, FaxError> {
         .collect::<Result<_, _>>()?)
 }
 
+/// A queued number whose client may use no gateway any more (groupings, routes or the
+/// priority table changed since it was accepted) fails with the reason, as a new job would
+/// be refused.
+async fn fail_unroutable(state: &Arc<ServerState>, mut j: JobRow) -> Result<(), FaxError> {
+    let (job, number, device, user) = (
+        j.job.clone(),
+        j.number.clone(),
+        j.device.clone(),
+        j.user.clone(),
+    );
+    let detail = super::call(&state.db, move |c| {
+        let why = priority::explain_none(c, Some(&device), Some(&user))?;
+        let detail = format!("no gateway may send it: {why}");
+        c.execute(
+            "UPDATE fax_jobs SET state = 'failed', detail = ?3
+             WHERE job = ?1 AND number = ?2 AND state = 'queued'",
+            params![job, number, detail],
+        )?;
+        Ok(detail)
+    })
+    .await?;
+    tracing::info!(job = %j.job, number = %j.number, %detail, "fax job failed");
+    j.state = "failed".into();
+    j.detail = detail;
+    forget_files_when_done(state, &j.job).await;
+    push_to_device(state, &j.device, FaxEvent::Progress(j.status()));
+    Ok(())
+}
+
 /// One pass: every due job that has a free gateway goes to it.
 async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
     let now = now_ms();
@@ -701,6 +798,10 @@ async fn pass(state: &Arc<ServerState>) -> Result<(), FaxError> {
             priority::candidates(c, Some(&device), Some(&user))
         })
         .await?;
+        if order.is_empty() {
+            fail_unroutable(state, j).await?;
+            continue;
+        }
         let picked = {
             let mut inner = lock(&state.fax.inner);
             let key = normalize_number(&j.number);

@@ -494,7 +494,8 @@ mod tests {
             for t in fax_tables {
                 conn.execute_batch(&format!("DROP TABLE {t}")).unwrap();
             }
-            // The previous release stopped at step 2: the relay's journal comes again too.
+            // The previous release stopped at step 2: the relay's journal (sessions, and
+            // the demands added after the fax tables) comes again too.
             conn.execute_batch("DROP TABLE relay_sessions; DROP TABLE relay_demands")
                 .unwrap();
             conn.pragma_update(None, "user_version", 2).unwrap();

@@ -176,8 +176,9 @@ pub fn candidates(
     Ok(out)
 }
 
-/// Why [`candidates`] found no gateway for this client: the first reason of the first
-/// gateway in its order, or that there is no gateway at all.
+/// Why [`candidates`] found no gateway for this client, naming the user's groupings when
+/// they are the reason: a user in no grouping, or whose groupings hold no (usable) gateway;
+/// else the first reason of the first gateway, or that there is no gateway at all.
 pub fn explain_none(
     conn: &Connection,
     client_device: Option<&str>,
@@ -186,6 +187,46 @@ pub fn explain_none(
     let live = gateways(conn)?;
     if live.is_empty() {
         return Ok("no fax gateway is configured".into());
+    }
+    if let Some(u) = client_user
+        && grouping::any(conn)?
+    {
+        let names = grouping::of(conn, &grouping::Member::User(u.to_owned()))?;
+        if names.is_empty() {
+            return Ok(format!(
+                "user {u} belongs to no grouping, and only members of one grouping \
+                 communicate (`imagecast-server grouping member add GROUPING --user {u}`)"
+            ));
+        }
+        let theirs: Vec<String> = live
+            .iter()
+            .filter(|g| {
+                grouping::of(conn, &grouping::Member::Gateway((*g).clone()))
+                    .is_ok_and(|of| of.iter().any(|n| names.contains(n)))
+            })
+            .cloned()
+            .collect();
+        let named = if names.len() == 1 {
+            format!("user {u}'s grouping {}", names[0])
+        } else {
+            format!("user {u}'s groupings {}", names.join(", "))
+        };
+        if theirs.is_empty() {
+            return Ok(format!(
+                "{named} has no fax gateway (`imagecast-server grouping member add {} \
+                 --gateway GATEWAY`)",
+                names[0]
+            ));
+        }
+        for g in &theirs {
+            if let Err(e) = grouping::check_client_gateway(conn, client_user, client_device, g) {
+                return Ok(e.to_string());
+            }
+        }
+        return Ok(format!(
+            "{named} reaches only {}, which this client's route or the priority table leaves out",
+            theirs.join(", ")
+        ));
     }
     for g in &live {
         if let Err(e) = grouping::check_client_gateway(conn, client_user, client_device, g) {
@@ -300,6 +341,25 @@ mod tests {
                 .is_empty()
         );
         let why = explain_none(&conn, Some("pc1.example"), Some("1002")).unwrap();
-        assert!(why.contains("user 1002 shares no grouping"), "{why}");
+        assert!(why.contains("user 1002 belongs to no grouping"), "{why}");
+        grouping::add(&conn, "kobe").unwrap();
+        grouping::add_member(&conn, "kobe", Member::User("1002".into())).unwrap();
+        let why = explain_none(&conn, Some("pc1.example"), Some("1002")).unwrap();
+        assert!(
+            why.starts_with("user 1002's grouping kobe has no fax gateway"),
+            "{why}"
+        );
+        grouping::add_member(&conn, "kobe", Member::Gateway("gw3.example".into())).unwrap();
+        set(&conn, &s(&["gw1.example", "gw2.example"])).unwrap();
+        assert!(
+            candidates(&conn, Some("pc1.example"), Some("1002"))
+                .unwrap()
+                .is_empty()
+        );
+        let why = explain_none(&conn, Some("pc1.example"), Some("1002")).unwrap();
+        assert!(
+            why.contains("grouping kobe reaches only gw3.example, which"),
+            "{why}"
+        );
     }
 }

@@ -75,8 +75,20 @@ pub(crate) fn faxgw() -> Command {
 }
 
 fn gateway(server: &TestServer, exchange: &Path, domain: &str, number: &str) -> Proc {
+    gateway_scaled(server, exchange, domain, number, 0.0)
+}
+
+/// A gateway whose calls take `scale` times a real V.17 call (0: machine speed).
+fn gateway_scaled(
+    server: &TestServer,
+    exchange: &Path,
+    domain: &str,
+    number: &str,
+    scale: f64,
+) -> Proc {
     let token = server.tokens.get(domain).cloned().expect("gateway token");
     let mut cmd = faxgw();
+    cmd.env("IMAGECAST_FAX_TIME_SCALE", scale.to_string());
     cmd.args([
         "run",
         "--server",
@@ -411,5 +423,232 @@ fn a_job_larger_than_a_frame_travels_in_parts_and_arrives_bit_identical() {
     assert!(
         server.log_text().contains("in_parts=true"),
         "handed over in parts"
+    );
+}
+
+/// The server's database, read beside it (WAL: the server keeps writing).
+fn db(server: &TestServer) -> rusqlite::Connection {
+    imagecast_server::store::datadir::DataDir::new(server.data_dir())
+        .connect()
+        .expect("the server's database")
+}
+
+#[test]
+fn a_sigkill_of_the_server_during_a_call_loses_no_job_and_faxes_no_page_twice() {
+    let (mut server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    let inbox = scratch.join("inbox");
+    for d in [&exchange, &inbox] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let _customer = machine(&exchange, CUSTOMER, &inbox);
+    // Slow calls (a tenth of real time: about a second a page), so the kill lands while a
+    // page is on the line.
+    let gw = gateway_scaled(&server, &exchange, GW1, "5550101", 0.1);
+    let doc = scratch.join("doc.tif");
+    multipage_tiff(&doc, 4, 600, 400).unwrap();
+    let sent = pages_from_file(&doc, Resolution::Standard).unwrap();
+    let out = fax_send(&server, &["--to", CUSTOMER], &[&doc]);
+    out.assert_code(0);
+    let job = out.stdout.lines().next().unwrap().to_owned();
+
+    // Page 1's confirmation is on the server's disk and page 2 is being sent: kill.
+    let conn = db(&server);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (next, detail): (u32, String) = conn
+            .query_row(
+                "SELECT next_page, detail FROM fax_jobs WHERE job = ?1",
+                [&job],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        if next == 2 && detail.starts_with("sending page 2") {
+            break;
+        }
+        assert!(
+            next < 3,
+            "the call ran past page 2 before the kill: {detail}"
+        );
+        assert!(Instant::now() < deadline, "page 2 never went out: {detail}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(conn);
+    server.kill9();
+    server.restart().unwrap();
+    // The gateway connects again by itself; the job resumes and is sent.
+    gw.wait_for(&format!("connected as {GW1}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let line = loop {
+        let status = server.terminal(PC, ["fax", "status", &job]);
+        if let Some(l) = status.stdout.lines().find(|l| l.contains("\tsent\t")) {
+            break l.to_owned();
+        }
+        assert!(Instant::now() < deadline, "not sent: {}", status.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(line.contains("sent 4 pages via"), "{line}");
+
+    // The customer's machine holds every page exactly once, in order: the cut-off call's
+    // confirmed pages, then the rest from the resumed call.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let received = loop {
+        let mut received = Vec::new();
+        for p in inbox_tiffs(&inbox) {
+            received.extend(
+                imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(&p).unwrap())
+                    .unwrap()
+                    .expect("a fax TIFF"),
+            );
+        }
+        if received.len() >= sent.len() || Instant::now() > deadline {
+            break received;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(received.len(), 4, "pages received");
+    for (i, (r, s)) in received.iter().zip(&sent).enumerate() {
+        assert!(
+            r.rows == s.rows && r.bits == s.bits,
+            "page {} differs",
+            i + 1
+        );
+    }
+    let files = inbox_tiffs(&inbox);
+    assert_eq!(files.len(), 2, "two calls delivered pages: {files:?}");
+    let first_call = imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(&files[0]).unwrap())
+        .unwrap()
+        .expect("a fax TIFF")
+        .len();
+    assert_eq!(first_call, 1, "the cut-off call delivered page 1 only");
+    // The simulated network's call log: the resumed call sent the other three.
+    let calls = run(
+        faxgw()
+            .args(["pstn", "--exchange"])
+            .arg(&exchange)
+            .arg("calls"),
+        imagecast_tests::LIMIT,
+    )
+    .expect("pstn runs");
+    calls.assert_code(0);
+    let to_customer: Vec<Vec<&str>> = calls
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[2] == CUSTOMER)
+        .collect();
+    assert_eq!(to_customer.len(), 1, "{}", calls.stdout);
+    assert_eq!((to_customer[0][3], to_customer[0][4]), ("sent", "3"));
+
+    // A consistent record: the cut-off call (failed, one page) and the resumed one (sent,
+    // three pages), two dials, the job's files removed.
+    let conn = db(&server);
+    let recs: Vec<(String, u32, String)> = conn
+        .prepare("SELECT result, pages, reason FROM fax_records WHERE job = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([&job], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert_eq!((recs[0].0.as_str(), recs[0].1), ("failed", 1), "{recs:?}");
+    assert!(recs[0].2.contains("the server restarted"), "{recs:?}");
+    assert_eq!((recs[1].0.as_str(), recs[1].1), ("sent", 3), "{recs:?}");
+    let dials: u32 = conn
+        .query_row("SELECT dials FROM fax_jobs WHERE job = ?1", [&job], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(dials, 2);
+    assert!(!server.data_dir().join("fax").join(&job).exists());
+}
+
+#[test]
+fn groupings_refuse_with_the_grouping_named_and_never_use_a_gateway_outside() {
+    let (server, scratch) = setup();
+    let exchange = scratch.join("exchange");
+    let inbox = scratch.join("inbox");
+    for d in [&exchange, &inbox] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let _customer = machine(&exchange, CUSTOMER, &inbox);
+    let one = scratch.image("one.png", "one");
+
+    // User 1001's grouping has no gateway: refused at send, the grouping named.
+    ok(&server, &["grouping", "add", "tokyo"]);
+    ok(
+        &server,
+        &["grouping", "member", "add", "tokyo", "--user", "1001"],
+    );
+    let out = fax_send(&server, &["--to", CUSTOMER], &[&one]);
+    out.assert_error("user 1001's grouping tokyo has no fax gateway");
+
+    // With gw1 in it: gw2 comes first in the priority table and is free, yet every call
+    // goes through gw1.
+    ok(
+        &server,
+        &["grouping", "member", "add", "tokyo", "--gateway", GW1],
+    );
+    let _gw1 = gateway(&server, &exchange, GW1, "5550101");
+    let _gw2 = gateway(&server, &exchange, GW2, "5550102");
+    for _ in 0..2 {
+        let out = fax_send(
+            &server,
+            &["--to", CUSTOMER, "--wait", "--timeout", "40"],
+            &[&one],
+        );
+        out.assert_code(0);
+        assert!(
+            out.stdout
+                .contains(&format!("{CUSTOMER}: sent 1 pages via {GW1} (")),
+            "{}",
+            out.stdout
+        );
+        let job = out.stdout.lines().next().unwrap().to_owned();
+        let recs = records_of(&server, &job);
+        assert_eq!(recs, [("sent".to_owned(), GW1.to_owned())]);
+    }
+    let calls = run(
+        faxgw()
+            .args(["pstn", "--exchange"])
+            .arg(&exchange)
+            .arg("calls"),
+        imagecast_tests::LIMIT,
+    )
+    .expect("pstn runs");
+    assert!(
+        !calls.stdout.lines().any(|l| l.contains("\t5550102\t")),
+        "gw2 dialled: {}",
+        calls.stdout
+    );
+
+    // A job accepted while gw1 was in the grouping, still queued when it is taken out
+    // (busy line), fails with the grouping named.
+    pstn(&exchange, &["fault", CUSTOMER, "busy"]);
+    let out = fax_send(&server, &["--to", CUSTOMER], &[&one]);
+    out.assert_code(0);
+    let job = out.stdout.lines().next().unwrap().to_owned();
+    ok(
+        &server,
+        &["grouping", "member", "remove", "tokyo", "--gateway", GW1],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = server.terminal(PC, ["fax", "status", &job]);
+        if let Some(l) = status.stdout.lines().find(|l| l.contains("\tfailed\t")) {
+            assert!(
+                l.contains("no gateway may send it: user 1001's grouping tokyo has no fax gateway"),
+                "{l}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not failed: {}", status.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        records_of(&server, &job).iter().all(|(_, gw)| gw == GW1),
+        "{:?}",
+        records_of(&server, &job)
     );
 }

@@ -9,6 +9,7 @@ mod distribution;
 mod faults;
 mod fax;
 mod fax_admin;
+mod fax_hylafax;
 mod fax_reception;
 mod groups;
 mod hostile;
