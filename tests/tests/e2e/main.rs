@@ -9,6 +9,7 @@ mod distribution;
 mod faults;
 mod fax;
 mod fax_admin;
+mod fax_phonebook;
 mod fax_reception;
 mod groups;
 mod hostile;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientError, Event};
 use imagecast_shared::fax::{
-    FaxEvent, FaxFile, FaxIncoming, FaxNumberStatus, FaxRecordInfo, FaxRequest, FaxSettings,
-    FaxUpload, MAX_CHUNK_BYTES, MAX_JOB_BYTES, MAX_UPLOADED_JOB_BYTES,
+    FaxBookEntry, FaxEvent, FaxFile, FaxIncoming, FaxNumberStatus, FaxRecordInfo, FaxRequest,
+    FaxSettings, FaxUpload, MAX_CHUNK_BYTES, MAX_JOB_BYTES, MAX_UPLOADED_JOB_BYTES,
 };
 use imagecast_shared::msg::ServerMsg;
 
@@ -520,6 +520,65 @@ pub async fn gateways(s: &Settings, json: bool, out: &mut impl Write) -> anyhow:
         } else {
             writeln!(out, "{}\toffline", peer(&g.domain))?;
         }
+    }
+    Ok(())
+}
+
+/// The phone-book entries the logged-in user of `client` sees at this terminal, by name.
+pub async fn phone_book(client: &Client) -> anyhow::Result<Vec<FaxBookEntry>> {
+    match client
+        .fax("the phone book", |id| FaxRequest::PhoneBook { id })
+        .await?
+    {
+        ServerMsg::Fax(FaxEvent::PhoneBook { entries, .. }) => Ok(entries),
+        _ => Err(unexpected("the phone book")),
+    }
+}
+
+/// Who sees an entry, in a few words: `shared`, or `for user 1001, device DOMAIN`.
+pub fn book_visibility(e: &FaxBookEntry) -> String {
+    if e.shared {
+        "shared".to_owned()
+    } else {
+        format!(
+            "for {}",
+            e.labels
+                .iter()
+                .map(|l| peer(l))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// `phonebook`: one line per entry this user sees here: NAME, NUMBER, shared or for whom.
+pub async fn phonebook(s: &Settings, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let (client, events) = connect(s, false).await?;
+    drop(events);
+    login(&client, s).await?;
+    let entries = phone_book(&client).await;
+    client.close().await;
+    let entries = entries?;
+    if json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name, "number": e.number, "shared": e.shared, "for": e.labels,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+        return Ok(());
+    }
+    for e in &entries {
+        writeln!(
+            out,
+            "{}\t{}\t{}",
+            peer(&e.name),
+            peer(&e.number),
+            book_visibility(e)
+        )?;
     }
     Ok(())
 }
