@@ -194,6 +194,44 @@ fn every_walkthrough_passes_headless() {
             );
             assert!(out.contains("Session ended: done."), "{out}");
         }
+        if name.starts_with("04-") {
+            // The customer's machine received the four pages of the ADF through gateway 1,
+            // and its one-page reply came back to this panel's tray as a fax.
+            let inbox = root.path().join("fax/customer-inbox");
+            let got = files(&inbox);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(got[0].ends_with("-from-0355550101.tif"), "{got:?}");
+            let pages =
+                imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(inbox.join(&got[0])).unwrap())
+                    .unwrap()
+                    .expect("a fax TIFF");
+            assert_eq!(pages.len(), 4, "every page of the three documents");
+            let tray = files(&root.path().join("mfp120/output-tray"));
+            assert!(
+                tray.contains(&"fax-from-0665550199.tif".to_owned()),
+                "{tray:?}"
+            );
+            let reply = imagecast_faxgw::tiff::read_fax_tiff(
+                &std::fs::read(
+                    root.path()
+                        .join("mfp120/output-tray/fax-from-0665550199.tif"),
+                )
+                .unwrap(),
+            )
+            .unwrap()
+            .expect("the reply is a fax TIFF");
+            assert_eq!(reply.len(), 1);
+            assert!(
+                reply[0].black_pixels() > 10_000,
+                "the reply page has its frame and bars"
+            );
+            assert!(
+                out.contains(
+                    "customer's fax machine 0665550199 \"ACME TRADING OSAKA\": received 1 fax"
+                ),
+                "{out}"
+            );
+        }
         if name.starts_with("03-") {
             let develop =
                 std::fs::read_to_string(root.path().join("server/groups/develop.rec")).unwrap();

@@ -113,6 +113,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         let net = DemoNetwork::start(DemoOptions::new(&root)).await?;
         let peers = real_time_peers(&net);
         let fax = demo_fax::start(&net).await;
+        if fax.is_ok() {
+            // Each gateway prints a line once connected: before the panel takes the screen.
+            demo_fax::wait_online(&net).await;
+        }
         let opts = panel_options(
             &args.panel,
             net.panel_client_config(),
@@ -318,6 +322,23 @@ mod demo_fax {
             }
         }
         line.stop_answering();
+    }
+
+    /// Waits (5 s at most) until every gateway is connected to the server.
+    pub async fn wait_online(net: &crate::demo::DemoNetwork) {
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        while net
+            .server()
+            .fax_gateways()
+            .iter()
+            .any(|(g, _)| !net.server().is_online(g.domain))
+        {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("the demo's fax gateways are not all connected yet");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     impl DemoFax {

@@ -458,7 +458,12 @@ async fn drive(
         }
         tokio::select! {
             Some(ev) = core.rx.recv() => core.event(ev),
-            _ = tick.tick() => core.app.tick(),
+            _ = tick.tick() => {
+                core.app.tick();
+                if core.app.repaint_due() {
+                    terminal.clear()?;
+                }
+            }
         }
     }
 }

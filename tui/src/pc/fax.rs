@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientError, Event};
 use imagecast_shared::fax::{
-    FaxBookEntry, FaxEvent, FaxFile, FaxIncoming, FaxNumberStatus, FaxRecordInfo, FaxRequest,
-    FaxSettings, FaxUpload, MAX_CHUNK_BYTES, MAX_JOB_BYTES, MAX_UPLOADED_JOB_BYTES,
+    FaxBookEntry, FaxEvent, FaxFile, FaxGatewayInfo, FaxIncoming, FaxNumberStatus, FaxRecordInfo,
+    FaxRequest, FaxSettings, FaxUpload, MAX_CHUNK_BYTES, MAX_JOB_BYTES, MAX_UPLOADED_JOB_BYTES,
 };
 use imagecast_shared::msg::ServerMsg;
 
@@ -525,13 +525,68 @@ pub async fn gateways(s: &Settings, json: bool, out: &mut impl Write) -> anyhow:
 }
 
 /// The phone-book entries the logged-in user of `client` sees at this terminal, by name.
-pub async fn phone_book(client: &Client) -> anyhow::Result<Vec<FaxBookEntry>> {
+pub async fn phone_book(client: &Client) -> Result<Vec<FaxBookEntry>, ClientError> {
     match client
         .fax("the phone book", |id| FaxRequest::PhoneBook { id })
         .await?
     {
         ServerMsg::Fax(FaxEvent::PhoneBook { entries, .. }) => Ok(entries),
-        _ => Err(unexpected("the phone book")),
+        _ => Err(ClientError::Unexpected("the phone book")),
+    }
+}
+
+/// The supervisor's fax gateways, online or not (`fax gateways`).
+pub async fn gateway_list(client: &Client) -> Result<Vec<FaxGatewayInfo>, ClientError> {
+    match client
+        .fax("the gateway list", |id| FaxRequest::Gateways { id })
+        .await?
+    {
+        ServerMsg::Fax(FaxEvent::Gateways { gateways, .. }) => Ok(gateways),
+        _ => Err(ClientError::Unexpected("the gateway list")),
+    }
+}
+
+/// Sends a fax job of `files` to `numbers` and phone-book entries `books` on `client`'s
+/// logged-in user: the job ID and the numbers it goes to, once the supervisor has it on disk.
+/// Files over one frame go in chunks first.
+pub async fn send_files(
+    client: &Client,
+    numbers: &[String],
+    books: &[String],
+    fine: bool,
+    files: Vec<FaxFile>,
+) -> Result<(String, Vec<String>), ClientError> {
+    let job = uuid::Uuid::new_v4().simple().to_string();
+    let total: u64 = files.iter().map(|f| f.data.len() as u64).sum();
+    let reply = if total <= MAX_JOB_BYTES as u64 {
+        client
+            .fax("the fax", |id| FaxRequest::Send {
+                id,
+                job: job.clone(),
+                numbers: numbers.to_vec(),
+                books: books.to_vec(),
+                fine,
+                files,
+            })
+            .await?
+    } else {
+        let uploads = upload_files(client, &job, &files)
+            .await
+            .map_err(|_| ClientError::Unexpected("the fax's upload"))?;
+        client
+            .fax("the fax", |id| FaxRequest::SendUploaded {
+                id,
+                job: job.clone(),
+                numbers: numbers.to_vec(),
+                books: books.to_vec(),
+                fine,
+                files: uploads,
+            })
+            .await?
+    };
+    match reply {
+        ServerMsg::Fax(FaxEvent::Accepted { numbers, .. }) => Ok((job, numbers)),
+        _ => Err(ClientError::Unexpected("the fax")),
     }
 }
 
