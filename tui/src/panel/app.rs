@@ -691,6 +691,12 @@ impl App {
                     }
                 }
             }
+            JobResult::FaxRecords(records) => {
+                self.stack
+                    .push(Screen::FaxRecords(screens::fax_records::FaxRecords::new(
+                        records,
+                    )));
+            }
             JobResult::FaxFailed(msg) => {
                 if let Screen::FaxProgress(p) = self.screen_mut() {
                     p.refused(msg);

@@ -637,3 +637,15 @@ pub async fn phonebook(s: &Settings, json: bool, out: &mut impl Write) -> anyhow
     }
     Ok(())
 }
+
+/// The last `last` communication records of `client`'s logged-in user (every one for an
+/// administrator), oldest first.
+pub async fn record_list(client: &Client, last: u32) -> Result<Vec<FaxRecordInfo>, ClientError> {
+    match client
+        .fax("the fax records", |id| FaxRequest::Records { id, last })
+        .await?
+    {
+        ServerMsg::Fax(FaxEvent::Records { records, .. }) => Ok(records),
+        _ => Err(ClientError::Unexpected("the fax records")),
+    }
+}

@@ -114,3 +114,23 @@ impl Task for FaxSend {
         JobResult::FaxFailed(e.to_string())
     }
 }
+
+/// The most communication records the panel lists.
+pub const RECORDS_SHOWN: u32 = 50;
+
+/// Fetch this user's communication records (the newest [`RECORDS_SHOWN`]).
+#[derive(Debug)]
+pub struct FetchFaxRecords;
+
+impl Task for FetchFaxRecords {
+    const LABEL: &'static str = "asking for the fax records";
+    const NEEDS_SERVER: bool = true;
+    const FAILED: &'static str = "Cannot get the fax records";
+
+    async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
+        let client = cx.client()?;
+        cx.relogged().await;
+        let records = crate::pc::fax::record_list(client, RECORDS_SHOWN).await?;
+        Ok(JobResult::FaxRecords(records))
+    }
+}

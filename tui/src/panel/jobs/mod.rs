@@ -165,6 +165,8 @@ jobs! {
     FetchFax(fax::FetchFax),
     /// Scan the ADF (or read a stored image) and send it as a fax.
     FaxSend(fax::FaxSend),
+    /// Fetch this user's fax communication records.
+    FetchFaxRecords(fax::FetchFaxRecords),
 }
 
 impl Job {
@@ -284,6 +286,8 @@ pub enum JobResult {
     },
     /// The fax was not accepted (the server's reason, or the ADF's).
     FaxFailed(String),
+    /// This user's communication records, oldest first.
+    FaxRecords(Vec<imagecast_shared::fax::FaxRecordInfo>),
     /// The real-time send ended: `ok` when every page was printed and the session ended.
     RealTimeOver {
         /// Ended as it should.

@@ -96,6 +96,10 @@ impl FaxDest {
                 Action::None
             }
             Key::Pick(i) => self.tick(i),
+            // `#` with nothing typed: the communication records.
+            Key::Hash if self.typed.is_empty() => {
+                Action::run(crate::panel::jobs::fax::FetchFaxRecords)
+            }
             Key::Hash | Key::Tab => self.add_typed().unwrap_or(Action::None),
             Key::Backspace => {
                 if self.typed.pop().is_none() {
@@ -138,7 +142,7 @@ impl FaxDest {
         let hint = if self.book_keys {
             "Number keys tick entries. *: type numbers. Start sends."
         } else {
-            "Type a number, # adds it. *: phone book. Start sends."
+            "Type a number, # adds it (none: records). *: book."
         };
         let body = chrome(f, area, ctx, &title, hint);
         let mut lines = vec![

@@ -12,6 +12,7 @@ pub mod destinations;
 pub mod distribution_mode;
 pub mod fax_dest;
 pub mod fax_progress;
+pub mod fax_records;
 pub mod group_select;
 pub mod help;
 pub mod individual;
@@ -74,6 +75,8 @@ pub enum Screen {
     FaxDest(fax_dest::FaxDest),
     /// A fax's progress, number by number.
     FaxProgress(fax_progress::FaxProgress),
+    /// The fax communication records.
+    FaxRecords(fax_records::FaxRecords),
 }
 
 impl Screen {
@@ -97,6 +100,7 @@ impl Screen {
             Screen::RealTime(s) => s.key(key),
             Screen::FaxDest(s) => s.key(key),
             Screen::FaxProgress(s) => s.key(key),
+            Screen::FaxRecords(s) => s.key(key),
         }
     }
 
@@ -127,6 +131,7 @@ impl Screen {
             Screen::RealTime(_) => "x=Stop",
             Screen::FaxDest(_) => "0-9 type #=add *=phone book Enter=send Esc=back",
             Screen::FaxProgress(_) => "x=Stop Enter=OK",
+            Screen::FaxRecords(_) => "↑↓ move Enter/Esc=back",
         }
     }
 
@@ -260,7 +265,10 @@ impl Screen {
                         "0-9",
                         "type a number (or, after *, tick that phone-book entry)",
                     ),
-                    ("#", "add the typed number (several numbers)"),
+                    (
+                        "#",
+                        "add the typed number (several numbers); with none typed: the communication records",
+                    ),
                     ("*", "switch the ten keys between number and phone book"),
                     ("Backspace", "delete the last digit, or the last number"),
                     ("Enter", "Start: scan the ADF (or take the image) and send"),
@@ -276,6 +284,10 @@ impl Screen {
                         "OK, once the supervisor has the job (sending goes on)",
                     ),
                 ],
+            ),
+            Screen::FaxRecords(_) => (
+                "fax communication records",
+                &[("↑↓", "move"), ("Enter Esc", "back")],
             ),
             Screen::Help(h) => (h.title, h.keys),
         };
@@ -313,6 +325,7 @@ impl Screen {
             Screen::RealTime(s) => s.draw(f, area, ctx),
             Screen::FaxDest(s) => s.draw(f, area, ctx),
             Screen::FaxProgress(s) => s.draw(f, area, ctx),
+            Screen::FaxRecords(s) => s.draw(f, area, ctx),
         }
     }
 }

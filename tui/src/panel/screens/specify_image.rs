@@ -230,6 +230,12 @@ mod tests {
         ));
         assert!(matches!(chosen(Purpose::TakeOut), Job::TakeOut(TakeOut(i)) if i == id));
         assert!(matches!(chosen(Purpose::Process), Job::Process(Process(i)) if i == id));
+        assert!(matches!(
+            chosen(Purpose::Fax),
+            Job::FetchFax(crate::panel::jobs::fax::FetchFax {
+                source: crate::panel::jobs::fax::FaxSource::Stored(i),
+            }) if i == id
+        ));
     }
 
     #[test]
