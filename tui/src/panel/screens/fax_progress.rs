@@ -99,6 +99,8 @@ impl FaxProgress {
         match r.state.as_str() {
             "sent" => format!("{number}: sent {} page(s){via}", r.pages_sent),
             "failed" => format!("{number}: failed: {detail}"),
+            // The supervisor's own words: "dialling via GW", "sending page 2 of 4 via GW".
+            "dialling" if !detail.is_empty() => format!("{number}: {detail}"),
             "dialling" if r.pages_total > 0 => format!(
                 "{number}: dialling{via}, page {} of {}",
                 (r.pages_sent + 1).min(r.pages_total),
@@ -213,7 +215,7 @@ mod tests {
             "fax2.hqs.mei.co.jp",
             0,
             2,
-            "busy; next try at 15:03:12",
+            "busy; dialling again in 180 s",
         )));
         // Another job's news changes nothing.
         a.event(ev(FaxNumberStatus {
@@ -226,11 +228,24 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("0355550102: queued: busy; next try at 15:03:12"),
+            text.contains("0355550102: queued: busy; dialling again in 180 s"),
             "{text}"
         );
         assert!(text.contains("0120: queued"), "{text}");
         assert!(text.contains("in progress"), "{text}");
+        // The supervisor's words while sending.
+        a.event(ev(status(
+            "0665550199",
+            "dialling",
+            "fax1.hqs.mei.co.jp",
+            1,
+            2,
+            "sending page 2 of 2 via fax1.hqs.mei.co.jp",
+        )));
+        assert!(
+            screen(&mut a).contains("0665550199: sending page 2 of 2 via fax1.hqs.mei.co.jp"),
+            "the server's detail is shown"
+        );
         a.event(ev(status(
             "0665550199",
             "sent",
