@@ -131,6 +131,114 @@ pub const DEMO_USERS: &[(&str, &str, Role)] = &[
     ("9000", "9000", Role::Admin),
 ];
 
+/// One fax gateway of the demo (device kind `fax-gateway`), on the simulated telephone
+/// network that `imagecast demo` runs in its own process.
+#[derive(Clone, Copy, Debug)]
+pub struct DemoFaxGateway {
+    /// Its device domain.
+    pub domain: &'static str,
+    /// Its name, as the devices table keeps it.
+    pub name: &'static str,
+    /// Its telephone number on the simulated network.
+    pub number: &'static str,
+    /// Its station ID.
+    pub station: &'static str,
+    /// Lines it calls on at once.
+    pub lines: u32,
+}
+
+/// The demo's two fax gateways, in the order of the priority table.
+pub const DEMO_FAX_GATEWAYS: &[DemoFaxGateway] = &[
+    DemoFaxGateway {
+        domain: "fax1.hqs.mei.co.jp",
+        name: "fax server 1 of the head office",
+        number: "0355550101",
+        station: "MEI HEAD OFFICE 1",
+        lines: 2,
+    },
+    DemoFaxGateway {
+        domain: "fax2.hqs.mei.co.jp",
+        name: "fax server 2 of the head office",
+        number: "0355550102",
+        station: "MEI HEAD OFFICE 2",
+        lines: 1,
+    },
+];
+
+/// The customer's fax machine on the demo's simulated network: its number and station ID.
+pub const DEMO_CUSTOMER_NUMBER: &str = "0665550199";
+/// The customer's station ID; the delivery table routes faxes from it to [`DEMO_FAX_USER`].
+pub const DEMO_CUSTOMER_STATION: &str = "ACME TRADING OSAKA";
+/// The user whose home terminal (MFP 120) gets the customer's faxes, and for whom one
+/// phone-book entry is labelled.
+pub const DEMO_FAX_USER: &str = "1001";
+/// The terminal that is [`DEMO_FAX_USER`]'s home: MFP 120.
+pub const DEMO_FAX_HOME: &str = "sale1.hqs.mei.co.jp";
+
+/// The demo's phone book: name, number, `None` for a shared entry or the user it is
+/// labelled for.
+pub const DEMO_PHONEBOOK: &[(&str, &str, Option<&str>)] = &[
+    ("Acme Trading", DEMO_CUSTOMER_NUMBER, None),
+    ("Head office fax 2", "0355550102", None),
+    (
+        "Acme (Mr Sato, direct)",
+        DEMO_CUSTOMER_NUMBER,
+        Some(DEMO_FAX_USER),
+    ),
+];
+
+/// Puts the demo's fax part into the database, where it is missing: the gateways (fresh
+/// tokens), the priority table, the user's home terminal, the delivery rule for the
+/// customer's faxes and the phone book. Entries an operator changed stay as they are.
+/// Returns every gateway with its token. Blocking.
+fn fax_setup(conn: &rusqlite::Connection) -> anyhow::Result<Vec<(DemoFaxGateway, String)>> {
+    use crate::fax::{Party, delivery, homes, phonebook, priority};
+    let mut gateways = Vec::with_capacity(DEMO_FAX_GATEWAYS.len());
+    for g in DEMO_FAX_GATEWAYS {
+        let token = if auth::device(conn, g.domain)?.is_some() {
+            auth::reissue_token(conn, g.domain)?
+        } else {
+            auth::add_device(conn, g.domain, g.name, DeviceKind::FaxGateway)?
+        };
+        gateways.push((*g, token));
+    }
+    if priority::list(conn)?.is_empty() {
+        let order: Vec<String> = DEMO_FAX_GATEWAYS
+            .iter()
+            .map(|g| g.domain.to_owned())
+            .collect();
+        priority::set(conn, &order)?;
+    }
+    if homes::of(conn, DEMO_FAX_USER)?.is_empty() {
+        homes::set(conn, DEMO_FAX_USER, &[DEMO_FAX_HOME.to_owned()])?;
+    }
+    if delivery::list(conn)?.is_empty() {
+        delivery::add(
+            conn,
+            delivery::Match::Station(DEMO_CUSTOMER_STATION.to_owned()),
+            Party::User(DEMO_FAX_USER.to_owned()),
+        )?;
+    }
+    let existing = phonebook::list(conn)?;
+    for (name, number, label) in DEMO_PHONEBOOK {
+        if existing.iter().any(|e| e.name.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        phonebook::add(
+            conn,
+            &phonebook::Entry {
+                name: (*name).to_owned(),
+                number: (*number).to_owned(),
+                visibility: match label {
+                    None => phonebook::Visibility::Shared,
+                    Some(u) => phonebook::Visibility::For(vec![Party::User((*u).to_owned())]),
+                },
+            },
+        )?;
+    }
+    Ok(gateways)
+}
+
 /// What [`init`] made: every device with its token, every user with its password.
 #[derive(Debug)]
 pub struct DemoInit {
@@ -219,6 +327,7 @@ pub struct DemoServer {
     addr: String,
     fingerprint: String,
     devices: Vec<(DemoDevice, String)>,
+    fax_gateways: Vec<(DemoFaxGateway, String)>,
     state: Arc<ServerState>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -239,7 +348,7 @@ impl DemoServer {
     /// over TLS on `listen` (`127.0.0.1:0` picks a free port).
     pub async fn start(dir: impl Into<PathBuf>, listen: &str) -> anyhow::Result<DemoServer> {
         let data = DataDir::new(dir);
-        let devices = {
+        let (devices, fax_gateways) = {
             let data = data.clone();
             tokio::task::spawn_blocking(move || prepare(&data))
                 .await
@@ -263,6 +372,7 @@ impl DemoServer {
             addr,
             fingerprint,
             devices,
+            fax_gateways,
             state,
             shutdown,
             task: Some(task),
@@ -282,6 +392,11 @@ impl DemoServer {
     /// Every demo device, in the order of [`DEMO_DEVICES`], with its token.
     pub fn devices(&self) -> &[(DemoDevice, String)] {
         &self.devices
+    }
+
+    /// The demo's fax gateways ([`DEMO_FAX_GATEWAYS`]), each with a fresh token.
+    pub fn fax_gateways(&self) -> &[(DemoFaxGateway, String)] {
+        &self.fax_gateways
     }
 
     /// The data directory.
@@ -310,9 +425,12 @@ impl Drop for DemoServer {
     }
 }
 
+/// Devices and fax gateways, each with its token.
+type Prepared = (Vec<(DemoDevice, String)>, Vec<(DemoFaxGateway, String)>);
+
 /// Creates or reuses the data directory and returns every demo device with a usable token,
-/// also written to [`DEMO_TOKENS_FILE`]. Blocking.
-fn prepare(data: &DataDir) -> anyhow::Result<Vec<(DemoDevice, String)>> {
+/// also written to [`DEMO_TOKENS_FILE`], and the fax gateways with theirs. Blocking.
+fn prepare(data: &DataDir) -> anyhow::Result<Prepared> {
     files::create_private_dir(data.root())
         .with_context(|| format!("cannot create {}", data.root().display()))?;
     let devices = if data.db_path().exists() {
@@ -321,5 +439,6 @@ fn prepare(data: &DataDir) -> anyhow::Result<Vec<(DemoDevice, String)>> {
         init(data)?.devices
     };
     write_tokens(data, &devices)?;
-    Ok(devices)
+    let gateways = fax_setup(&data.connect()?).context("cannot set up the demo's fax part")?;
+    Ok((devices, gateways))
 }

@@ -25,6 +25,8 @@
 //! - A job larger than one frame ([`MAX_JOB_BYTES`]) is uploaded in [`FaxRequest::Chunk`]s
 //!   and sent with [`FaxRequest::SendUploaded`]; its gateway is given
 //!   [`FaxEvent::JobByParts`] and fetches the files with [`FaxRequest::JobPart`].
+//! - A terminal reads the **phone book** its user sees there with [`FaxRequest::PhoneBook`]
+//!   (answered [`FaxEvent::PhoneBook`]).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -267,6 +269,19 @@ pub struct FaxSettings {
     pub values: Vec<(String, String)>,
 }
 
+/// A phone-book entry as a terminal sees it ([`FaxEvent::PhoneBook`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxBookEntry {
+    /// Its name, as given to [`FaxRequest::Send`]'s `books`.
+    pub name: String,
+    /// Its number.
+    pub number: String,
+    /// True when everyone sees it.
+    pub shared: bool,
+    /// Whom it is labelled for when not shared: `user ID` or `device DOMAIN` each.
+    pub labels: Vec<String>,
+}
+
 /// Fax requests, terminal or gateway → server ([`crate::msg::ClientMsg::Fax`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FaxRequest {
@@ -412,6 +427,12 @@ pub enum FaxRequest {
         /// Where the piece begins.
         offset: u64,
     },
+    /// 14: the phone-book entries this user sees at this terminal (shared ones and those
+    /// labelled for the user or the terminal); answered [`FaxEvent::PhoneBook`].
+    PhoneBook {
+        /// Request ID.
+        id: RequestId,
+    },
 }
 
 impl FaxRequest {
@@ -431,7 +452,8 @@ impl FaxRequest {
             | FaxRequest::SettingsShow { id, .. }
             | FaxRequest::SettingsSet { id, .. }
             | FaxRequest::SendUploaded { id, .. }
-            | FaxRequest::JobPart { id, .. } => Some(*id),
+            | FaxRequest::JobPart { id, .. }
+            | FaxRequest::PhoneBook { id } => Some(*id),
         }
     }
 
@@ -452,7 +474,8 @@ impl FaxRequest {
             | FaxRequest::SettingsShow { .. }
             | FaxRequest::SettingsSet { .. }
             | FaxRequest::SendUploaded { .. }
-            | FaxRequest::JobPart { .. } => 2,
+            | FaxRequest::JobPart { .. }
+            | FaxRequest::PhoneBook { .. } => 2,
         }
     }
 }
@@ -536,6 +559,14 @@ pub enum FaxEvent {
         /// The bytes.
         data: Bytes,
     },
+    /// 13: the phone-book entries the asking user sees at this terminal
+    /// ([`FaxRequest::PhoneBook`]), by name.
+    PhoneBook {
+        /// Request ID.
+        id: RequestId,
+        /// The entries.
+        entries: Vec<FaxBookEntry>,
+    },
 }
 
 impl FaxEvent {
@@ -548,7 +579,8 @@ impl FaxEvent {
             | FaxEvent::Records { id, .. }
             | FaxEvent::ReceivedStored { id, .. }
             | FaxEvent::SettingsInfo { id, .. }
-            | FaxEvent::JobPart { id, .. } => Some(*id),
+            | FaxEvent::JobPart { id, .. }
+            | FaxEvent::PhoneBook { id, .. } => Some(*id),
             FaxEvent::Job(_)
             | FaxEvent::Progress(_)
             | FaxEvent::Record(_)
@@ -574,7 +606,8 @@ impl FaxEvent {
             | FaxEvent::Settings(_)
             | FaxEvent::SettingsInfo { .. }
             | FaxEvent::JobByParts { .. }
-            | FaxEvent::JobPart { .. } => 2,
+            | FaxEvent::JobPart { .. }
+            | FaxEvent::PhoneBook { .. } => 2,
         }
     }
 }

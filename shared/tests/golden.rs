@@ -926,3 +926,38 @@ fn fax_jobs_in_parts_keep_their_bytes() {
     });
     assert_eq!((ev.since(), ev.reply_to()), (2, Some(5)));
 }
+
+#[test]
+fn fax_phone_book_messages_keep_their_bytes() {
+    use imagecast_shared::fax::{FaxBookEntry, FaxEvent, FaxRequest};
+    check(&[(ClientMsg::Fax(FaxRequest::PhoneBook { id: 14 }), "1f0e0e")]);
+    check(&[(
+        ServerMsg::Fax(FaxEvent::PhoneBook {
+            id: 15,
+            entries: vec![
+                FaxBookEntry {
+                    name: "A".into(),
+                    number: "1".into(),
+                    shared: true,
+                    labels: vec![],
+                },
+                FaxBookEntry {
+                    name: "B".into(),
+                    number: "2".into(),
+                    shared: false,
+                    labels: vec!["user 1001".into()],
+                },
+            ],
+        }),
+        "1f0d0f0201410131010001420132000109757365722031303031",
+    )]);
+    let req = ClientMsg::Fax(FaxRequest::PhoneBook { id: 16 });
+    assert_eq!(req.since(), 2);
+    assert_eq!(req.request_id(), Some(16));
+    let ev = ServerMsg::Fax(FaxEvent::PhoneBook {
+        id: 17,
+        entries: vec![],
+    });
+    assert_eq!(ev.since(), 2);
+    assert_eq!(ev.reply_to(), Some(17));
+}

@@ -194,6 +194,44 @@ fn every_walkthrough_passes_headless() {
             );
             assert!(out.contains("Session ended: done."), "{out}");
         }
+        if name.starts_with("04-") {
+            // The customer's machine received the four pages of the ADF through gateway 1,
+            // and its one-page reply came back to this panel's tray as a fax.
+            let inbox = root.path().join("fax/customer-inbox");
+            let got = files(&inbox);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(got[0].ends_with("-from-0355550101.tif"), "{got:?}");
+            let pages =
+                imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(inbox.join(&got[0])).unwrap())
+                    .unwrap()
+                    .expect("a fax TIFF");
+            assert_eq!(pages.len(), 4, "every page of the three documents");
+            let tray = files(&root.path().join("mfp120/output-tray"));
+            assert!(
+                tray.contains(&"fax-from-0665550199.tif".to_owned()),
+                "{tray:?}"
+            );
+            let reply = imagecast_faxgw::tiff::read_fax_tiff(
+                &std::fs::read(
+                    root.path()
+                        .join("mfp120/output-tray/fax-from-0665550199.tif"),
+                )
+                .unwrap(),
+            )
+            .unwrap()
+            .expect("the reply is a fax TIFF");
+            assert_eq!(reply.len(), 1);
+            assert!(
+                reply[0].black_pixels() > 10_000,
+                "the reply page has its frame and bars"
+            );
+            assert!(
+                out.contains(
+                    "customer's fax machine 0665550199 \"ACME TRADING OSAKA\": received 1 fax"
+                ),
+                "{out}"
+            );
+        }
         if name.starts_with("03-") {
             let develop =
                 std::fs::read_to_string(root.path().join("server/groups/develop.rec")).unwrap();
@@ -204,4 +242,57 @@ fn every_walkthrough_passes_headless() {
             );
         }
     }
+}
+
+/// Runs `imagecast demo --headless --dir ROOT --script SCRIPT` (no recording) and returns
+/// whether it succeeded, with stdout and stderr.
+fn demo_run(root: &Path, script: &str) -> (bool, String, String) {
+    let path = root.with_extension("script.txt");
+    std::fs::write(&path, script).expect("the script is written");
+    let out = Command::new(env!("CARGO_BIN_EXE_imagecast"))
+        .args(["demo", "--headless", "--dir"])
+        .arg(root)
+        .arg("--script")
+        .arg(&path)
+        .output()
+        .expect("imagecast runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A user whose competence send-fax was revoked (issue 12, feature 5) sees the
+/// supervisor's reason on the fax progress screen, and the ADF keeps its documents.
+#[test]
+fn a_fax_refused_by_the_supervisor_shows_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("demo");
+    let login = "expect \"Enter your user ID and password\"\ntype 1001\npress tab\ntype 1234\npress start\nexpect \"Select a mode\"\n";
+    // A first run creates the demo's data.
+    let (ok, out, err) = demo_run(&root, login);
+    assert!(ok, "{err}\n{out}");
+    let admin = Path::new(env!("CARGO_BIN_EXE_imagecast")).with_file_name("imagecast-server");
+    let revoked = Command::new(&admin)
+        .args(["competence", "revoke", "1001", "send-fax", "--data-dir"])
+        .arg(root.join("server"))
+        .output()
+        .expect("imagecast-server runs (cargo build --workspace --bins)");
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let script = format!(
+        "{login}press 2\nexpect \"Facsimile transmission: destinations\"\ntype 0665550199\npress start\nexpect \"Fax not sent\" within 20s\nexpect \"user 1001 lacks the competence send-fax\"\npress start\nexpect \"Facsimile transmission: destinations\"\n"
+    );
+    let (ok, out, err) = demo_run(&root, &script);
+    assert!(ok, "{err}\n{out}");
+    assert!(out.contains("it was revoked"), "{out}");
+    assert_eq!(
+        files(&root.join("mfp120/adf")).len(),
+        3,
+        "the documents stay in the ADF"
+    );
 }

@@ -269,6 +269,19 @@ impl Session {
                     settings: settings::to_wire(&v),
                 }))
             }
+            FaxRequest::PhoneBook { id } => {
+                let (user, _) = self.fax_user("reading the phone book")?;
+                let device = domain_key(&self.device.domain).into_owned();
+                let entries = faxdb::call(&self.state.db, move |c| {
+                    phonebook::visible_to(c, Some(&user), Some(&device))
+                })
+                .await
+                .map_err(fax_error)?;
+                Ok(reply(FaxEvent::PhoneBook {
+                    id,
+                    entries: entries.iter().map(phonebook::to_wire).collect(),
+                }))
+            }
             FaxRequest::Records { id, last } => {
                 let (user, admin) = self.fax_user("fax records")?;
                 let recs = faxdb::call(&self.state.db, move |c| {

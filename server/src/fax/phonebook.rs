@@ -205,6 +205,20 @@ pub fn lookup(
     )))
 }
 
+/// An entry as a terminal sees it: shared, or the users and terminals it is labelled for.
+pub fn to_wire(e: &Entry) -> imagecast_shared::fax::FaxBookEntry {
+    let (shared, labels) = match &e.visibility {
+        Visibility::Shared => (true, Vec::new()),
+        Visibility::For(parties) => (false, parties.iter().map(Party::describe).collect()),
+    };
+    imagecast_shared::fax::FaxBookEntry {
+        name: e.name.clone(),
+        number: e.number.clone(),
+        shared,
+        labels,
+    }
+}
+
 /// Removes every entry (for an import that replaces them).
 pub(crate) fn clear(conn: &Connection) -> Result<(), FaxError> {
     conn.execute("DELETE FROM fax_phonebook_labels", [])?;

@@ -10,6 +10,7 @@ mod faults;
 mod fax;
 mod fax_admin;
 mod fax_hylafax;
+mod fax_phonebook;
 mod fax_reception;
 mod groups;
 mod hostile;

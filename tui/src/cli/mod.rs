@@ -20,6 +20,7 @@ pub mod fax;
 pub mod marksheet;
 pub mod options;
 pub mod panel;
+pub mod phonebook;
 pub mod relay;
 
 use std::path::Path;
@@ -118,6 +119,12 @@ pub enum Command {
     /// Network fax through the supervisor's fax gateways (seeds 002 and 003).
     #[command(subcommand)]
     Fax(fax::FaxCmd),
+    /// The fax phone book this user sees here: NAME  NUMBER  shared|for USERS/TERMINALS.
+    Phonebook {
+        /// One JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Log this device out (seed 004, process (22)): its sessions end and the server closes
     /// all of its connections.
     Logout,
@@ -205,6 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Who { json } => relay::who(&options, json),
         Command::Relay(cmd) => relay::run(&options, cmd),
         Command::Fax(cmd) => fax::run(&options, cmd),
+        Command::Phonebook { json } => phonebook::run(&options, json),
         Command::Logout => relay::logout(&options),
         Command::Config(ConfigCmd::Show) => config_show::show(&options),
         Command::Completions { shell } => docs::completions(shell),

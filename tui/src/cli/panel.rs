@@ -112,6 +112,11 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let net = DemoNetwork::start(DemoOptions::new(&root)).await?;
         let peers = real_time_peers(&net);
+        let fax = demo_fax::start(&net).await;
+        if fax.is_ok() {
+            // Each gateway prints a line once connected: before the panel takes the screen.
+            demo_fax::wait_online(&net).await;
+        }
         let opts = panel_options(
             &args.panel,
             net.panel_client_config(),
@@ -120,7 +125,11 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         )?;
         let result = crate::panel::run(opts).await;
         peers.cancel();
-        let summary = net.tray_summary();
+        let mut summary = net.tray_summary();
+        match fax {
+            Ok(fax) => summary.push_str(&fax.stop().await),
+            Err(e) => summary.push_str(&format!("Fax: not running ({e:#})\n")),
+        }
         net.shutdown().await;
         println!("{summary}");
         result.map(|()| ExitCode::SUCCESS)
@@ -156,6 +165,209 @@ fn real_time_peers(net: &crate::demo::DemoNetwork) -> tokio_util::sync::Cancella
         });
     }
     stop
+}
+
+/// The demo's fax part (issue 12): two gateways and a customer's fax machine on a simulated
+/// telephone network under `ROOT/fax/`, run in this process through the faxgw library.
+#[cfg(feature = "demo")]
+mod demo_fax {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use imagecast_faxgw::gateway::{self, GatewayConfig};
+    use imagecast_faxgw::machine;
+    use imagecast_faxgw::page::{FaxPage, Resolution};
+    use imagecast_faxgw::sim::{Capabilities, DialOptions, Exchange, Line};
+    use imagecast_server::demo::{DEMO_CUSTOMER_NUMBER, DEMO_CUSTOMER_STATION};
+    use tokio::task::JoinHandle;
+    use tokio_util::sync::CancellationToken;
+
+    /// How long stopping waits for the gateways and the machine.
+    const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The running fax part.
+    pub struct DemoFax {
+        stop: CancellationToken,
+        tasks: Vec<JoinHandle<()>>,
+        inbox: PathBuf,
+        exchange: PathBuf,
+        gateways: Vec<(String, String)>,
+    }
+
+    /// The simulated network's folder under the demo's root.
+    pub fn exchange_dir(root: &Path) -> PathBuf {
+        root.join("fax").join("exchange")
+    }
+
+    /// The customer's inbox under the demo's root.
+    pub fn customer_inbox(root: &Path) -> PathBuf {
+        root.join("fax").join("customer-inbox")
+    }
+
+    /// The customer's reply: one page with a frame and a few bars, so it is seen to arrive.
+    fn reply_page() -> FaxPage {
+        let (w, h) = (1728u32, 1100u32);
+        let mut page = FaxPage::white(Resolution::Standard, h);
+        for y in 0..h {
+            for x in 0..w {
+                let frame = !(40..w - 40).contains(&x) || !(40..h - 40).contains(&y);
+                let bar = (200..1500).contains(&x) && (y / 60) % 3 == 1 && (200..900).contains(&y);
+                if frame || bar {
+                    page.set(x, y, true);
+                }
+            }
+        }
+        page
+    }
+
+    /// Starts both gateways and the customer's machine; the customer answers every fax it
+    /// receives with a one-page reply to the number that called.
+    pub async fn start(net: &crate::demo::DemoNetwork) -> anyhow::Result<DemoFax> {
+        let root = net.root().to_owned();
+        let exchange_path = exchange_dir(&root);
+        let exchange = Exchange::open(&exchange_path)
+            .with_context(|| format!("exchange {}", exchange_path.display()))?;
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let mut gateways = Vec::new();
+        for (g, token) in net.server().fax_gateways() {
+            let line = Line::register(
+                &exchange,
+                g.number,
+                g.station,
+                Capabilities::default(),
+                g.lines as usize,
+            )
+            .await
+            .with_context(|| format!("gateway {} on {}", g.domain, g.number))?;
+            let mut client = net.client_config(g.domain, token, true);
+            client.software =
+                concat!("imagecast demo fax gateway ", env!("CARGO_PKG_VERSION")).to_owned();
+            let cfg = GatewayConfig {
+                client,
+                number: g.number.to_owned(),
+                station: g.station.to_owned(),
+                lines: g.lines,
+                spool: root.join("fax").join(g.domain).join("spool"),
+            };
+            let stop = stop.clone();
+            let domain = g.domain;
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = gateway::run(cfg, Arc::new(line), stop.cancelled_owned()).await {
+                    tracing::warn!(gateway = domain, "demo fax gateway stopped: {e:#}");
+                }
+            }));
+            gateways.push((g.domain.to_owned(), g.number.to_owned()));
+        }
+        let inbox = customer_inbox(&root);
+        machine::prepare_inbox(&inbox)?;
+        let customer = Line::register(
+            &exchange,
+            DEMO_CUSTOMER_NUMBER,
+            DEMO_CUSTOMER_STATION,
+            Capabilities::default(),
+            2,
+        )
+        .await
+        .context("the customer's fax machine")?;
+        {
+            let (stop, inbox) = (stop.clone(), inbox.clone());
+            tasks.push(tokio::spawn(async move {
+                customer_machine(customer, inbox, stop).await;
+            }));
+        }
+        Ok(DemoFax {
+            stop,
+            tasks,
+            inbox,
+            exchange: exchange_path,
+            gateways,
+        })
+    }
+
+    async fn customer_machine(line: Line, inbox: PathBuf, stop: CancellationToken) {
+        let reply = [reply_page()];
+        let dial = DialOptions::default();
+        loop {
+            let call = tokio::select! {
+                () = stop.cancelled() => break,
+                call = line.accept() => call,
+            };
+            let call = match call {
+                Ok(call) => call,
+                Err(e) => {
+                    tracing::warn!("the customer's fax machine: {e}");
+                    break;
+                }
+            };
+            match machine::store_call(&inbox, &call) {
+                Ok(stored) => {
+                    tracing::info!("{}", machine::describe_call(&call, stored.as_deref()))
+                }
+                Err(e) => tracing::warn!("the customer's fax machine cannot store a fax: {e}"),
+            }
+            if call.pages.is_empty() || call.caller.is_empty() {
+                continue;
+            }
+            let outcome = tokio::select! {
+                () = stop.cancelled() => break,
+                o = line.dial(&call.caller, &reply, &dial) => o,
+            };
+            match outcome {
+                Ok(o) => {
+                    tracing::info!(to = %call.caller, result = o.result.word(), "customer's reply")
+                }
+                Err(e) => tracing::warn!(to = %call.caller, "customer's reply: {e}"),
+            }
+        }
+        line.stop_answering();
+    }
+
+    /// Waits (5 s at most) until every gateway is connected to the server.
+    pub async fn wait_online(net: &crate::demo::DemoNetwork) {
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        while net
+            .server()
+            .fax_gateways()
+            .iter()
+            .any(|(g, _)| !net.server().is_online(g.domain))
+        {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("the demo's fax gateways are not all connected yet");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    impl DemoFax {
+        /// Stops the gateways and the machine; returns the lines the summary prints.
+        pub async fn stop(self) -> String {
+            self.stop.cancel();
+            for t in self.tasks {
+                let _ = tokio::time::timeout(STOP_WAIT, t).await;
+            }
+            let received = std::fs::read_dir(&self.inbox)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().ends_with(".tif"))
+                        .count()
+                })
+                .unwrap_or(0);
+            let mut out = String::from("Fax (simulated telephone network):\n");
+            for (domain, number) in &self.gateways {
+                out.push_str(&format!("  gateway {domain}: number {number}\n"));
+            }
+            out.push_str(&format!(
+                "  customer's fax machine {DEMO_CUSTOMER_NUMBER} \"{DEMO_CUSTOMER_STATION}\": received {received} fax{}\n    inbox: {}\n  exchange: {}\n",
+                if received == 1 { "" } else { "es" },
+                self.inbox.display(),
+                self.exchange.display()
+            ));
+            out
+        }
+    }
 }
 
 /// `demo` in a build without the `demo` feature: says so.

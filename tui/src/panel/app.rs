@@ -105,6 +105,8 @@ pub enum AppEvent {
         received: Received,
         /// Its pages (a multi-page TIFF counts all its pages).
         pages: usize,
+        /// It is a received fax: who sent it, through which gateway.
+        fax: Option<Box<imagecast_shared::fax::FaxIncoming>>,
     },
     /// A server event (progress, results, notices).
     Server(Event),
@@ -123,6 +125,8 @@ pub struct ReceivedEntry {
     pub at: SystemTime,
     /// It came in a real-time session, not by store and forward.
     pub realtime: bool,
+    /// It is a received fax: the caller, station ID and gateway.
+    pub fax: Option<Box<imagecast_shared::fax::FaxIncoming>>,
 }
 
 /// The deliveries an earlier run printed to the output tray `tray`, oldest first, from the
@@ -157,6 +161,7 @@ pub fn received_before(tray: &std::path::Path) -> Vec<ReceivedEntry> {
                 pages,
                 at,
                 realtime: false,
+                fax: None,
             }
         })
         .collect();
@@ -220,6 +225,9 @@ pub struct App {
     typed_ahead: Vec<Key>,
     /// True once the panel should close.
     pub quit: bool,
+    /// When to draw the whole terminal again: the demo's fax gateways (the faxgw library)
+    /// print a line to the terminal around a received fax, over the panel.
+    pub repaint_at: Option<Instant>,
     hits: RefCell<Vec<(Rect, Key)>>,
 }
 
@@ -246,6 +254,7 @@ impl App {
             jobs: Vec::new(),
             typed_ahead: Vec::new(),
             quit: false,
+            repaint_at: None,
             hits: RefCell::new(Vec::new()),
         }
     }
@@ -463,6 +472,11 @@ impl App {
             }
             self.stack.push(Screen::Progress(progress));
         }
+        if let Job::FaxSend(_) = &job {
+            self.stack.push(Screen::FaxProgress(
+                screens::fax_progress::FaxProgress::new(),
+            ));
+        }
         if let Job::RealTimeSend(s) = &job {
             self.stack
                 .push(Screen::RealTime(screens::realtime::RealTime::demander(
@@ -492,18 +506,32 @@ impl App {
                 };
             }
             AppEvent::Refused(reason) => self.conn = Conn::Refused(reason),
-            AppEvent::Received { received, pages } => {
+            AppEvent::Received {
+                received,
+                pages,
+                fax,
+            } => {
+                if fax.is_some() {
+                    self.repaint_at = Some(Instant::now() + Duration::from_secs(1));
+                }
                 if !received.duplicate {
-                    self.notify(format!(
-                        "Printed {pages} page(s) in {} file(s) from {}",
-                        received.files.len(),
-                        received.sender.name
-                    ));
+                    match &fax {
+                        Some(fax) => self.notify(format!(
+                            "Printed a fax of {pages} page(s) from {}",
+                            screens::received::fax_sender(fax)
+                        )),
+                        None => self.notify(format!(
+                            "Printed {pages} page(s) in {} file(s) from {}",
+                            received.files.len(),
+                            received.sender.name
+                        )),
+                    }
                     self.received.push(ReceivedEntry {
                         received,
                         pages,
                         at: SystemTime::now(),
                         realtime: false,
+                        fax,
                     });
                 }
             }
@@ -521,8 +549,10 @@ impl App {
             }
             AppEvent::Server(event) => {
                 for s in &mut self.stack {
-                    if let Screen::Progress(p) = s {
-                        p.server_event(&event);
+                    match s {
+                        Screen::Progress(p) => p.server_event(&event),
+                        Screen::FaxProgress(p) => p.server_event(&event),
+                        _ => {}
                     }
                 }
             }
@@ -548,6 +578,13 @@ impl App {
         }
     }
 
+    /// True (once) when the whole terminal should be drawn again ([`App::repaint_at`]).
+    pub fn repaint_due(&mut self) -> bool {
+        self.repaint_at
+            .take_if(|at| Instant::now() >= *at)
+            .is_some()
+    }
+
     fn job_result(&mut self, result: JobResult) {
         let final_answer = result.is_final();
         // After a failure or a stop, keys typed for the screen that never came are dropped.
@@ -559,6 +596,7 @@ impl App {
                 | JobResult::LoginFailed(_)
                 | JobResult::ImageRefused(_)
                 | JobResult::DistributionFailed(_)
+                | JobResult::FaxFailed(_)
                 | JobResult::ReloginRefused
         );
         if final_answer {
@@ -629,6 +667,41 @@ impl App {
                     if let Screen::Progress(p) = s {
                         p.accepted(&accepted);
                     }
+                }
+            }
+            JobResult::FaxReady {
+                source,
+                online,
+                gateways,
+                book,
+            } => {
+                self.stack
+                    .push(Screen::FaxDest(screens::fax_dest::FaxDest::new(
+                        source, book, online, gateways,
+                    )));
+            }
+            JobResult::FaxAccepted {
+                job,
+                numbers,
+                files,
+            } => {
+                for s in &mut self.stack {
+                    if let Screen::FaxProgress(p) = s {
+                        p.accepted(job.clone(), numbers.clone(), files);
+                    }
+                }
+            }
+            JobResult::FaxRecords(records) => {
+                self.stack
+                    .push(Screen::FaxRecords(screens::fax_records::FaxRecords::new(
+                        records,
+                    )));
+            }
+            JobResult::FaxFailed(msg) => {
+                if let Screen::FaxProgress(p) = self.screen_mut() {
+                    p.refused(msg);
+                } else {
+                    self.error_box("Fax not sent", msg);
                 }
             }
             JobResult::DistributionFailed(msg) => {
@@ -761,6 +834,7 @@ impl App {
                         pages,
                         at: SystemTime::now(),
                         realtime: true,
+                        fax: None,
                     });
                 }
             }

@@ -179,12 +179,23 @@ fn draw_inbox(f: &mut Frame, area: Rect, theme: &Theme, received: &[ReceivedEntr
 fn pane_line(e: &ReceivedEntry, width: usize) -> String {
     let t = humantime::format_rfc3339_seconds(e.at).to_string();
     let time = t.get(11..16).unwrap_or(&t).to_owned();
-    let line = format!(
-        "{time} {}p {}{}",
-        e.pages,
-        if e.realtime { "RT " } else { "" },
-        peer_name(&e.received.sender.name)
-    );
+    let line = match &e.fax {
+        Some(fax) => format!(
+            "{time} {}p FAX {}",
+            e.pages,
+            peer_name(if fax.record.station.is_empty() {
+                &fax.record.number
+            } else {
+                &fax.record.station
+            })
+        ),
+        None => format!(
+            "{time} {}p {}{}",
+            e.pages,
+            if e.realtime { "RT " } else { "" },
+            peer_name(&e.received.sender.name)
+        ),
+    };
     if line.chars().count() <= width {
         return line;
     }

@@ -67,9 +67,12 @@ pub async fn run(
                     };
                     match ev {
                         Event::Closed(reason) => break reason,
+                        // A fax note goes to the inbox, which names the delivery that
+                        // follows as a fax.
                         Event::Deliver(_)
                         | Event::DeliverData { .. }
-                        | Event::DeliverEnd { .. } => {
+                        | Event::DeliverEnd { .. }
+                        | Event::Fax(imagecast_shared::fax::FaxEvent::Incoming(_)) => {
                             deliver(&client, inbox.as_mut(), &ev, &tx).await;
                         }
                         other => {
@@ -134,7 +137,12 @@ async fn deliver(
             let pages = tokio::task::spawn_blocking(move || count_pages(&files))
                 .await
                 .unwrap_or(r.pages);
-            let _ = tx.send(AppEvent::Received { received: r, pages });
+            let fax = inbox.take_fax(&r.dist).map(Box::new);
+            let _ = tx.send(AppEvent::Received {
+                received: r,
+                pages,
+                fax,
+            });
         }
         Err(e) => {
             let _ = tx.send(AppEvent::Server(Event::Notice(format!(

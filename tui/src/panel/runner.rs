@@ -365,8 +365,9 @@ fn move_to_adf(dirs: &PanelDirs, prefix: &str) -> anyhow::Result<PathBuf> {
 /// Runs the panel until it quits (or its script ends).
 pub async fn run(opts: PanelOptions) -> anyhow::Result<()> {
     if opts.headless {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
+        // Not locked for the whole run: the demo's fax gateways (the faxgw library) print a
+        // line to stdout now and then, and would wait for the lock forever.
+        let mut out = std::io::stdout();
         run_headless(opts, &mut out).await.map(|_| ())
     } else {
         run_terminal(opts).await
@@ -437,8 +438,7 @@ async fn drive(
                 continue;
             }
             Poll::Print(label) => {
-                writeln!(out, "─── {label} ───")?;
-                write!(out, "{screen}")?;
+                out.write_all(format!("─── {label} ───\n{screen}").as_bytes())?;
                 continue;
             }
             Poll::MoveToAdf(prefix) => {
@@ -458,7 +458,12 @@ async fn drive(
         }
         tokio::select! {
             Some(ev) = core.rx.recv() => core.event(ev),
-            _ = tick.tick() => core.app.tick(),
+            _ = tick.tick() => {
+                core.app.tick();
+                if core.app.repaint_due() {
+                    terminal.clear()?;
+                }
+            }
         }
     }
 }

@@ -160,6 +160,13 @@ impl Script {
                             ))),
                         })
                         .collect::<Result<Vec<_>, _>>()?;
+                    // An empty step would never end; a `#` after a space starts a comment
+                    // (`press hash` presses it).
+                    if keys.is_empty() {
+                        return Err(err(
+                            "type needs at least one ten-key character (a # after a space starts a comment: use press hash)".into(),
+                        ));
+                    }
                     Step::Keys(keys)
                 }
                 "wait" => Step::Wait(duration(rest).ok_or_else(|| {
@@ -220,6 +227,16 @@ impl Script {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_type_is_refused_not_looped_on() {
+        let e = Script::parse("expect \"x\"\ntype #\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.reason.contains("press hash"), "{e}");
+        let s = Script::parse("press hash\ntype 1#\n").unwrap();
+        assert_eq!(s.steps[0].1, Step::Keys(vec![Key::Hash]));
+        assert_eq!(s.steps[1].1, Step::Keys(vec![Key::Digit(1), Key::Hash]));
+    }
 
     #[test]
     fn parses_every_command_and_names_bad_lines() {

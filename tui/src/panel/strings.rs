@@ -73,8 +73,8 @@ pub const REGISTER_TITLE: &str = "Select a group to register with";
 /// FIG. 12, withdrawal.
 pub const WITHDRAW_TITLE: &str = "Select a group to withdraw from";
 
-/// The fax modes until a gateway exists: the reason under FIG. 7's greyed entries.
-pub const NO_FAX_GATEWAY: &str = "2 and 4 (fax): no fax gateway on this image server yet.";
+/// Why the fax modes (FIG. 7, 2 and 4) cannot go on: the server has no gateway.
+pub const NO_FAX_GATEWAY: &str = "No fax gateway on this image server: an administrator adds one (a device of kind fax-gateway).";
 
 /// Image store title (FIG. 19).
 pub const STORED_TITLE: &str = "Stored images";

@@ -142,6 +142,7 @@ pub fn two_received(app: &mut App) {
             pages: i + 1,
             at: at + Duration::from_secs(60 * i as u64),
             realtime: false,
+            fax: None,
         });
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use imagecast_shared::client::{Client, ClientError, Event};
 use imagecast_shared::fax::{
-    FaxEvent, FaxFile, FaxIncoming, FaxNumberStatus, FaxRecordInfo, FaxRequest, FaxSettings,
-    FaxUpload, MAX_CHUNK_BYTES, MAX_JOB_BYTES, MAX_UPLOADED_JOB_BYTES,
+    FaxBookEntry, FaxEvent, FaxFile, FaxGatewayInfo, FaxIncoming, FaxNumberStatus, FaxRecordInfo,
+    FaxRequest, FaxSettings, FaxUpload, MAX_CHUNK_BYTES, MAX_JOB_BYTES, MAX_UPLOADED_JOB_BYTES,
 };
 use imagecast_shared::msg::ServerMsg;
 
@@ -522,4 +522,130 @@ pub async fn gateways(s: &Settings, json: bool, out: &mut impl Write) -> anyhow:
         }
     }
     Ok(())
+}
+
+/// The phone-book entries the logged-in user of `client` sees at this terminal, by name.
+pub async fn phone_book(client: &Client) -> Result<Vec<FaxBookEntry>, ClientError> {
+    match client
+        .fax("the phone book", |id| FaxRequest::PhoneBook { id })
+        .await?
+    {
+        ServerMsg::Fax(FaxEvent::PhoneBook { entries, .. }) => Ok(entries),
+        _ => Err(ClientError::Unexpected("the phone book")),
+    }
+}
+
+/// The supervisor's fax gateways, online or not (`fax gateways`).
+pub async fn gateway_list(client: &Client) -> Result<Vec<FaxGatewayInfo>, ClientError> {
+    match client
+        .fax("the gateway list", |id| FaxRequest::Gateways { id })
+        .await?
+    {
+        ServerMsg::Fax(FaxEvent::Gateways { gateways, .. }) => Ok(gateways),
+        _ => Err(ClientError::Unexpected("the gateway list")),
+    }
+}
+
+/// Sends a fax job of `files` to `numbers` and phone-book entries `books` on `client`'s
+/// logged-in user: the job ID and the numbers it goes to, once the supervisor has it on disk.
+/// Files over one frame go in chunks first.
+pub async fn send_files(
+    client: &Client,
+    numbers: &[String],
+    books: &[String],
+    fine: bool,
+    files: Vec<FaxFile>,
+) -> Result<(String, Vec<String>), ClientError> {
+    let job = uuid::Uuid::new_v4().simple().to_string();
+    let total: u64 = files.iter().map(|f| f.data.len() as u64).sum();
+    let reply = if total <= MAX_JOB_BYTES as u64 {
+        client
+            .fax("the fax", |id| FaxRequest::Send {
+                id,
+                job: job.clone(),
+                numbers: numbers.to_vec(),
+                books: books.to_vec(),
+                fine,
+                files,
+            })
+            .await?
+    } else {
+        let uploads = upload_files(client, &job, &files)
+            .await
+            .map_err(|_| ClientError::Unexpected("the fax's upload"))?;
+        client
+            .fax("the fax", |id| FaxRequest::SendUploaded {
+                id,
+                job: job.clone(),
+                numbers: numbers.to_vec(),
+                books: books.to_vec(),
+                fine,
+                files: uploads,
+            })
+            .await?
+    };
+    match reply {
+        ServerMsg::Fax(FaxEvent::Accepted { numbers, .. }) => Ok((job, numbers)),
+        _ => Err(ClientError::Unexpected("the fax")),
+    }
+}
+
+/// Who sees an entry, in a few words: `shared`, or `for user 1001, device DOMAIN`.
+pub fn book_visibility(e: &FaxBookEntry) -> String {
+    if e.shared {
+        "shared".to_owned()
+    } else {
+        format!(
+            "for {}",
+            e.labels
+                .iter()
+                .map(|l| peer(l))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// `phonebook`: one line per entry this user sees here: NAME, NUMBER, shared or for whom.
+pub async fn phonebook(s: &Settings, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let (client, events) = connect(s, false).await?;
+    drop(events);
+    login(&client, s).await?;
+    let entries = phone_book(&client).await;
+    client.close().await;
+    let entries = entries?;
+    if json {
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name, "number": e.number, "shared": e.shared, "for": e.labels,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string(&rows)?)?;
+        return Ok(());
+    }
+    for e in &entries {
+        writeln!(
+            out,
+            "{}\t{}\t{}",
+            peer(&e.name),
+            peer(&e.number),
+            book_visibility(e)
+        )?;
+    }
+    Ok(())
+}
+
+/// The last `last` communication records of `client`'s logged-in user (every one for an
+/// administrator), oldest first.
+pub async fn record_list(client: &Client, last: u32) -> Result<Vec<FaxRecordInfo>, ClientError> {
+    match client
+        .fax("the fax records", |id| FaxRequest::Records { id, last })
+        .await?
+    {
+        ServerMsg::Fax(FaxEvent::Records { records, .. }) => Ok(records),
+        _ => Err(ClientError::Unexpected("the fax records")),
+    }
 }

@@ -13,6 +13,7 @@
 //!   sheet, decode pages for a preview);
 //! - [`relay`]: real-time sessions (the terminals online, sending to one, answering a
 //!   connection demand, pages both ways);
+//! - [`fax`]: network fax (the gateways and phone book, sending the ADF or a stored image);
 //! - [`stored`]: the image store (use, print, copy, list, delete and preview stored images);
 //! - [`error`]: [`JobError`], whose words are what the operator reads in the error dialog.
 //!
@@ -20,6 +21,7 @@
 //! writing that struct in the file of what it touches and one line in `jobs!` below.
 
 pub mod error;
+pub mod fax;
 pub mod paper;
 pub mod relay;
 pub mod server;
@@ -159,6 +161,12 @@ jobs! {
     SendBack(relay::SendBack),
     /// Tell the demander this panel sends nothing more.
     DoneSending(relay::DoneSending),
+    /// Fetch the fax gateways and the phone book (FIG. 7 modes 2 and 4).
+    FetchFax(fax::FetchFax),
+    /// Scan the ADF (or read a stored image) and send it as a fax.
+    FaxSend(fax::FaxSend),
+    /// Fetch this user's fax communication records.
+    FetchFaxRecords(fax::FetchFaxRecords),
 }
 
 impl Job {
@@ -256,6 +264,30 @@ pub enum JobResult {
     Terminals(Vec<imagecast_shared::msg::Presence>),
     /// News of a real-time session (never the end of the job in flight).
     RealTime(relay::News),
+    /// The fax destination screen can open: the gateways and the phone book.
+    FaxReady {
+        /// Where the pages will come from.
+        source: fax::FaxSource,
+        /// Gateways online now.
+        online: usize,
+        /// Gateways the supervisor has.
+        gateways: usize,
+        /// The phone-book entries this user sees here.
+        book: Vec<imagecast_shared::fax::FaxBookEntry>,
+    },
+    /// The supervisor has the fax job on disk.
+    FaxAccepted {
+        /// The job ID.
+        job: String,
+        /// The numbers it goes to (phone-book entries resolved).
+        numbers: Vec<String>,
+        /// Files sent.
+        files: usize,
+    },
+    /// The fax was not accepted (the server's reason, or the ADF's).
+    FaxFailed(String),
+    /// This user's communication records, oldest first.
+    FaxRecords(Vec<imagecast_shared::fax::FaxRecordInfo>),
     /// The real-time send ended: `ok` when every page was printed and the session ended.
     RealTimeOver {
         /// Ended as it should.

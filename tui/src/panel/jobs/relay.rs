@@ -102,7 +102,16 @@ impl Task for FetchTerminals {
 
     async fn run(self, cx: &Context) -> Result<JobResult, JobError> {
         // The app leaves this terminal itself out.
-        let list: Vec<Presence> = cx.client()?.who().await?;
+        let client = cx.client()?;
+        let mut list: Vec<Presence> = client.who().await?;
+        // Fax gateways are online devices too, but no terminals to send pages to in real
+        // time (a server without fax answers no gateways).
+        if let Ok(gateways) = crate::pc::fax::gateway_list(client).await {
+            list.retain(|p| {
+                let key = imagecast_shared::domain::domain_key(&p.domain);
+                !gateways.iter().any(|g| g.domain == key)
+            });
+        }
         Ok(JobResult::Terminals(list))
     }
 }

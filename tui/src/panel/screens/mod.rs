@@ -10,6 +10,9 @@
 pub mod demand;
 pub mod destinations;
 pub mod distribution_mode;
+pub mod fax_dest;
+pub mod fax_progress;
+pub mod fax_records;
 pub mod group_select;
 pub mod help;
 pub mod individual;
@@ -68,6 +71,12 @@ pub enum Screen {
     Terminals(terminals::Terminals),
     /// A real-time session's progress.
     RealTime(realtime::RealTime),
+    /// FIG. 7 modes 2 and 4: the fax's numbers and phone-book entries.
+    FaxDest(fax_dest::FaxDest),
+    /// A fax's progress, number by number.
+    FaxProgress(fax_progress::FaxProgress),
+    /// The fax communication records.
+    FaxRecords(fax_records::FaxRecords),
 }
 
 impl Screen {
@@ -89,6 +98,9 @@ impl Screen {
             Screen::Help(s) => s.key(key),
             Screen::Terminals(s) => s.key(key),
             Screen::RealTime(s) => s.key(key),
+            Screen::FaxDest(s) => s.key(key),
+            Screen::FaxProgress(s) => s.key(key),
+            Screen::FaxRecords(s) => s.key(key),
         }
     }
 
@@ -117,6 +129,9 @@ impl Screen {
                 "Enter=send ADF back Esc=nothing to send"
             }
             Screen::RealTime(_) => "x=Stop",
+            Screen::FaxDest(_) => "0-9 type #=add *=phone book Enter=send Esc=back",
+            Screen::FaxProgress(_) => "x=Stop Enter=OK",
+            Screen::FaxRecords(_) => "↑↓ move Enter/Esc=back",
         }
     }
 
@@ -243,6 +258,37 @@ impl Screen {
                     ("Esc", "Reset: nothing (more) to send back; OK once over"),
                 ],
             ),
+            Screen::FaxDest(_) => (
+                "fax destinations",
+                &[
+                    (
+                        "0-9",
+                        "type a number (or, after *, tick that phone-book entry)",
+                    ),
+                    (
+                        "#",
+                        "add the typed number (several numbers); with none typed: the communication records",
+                    ),
+                    ("*", "switch the ten keys between number and phone book"),
+                    ("Backspace", "delete the last digit, or the last number"),
+                    ("Enter", "Start: scan the ADF (or take the image) and send"),
+                    ("Esc", "Reset: back"),
+                ],
+            ),
+            Screen::FaxProgress(_) => (
+                "fax progress",
+                &[
+                    ("x", "Stop: cancel while scanning or sending"),
+                    (
+                        "Enter Esc",
+                        "OK, once the supervisor has the job (sending goes on)",
+                    ),
+                ],
+            ),
+            Screen::FaxRecords(_) => (
+                "fax communication records",
+                &[("↑↓", "move"), ("Enter Esc", "back")],
+            ),
             Screen::Help(h) => (h.title, h.keys),
         };
         help::Help { title, keys }
@@ -277,6 +323,9 @@ impl Screen {
             Screen::Help(s) => s.draw(f, area, ctx),
             Screen::Terminals(s) => s.draw(f, area, ctx),
             Screen::RealTime(s) => s.draw(f, area, ctx),
+            Screen::FaxDest(s) => s.draw(f, area, ctx),
+            Screen::FaxProgress(s) => s.draw(f, area, ctx),
+            Screen::FaxRecords(s) => s.draw(f, area, ctx),
         }
     }
 }
@@ -512,6 +561,7 @@ mod tests {
                 duplicate: false,
             },
             pages: 1,
+            fax: None,
         });
         // Status line (device name, the "Printed ... from" note) and the received pane.
         drawn(&mut app, "home");

@@ -32,9 +32,9 @@ impl Default for ModeSelect {
 impl ModeSelect {
     /// The dialog, "Copy" highlighted.
     pub fn new() -> Self {
-        let mut menu = Menu::new(strings::MODES.iter().map(|s| (*s).to_owned()).collect());
-        // The fax modes, greyed out until a fax gateway exists.
-        menu.greyed = vec![1, 3];
+        let menu = Menu::new(strings::MODES.iter().map(|s| (*s).to_owned()).collect());
+        // The fax modes are live: choosing one asks the server for its gateways, and says
+        // so when it has none.
         Self {
             menu,
             confirm_logout: false,
@@ -79,7 +79,10 @@ impl ModeSelect {
                 self.confirm_copy = true;
                 Action::None
             }
-            Some(1) | Some(3) => Action::Note(strings::NO_FAX_GATEWAY.to_owned()),
+            Some(1) => Action::run(crate::panel::jobs::fax::FetchFax {
+                source: crate::panel::jobs::fax::FaxSource::Adf,
+            }),
+            Some(3) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::Fax))),
             Some(2) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::TakeOut))),
             Some(4) => Action::Push(Screen::SpecifyImage(SpecifyImage::new(Purpose::Process))),
             Some(5) => Action::Push(Screen::DistributionMode(
@@ -111,7 +114,7 @@ impl ModeSelect {
             super::hit(ctx, body, Key::Start);
             return;
         }
-        let body = super::menu_dialog(
+        super::menu_dialog(
             f,
             area,
             ctx,
@@ -119,20 +122,6 @@ impl ModeSelect {
             "Number key chooses. Reset: log out (asks first).",
             &mut self.menu,
         );
-        let n = self.menu.items.len() as u16 + 1;
-        if body.height > n {
-            f.render_widget(
-                ratatui::widgets::Paragraph::new(ratatui::text::Line::styled(
-                    strings::NO_FAX_GATEWAY,
-                    ctx.theme.dim(),
-                )),
-                Rect {
-                    y: body.y + n,
-                    height: 1,
-                    ..body
-                },
-            );
-        }
     }
 }
 
@@ -150,10 +139,23 @@ mod tests {
         assert!(matches!(a.screen(), Screen::ModeSelect(_)));
         a.key(Key::Digit(2));
         assert!(
-            matches!(a.screen(), Screen::ModeSelect(_)),
-            "fax is greyed out"
+            matches!(
+                the_job(&mut a),
+                Job::FetchFax(crate::panel::jobs::fax::FetchFax {
+                    source: crate::panel::jobs::fax::FaxSource::Adf
+                })
+            ),
+            "fax asks for the gateways and the phone book"
         );
-        assert!(screen(&mut a).contains("no fax gateway on this image server yet"));
+        a.event(AppEvent::Job(JobResult::Failed {
+            title: "Fax unavailable".into(),
+            message: strings::NO_FAX_GATEWAY.into(),
+        }));
+        assert!(screen(&mut a).contains("No fax gateway on this image server"));
+        a.key(Key::Start);
+        a.key(Key::Digit(4));
+        assert!(screen(&mut a).contains("Fax stored image: select the way"));
+        a.key(Key::Reset);
         a.key(Key::Digit(1));
         assert!(a.take_jobs().is_empty(), "1 only says what Start will do");
         assert!(screen(&mut a).contains("Start copies"));

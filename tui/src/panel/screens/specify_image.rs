@@ -25,6 +25,8 @@ pub enum Purpose {
     TakeOut,
     /// Process stored image (FIG. 7): copy it to removable media.
     Process,
+    /// Fax stored image (FIG. 7 mode 4): on to the fax destination screen for this image.
+    Fax,
 }
 
 /// FIG. 11's state.
@@ -89,6 +91,9 @@ impl SpecifyImage {
             }),
             Purpose::TakeOut => Action::run(TakeOut(id)),
             Purpose::Process => Action::run(Process(id)),
+            Purpose::Fax => Action::run(crate::panel::jobs::fax::FetchFax {
+                source: crate::panel::jobs::fax::FaxSource::Stored(id),
+            }),
         }
     }
 
@@ -101,6 +106,10 @@ impl SpecifyImage {
             }
             Purpose::Process => format!(
                 "Process stored image: {}",
+                strings::SPECIFY_TITLE.to_lowercase()
+            ),
+            Purpose::Fax => format!(
+                "Fax stored image: {}",
                 strings::SPECIFY_TITLE.to_lowercase()
             ),
         };
@@ -221,6 +230,12 @@ mod tests {
         ));
         assert!(matches!(chosen(Purpose::TakeOut), Job::TakeOut(TakeOut(i)) if i == id));
         assert!(matches!(chosen(Purpose::Process), Job::Process(Process(i)) if i == id));
+        assert!(matches!(
+            chosen(Purpose::Fax),
+            Job::FetchFax(crate::panel::jobs::fax::FetchFax {
+                source: crate::panel::jobs::fax::FaxSource::Stored(i),
+            }) if i == id
+        ));
     }
 
     #[test]
