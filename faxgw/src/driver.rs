@@ -119,8 +119,8 @@ impl Driver {
             return;
         };
         match line.remove_received(&name).await {
-            Ok(()) => println!("fax {name} removed from HylaFAX's receive queue"),
-            Err(e) => eprintln!(
+            Ok(()) => crate::say!("fax {name} removed from HylaFAX's receive queue"),
+            Err(e) => crate::warn_line!(
                 "imagecast-faxgw: cannot remove {name} from HylaFAX's receive queue: {e}; \
                  it is fetched again and the supervisor has it already"
             ),
@@ -157,7 +157,7 @@ async fn poll_hylafax(line: &HylafaxLine, poll: Duration, kept: &Arc<Kept>, call
         match line.poll_received().await {
             Ok(faxes) => {
                 if failing {
-                    eprintln!("imagecast-faxgw: HylaFAX's receive queue can be read again");
+                    crate::warn_line!("imagecast-faxgw: HylaFAX's receive queue can be read again");
                     failing = false;
                 }
                 for fax in faxes {
@@ -178,12 +178,12 @@ async fn poll_hylafax(line: &HylafaxLine, poll: Duration, kept: &Arc<Kept>, call
                         .map_err(|e| e.to_string())
                         .and_then(|r| r);
                     match done {
-                        Ok(pages) => println!(
+                        Ok(pages) => crate::say!(
                             "received fax from {caller} \"{station}\": {pages} pages; \
                              kept as {id} (HylaFAX {name})"
                         ),
                         Err(e) => {
-                            eprintln!(
+                            crate::warn_line!(
                                 "imagecast-faxgw: cannot keep HylaFAX's {name}: {e}; \
                                  left in its receive queue"
                             );
@@ -194,7 +194,7 @@ async fn poll_hylafax(line: &HylafaxLine, poll: Duration, kept: &Arc<Kept>, call
             }
             Err(e) => {
                 if !failing {
-                    eprintln!("imagecast-faxgw: cannot read HylaFAX's receive queue: {e}");
+                    crate::warn_line!("imagecast-faxgw: cannot read HylaFAX's receive queue: {e}");
                     failing = true;
                 }
                 tracing::debug!("HylaFAX receive queue: {e}");

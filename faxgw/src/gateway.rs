@@ -144,7 +144,7 @@ pub async fn run_on(
             r = serve(&cfg, &driver, &kept, &settings) => r,
         };
         if let Err(e) = outcome {
-            eprintln!(
+            crate::warn_line!(
                 "imagecast-faxgw: {e:#}; connecting again in {} s",
                 pause.as_secs()
             );
@@ -180,7 +180,7 @@ pub(crate) async fn answer(line: Arc<Line>, kept: Arc<Kept>) {
             Ok(call) => call,
             Err(crate::sim::SimError::Closed) => return,
             Err(e) => {
-                eprintln!("imagecast-faxgw: the line stopped answering: {e}");
+                crate::warn_line!("imagecast-faxgw: the line stopped answering: {e}");
                 return;
             }
         };
@@ -194,21 +194,21 @@ pub(crate) async fn answer(line: Arc<Line>, kept: Arc<Kept>) {
             tokio::task::spawn_blocking(move || k.keep(&c, at_ms, crate::sim::BIT_RATE)).await;
         let station = imagecast_shared::text::escape(&call.remote_station);
         match stored {
-            Ok(Ok(Some(k))) => println!(
+            Ok(Ok(Some(k))) => crate::say!(
                 "received fax from {} \"{station}\": {} pages; kept as {}",
                 call.caller,
                 call.pages.len(),
                 k.fax.reception
             ),
-            Ok(Ok(None)) => println!(
+            Ok(Ok(None)) => crate::say!(
                 "a call from {} \"{station}\" delivered no page",
                 call.caller
             ),
-            Ok(Err(e)) => eprintln!(
+            Ok(Err(e)) => crate::warn_line!(
                 "imagecast-faxgw: cannot keep a fax from {}: {e}",
                 call.caller
             ),
-            Err(e) => eprintln!("imagecast-faxgw: cannot keep a fax: {e}"),
+            Err(e) => crate::warn_line!("imagecast-faxgw: cannot keep a fax: {e}"),
         }
     }
 }
@@ -261,7 +261,7 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>, driver: Arc<Driver>) {
         let list = match list {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => {
-                eprintln!("imagecast-faxgw: cannot read the spool: {e}");
+                crate::warn_line!("imagecast-faxgw: cannot read the spool: {e}");
                 Vec::new()
             }
             Err(_) => Vec::new(),
@@ -273,9 +273,9 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>, driver: Arc<Driver>) {
                     // Out of HylaFAX's queue first: a poll meanwhile sees it still kept.
                     driver.stored(&k.fax.reception).await;
                     if let Err(e) = kept.forget(&k.fax.reception) {
-                        eprintln!("imagecast-faxgw: {e}");
+                        crate::warn_line!("imagecast-faxgw: {e}");
                     }
-                    println!(
+                    crate::say!(
                         "fax {} uploaded{}",
                         k.fax.reception,
                         if duplicate {
@@ -286,7 +286,7 @@ async fn uploader(client: Arc<Client>, kept: Arc<Kept>, driver: Arc<Driver>) {
                     );
                 }
                 Err(e) => {
-                    eprintln!("imagecast-faxgw: fax {}: {e:#}", k.fax.reception);
+                    crate::warn_line!("imagecast-faxgw: fax {}: {e:#}", k.fax.reception);
                     failed = true;
                     if e.downcast_ref::<ClientError>()
                         .is_some_and(ClientError::is_connection_lost)
@@ -395,7 +395,7 @@ async fn on_settings(
     let stored_only = match apply_settings(cfg, driver, settings, s) {
         Ok(k) => k,
         Err(e) => {
-            eprintln!(
+            crate::warn_line!(
                 "imagecast-faxgw: cannot apply settings version {}: {e:#}",
                 s.version
             );
@@ -406,7 +406,7 @@ async fn on_settings(
     if (after.lines, &after.station) != (before.lines, &before.station)
         && let Err(e) = announce(client, cfg, settings).await
     {
-        eprintln!("imagecast-faxgw: {e:#}");
+        crate::warn_line!("imagecast-faxgw: {e:#}");
     }
     let version = s.version;
     let keys = stored_only.clone();
@@ -420,7 +420,7 @@ async fn on_settings(
         })
         .await
     {
-        Ok(_) => println!(
+        Ok(_) => crate::say!(
             "settings version {version} applied{}",
             if stored_only.is_empty() {
                 String::new()
@@ -428,7 +428,7 @@ async fn on_settings(
                 format!(" (only stored: {})", stored_only.join(", "))
             }
         ),
-        Err(e) => eprintln!("imagecast-faxgw: cannot acknowledge settings: {e}"),
+        Err(e) => crate::warn_line!("imagecast-faxgw: cannot acknowledge settings: {e}"),
     }
 }
 
@@ -445,7 +445,7 @@ async fn serve(
         .with_context(|| format!("cannot connect to {}", cfg.client.server))?;
     let client = Arc::new(client);
     announce(&client, cfg, settings).await?;
-    println!("connected as {}", cfg.client.device);
+    crate::say!("connected as {}", cfg.client.device);
     let uploads = tokio::spawn(uploader(
         Arc::clone(&client),
         Arc::clone(kept),
@@ -586,7 +586,7 @@ async fn report(client: &Client, result: FaxResult) {
         .fax("the call's result", |id| FaxRequest::Result { id, result })
         .await
     {
-        eprintln!("imagecast-faxgw: cannot report a call: {e}");
+        crate::warn_line!("imagecast-faxgw: cannot report a call: {e}");
     }
 }
 

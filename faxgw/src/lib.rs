@@ -14,12 +14,14 @@
 //! - [`driver`]: the gateway's line drivers (`sim`, `hylafax`) behind one type.
 //! - [`hylafax`]: the HylaFAX line driver (hfaxd's client protocol).
 //! - [`kept`]: received faxes kept until the supervisor acknowledged them.
+//! - [`console`]: where a gateway's lines for its operator go (terminal or log).
 //! - [`cli`]: the `imagecast-faxgw` commands `run`, `machine` and `pstn`.
 
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod coding;
+pub mod console;
 pub mod driver;
 pub mod gateway;
 pub mod hylafax;

@@ -224,6 +224,8 @@ mod demo_fax {
     /// Starts both gateways and the customer's machine; the customer answers every fax it
     /// receives with a one-page reply to the number that called.
     pub async fn start(net: &crate::demo::DemoNetwork) -> anyhow::Result<DemoFax> {
+        // The panel owns the terminal: the gateways' lines go to the log.
+        imagecast_faxgw::console::to_log();
         let root = net.root().to_owned();
         let exchange_path = exchange_dir(&root);
         let exchange = Exchange::open(&exchange_path)
