@@ -187,10 +187,29 @@ impl Inbox {
         let state = dir.join(STATE_DIR);
         let incoming = state.join(INCOMING);
         crate::private::create_dir_all(&incoming).map_err(io_err(&incoming))?;
+        // The folders' names must survive a power loss before anything in them counts: each
+        // folder is fsynced into its parent (the tray's own parent as far as it lets us).
+        sync_dir(&incoming)?;
+        sync_dir(&state)?;
+        sync_dir(&dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = sync_dir(parent);
+        }
         let receipts_path = state.join(RECEIPTS);
         let mut bytes = match std::fs::read(&receipts_path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Created now, with its name fsynced, so that a receipt appended to it later
+                // cannot vanish with a file name that was never made durable.
+                crate::private::open_options()
+                    .create(true)
+                    .append(true)
+                    .open(&receipts_path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err(&receipts_path))?;
+                sync_dir(&state)?;
+                Vec::new()
+            }
             Err(e) => return Err(io_err(&receipts_path)(e)),
         };
         // A last line without its newline is a receipt whose write a crash (a power loss)
@@ -218,7 +237,9 @@ impl Inbox {
         }
         // Finish moves that a crash interrupted; drop partial deliveries.
         let entries = std::fs::read_dir(&incoming).map_err(io_err(&incoming))?;
+        let mut removed_any = false;
         for entry in entries.flatten() {
+            removed_any = true;
             let path = entry.path();
             let dist = entry
                 .file_name()
@@ -244,6 +265,11 @@ impl Inbox {
                 std::fs::remove_file(&path)
             };
             removed.map_err(io_err(&path))?;
+        }
+        if removed_any {
+            // A removal that a power loss undid would bring a torn delivery back under the
+            // name its redelivery uses.
+            sync_dir(&incoming)?;
         }
         Ok(Self {
             dir,
@@ -525,6 +551,11 @@ impl Inbox {
             names.push(name);
         }
         sync_dir(&inc.dir)?;
+        // This delivery's folder in `incoming/` (replacing any torn one of the same name) is
+        // durable before the receipt that makes a crash redo its moves.
+        if let Some(incoming) = inc.dir.parent() {
+            sync_dir(incoming)?;
+        }
         // The receipt makes the delivery ours; the moves that follow are redone after a crash.
         let receipts = self.dir.join(STATE_DIR).join(RECEIPTS);
         let mut log = crate::private::open_options()
@@ -547,7 +578,14 @@ impl Inbox {
             received.files.push(place(&from, &self.dir, name)?);
         }
         sync_dir(&self.dir)?;
-        let _ = std::fs::remove_dir(&inc.dir);
+        // The emptied folder goes, durably: were its links back after a power loss, the next
+        // `open` would take them for a move to finish and put back files that an operator may
+        // have taken away from the tray meanwhile.
+        if std::fs::remove_dir(&inc.dir).is_ok() {
+            if let Some(incoming) = inc.dir.parent() {
+                sync_dir(incoming)?;
+            }
+        }
         Ok(received)
     }
 }

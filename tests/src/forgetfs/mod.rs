@@ -59,6 +59,9 @@ pub struct ForgetFs {
     mountpoint: PathBuf,
     model: Arc<Mutex<Model>>,
     session: Option<fuser::BackgroundSession>,
+    /// The kernel's number for the mounted connection (its folder under
+    /// `/sys/fs/fuse/connections/`).
+    connection: Option<u64>,
     live: Arc<AtomicBool>,
     mounts: u64,
 }
@@ -86,6 +89,7 @@ impl ForgetFs {
             mountpoint: mountpoint.to_owned(),
             model: Arc::new(Mutex::new(Model::new())),
             session: None,
+            connection: None,
             live: Arc::new(AtomicBool::new(true)),
             mounts: 0,
         };
@@ -111,6 +115,7 @@ impl ForgetFs {
             }
         })?;
         self.session = Some(session);
+        self.connection = connection_of(&self.mountpoint);
         self.mounts += 1;
         tracing::debug!(mountpoint = %self.mountpoint.display(), "forgetfs mounted");
         Ok(())
@@ -120,10 +125,16 @@ impl ForgetFs {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
+        let connection = self.connection.take();
         if let Err(e) = session.umount_and_join() {
             // Something still holds a file open: detach lazily, so that the mount point is
-            // free for the next mount at once.
-            tracing::warn!("forgetfs: unmount failed ({e}); unmounting lazily");
+            // free for the next mount at once. First the connection is aborted: with its
+            // server thread gone, a file closed later (at the latest when this process exits)
+            // would wait for an answer forever and leave the process unkillable.
+            tracing::warn!("forgetfs: unmount failed ({e}); aborting it and unmounting lazily");
+            if let Some(c) = connection {
+                abort_connection(c);
+            }
             let out = std::process::Command::new("umount")
                 .arg("-l")
                 .arg(&self.mountpoint)
@@ -190,6 +201,31 @@ impl ForgetFs {
     /// is durable.
     pub fn copy_in(&self, from: &Path, to: &Path) -> Result<(), ForgetFsError> {
         copy_tree(from, to)
+    }
+}
+
+/// The FUSE connection behind a mount point: the minor number of its device, which names its
+/// folder under `/sys/fs/fuse/connections/`.
+fn connection_of(mountpoint: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(mountpoint).ok()?.dev();
+    // glibc's encoding of a device number; FUSE's have major 0, so the kernel's number is the
+    // minor.
+    Some((dev & 0xff) | ((dev >> 12) & !0xff))
+}
+
+/// Aborts a FUSE connection (every request waiting on it fails at once), mounting the FUSE
+/// control file system first if it is not there.
+fn abort_connection(connection: u64) {
+    let root = Path::new("/sys/fs/fuse/connections");
+    if !root.join(connection.to_string()).exists() {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "fusectl", "none"])
+            .arg(root)
+            .output();
+    }
+    if let Err(e) = std::fs::write(root.join(connection.to_string()).join("abort"), b"1") {
+        tracing::warn!("forgetfs: cannot abort FUSE connection {connection}: {e}");
     }
 }
 

@@ -34,12 +34,6 @@ use imagecast_tests::forgetfs::{ForgetFs, LossReport, Losses, Severity};
 
 use crate::crash::{self, World};
 
-/// The inbox's state folder, its incoming folder and its receipt log
-/// (`shared/src/client/inbox.rs`).
-const INBOX_STATE: &str = ".imagecast";
-const INBOX_INCOMING: &str = "incoming";
-const INBOX_RECEIPTS: &str = "received";
-
 /// Images the panel keeps at most between two power losses.
 const PANEL_KEEPS_PER_ROUND: usize = 3;
 
@@ -178,8 +172,6 @@ struct DiskStats {
     lost: LossReport,
     pending_at_loss: (u64, u64),
     slowest_remount: Duration,
-    /// Stale folders cleared from the trays' `incoming/` (the inbox's known bug).
-    stale_incoming: u64,
 }
 
 /// The machines' disks that lose power: the server's data directory and the terminals'
@@ -226,20 +218,10 @@ impl Disks {
         disks
     }
 
-    /// A terminal's tray, made durable with its inbox's state folder and receipt log unless
-    /// `IMAGECAST_POWERLOSS_RAW_TRAYS` is set.
-    ///
-    /// The client library's `Inbox` creates these but never fsyncs the folders that hold their
-    /// names, so a power loss soon after a terminal's first delivery takes the receipt log
-    /// away, and a redelivery is then stored again as new (reported; `shared/src/client/
-    /// inbox.rs` is being changed elsewhere). Made here once, as an installer would, the loop
-    /// tests everything else; with the variable set it shows that bug.
+    /// A terminal's tray: a folder on the terminals' forgetting file system that the inbox
+    /// creates itself (and must make durable itself).
     pub(crate) fn tray(&self, domain: &str) -> PathBuf {
-        let tray = self.terminals.path().join(domain);
-        if !raw_trays() {
-            make_durable_tray(&tray).expect("a durable tray");
-        }
-        tray
+        self.terminals.path().join(domain)
     }
 
     /// The power goes out (the server was killed and the terminals stopped): the panel stops
@@ -266,10 +248,6 @@ impl Disks {
         }
         self.stats.power_losses += 1;
         self.stats.slowest_remount = self.stats.slowest_remount.max(started.elapsed());
-        if !raw_trays() {
-            self.stats.stale_incoming += clear_stale_incoming(self.terminals.path())
-                .map_err(|e| format!("clearing the trays' stale incoming folders: {e}"))?;
-        }
         self.panel.start(seed);
         Ok(())
     }
@@ -293,7 +271,7 @@ impl Disks {
         format!(
             "power_losses={} (drop_all={}) unsynced_at_loss(ops={} files={}) dropped(ops={} \
              files={}) torn_files={} kept(ops={} files={}) images_kept={} keeps_cut={} \
-             images_unreported={} stale_incoming_cleared={} slowest_remount_ms={}",
+             images_unreported={} slowest_remount_ms={}",
             s.power_losses,
             s.drop_all,
             s.pending_at_loss.0,
@@ -306,7 +284,6 @@ impl Disks {
             *crash::lock(&self.panel.checked),
             self.panel.failed.load(SeqCst),
             self.unreported_images,
-            s.stale_incoming,
             s.slowest_remount.as_millis(),
         )
     }
@@ -341,71 +318,6 @@ fn open_to_others(dir: &Path) -> std::io::Result<Vec<(PathBuf, u32)>> {
         }
     }
     Ok(open)
-}
-
-/// True when `IMAGECAST_POWERLOSS_RAW_TRAYS` is set: the loop does not work around the
-/// inbox's known power-loss bugs (see [`Disks::tray`] and [`clear_stale_incoming`]).
-fn raw_trays() -> bool {
-    std::env::var_os("IMAGECAST_POWERLOSS_RAW_TRAYS").is_some()
-}
-
-/// Removes, durably, every folder in a tray's `.imagecast/incoming/` named for a distribution
-/// its receipt log already holds; returns how many.
-///
-/// The inbox's known bug (reported; `shared/src/client/inbox.rs` is being changed elsewhere):
-/// `Inbox::open` erases a partial delivery left in `incoming/` without fsyncing `incoming/`,
-/// and the redelivery's folder of the same name is never fsynced into it either. A later power
-/// loss brings the erased partial folder back; the next `open` takes it for an interrupted move
-/// of the (meanwhile stored) distribution and places its torn pages beside the real ones as
-/// `NAME-2`. The terminals of this loop never stop inside `Inbox::handle`, so no real move is
-/// ever interrupted, and such a folder here is always that stale one.
-fn clear_stale_incoming(trays: &Path) -> std::io::Result<u64> {
-    let mut removed = 0;
-    for tray in std::fs::read_dir(trays)? {
-        let state = tray?.path().join(INBOX_STATE);
-        let Ok(log) = std::fs::read_to_string(state.join(INBOX_RECEIPTS)) else {
-            continue;
-        };
-        let received: HashSet<&str> = log.lines().filter_map(|l| l.split('\t').next()).collect();
-        let incoming = state.join(INBOX_INCOMING);
-        let mut any = false;
-        for entry in std::fs::read_dir(&incoming)? {
-            let entry = entry?;
-            if received.contains(entry.file_name().to_string_lossy().as_ref()) {
-                std::fs::remove_dir_all(entry.path())?;
-                removed += 1;
-                any = true;
-            }
-        }
-        if any {
-            std::fs::File::open(&incoming)?.sync_all()?;
-        }
-    }
-    Ok(removed)
-}
-
-/// The tray folder, its `.imagecast/.incoming` and `.imagecast/receipts` (the inbox's
-/// layout), each name fsynced into its folder.
-fn make_durable_tray(tray: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let state = tray.join(INBOX_STATE);
-    for dir in [
-        tray.to_path_buf(),
-        state.clone(),
-        state.join(INBOX_INCOMING),
-    ] {
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        if let Some(parent) = dir.parent() {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(state.join(INBOX_RECEIPTS))?
-        .sync_all()?;
-    std::fs::File::open(&state)?.sync_all()
 }
 
 impl Drop for Disks {
