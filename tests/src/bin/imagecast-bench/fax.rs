@@ -374,6 +374,8 @@ pub async fn fax(o: FaxOptions) -> anyhow::Result<Line> {
             number,
             station,
             lines: o.lines.max(1),
+            // The gateway keeps received faxes here until the supervisor has them.
+            spool: server.dir.path().join(format!("spool-{i}")),
         };
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move {
