@@ -232,7 +232,10 @@ impl BenchServer {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        anyhow::bail!("the server did not exit within {} s of SIGTERM", limit.as_secs())
+        anyhow::bail!(
+            "the server did not exit within {} s of SIGTERM",
+            limit.as_secs()
+        )
     }
 
     /// Starts the server again on the same data directory and address (after
@@ -240,9 +243,19 @@ impl BenchServer {
     pub fn start_again(&mut self) -> anyhow::Result<()> {
         let data = DataDir::new(self.dir.path().join("data"));
         let log = std::fs::OpenOptions::new().append(true).open(&self.log)?;
-        self.child = spawn_logging_to(&data, &self.addr, self.heartbeat_ms, self.fingerprint.is_some(), log)?;
+        self.child = spawn_logging_to(
+            &data,
+            &self.addr,
+            self.heartbeat_ms,
+            self.fingerprint.is_some(),
+            log,
+        )?;
         let addr = self.wait_listening()?;
-        anyhow::ensure!(addr == self.addr, "the server came back on {addr}, not {}", self.addr);
+        anyhow::ensure!(
+            addr == self.addr,
+            "the server came back on {addr}, not {}",
+            self.addr
+        );
         Ok(())
     }
 

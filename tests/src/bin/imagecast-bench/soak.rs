@@ -297,8 +297,8 @@ pub async fn soak(o: SoakOptions) -> anyhow::Result<Line> {
         if load_over && done.len() >= expected(&sent) {
             break;
         }
-        let limit = drain_deadline
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+        let limit =
+            drain_deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
         tokio::select! {
             got = sent_rx.recv(), if !load_over => match got {
                 Some((dist, s)) => {
