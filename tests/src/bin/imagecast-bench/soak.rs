@@ -148,6 +148,9 @@ pub async fn soak(o: SoakOptions) -> anyhow::Result<Line> {
             while Instant::now() < end && !*stop.borrow() {
                 tokio::time::sleep_until(next.into()).await;
                 next += o.interval;
+                if Instant::now() >= end {
+                    break;
+                }
                 if client.is_none() {
                     client = connect_user(&server, &server.sender).await.ok();
                 }
@@ -373,6 +376,13 @@ pub async fn soak(o: SoakOptions) -> anyhow::Result<Line> {
         .iter()
         .map(|m| report::sig3(report::percentile(m, 99.0)))
         .collect();
+    // The median RSS of each minute, to tell growth that levels off from growth that goes on.
+    let rss_by_minute: Vec<String> = (0..(total / 60.0).ceil() as usize)
+        .map(|m| {
+            let v = in_range(m as f64 * 60.0, (m + 1) as f64 * 60.0);
+            report::sig3(report::median(&v) / (1024.0 * 1024.0))
+        })
+        .collect();
     let errors_total = errors.load(Ordering::SeqCst) + lost + faults + gave_up + lost_unkicked;
     let problems = server.log_problems(1000).len();
     drop(kicks);
@@ -408,6 +418,7 @@ pub async fn soak(o: SoakOptions) -> anyhow::Result<Line> {
         .num("server_rss_warm_mib", rss_warm / (1024.0 * 1024.0))
         .num("server_rss_end_mib", rss_end / (1024.0 * 1024.0))
         .num("server_rss_max_mib", rss_max / (1024.0 * 1024.0))
+        .field("server_rss_mib_by_minute", rss_by_minute.join(","))
         .num("server_peak_rss_mib", mib(server.memory()?.peak))
         .num("warmup_s", warm)
         .num("server_cpu_util", cores.first().copied().unwrap_or(0.0))
