@@ -7,10 +7,12 @@
 #   cargo build --release --workspace --bins
 #   tests/bench/run.sh                 # everything, ~10 minutes on the 2-core machine
 #   ONLY=fanout tests/bench/run.sh     # one group: fanout, scaling, idle, latency,
-#                                      # registration, marksheet, relay (needs socat), fax
+#                                      # registration, marksheet, relay (needs socat), fax,
+#                                      # storm, soak, tls (needs mosquitto, paho-mqtt, openssl)
 #   REPEAT=3 tests/bench/run.sh        # three passes (summarize.py takes medians over them)
 #
 # Knobs: ROUNDS (5), QUIET_WAIT (5 s per round), PEERS (1: also run shared/bench),
+# SOAK_MINUTES (2; the issue's figure is 10, for a quiet machine), STORM (1000 10000),
 # SHARED (path of shared/bench, default ../shared/bench next to the repository),
 # CARGO_TARGET_DIR (where the release binaries are, default ./target).
 # A scenario that fails prints "# failed: ..." and the others still run.
@@ -25,6 +27,8 @@ ROUNDS=${ROUNDS:-5}
 QUIET_WAIT=${QUIET_WAIT:-5}
 PEERS=${PEERS:-1}
 ONLY=${ONLY:-all}
+SOAK_MINUTES=${SOAK_MINUTES:-2}
+STORM=${STORM:-1000 10000}
 for bin in imagecast-bench imagecast-server; do
   [ -x "$B/$bin" ] || { echo "build first: cargo build --release --workspace --bins" >&2; exit 1; }
 done
@@ -38,6 +42,10 @@ want() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 peer() { # runs a shared/bench script from its own folder; its temp files go under /tmp
   [ "$PEERS" = 1 ] && [ -d "$SHARED" ] || return 0
   (cd "$SHARED" && python3 "$@") || echo "# peer failed: $*"
+}
+mqtt() { # our copy of shared/bench/mqtt_fanout.py, which adds --tls (tests/bench/mqtt)
+  [ "$PEERS" = 1 ] || return 0
+  (cd tests/bench/mqtt && python3 mqtt_fanout.py "$@") || echo "# mqtt failed: $*"
 }
 {
   echo "# tests/bench/run.sh $(date -u +%FT%TZ) host=$(hostname) ncpu=$(nproc) kernel=$(uname -r) repeat=$REPEAT rounds=$ROUNDS commit=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo none)}"
@@ -89,6 +97,22 @@ peer() { # runs a shared/bench script from its own folder; its temp files go und
     fi
     if want fax; then
       bench fax --gateways 4 --jobs 1000 --document tiff
+    fi
+    if want tls; then
+      # Issue 14, item 5: the TLS fan-out beside Mosquitto with a TLS 1.3 listener and the
+      # TLS loopback (the encrypted limit), back to back; the plain Mosquitto for reference.
+      bench loopback --receivers 100 --size-mib 5 --tls "${R[@]}"
+      bench fanout --terminals 100 --size-mib 5 "${R[@]}"
+      mqtt -n 100 -s 5 -r "$ROUNDS" --client raw --tls --quiet-wait "$QUIET_WAIT"
+      mqtt -n 100 -s 5 -r "$ROUNDS" --client raw --quiet-wait "$QUIET_WAIT"
+    fi
+    if want storm; then
+      # Item 6: every terminal back after a restart (TLS, device logins only).
+      for n in $STORM; do bench restart-storm --terminals "$n"; done
+    fi
+    if want soak; then
+      # Item 7: mixed load; `imagecast-bench soak --minutes 10` on a quiet machine.
+      bench soak --minutes "$SOAK_MINUTES"
     fi
   done
 } 2>&1 | tee "$out"

@@ -11,6 +11,8 @@
 //! - [`relay`]: `relay` and `relay-idle`, real-time sessions beside plain forwarders
 //!   ([`forwarder`]), both over two-way streams ([`stream`]).
 //! - [`fax`]: fax jobs through the supervisor to gateways on the simulated network.
+//! - [`storm`]: `restart-storm`, terminals coming back after a server restart; [`soak`]:
+//!   minutes of mixed load; both with terminals that reconnect ([`reconnect`]).
 //! - [`host`]: `/proc` readings; [`report`]: result lines and statistics.
 //!
 //! The method and the figures are in `docs/PERFORMANCE.md`.
@@ -22,10 +24,13 @@ mod host;
 mod idle;
 mod loopback;
 mod marksheet;
+mod reconnect;
 mod registration;
 mod relay;
 mod report;
 mod server;
+mod soak;
+mod storm;
 mod stream;
 mod terminals;
 
@@ -191,6 +196,53 @@ enum Scenario {
         #[arg(long, default_value_t = 0.0)]
         time_scale: f64,
         /// Run without TLS.
+        #[arg(long)]
+        plain: bool,
+        /// The server's heartbeat interval in milliseconds.
+        #[arg(long, default_value_t = 15_000)]
+        heartbeat_ms: u64,
+    },
+    /// N receiving terminals connected; the server restarted (SIGTERM, started again on the
+    /// same data directory and port): the time until they are all back and receiving.
+    RestartStorm {
+        /// Receiving terminals (device logins only).
+        #[arg(long)]
+        terminals: usize,
+        /// Run without TLS (plain TCP on both sides).
+        #[arg(long)]
+        plain: bool,
+        /// The server's heartbeat interval in milliseconds.
+        #[arg(long, default_value_t = 15_000)]
+        heartbeat_ms: u64,
+    },
+    /// Minutes of continuous mixed load: distributions to 3–100 terminals, registrations and
+    /// withdrawals, terminals going and coming, slow readers; memory, errors, latency.
+    Soak {
+        /// How long the load runs, in minutes.
+        #[arg(long)]
+        minutes: f64,
+        /// Receiving terminals.
+        #[arg(long, default_value_t = 300)]
+        terminals: usize,
+        /// Of them, slow readers (100 ms before each piece of page data).
+        #[arg(long, default_value_t = 5)]
+        slow: usize,
+        /// Of them, terminals closed one a second that come back after 0.5–3 s.
+        #[arg(long, default_value_t = 20)]
+        churners: usize,
+        /// Concurrent senders.
+        #[arg(long, default_value_t = 2)]
+        senders: usize,
+        /// Each sender starts a distribution this often, in milliseconds.
+        #[arg(long, default_value_t = 250)]
+        interval_ms: u64,
+        /// Page size in KiB.
+        #[arg(long, default_value_t = 256)]
+        size_kib: usize,
+        /// Devices that register with the group and withdraw, in a loop.
+        #[arg(long, default_value_t = 4)]
+        registrars: usize,
+        /// Run without TLS (plain TCP on both sides).
         #[arg(long)]
         plain: bool,
         /// The server's heartbeat interval in milliseconds.
@@ -380,6 +432,37 @@ async fn run(scenario: Scenario) -> anyhow::Result<Vec<report::Line>> {
                 pages,
                 document,
                 time_scale,
+                tls: !plain,
+                heartbeat_ms: heartbeat_ms.max(100),
+            })
+            .await?
+        }
+        Scenario::RestartStorm {
+            terminals,
+            plain,
+            heartbeat_ms,
+        } => storm::restart_storm(terminals, !plain, heartbeat_ms.max(100)).await?,
+        Scenario::Soak {
+            minutes,
+            terminals,
+            slow,
+            churners,
+            senders,
+            interval_ms,
+            size_kib,
+            registrars,
+            plain,
+            heartbeat_ms,
+        } => {
+            soak::soak(soak::SoakOptions {
+                minutes: minutes.max(0.1),
+                terminals,
+                slow,
+                churners,
+                senders: senders.max(1),
+                interval: Duration::from_millis(interval_ms.max(1)),
+                size_kib: size_kib.max(1),
+                registrars,
                 tls: !plain,
                 heartbeat_ms: heartbeat_ms.max(100),
             })

@@ -73,6 +73,7 @@ pub struct BenchServer {
     pub log: PathBuf,
     /// The certificate's fingerprint when the server runs TLS.
     pub fingerprint: Option<String>,
+    heartbeat_ms: u64,
     child: Child,
 }
 
@@ -188,8 +189,9 @@ impl BenchServer {
         } else {
             None
         };
-        let child = spawn(&data, layout.heartbeat_ms, layout.tls, &log)?;
+        let child = spawn(&data, "127.0.0.1:0", layout.heartbeat_ms, layout.tls, &log)?;
         let mut server = Self {
+            heartbeat_ms: layout.heartbeat_ms,
             addr: String::new(),
             dir,
             sender,
@@ -213,6 +215,48 @@ impl BenchServer {
                 )
             },
         )
+    }
+
+    /// Stops the server with SIGTERM (as systemd does) and waits for it to exit, at most
+    /// `limit`; returns how long it took. The data directory stays.
+    pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<Duration> {
+        let start = std::time::Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("cannot run kill")?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", self.child.id());
+        while start.elapsed() < limit {
+            if self.child.try_wait()?.is_some() {
+                return Ok(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        anyhow::bail!(
+            "the server did not exit within {} s of SIGTERM",
+            limit.as_secs()
+        )
+    }
+
+    /// Starts the server again on the same data directory and address (after
+    /// [`terminate`](Self::terminate)), appending to the same log; returns once it listens.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
+        let data = DataDir::new(self.dir.path().join("data"));
+        let log = std::fs::OpenOptions::new().append(true).open(&self.log)?;
+        self.child = spawn_logging_to(
+            &data,
+            &self.addr,
+            self.heartbeat_ms,
+            self.fingerprint.is_some(),
+            log,
+        )?;
+        let addr = self.wait_listening()?;
+        anyhow::ensure!(
+            addr == self.addr,
+            "the server came back on {addr}, not {}",
+            self.addr
+        );
+        Ok(())
     }
 
     /// The server's process ID.
@@ -275,16 +319,26 @@ fn strip_ansi(line: &str) -> String {
 
 fn spawn(
     data: &DataDir,
+    listen: &str,
     heartbeat_ms: u64,
     tls: bool,
     log: &std::path::Path,
 ) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(log)?;
+    spawn_logging_to(data, listen, heartbeat_ms, tls, std::fs::File::create(log)?)
+}
+
+fn spawn_logging_to(
+    data: &DataDir,
+    listen: &str,
+    heartbeat_ms: u64,
+    tls: bool,
+    log: std::fs::File,
+) -> anyhow::Result<Child> {
     let child = Command::new(imagecast_tests::bin("imagecast-server"))
         .arg("run")
         .arg("--data-dir")
         .arg(data.root())
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .args(["--heartbeat-ms", &heartbeat_ms.to_string()])
         .args(if tls { &[][..] } else { &["--plain"][..] })
         .stdin(Stdio::null())
