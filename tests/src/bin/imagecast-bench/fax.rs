@@ -292,6 +292,8 @@ fn ms(d: Duration) -> f64 {
 
 /// `fax --gateways N --lines L --jobs M --concurrency C`.
 pub async fn fax(o: FaxOptions) -> anyhow::Result<Line> {
+    // Standard output carries the result lines only: the gateways' news goes to the log.
+    imagecast_faxgw::console::to_log();
     let c = o.concurrency.max(1);
     let layout = Layout {
         gateways: o.gateways.max(1),
