@@ -27,6 +27,13 @@
 //!   [`FaxEvent::JobByParts`] and fetches the files with [`FaxRequest::JobPart`].
 //! - A terminal reads the **phone book** its user sees there with [`FaxRequest::PhoneBook`]
 //!   (answered [`FaxEvent::PhoneBook`]).
+//! - A user holding `supervisor-settings` reads the **supervisor's settings** (its tables, as
+//!   the TOML file of `imagecast-server fax export`) with [`FaxRequest::SupervisorShow`] and
+//!   replaces them with [`FaxRequest::SupervisorSet`], both answered
+//!   [`FaxEvent::Supervisor`]; a version (a digest of the file) refuses a stale change.
+
+/// Most bytes of the supervisor's settings file sent with [`FaxRequest::SupervisorSet`].
+pub const MAX_SUPERVISOR_FILE_BYTES: usize = 1 << 20;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -433,6 +440,23 @@ pub enum FaxRequest {
         /// Request ID.
         id: RequestId,
     },
+    /// 15: the supervisor's settings (needs `supervisor-settings`); answered
+    /// [`FaxEvent::Supervisor`].
+    SupervisorShow {
+        /// Request ID.
+        id: RequestId,
+    },
+    /// 16: replace the supervisor's settings with `file`, all or none (needs
+    /// `supervisor-settings`), only if they are still at `version`; answered
+    /// [`FaxEvent::Supervisor`] with the new version.
+    SupervisorSet {
+        /// Request ID.
+        id: RequestId,
+        /// The TOML file (at most [`MAX_SUPERVISOR_FILE_BYTES`]).
+        file: String,
+        /// The version the file was read at.
+        version: String,
+    },
 }
 
 impl FaxRequest {
@@ -453,7 +477,9 @@ impl FaxRequest {
             | FaxRequest::SettingsSet { id, .. }
             | FaxRequest::SendUploaded { id, .. }
             | FaxRequest::JobPart { id, .. }
-            | FaxRequest::PhoneBook { id } => Some(*id),
+            | FaxRequest::PhoneBook { id }
+            | FaxRequest::SupervisorShow { id }
+            | FaxRequest::SupervisorSet { id, .. } => Some(*id),
         }
     }
 
@@ -475,7 +501,9 @@ impl FaxRequest {
             | FaxRequest::SettingsSet { .. }
             | FaxRequest::SendUploaded { .. }
             | FaxRequest::JobPart { .. }
-            | FaxRequest::PhoneBook { .. } => 2,
+            | FaxRequest::PhoneBook { .. }
+            | FaxRequest::SupervisorShow { .. }
+            | FaxRequest::SupervisorSet { .. } => 2,
         }
     }
 }
@@ -567,6 +595,16 @@ pub enum FaxEvent {
         /// The entries.
         entries: Vec<FaxBookEntry>,
     },
+    /// 14: the supervisor's settings as they are now ([`FaxRequest::SupervisorShow`],
+    /// [`FaxRequest::SupervisorSet`]).
+    Supervisor {
+        /// Request ID.
+        id: RequestId,
+        /// The TOML file.
+        file: String,
+        /// Its version, to give back with a change.
+        version: String,
+    },
 }
 
 impl FaxEvent {
@@ -580,7 +618,8 @@ impl FaxEvent {
             | FaxEvent::ReceivedStored { id, .. }
             | FaxEvent::SettingsInfo { id, .. }
             | FaxEvent::JobPart { id, .. }
-            | FaxEvent::PhoneBook { id, .. } => Some(*id),
+            | FaxEvent::PhoneBook { id, .. }
+            | FaxEvent::Supervisor { id, .. } => Some(*id),
             FaxEvent::Job(_)
             | FaxEvent::Progress(_)
             | FaxEvent::Record(_)
@@ -607,7 +646,8 @@ impl FaxEvent {
             | FaxEvent::SettingsInfo { .. }
             | FaxEvent::JobByParts { .. }
             | FaxEvent::JobPart { .. }
-            | FaxEvent::PhoneBook { .. } => 2,
+            | FaxEvent::PhoneBook { .. }
+            | FaxEvent::Supervisor { .. } => 2,
         }
     }
 }

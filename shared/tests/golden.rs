@@ -961,3 +961,40 @@ fn fax_phone_book_messages_keep_their_bytes() {
     assert_eq!(ev.since(), 2);
     assert_eq!(ev.reply_to(), Some(17));
 }
+
+#[test]
+fn fax_supervisor_settings_messages_keep_their_bytes() {
+    use imagecast_shared::fax::{FaxEvent, FaxRequest};
+    check(&[
+        (
+            ClientMsg::Fax(FaxRequest::SupervisorShow { id: 18 }),
+            "1f0f12",
+        ),
+        (
+            ClientMsg::Fax(FaxRequest::SupervisorSet {
+                id: 19,
+                file: "a".into(),
+                version: "v".into(),
+            }),
+            "1f101301610176",
+        ),
+    ]);
+    check(&[(
+        ServerMsg::Fax(FaxEvent::Supervisor {
+            id: 20,
+            file: "a".into(),
+            version: "v".into(),
+        }),
+        "1f0e1401610176",
+    )]);
+    let req = ClientMsg::Fax(FaxRequest::SupervisorShow { id: 21 });
+    assert_eq!(req.since(), 2);
+    assert_eq!(req.request_id(), Some(21));
+    let ev = ServerMsg::Fax(FaxEvent::Supervisor {
+        id: 22,
+        file: String::new(),
+        version: String::new(),
+    });
+    assert_eq!(ev.since(), 2);
+    assert_eq!(ev.reply_to(), Some(22));
+}

@@ -7,14 +7,17 @@ use std::sync::Arc;
 use imagecast_shared::RequestId;
 use imagecast_shared::domain::domain_key;
 use imagecast_shared::fax::{
-    FaxEvent, FaxFile, FaxGatewayInfo, FaxRequest, FaxUpload, MAX_UPLOADED_JOB_BYTES,
+    FaxEvent, FaxFile, FaxGatewayInfo, FaxRequest, FaxUpload, MAX_SUPERVISOR_FILE_BYTES,
+    MAX_UPLOADED_JOB_BYTES,
 };
 use imagecast_shared::msg::{DeviceKind, ErrorCode, ErrorInfo, Role, ServerMsg};
 
 use super::{Session, check_name, error};
 use crate::fax::competence::{self, Competence};
 use crate::fax::dispatch::{self, NewJob};
-use crate::fax::{self as faxdb, FaxError, phonebook, priority, reception, records, settings};
+use crate::fax::{
+    self as faxdb, FaxError, phonebook, priority, reception, records, settings, transfer,
+};
 
 /// The most bytes of files one fax job may carry (its files travel in one frame).
 pub use imagecast_shared::fax::MAX_JOB_BYTES;
@@ -281,6 +284,40 @@ impl Session {
                     id,
                     entries: entries.iter().map(phonebook::to_wire).collect(),
                 }))
+            }
+            FaxRequest::SupervisorShow { id } => {
+                let (user, _) = self.fax_user("reading the supervisor's settings")?;
+                let device = domain_key(&self.device.domain).into_owned();
+                let (file, version) = faxdb::call(&self.state.db, move |c| {
+                    competence::check(c, &user, Some(&device), Competence::SupervisorSettings)?;
+                    transfer::current(c)
+                })
+                .await
+                .map_err(fax_error)?;
+                Ok(reply(FaxEvent::Supervisor { id, file, version }))
+            }
+            FaxRequest::SupervisorSet { id, file, version } => {
+                let (user, _) = self.fax_user("changing the supervisor's settings")?;
+                if file.len() > MAX_SUPERVISOR_FILE_BYTES {
+                    return Err(error(
+                        ErrorCode::TooLarge,
+                        Some("file"),
+                        format!(
+                            "the settings file has {} bytes; at most {MAX_SUPERVISOR_FILE_BYTES}",
+                            file.len()
+                        ),
+                    ));
+                }
+                let device = domain_key(&self.device.domain).into_owned();
+                let (file, version) = faxdb::call(&self.state.db, move |c| {
+                    competence::check(c, &user, Some(&device), Competence::SupervisorSettings)?;
+                    transfer::replace_at(c, &file, &version)
+                })
+                .await
+                .map_err(fax_error)?;
+                tracing::info!(%version, "the supervisor's settings were replaced from a terminal");
+                self.state.fax.wake();
+                Ok(reply(FaxEvent::Supervisor { id, file, version }))
             }
             FaxRequest::Records { id, last } => {
                 let (user, admin) = self.fax_user("fax records")?;

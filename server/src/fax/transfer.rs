@@ -383,6 +383,35 @@ fn one_of<'a>(place: &str, what: &str, options: &[(&'a str, bool)]) -> Result<&'
     }
 }
 
+/// The supervisor's settings file as it is now, and its version (a digest of the file):
+/// what a terminal is shown, and what a change from a terminal must have been read at.
+pub fn current(conn: &Connection) -> Result<(String, String), FaxError> {
+    use sha2::{Digest, Sha256};
+    let text = to_toml(&export(conn)?)?;
+    let digest = Sha256::digest(text.as_bytes());
+    let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ok((text, version))
+}
+
+/// Replaces the supervisor's tables with `text` as a terminal's user asks: refused unless they
+/// are still at `version` (someone else changed them meanwhile). Run it inside a transaction
+/// and commit only when it returns `Ok` (all or none); returns the new file and version.
+pub fn replace_at(
+    conn: &Connection,
+    text: &str,
+    version: &str,
+) -> Result<(String, String), FaxError> {
+    let (_, now) = current(conn)?;
+    if now != version {
+        return Err(FaxError::Invalid(format!(
+            "the supervisor's settings changed since version {version} was read (they are at \
+             version {now} now): show them again, make the change there and set again"
+        )));
+    }
+    import(conn, text)?;
+    current(conn)
+}
+
 /// Replaces the supervisor's tables with the file's `text` (parsed, then applied table by
 /// table through the modules' own checks). Run it inside a transaction and commit only when it
 /// returns `Ok`: the first error stops it, naming the TOML table and line.

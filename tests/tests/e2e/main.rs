@@ -12,6 +12,7 @@ mod fax_admin;
 mod fax_hylafax;
 mod fax_phonebook;
 mod fax_reception;
+mod fax_supervisor;
 mod groups;
 mod hostile;
 mod json;

@@ -68,6 +68,27 @@ pub enum FaxCmd {
         #[command(subcommand)]
         cmd: SettingsCmd,
     },
+    /// The supervisor's own settings (priority, per-client and delivery tables, policy,
+    /// groupings, phone book, competences, users' home terminals) as one TOML file, read or
+    /// replaced on the server (needs the competence supervisor-settings).
+    Supervisor {
+        /// Show or set.
+        #[command(subcommand)]
+        cmd: SupervisorCmd,
+    },
+}
+
+/// `imagecast fax supervisor ...`.
+#[derive(clap::Subcommand)]
+pub enum SupervisorCmd {
+    /// Prints the settings file, its first line naming its version.
+    Show,
+    /// Replaces every table with FILE, all or none; refused when the settings changed since
+    /// FILE was shown (its first line names the version it was read at).
+    Set {
+        /// A file printed by `show`, changed.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `imagecast fax settings ...`.
@@ -155,6 +176,18 @@ pub fn run(options: &Options, cmd: FaxCmd) -> anyhow::Result<ExitCode> {
                 },
         } => {
             rt.block_on(fax::settings(&settings, &gateway, &assignments, json, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FaxCmd::Supervisor {
+            cmd: SupervisorCmd::Show,
+        } => {
+            rt.block_on(fax::supervisor(&settings, None, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        FaxCmd::Supervisor {
+            cmd: SupervisorCmd::Set { file },
+        } => {
+            rt.block_on(fax::supervisor(&settings, Some(&file), out))?;
             Ok(ExitCode::SUCCESS)
         }
     }

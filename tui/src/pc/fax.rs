@@ -428,6 +428,85 @@ pub async fn records(
 
 /// `fax settings show GATEWAY` / `fax settings set GATEWAY KEY=VALUE...` (the competence
 /// `gateway-settings`): prints `version=`, `applied-version=`, `pending=yes|no`, then every
+/// The first line of a supervisor settings file as `fax supervisor show` prints it.
+const SUPERVISOR_HEADER: &str = "# imagecast supervisor settings, version ";
+
+/// `fax supervisor show` (no file) or `fax supervisor set FILE`: prints the settings file the
+/// server holds (after the change), its first line naming its version.
+pub async fn supervisor(
+    s: &Settings,
+    file: Option<&std::path::Path>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let reply = match file {
+        None => {
+            ask(s, true, "the supervisor's settings", |id| {
+                FaxRequest::SupervisorShow { id }
+            })
+            .await?
+        }
+        Some(path) => {
+            let (text, version) = read_supervisor_file(path)?;
+            ask(s, true, "the supervisor settings change", |id| {
+                FaxRequest::SupervisorSet {
+                    id,
+                    file: text.clone(),
+                    version: version.clone(),
+                }
+            })
+            .await?
+        }
+    };
+    let FaxEvent::Supervisor { file, version, .. } = reply else {
+        return Err(unexpected("the supervisor's settings"));
+    };
+    writeln!(
+        out,
+        "{SUPERVISOR_HEADER}{} (change the file and give it to `imagecast fax supervisor set FILE`)",
+        peer(&version)
+    )?;
+    // The server's TOML writer escapes control characters inside strings; a line is still
+    // escaped as peer text before it reaches a terminal.
+    for line in file.lines() {
+        writeln!(out, "{}", imagecast_shared::text::escape(line))?;
+    }
+    Ok(())
+}
+
+/// Reads a settings file for `fax supervisor set`: its text and the version its first line
+/// names.
+fn read_supervisor_file(path: &std::path::Path) -> anyhow::Result<(String, String)> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(imagecast_shared::fax::MAX_SUPERVISOR_FILE_BYTES as u64 + 1)
+                .read_to_string(&mut text)
+        })
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if text.len() > imagecast_shared::fax::MAX_SUPERVISOR_FILE_BYTES {
+        anyhow::bail!(
+            "{} is larger than the {} KiB a settings file may have",
+            path.display(),
+            imagecast_shared::fax::MAX_SUPERVISOR_FILE_BYTES >> 10
+        );
+    }
+    let version = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix(SUPERVISOR_HEADER))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: its first line must be the `{SUPERVISOR_HEADER}V ...` line that \
+                 `imagecast fax supervisor show` prints (start from its output)",
+                path.display()
+            )
+        })?;
+    Ok((text, version))
+}
+
 /// `KEY=VALUE`; with `json`, one object.
 pub async fn settings(
     s: &Settings,
