@@ -2,7 +2,7 @@
 //! its device token (a receiving connection, so it works from behind NAT), announces its
 //! lines, and makes the calls the supervisor pushes ([`FaxEvent::Job`]) on its line driver,
 //! reporting progress and each call's result. Retries and their timing are the supervisor's.
-//! A lost connection is dialled again with a growing pause (1 s doubling to 30 s); calls in
+//! A lost connection is dialled again with a growing pause (1 s doubling to 30 s, with jitter); calls in
 //! progress are hung up then, since the supervisor requeues them.
 //!
 //! It also **answers** its line the whole time it runs, connected or not: every fax received
@@ -136,27 +136,28 @@ pub async fn run_on(
         tokio::spawn(async move { d.receive(k, called).await })
     };
     tokio::pin!(stop);
-    let mut pause = Duration::from_secs(1);
+    let mut backoff =
+        imagecast_shared::client::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     let result = loop {
         let started = tokio::time::Instant::now();
         let outcome = tokio::select! {
             _ = &mut stop => break Ok(()),
             r = serve(&cfg, &driver, &kept, &settings) => r,
         };
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff.reset();
+        }
+        let pause = backoff.pause();
         if let Err(e) = outcome {
             crate::warn_line!(
-                "imagecast-faxgw: {e:#}; connecting again in {} s",
-                pause.as_secs()
+                "imagecast-faxgw: {e:#}; connecting again in {:.1} s",
+                pause.as_secs_f64()
             );
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            pause = Duration::from_secs(1);
         }
         tokio::select! {
             _ = &mut stop => break Ok(()),
             _ = tokio::time::sleep(pause) => {}
         }
-        pause = (pause * 2).min(Duration::from_secs(30));
     };
     // New calls ring out; the calls in progress finish (at most the machine's grace), so every
     // page confirmed to a caller is kept.

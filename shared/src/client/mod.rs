@@ -6,6 +6,7 @@
 //! [`Client`]; pushed deliveries and progress arrive as [`Event`]s on [`Events`], which the
 //! application must keep draining: an undrained event queue holds up the replies behind it.
 
+mod backoff;
 pub mod dial;
 mod error;
 mod inbox;
@@ -23,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+pub use backoff::{Backoff, jittered};
 pub use error::ClientError;
 pub use inbox::safe_file_name as page_file_name;
 pub use inbox::{Inbox, InboxError, InboxMode, MAX_INCOMPLETE, Received, stored_in};

@@ -18,7 +18,8 @@ use imagecast_shared::msg::{DeliveryOutcome, DeviceKind};
 use imagecast_shared::text::escape_bounded;
 use tokio_util::sync::CancellationToken;
 
-/// The first pause before reconnecting; it doubles up to [`MAX_BACKOFF`].
+/// The first step of the pause before reconnecting; it doubles up to [`MAX_BACKOFF`] (each
+/// pause drawn from the upper half of its step).
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest pause between connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -214,7 +215,7 @@ impl Runner {
                 return;
             }
         };
-        let mut delay = MIN_BACKOFF;
+        let mut backoff = imagecast_shared::client::Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
         loop {
             let connected = tokio::select! {
                 _ = self.cancel.cancelled() => return,
@@ -224,7 +225,7 @@ impl Runner {
                 Ok((client, mut events)) => {
                     tracing::debug!(%domain, "simulated terminal connected");
                     self.counters.connected.store(true, Ordering::Relaxed);
-                    delay = MIN_BACKOFF;
+                    backoff.reset();
                     let ended = self.serve(&domain, &client, &mut events, &inbox).await;
                     self.counters.connected.store(false, Ordering::Relaxed);
                     client.close().await;
@@ -244,9 +245,8 @@ impl Runner {
             }
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(backoff.pause()) => {}
             }
-            delay = (delay * 2).min(MAX_BACKOFF);
         }
     }
 

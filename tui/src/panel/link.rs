@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::app::AppEvent;
 use crate::paper::pages::count_pages;
 
-/// Back-off between attempts: 0.5 s doubling to 10 s.
+/// Back-off between attempts: 0.5 s doubling to 10 s (each pause drawn from the upper half
+/// of its step, [`imagecast_shared::client::jittered`]).
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(500u64 << attempt.clamp(1, 6).saturating_sub(1))
         .min(Duration::from_secs(10))
@@ -45,6 +46,7 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             r = Client::connect(&cfg) => r,
         };
+        let pause;
         match connected {
             Ok((client, mut events)) => {
                 attempt = 1;
@@ -85,10 +87,11 @@ pub async fn run(
                 if let Some(inbox) = inbox.as_mut() {
                     inbox.abandon_incomplete();
                 }
+                pause = imagecast_shared::client::jittered(backoff(attempt));
                 let _ = tx.send(AppEvent::Disconnected {
                     reason,
                     attempt,
-                    retry_in: backoff(attempt),
+                    retry_in: pause,
                 });
             }
             Err(ClientError::Refused(r)) => {
@@ -96,16 +99,17 @@ pub async fn run(
                 return;
             }
             Err(e) => {
+                pause = imagecast_shared::client::jittered(backoff(attempt));
                 let _ = tx.send(AppEvent::Disconnected {
                     reason: e.to_string(),
                     attempt: attempt + 1,
-                    retry_in: backoff(attempt),
+                    retry_in: pause,
                 });
             }
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff(attempt)) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = retry.notified() => {}
         }
         attempt += 1;

@@ -570,16 +570,21 @@ fn is_connection_lost(e: &anyhow::Error) -> bool {
         .is_some_and(ClientError::is_connection_lost)
 }
 
+/// The PC client's pause between attempts to reach its server: 0.2 s doubling to 5 s, with
+/// jitter.
+pub(crate) fn reconnect_backoff() -> imagecast_shared::client::Backoff {
+    imagecast_shared::client::Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
+}
+
 async fn reconnect(s: &Settings) -> anyhow::Result<(Client, Events)> {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = reconnect_backoff();
     let mut last = None;
     for _ in 0..20 {
         match connect(s, false).await {
             Ok(x) => return Ok(x),
             Err(e) if e.is_connection_lost() => {
                 last = Some(e);
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.pause()).await;
             }
             Err(e) => return Err(e.into()),
         }
@@ -599,7 +604,7 @@ pub async fn receive(
     // Opened after the first connection, so that a wrong token or address creates nothing.
     let mut inbox: Option<Inbox> = None;
     let mut received = 0u64;
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = reconnect_backoff();
     let mut connected_once = false;
     loop {
         let (client, mut events) = match connect(s, true).await {
@@ -609,14 +614,13 @@ pub async fn receive(
                 let error = e.to_string();
                 let error = peer_reason(&error);
                 tracing::info!(%error, "cannot reach the server; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.pause()).await;
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
         connected_once = true;
-        delay = Duration::from_millis(200);
+        backoff.reset();
         let inbox = match &mut inbox {
             Some(inbox) => inbox,
             None => inbox
@@ -674,7 +678,7 @@ pub async fn receive(
         }
         // What was half delivered on that connection comes again from the start.
         inbox.abandon_incomplete();
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(backoff.pause()).await;
     }
 }
 

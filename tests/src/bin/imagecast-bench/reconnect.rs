@@ -3,11 +3,10 @@
 //!
 //! The client library has no reconnect loop of its own; each program has one. This is the
 //! loop of `imagecast receive` (`tui/src/pc/mod.rs`), copied: after a lost connection, wait
-//! [`FIRST_DELAY`] and dial again; while dialling fails with a lost-connection error, wait
-//! and double the wait up to [`MAX_DELAY`]; a connection that works resets the wait; any
-//! other error (the server refused the terminal) is final: the terminal gives up. There is
-//! **no jitter** in that back-off, and none is added here. (The panel's link waits 0.5 s
-//! doubling to 10 s, also without jitter.)
+//! and dial again; while dialling fails with a lost-connection error, wait longer: the
+//! client library's [`Backoff`] from [`FIRST_DELAY`] doubling to [`MAX_DELAY`], each pause
+//! drawn from the upper half of its step (jitter); a connection that works resets it; any
+//! other error (the server refused the terminal) is final: the terminal gives up.
 //!
 //! Deliveries go through an [`Inbox`] in [`InboxMode::Discard`] and are acknowledged as
 //! `Stored`, as in [`crate::terminals`]. Everything a terminal sees is reported on one
@@ -17,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imagecast_shared::DistributionId;
-use imagecast_shared::client::{Client, ClientConfig, ClientError, Event, Inbox};
+use imagecast_shared::client::{Backoff, Client, ClientConfig, ClientError, Event, Inbox};
 use imagecast_shared::msg::DeliveryOutcome;
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -107,7 +106,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
     mut kick: mpsc::UnboundedReceiver<Duration>,
 ) {
-    let mut delay = FIRST_DELAY;
+    let mut backoff = Backoff::new(FIRST_DELAY, MAX_DELAY);
     let mut kick_open = true;
     loop {
         if *stop.borrow() {
@@ -125,7 +124,7 @@ async fn run(
         drop(permit);
         let pause = match dialled {
             Ok((client, mut events)) => {
-                delay = FIRST_DELAY;
+                backoff.reset();
                 let _ = reports.send(Report::Connected {
                     index,
                     at: Instant::now(),
@@ -176,16 +175,14 @@ async fn run(
                 let _ = reports.send(Report::Lost {
                     kicked: away.is_some(),
                 });
-                away.unwrap_or(delay)
+                away.unwrap_or_else(|| backoff.pause())
             }
             Err(e) if e.is_connection_lost() => {
                 let _ = reports.send(Report::DialFailed {
                     dialled: dialled_at,
                     kind: error_kind(&e),
                 });
-                let pause = delay;
-                delay = (delay * 2).min(MAX_DELAY);
-                pause
+                backoff.pause()
             }
             Err(e) => {
                 let _ = reports.send(Report::GaveUp {

@@ -244,7 +244,7 @@ pub async fn restart_storm(terminals: usize, tls: bool, heartbeat_ms: u64) -> an
         .num("connect_seconds", connect_seconds)
         .num("server_rss_before_mib", mib(rss_before))
         .num("server_rss_after_mib", mib(rss_after))
-        .field("backoff", "receive:200ms-x2-5s,no-jitter"))
+        .field("backoff", "receive:200ms-x2-5s,jitter-upper-half"))
 }
 
 /// Distributes a 64 KiB image to the group and waits (at most 60 s) until the terminals

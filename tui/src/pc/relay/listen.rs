@@ -41,7 +41,7 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
     for f in &args.reply {
         Outgoing::file(f)?;
     }
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = crate::pc::reconnect_backoff();
     let mut connected_once = false;
     loop {
         let (client, events) = match connect(s, false).await {
@@ -49,8 +49,7 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
             // Once it worked, a server that goes away is waited for; a refusal is final.
             Err(e) if connected_once && e.is_connection_lost() => {
                 tracing::info!(error = %peer_reason(&e.to_string()), "cannot reach the server; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(backoff.pause()).await;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -58,7 +57,7 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
         maybe_login(&client, s).await?;
         client.relay_listen().await?;
         connected_once = true;
-        delay = Duration::from_millis(200);
+        backoff.reset();
         eprintln!(
             "listening for connection demands at {} as {}",
             s.server, s.device
@@ -72,7 +71,7 @@ pub async fn listen(s: &Settings, args: &ListenArgs) -> anyhow::Result<()> {
                     s.server,
                     peer_reason(&reason)
                 );
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(backoff.pause()).await;
             }
         }
     }
