@@ -20,6 +20,17 @@ pub mod forgetfs;
 pub mod hylafax;
 pub mod netns;
 
+/// The `.tif` files in `dir`, sorted (a fax machine's inbox, a terminal's tray).
+pub fn tiffs_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("a readable folder")
+        .map(|e| e.expect("a folder entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+        .collect();
+    v.sort();
+    v
+}
+
 /// Where cargo put the workspace's binaries for this build.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
@@ -384,6 +395,16 @@ impl TestServer {
         A: AsRef<std::ffi::OsStr>,
     {
         run(self.imagecast(domain).args(args), LIMIT).expect("imagecast runs")
+    }
+
+    /// Runs the `imagecast` binary as `domain` with `user` logged in (`password`) with `args`
+    /// to completion (within [`LIMIT`]).
+    pub fn terminal_as(&self, domain: &str, user: &str, password: &str, args: &[&str]) -> Output {
+        let mut cmd = self.imagecast(domain);
+        cmd.env("IMAGECAST_USER", user)
+            .env("IMAGECAST_PASSWORD", password)
+            .args(args);
+        run(&mut cmd, LIMIT).expect("imagecast runs")
     }
 
     /// Runs `imagecast send ARGS FILE` as `domain` (the demo user logged in) to completion.

@@ -164,16 +164,6 @@ fn records_of(server: &TestServer, job: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn inbox_tiffs(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("inbox")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
-        .collect();
-    v.sort();
-    v
-}
-
 fn setup() -> (TestServer, Scratch) {
     let mut server = TestServer::start_demo().expect("server");
     server
@@ -277,7 +267,7 @@ fn priority_busy_retries_and_a_page_error_resumes_at_that_page() {
 
     // (c) A page error at page 2 of 3: the retry resumes at page 2; the customer holds
     // every page once, decoded equal to what was sent.
-    let before = inbox_tiffs(&inbox);
+    let before = imagecast_tests::tiffs_in(&inbox);
     pstn(&exchange, &["fault", CUSTOMER, "page-error", "2"]);
     let out = fax_send(
         &server,
@@ -297,7 +287,7 @@ fn priority_busy_retries_and_a_page_error_resumes_at_that_page() {
     // The machine stores a call's TIFF once the call ended: wait for the second.
     let deadline = Instant::now() + Duration::from_secs(20);
     let new: Vec<PathBuf> = loop {
-        let now: Vec<PathBuf> = inbox_tiffs(&inbox)
+        let now: Vec<PathBuf> = imagecast_tests::tiffs_in(&inbox)
             .into_iter()
             .filter(|p| !before.contains(p))
             .collect();
@@ -411,7 +401,7 @@ fn a_job_larger_than_a_frame_travels_in_parts_and_arrives_bit_identical() {
         out.stdout
     );
     customer.wait_for("stored as");
-    let got = inbox_tiffs(&inbox);
+    let got = imagecast_tests::tiffs_in(&inbox);
     assert_eq!(got.len(), 1, "{got:?}");
     let pages = imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(&got[0]).unwrap())
         .unwrap()
@@ -494,7 +484,7 @@ fn a_sigkill_of_the_server_during_a_call_loses_no_job_and_faxes_no_page_twice() 
     let deadline = Instant::now() + Duration::from_secs(20);
     let received = loop {
         let mut received = Vec::new();
-        for p in inbox_tiffs(&inbox) {
+        for p in imagecast_tests::tiffs_in(&inbox) {
             received.extend(
                 imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(&p).unwrap())
                     .unwrap()
@@ -514,7 +504,7 @@ fn a_sigkill_of_the_server_during_a_call_loses_no_job_and_faxes_no_page_twice() 
             i + 1
         );
     }
-    let files = inbox_tiffs(&inbox);
+    let files = imagecast_tests::tiffs_in(&inbox);
     assert_eq!(files.len(), 2, "two calls delivered pages: {files:?}");
     let first_call = imagecast_faxgw::tiff::read_fax_tiff(&std::fs::read(&files[0]).unwrap())
         .unwrap()

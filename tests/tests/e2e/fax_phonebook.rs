@@ -3,7 +3,7 @@
 //! ones and those labelled for the user or the terminal), and `imagecast fax send --book NAME`
 //! of an entry labelled for others is refused with the reason named.
 
-use imagecast_tests::{Output, Scratch, TestServer, run};
+use imagecast_tests::{Output, Scratch, TestServer};
 
 const PC: &str = "plan1.hqs.mei.co.jp";
 const MFP: &str = "sale1.hqs.mei.co.jp";
@@ -11,15 +11,6 @@ const MFP: &str = "sale1.hqs.mei.co.jp";
 fn ok(server: &TestServer, args: &[&str]) {
     let out = server.admin_run(args);
     assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
-}
-
-/// `imagecast ARGS` at `domain` logged in as `user`.
-fn as_user(server: &TestServer, domain: &str, user: &str, password: &str, args: &[&str]) -> Output {
-    let mut cmd = server.imagecast(domain);
-    cmd.env("IMAGECAST_USER", user)
-        .env("IMAGECAST_PASSWORD", password)
-        .args(args);
-    run(&mut cmd, imagecast_tests::LIMIT).expect("imagecast runs")
 }
 
 fn names(out: &Output) -> Vec<String> {
@@ -73,7 +64,7 @@ fn labelled_entries_are_seen_only_by_their_users_and_terminals() {
     );
 
     // 1001 at the PC: the shared entry and the one labelled for 1001.
-    let out = as_user(&server, PC, "1001", "1234", &["phonebook"]);
+    let out = server.terminal_as(PC, "1001", "1234", &["phonebook"]);
     assert_eq!(names(&out), ["Acme", "Lawyer"], "{}", out.stdout);
     assert!(
         out.stdout.contains("Acme\t+81 6 5555 0100\tshared"),
@@ -87,9 +78,9 @@ fn labelled_entries_are_seen_only_by_their_users_and_terminals() {
     );
 
     // 1002 at the PC: only the shared one; at the MFP also the MFP's.
-    let out = as_user(&server, PC, "1002", "5678", &["phonebook"]);
+    let out = server.terminal_as(PC, "1002", "5678", &["phonebook"]);
     assert_eq!(names(&out), ["Acme"], "{}", out.stdout);
-    let out = as_user(&server, MFP, "1002", "5678", &["phonebook", "--json"]);
+    let out = server.terminal_as(MFP, "1002", "5678", &["phonebook", "--json"]);
     out.assert_code(0);
     let json: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
     let rows = json.as_array().expect("an array");
@@ -102,8 +93,7 @@ fn labelled_entries_are_seen_only_by_their_users_and_terminals() {
     let scratch = Scratch::new();
     let page = scratch.image("page.png", "PHONE BOOK");
     let page = page.to_str().expect("a UTF-8 path");
-    let out = as_user(
-        &server,
+    let out = server.terminal_as(
         PC,
         "1002",
         "5678",
@@ -117,8 +107,7 @@ fn labelled_entries_are_seen_only_by_their_users_and_terminals() {
         "{}",
         out.stderr
     );
-    let out = as_user(
-        &server,
+    let out = server.terminal_as(
         PC,
         "1001",
         "1234",

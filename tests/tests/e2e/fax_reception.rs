@@ -3,7 +3,7 @@
 //! `imagecast-faxgw machine --send` (a customer's fax machine) and `imagecast receive`,
 //! `imagecast fax records|settings` at the terminals.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use imagecast_faxgw::page::{FaxPage, Resolution, pages_from_file};
@@ -91,16 +91,6 @@ fn receive_one(server: &TestServer, domain: &str, dir: &Path, json: bool) -> Str
     out.stdout
 }
 
-fn tiffs(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("folder")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tif"))
-        .collect();
-    v.sort();
-    v
-}
-
 fn same_pages(got: &[FaxPage], want: &[FaxPage]) {
     assert_eq!(got.len(), want.len(), "page count");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -139,7 +129,7 @@ fn an_incoming_fax_reaches_the_users_terminal_bit_identical_and_a_stranger_the_d
         )),
         "{line}"
     );
-    let stored = tiffs(&pc_dir);
+    let stored = imagecast_tests::tiffs_in(&pc_dir);
     assert_eq!(stored.len(), 1, "{stored:?}");
     let got = read_fax_tiff(&std::fs::read(&stored[0]).expect("stored fax"))
         .expect("a fax TIFF")
@@ -155,9 +145,10 @@ fn an_incoming_fax_reaches_the_users_terminal_bit_identical_and_a_stranger_the_d
     assert_eq!(v["fax"]["gateway"], GW, "{json}");
     assert_eq!(v["fax"]["pages"], 1, "{json}");
     assert_eq!(v["sender"]["domain"], GW, "{json}");
-    let got = read_fax_tiff(&std::fs::read(&tiffs(&osk_dir)[0]).expect("stored"))
-        .expect("TIFF")
-        .expect("pages");
+    let got =
+        read_fax_tiff(&std::fs::read(&imagecast_tests::tiffs_in(&osk_dir)[0]).expect("stored"))
+            .expect("TIFF")
+            .expect("pages");
     same_pages(
         &got,
         &pages_from_file(&note, Resolution::Standard).expect("pages"),
@@ -248,7 +239,7 @@ fn a_fax_kept_by_a_killed_gateway_is_uploaded_again_and_reaches_the_user_once() 
         line.contains(&format!("fax from 5550199 \"ACME KOBE\" via {GW}: 1 page")),
         "{line}"
     );
-    assert_eq!(tiffs(&pc_dir).len(), 1);
+    assert_eq!(imagecast_tests::tiffs_in(&pc_dir).len(), 1);
     // Once: one delivery in the journal, one receive record.
     let deliveries = server
         .journal()

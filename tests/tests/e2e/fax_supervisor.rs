@@ -4,7 +4,7 @@
 //! none, a file read at an older version is refused, and a user without the competence
 //! `supervisor-settings` is refused with the competence named.
 
-use imagecast_tests::{Output, Scratch, TestServer, run};
+use imagecast_tests::{Scratch, TestServer};
 
 const PC: &str = "plan1.hqs.mei.co.jp";
 
@@ -12,15 +12,6 @@ fn ok(server: &TestServer, args: &[&str]) -> String {
     let out = server.admin_run(args);
     assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
     out.stdout
-}
-
-/// `imagecast ARGS` at the PC logged in as `user`.
-fn as_user(server: &TestServer, user: &str, password: &str, args: &[&str]) -> Output {
-    let mut cmd = server.imagecast(PC);
-    cmd.env("IMAGECAST_USER", user)
-        .env("IMAGECAST_PASSWORD", password)
-        .args(args);
-    run(&mut cmd, imagecast_tests::LIMIT).expect("imagecast runs")
 }
 
 #[test]
@@ -41,14 +32,14 @@ fn a_user_with_the_competence_reads_and_replaces_the_supervisors_settings() {
     );
 
     // 1002 holds no grant: refused, naming the competence.
-    let out = as_user(&server, "1002", "5678", &["fax", "supervisor", "show"]);
+    let out = server.terminal_as(PC, "1002", "5678", &["fax", "supervisor", "show"]);
     out.assert_error("supervisor-settings");
 
     ok(
         &server,
         &["competence", "grant", "1002", "supervisor-settings"],
     );
-    let shown = as_user(&server, "1002", "5678", &["fax", "supervisor", "show"]);
+    let shown = server.terminal_as(PC, "1002", "5678", &["fax", "supervisor", "show"]);
     shown.assert_code(0);
     let first = shown.stdout.lines().next().unwrap_or_default().to_owned();
     assert!(
@@ -63,8 +54,8 @@ fn a_user_with_the_competence_reads_and_replaces_the_supervisors_settings() {
     assert_ne!(changed, shown.stdout);
     let file = scratch.join("supervisor.toml");
     std::fs::write(&file, &changed).unwrap();
-    let set = as_user(
-        &server,
+    let set = server.terminal_as(
+        PC,
         "1002",
         "5678",
         &["fax", "supervisor", "set", file.to_str().unwrap()],
@@ -81,8 +72,8 @@ fn a_user_with_the_competence_reads_and_replaces_the_supervisors_settings() {
     // The same file again was read at the old version: refused, nothing changes.
     let stale = changed.replace("0398765432", "0311111111");
     std::fs::write(&file, &stale).unwrap();
-    let out = as_user(
-        &server,
+    let out = server.terminal_as(
+        PC,
         "1002",
         "5678",
         &["fax", "supervisor", "set", file.to_str().unwrap()],
@@ -92,21 +83,21 @@ fn a_user_with_the_competence_reads_and_replaces_the_supervisors_settings() {
 
     // A file without the version line, and a broken file, are refused; nothing changes.
     std::fs::write(&file, "priority = []\n").unwrap();
-    let out = as_user(
-        &server,
+    let out = server.terminal_as(
+        PC,
         "1002",
         "5678",
         &["fax", "supervisor", "set", file.to_str().unwrap()],
     );
     out.assert_error("first line must be");
-    let current = as_user(&server, "1002", "5678", &["fax", "supervisor", "show"]);
+    let current = server.terminal_as(PC, "1002", "5678", &["fax", "supervisor", "show"]);
     let broken = format!(
         "{}\npriority = [\"no.such.gateway\"]\n",
         current.stdout.lines().next().unwrap_or_default()
     );
     std::fs::write(&file, broken).unwrap();
-    let out = as_user(
-        &server,
+    let out = server.terminal_as(
+        PC,
         "1002",
         "5678",
         &["fax", "supervisor", "set", file.to_str().unwrap()],
@@ -120,6 +111,6 @@ fn a_user_with_the_competence_reads_and_replaces_the_supervisors_settings() {
         &server,
         &["competence", "revoke", "1002", "supervisor-settings"],
     );
-    let out = as_user(&server, "1002", "5678", &["fax", "supervisor", "show"]);
+    let out = server.terminal_as(PC, "1002", "5678", &["fax", "supervisor", "show"]);
     out.assert_error("supervisor-settings");
 }
