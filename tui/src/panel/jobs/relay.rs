@@ -11,7 +11,7 @@ use imagecast_shared::msg::{Destination, Presence, RelayTarget};
 
 use super::{Context, JobError, JobResult, Task, blocking, lock};
 use crate::paper::Scan;
-use crate::pc::relay::pages::{Outgoing, PageEvent, Pages, exchange};
+use crate::pc::relay::pages::{Next, Outgoing, PageEvent, Pages, exchange, next_for_demander};
 
 /// How long the panel waits for the answer to its demand (the server's demand timeout, 30 s
 /// by default, ends it first).
@@ -234,22 +234,10 @@ impl Task for RealTimeSend {
         let mut printed = 0u64;
         let mut peer_done = false;
         let broke = loop {
-            if printed == n && peer_done {
-                break None;
-            }
-            let next = if printed == n {
-                match tokio::time::timeout(crate::pc::relay::pages::REPLY_GRACE, events.recv())
-                    .await
-                {
-                    Ok(e) => e,
-                    // All printed, and the peer sends nothing more.
-                    Err(_) => break None,
-                }
-            } else {
-                events.recv().await
-            };
-            let Some(event) = next else {
-                break Some("the session ended".to_owned());
+            let event = match next_for_demander(&mut events, printed == n, peer_done).await {
+                Next::Finished => break None,
+                Next::Closed => break Some("the session ended".to_owned()),
+                Next::Event(e) => e,
             };
             match event {
                 PageEvent::Printed { k, n } => {

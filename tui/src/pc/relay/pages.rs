@@ -194,6 +194,40 @@ impl Pages {
 }
 
 /// Starts exchanging pages on `session`: the peer's pages are stored in `dir`. Returns the
+/// What the demanding side of a session waits for next ([`next_for_demander`]).
+#[derive(Debug)]
+pub enum Next {
+    /// Every page of its own is printed and the peer said it is done, or sent nothing more
+    /// for [`REPLY_GRACE`]: the session may end.
+    Finished,
+    /// The exchange stopped: the session ended.
+    Closed,
+    /// The next page event.
+    Event(PageEvent),
+}
+
+/// The next thing the demander hears: while its own pages are not all printed, the next
+/// event; once they are, the peer's `done`, more of its pages, or [`REPLY_GRACE`] of quiet.
+/// `relay send` and the panel's real-time job end their sessions by this one rule.
+pub async fn next_for_demander(
+    events: &mut mpsc::UnboundedReceiver<PageEvent>,
+    all_printed: bool,
+    peer_done: bool,
+) -> Next {
+    if all_printed && peer_done {
+        return Next::Finished;
+    }
+    let next = if all_printed {
+        match tokio::time::timeout(REPLY_GRACE, events.recv()).await {
+            Ok(e) => e,
+            Err(_) => return Next::Finished,
+        }
+    } else {
+        events.recv().await
+    };
+    next.map_or(Next::Closed, Next::Event)
+}
+
 /// sending half and the events, which end with [`PageEvent::Ended`].
 pub fn exchange(
     session: RelaySession,

@@ -1,7 +1,7 @@
 //! `relay send`: a connection demand, then each file as one page, confirmed once stored;
 //! pages the peer sends back in the session are stored too ([`super::pages`]).
 
-use super::pages::{Outgoing, PageEvent, exchange};
+use super::pages::{Next, Outgoing, PageEvent, exchange, next_for_demander};
 use super::*;
 
 /// `relay send`: demands a session, sends each file as one page, prints each confirmation,
@@ -37,20 +37,10 @@ pub async fn send(
     let mut printed = 0u64;
     let mut peer_done = false;
     let broke = loop {
-        if printed == n && peer_done {
-            break None;
-        }
-        let next = if printed == n {
-            match tokio::time::timeout(super::pages::REPLY_GRACE, events.recv()).await {
-                Ok(e) => e,
-                // All confirmed, and the peer sends nothing more.
-                Err(_) => break None,
-            }
-        } else {
-            events.recv().await
-        };
-        let Some(event) = next else {
-            break Some("the session ended".to_owned());
+        let event = match next_for_demander(&mut events, printed == n, peer_done).await {
+            Next::Finished => break None,
+            Next::Closed => break Some("the session ended".to_owned()),
+            Next::Event(e) => e,
         };
         match event {
             PageEvent::Printed { k, .. } if k == printed + 1 => {
